@@ -1,0 +1,68 @@
+/** `iota doctor`: what this machine can run, and how fast. */
+import os from 'node:os';
+import chalk from 'chalk';
+import type { Command } from 'commander';
+import * as tf from '@tensorflow/tfjs';
+import { BACKENDS, probeBackend, selectBackend, timeMatmul, type BackendProbe } from '../kernels/backends.js';
+import { printJson } from './output.js';
+
+interface BackendReport extends BackendProbe {
+  gflops?: number;
+  matmul?: string;
+}
+
+export function registerDoctor(program: Command): void {
+  program
+    .command('doctor')
+    .description('check this machine: Node, cores, memory and every compute backend with a timed matmul')
+    .option('--json', 'print one JSON object instead of text')
+    .option('--size <n>', 'matmul size n for the n x n timing', (v) => Number.parseInt(v, 10), 512)
+    .action(async (opts: { json?: boolean; size: number }) => {
+      const report = await doctor(opts.size);
+      if (opts.json) printJson(report);
+      else printReport(report);
+    });
+}
+
+async function doctor(n: number) {
+  const backends: BackendReport[] = [];
+  for (const name of BACKENDS) {
+    const probe: BackendReport = { ...(await probeBackend(name)) };
+    if (probe.available) {
+      await tf.setBackend(name);
+      const t = await timeMatmul(n);
+      probe.gflops = round(t.gflops, 2);
+      probe.matmul = `${n}x${n} float32, ${t.reps} reps in ${t.seconds.toFixed(2)} s`;
+    }
+    backends.push(probe);
+  }
+  const chosen = await selectBackend('auto');
+  const nodeMajor = Number(process.versions.node.split('.')[0]);
+  return {
+    node: process.versions.node,
+    node_ok: nodeMajor >= 20,
+    platform: `${process.platform}-${process.arch}`,
+    cpus: os.cpus().length,
+    cpu_model: os.cpus()[0]?.model ?? 'unknown',
+    memory_gib: round(os.totalmem() / 2 ** 30, 1),
+    tfjs: tf.version.tfjs,
+    backends,
+    chosen: chosen.backend,
+  };
+}
+
+function printReport(r: Awaited<ReturnType<typeof doctor>>): void {
+  const ok = (b: boolean) => (b ? chalk.green('ok  ') : chalk.red('no  '));
+  console.log(`${ok(r.node_ok)}node ${r.node} (${r.platform})${r.node_ok ? '' : ' — iota needs Node 20 or newer'}`);
+  console.log(`    ${r.cpus} cores (${r.cpu_model}), ${r.memory_gib} GiB memory, tfjs ${r.tfjs}`);
+  for (const b of r.backends) {
+    const speed = b.available ? `${b.gflops} GFLOP/s  (${b.matmul})` : chalk.dim(b.reason ?? '');
+    console.log(`${ok(b.available)}${b.name.padEnd(11)} ${speed}`);
+  }
+  console.log(`    chosen by default: ${chalk.bold(r.chosen)}`);
+}
+
+function round(x: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}

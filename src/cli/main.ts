@@ -1,0 +1,29 @@
+/** The `iota` program: one executable, one subcommand per role or tool. */
+import { createRequire } from 'node:module';
+import { Command, CommanderError } from 'commander';
+import { registerDoctor } from './doctor.js';
+import { registerData } from './data.js';
+import { reportError } from './output.js';
+
+const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('iota')
+    .description('IOTA in TypeScript: train Llama-style models across many unreliable machines')
+    .version(pkg.version)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerDoctor(program);
+  registerData(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) return e.exitCode;
+    return reportError(e);
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * Node config: how one process is wired to the world (ports, storage, keys, allow-lists).
+ * Secrets are referenced by path or environment variable, never written into the file.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+export const StorageSchema = Type.Union([
+  Type.Object(
+    { kind: Type.Literal('local'), dir: Type.String({ minLength: 1, default: '.iota/store' }) },
+    { additionalProperties: false },
+  ),
+  Type.Object(
+    {
+      kind: Type.Literal('s3'),
+      bucket: Type.String({ minLength: 3 }),
+      region: Type.String({ default: 'us-east-1' }),
+      endpoint: Type.Optional(Type.String({ description: 'R2, MinIO or another S3-compatible endpoint' })),
+      force_path_style: Type.Boolean({ default: false }),
+      prefix: Type.String({ default: '' }),
+    },
+    { additionalProperties: false },
+  ),
+]);
+
+const KeyId = Type.String({ pattern: '^[A-Za-z0-9_-]{8,}$' });
+
+export const NodeConfigSchema = Type.Object(
+  {
+    host: Type.String({ default: '127.0.0.1' }),
+    port: Type.Integer({ minimum: 0, maximum: 65535, default: 4100 }),
+    orchestrator_url: Type.Optional(Type.String({ pattern: '^https?://' })),
+    key_file: Type.Optional(Type.String({ minLength: 1 })),
+    state_dir: Type.String({ default: '.iota', description: 'database, nonces and secrets of this node' }),
+    storage: Type.Optional(StorageSchema),
+    backend: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('native'), Type.Literal('wasm'), Type.Literal('cpu'), Type.Literal('tensorflow')])),
+    threads: Type.Optional(Type.Integer({ minimum: 1 })),
+    allow_list: Type.Optional(Type.Array(KeyId, { description: 'if set, only these miner keys may register' })),
+    validators: Type.Array(KeyId, { default: [] }),
+    admins: Type.Array(KeyId, { default: [] }),
+  },
+  { additionalProperties: false },
+);
+
+export type NodeConfig = Static<typeof NodeConfigSchema>;

@@ -1,0 +1,98 @@
+/**
+ * Run config: what one training run does (hyperparameters, epoch target, schedule, phases,
+ * merge). The model config is referenced by path, relative to the run file.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+const Positive = (description?: string, extra: object = {}) => Type.Number({ exclusiveMinimum: 0, description, ...extra });
+const Fraction = (def: number, description?: string) => Type.Number({ minimum: 0, maximum: 1, default: def, description });
+
+export const ScheduleSchema = Type.Object(
+  {
+    kind: Type.Union([Type.Literal('cosine'), Type.Literal('constant'), Type.Literal('sawtooth')], { default: 'cosine' }),
+    warmup_epochs: Type.Integer({ minimum: 0, default: 0 }),
+    constant_epochs: Type.Integer({ minimum: 0, default: 0, description: 'epochs at the peak after warm-up' }),
+    total_epochs: Type.Integer({ minimum: 1, description: 'after this the rate stays at lr * final_factor' }),
+    final_factor: Fraction(0.1, 'final lr as a fraction of the peak'),
+    cycle_epochs: Type.Integer({ minimum: 1, default: 100, description: 'saw-tooth cycle length' }),
+  },
+  { additionalProperties: false },
+);
+
+export const OptimizerSchema = Type.Object(
+  {
+    lr: Positive('peak learning rate'),
+    beta1: Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0.9 }),
+    beta2: Type.Number({ minimum: 0, exclusiveMaximum: 1, default: 0.95 }),
+    eps: Positive(undefined, { default: 1e-8 }),
+    weight_decay: Type.Number({ minimum: 0, default: 0.1, description: 'decoupled; matrices only' }),
+    clip: Type.Number({ minimum: 0, default: 1.0, description: 'global gradient norm bound; 0 turns clipping off' }),
+  },
+  { additionalProperties: false },
+);
+
+export const DataSchema = Type.Object(
+  {
+    corpus: Type.String({ default: 'demo', description: "'demo' (bundled) or a path to a folder of .txt files" }),
+    dir: Type.String({ default: 'data', description: 'where token shards live, relative to the working directory' }),
+    held_out_fraction: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 0.5, default: 0.01 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const PhasesSchema = Type.Object(
+  {
+    drain_s: Positive('seconds to drain the pipeline after allocation stops', { default: 60 }),
+    upload_s: Positive(undefined, { default: 120 }),
+    merge_s: Positive(undefined, { default: 300 }),
+    lease_s: Positive('lease length; renewed by heartbeat', { default: 30 }),
+    required_fraction: Fraction(0.9, 'share of participants a phase waits for at first'),
+    floor_fraction: Fraction(0.25, 'the required share never decays below this'),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const MergeSchema = Type.Object(
+  {
+    partition_bytes: Type.Integer({ minimum: 4096, default: 8 * 1024 * 1024 }),
+    replicas: Type.Integer({ minimum: 1, maximum: 3, default: 2 }),
+    max_sample_grad_norm: Positive('participants beyond this per-sample gradient norm are excluded', { default: 1e4 }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const RunConfigSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$' }),
+    model: Type.String({ minLength: 1, description: 'path of the model config, relative to this file' }),
+    seed: Type.Integer({ minimum: 0, default: 0 }),
+    samples_per_epoch: Type.Integer({ minimum: 1, description: 'the epoch target: samples per optimizer step' }),
+    batch: Type.Integer({ minimum: 1, default: 1, description: 'samples per work item' }),
+    in_flight: Type.Integer({ minimum: 1, default: 2 }),
+    activation_codec: Type.Union([Type.Literal('bf16'), Type.Literal('f32'), Type.Literal('int8')], { default: 'bf16' }),
+    eval_every: Type.Integer({ minimum: 0, default: 1 }),
+    keep_epochs: Type.Integer({ minimum: 1, default: 2 }),
+    data: DataSchema,
+    optimizer: OptimizerSchema,
+    schedule: ScheduleSchema,
+    phases: PhasesSchema,
+    merge: MergeSchema,
+  },
+  { additionalProperties: false },
+);
+
+export type RunConfig = Static<typeof RunConfigSchema>;
+export type OptimizerConfig = Static<typeof OptimizerSchema>;
+export type ScheduleConfig = Static<typeof ScheduleSchema>;
+
+export function runConfigProblems(c: RunConfig): Array<[string, string]> {
+  const p: Array<[string, string]> = [];
+  const s = c.schedule;
+  if (s.warmup_epochs + s.constant_epochs > s.total_epochs) {
+    p.push(['schedule.total_epochs', `must be >= warmup_epochs + constant_epochs (${s.warmup_epochs} + ${s.constant_epochs})`]);
+  }
+  if (c.phases.floor_fraction > c.phases.required_fraction) {
+    p.push(['phases.floor_fraction', 'must be <= phases.required_fraction']);
+  }
+  return p;
+}
