@@ -1,0 +1,187 @@
+/**
+ * A pipeline stage with its weights, as every role uses it: forward, backward by recompute
+ * (tfjs keeps no graph across calls, so backward re-runs the forward inside tf.grads), and the
+ * tail's forward + loss + backward in one call. Gradients are added into a flat Float32Array in
+ * the stage layout's order (params.ts).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { isFloat32Array } from 'node:util/types';
+import { stageSpecs, type ModelConfig, type StageSpec } from '../config/model.js';
+import { IotaError } from '../errors.js';
+import { decodeSafetensors, encodeSafetensors, type TensorEntry } from '../tensor-io/index.js';
+import type { Params } from './block.js';
+import { StageConstants, stageForward } from './forward.js';
+import { initialWeights } from './init.js';
+import { crossEntropySum } from './layers.js';
+import { stageLayout, stageMetadata, type StageLayout } from './params.js';
+
+export interface TailResult {
+  /** sum over the batch of each sample's mean cross-entropy */
+  lossSum: number;
+  /** per-sample losses */
+  losses: Float32Array;
+  /** gradient with respect to the stage input, [b, s, B]; null for a single-stage model */
+  dx: tf.Tensor | null;
+}
+
+export class Stage {
+  readonly layout: StageLayout;
+  private params: Params = {};
+  private constants = new Map<number, StageConstants>();
+
+  constructor(
+    readonly config: ModelConfig,
+    readonly spec: StageSpec,
+    weights: Float32Array,
+  ) {
+    this.layout = stageLayout(config, spec);
+    this.setWeights(weights);
+  }
+
+  /** The seeded epoch-0 weights of stage `index`. */
+  static initial(config: ModelConfig, index: number, seed: number | string): Stage {
+    const spec = stageSpecs(config)[index];
+    return new Stage(config, spec, initialWeights(stageLayout(config, spec), seed));
+  }
+
+  setWeights(flat: Float32Array): void {
+    if (!isFloat32Array(flat) || flat.length !== this.layout.size) {
+      throw new IotaError('E_BAD_WEIGHTS', `stage ${this.spec.index} needs ${this.layout.size} float32 weights, got ${flat.length}`);
+    }
+    const next: Params = {};
+    for (const p of this.layout.params) next[p.name] = tf.keep(tf.tensor(flat.slice(p.offset, p.offset + p.size), p.shape, 'float32'));
+    this.disposeParams();
+    this.params = next;
+  }
+
+  getWeights(): Float32Array {
+    const flat = new Float32Array(this.layout.size);
+    for (const p of this.layout.params) flat.set(this.params[p.name].dataSync() as Float32Array, p.offset);
+    return flat;
+  }
+
+  /** Input ids int32 [b, s] (head) or activations [b, s, B]; returns the stage output, to be disposed by the caller. */
+  forward(input: tf.Tensor): tf.Tensor3D {
+    return tf.tidy(() => stageForward(this.spec, this.params, input, this.context(input.shape[1] as number)));
+  }
+
+  /**
+   * Backward of a non-tail stage for output gradient dy: adds the parameter gradients into
+   * `gradSum` and returns the input gradient (null for the head, whose input is token ids).
+   */
+  backward(input: tf.Tensor, dy: tf.Tensor, gradSum: Float32Array): tf.Tensor | null {
+    const ctx = this.context(input.shape[1] as number);
+    const names = this.layout.params.map((p) => p.name);
+    const withInput = !this.spec.hasEmbedding;
+    const kept = tf.tidy(() => {
+      const f = (...xs: tf.Tensor[]) => {
+        const p = this.paramsFrom(names, withInput ? xs.slice(1) : xs);
+        return tf.sum(tf.mul(stageForward(this.spec, p, withInput ? xs[0] : input, ctx), dy));
+      };
+      const args = names.map((n) => this.params[n]);
+      const grads = tf.grads(f)(withInput ? [input, ...args] : args);
+      this.accumulate(withInput ? grads.slice(1) : grads, gradSum);
+      return withInput ? [grads[0]] : [];
+    });
+    return kept[0] ?? null;
+  }
+
+  /** Tail: forward, loss against `targets` int32 [b, s], and backward at once. */
+  tailStep(input: tf.Tensor, targets: tf.Tensor2D, gradSum: Float32Array): TailResult {
+    if (!this.spec.hasHead) throw new IotaError('E_NOT_TAIL', `stage ${this.spec.index} has no LM head`);
+    const ctx = this.context(input.shape[1] as number);
+    const names = this.layout.params.map((p) => p.name);
+    const withInput = !this.spec.hasEmbedding;
+    const [value, dx] = tf.tidy(() => {
+      const f = (...xs: tf.Tensor[]) => {
+        const p = this.paramsFrom(names, withInput ? xs.slice(1) : xs);
+        const logits = stageForward(this.spec, p, withInput ? xs[0] : input, ctx);
+        return crossEntropySum(logits, targets);
+      };
+      const args = names.map((n) => this.params[n]);
+      const { value, grads } = tf.valueAndGrads(f)(withInput ? [input, ...args] : args);
+      this.accumulate(withInput ? grads.slice(1) : grads, gradSum);
+      return withInput ? [value, grads[0]] : [value];
+    });
+    const lossSum = value.dataSync()[0];
+    value.dispose();
+    return { lossSum, losses: this.sampleLosses(input, targets), dx: dx ?? null };
+  }
+
+  /** Per-sample mean cross-entropy without gradients (tail only). */
+  sampleLosses(input: tf.Tensor, targets: tf.Tensor2D): Float32Array {
+    const b = targets.shape[0];
+    const out = new Float32Array(b);
+    const logits = this.forward(input);
+    try {
+      for (let i = 0; i < b; i++) {
+        const one = tf.tidy(() => crossEntropySum(tf.slice(logits, [i, 0, 0], [1, -1, -1]), tf.slice(targets, [i, 0], [1, -1])));
+        out[i] = one.dataSync()[0];
+        one.dispose();
+      }
+    } finally {
+      logits.dispose();
+    }
+    return out;
+  }
+
+  toSafetensors(): Uint8Array {
+    const tensors: Record<string, TensorEntry> = {};
+    for (const p of this.layout.params) tensors[p.name] = { dtype: 'F32', shape: p.shape, data: this.params[p.name].dataSync() as Float32Array };
+    return encodeSafetensors(tensors, stageMetadata(this.config, this.spec));
+  }
+
+  /** Loads a stage exported by toSafetensors (or by PyTorch with the same keys). */
+  static fromSafetensors(config: ModelConfig, index: number, bytes: Uint8Array): Stage {
+    const spec = stageSpecs(config)[index];
+    if (!spec) throw new IotaError('E_BAD_STAGE', `model ${config.name} has no stage ${index}`);
+    const layout = stageLayout(config, spec);
+    const expect = Object.fromEntries(layout.params.map((p) => [p.name, { dtype: 'F32' as const, shape: p.shape }]));
+    const { tensors } = decodeSafetensors(bytes, { expect, requireFinite: true });
+    const flat = new Float32Array(layout.size);
+    for (const p of layout.params) flat.set(tensors[p.name].data as Float32Array, p.offset);
+    return new Stage(config, spec, flat);
+  }
+
+  /** Live tensors held by this stage (weights and constants). */
+  dispose(): void {
+    this.disposeParams();
+    for (const c of this.constants.values()) c.dispose();
+    this.constants.clear();
+  }
+
+  private disposeParams(): void {
+    for (const t of Object.values(this.params)) t.dispose();
+    this.params = {};
+  }
+
+  /** Constants (RoPE tables, mask) for one sequence length, cached. */
+  context(seq: number) {
+    let c = this.constants.get(seq);
+    if (!c) {
+      c = new StageConstants(this.config, seq);
+      this.constants.set(seq, c);
+    }
+    return c.ctx;
+  }
+
+  /** The weight tensors in layout order (owned by the stage; do not dispose). */
+  paramTensors(): tf.Tensor[] {
+    return this.layout.params.map((p) => this.params[p.name]);
+  }
+
+  private paramsFrom(names: string[], tensors: tf.Tensor[]): Params {
+    const p: Params = {};
+    names.forEach((n, i) => (p[n] = tensors[i]));
+    return p;
+  }
+
+  /** Adds gradients (in layout order) into a flat accumulator. */
+  accumulate(grads: tf.Tensor[], gradSum: Float32Array): void {
+    if (gradSum.length !== this.layout.size) throw new IotaError('E_BAD_WEIGHTS', `gradient accumulator has ${gradSum.length} elements, stage needs ${this.layout.size}`);
+    this.layout.params.forEach((p, i) => {
+      const g = grads[i].dataSync() as Float32Array;
+      for (let j = 0; j < p.size; j++) gradSum[p.offset + j] += g[j];
+    });
+  }
+}
