@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import ora from 'ora';
 import { IotaError } from '../errors.js';
 import { TOKENIZER_NAMES, WindowIndex, datasetDir, loadDataset, prepareData, assertTokenizerName } from '../data/index.js';
+import { positiveInt } from './common.js';
 import { printJson } from './output.js';
 
 export function registerData(program: Command): void {
@@ -16,7 +17,7 @@ export function registerData(program: Command): void {
     .option('--tokenizer <name>', `tokenizer: ${TOKENIZER_NAMES.join(', ')}`, 'byte')
     .option('--corpus <paths...>', "'demo' for the bundled corpus, or .txt files and folders of them", ['demo'])
     .option('--out <dir>', 'parent folder of the dataset', 'data')
-    .option('--shard-tokens <n>', 'tokens per shard', (v) => positiveInt(v, '--shard-tokens'), 8_000_000)
+    .option('--shard-tokens <n>', 'tokens per shard', positiveInt('--shard-tokens'), 8_000_000)
     .option('--json', 'print the manifest as one JSON object instead of a summary')
     .action(async (o: { tokenizer: string; corpus: string[]; out: string; shardTokens: number; json?: boolean }) => {
       assertTokenizerName(o.tokenizer);
@@ -52,7 +53,7 @@ export function registerData(program: Command): void {
     .command('info')
     .description('describe a prepared dataset: shards, tokens, and windows for a sequence length')
     .argument('[dir]', 'dataset folder (OUT/<tokenizer>)', datasetDir('data', 'byte'))
-    .option('--seq <n>', 'sequence length the windows are cut for', (v) => positiveInt(v, '--seq'), 64)
+    .option('--seq <n>', 'sequence length the windows are cut for', positiveInt('--seq'), 64)
     .option('--seed <seed>', 'sampling seed', '0')
     .option('--verify', 'check every shard against its sha256')
     .option('--json', 'print one JSON object')
@@ -77,12 +78,6 @@ export function registerData(program: Command): void {
       for (const s of info.shards) console.log(`  ${s.name}  ${s.tokens.toLocaleString()} tokens  ${s.sha256.slice(0, 16)}…`);
       console.log(`windows of ${o.seq + 1} tokens: ${info.windows} (${info.train_windows} for training, ${info.held_out_windows} held out)${o.verify ? '; hashes verified' : ''}`);
     });
-}
-
-function positiveInt(v: string, flag: string): number {
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new IotaError('E_BAD_FLAG', `${flag} ${v}: expected a positive integer`);
-  return n;
 }
 
 /** Files as given, folders expanded to their .txt files (sorted, so the order is stable). */

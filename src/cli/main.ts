@@ -3,6 +3,8 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { registerDoctor } from './doctor.js';
 import { registerData } from './data.js';
+import { registerGenerate } from './generate.js';
+import { registerTrain } from './train.js';
 import { reportError } from './output.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -15,6 +17,8 @@ export function buildProgram(): Command {
     .exitOverride();
   registerDoctor(program);
   registerData(program);
+  registerTrain(program);
+  registerGenerate(program);
   return program;
 }
 

@@ -102,8 +102,8 @@ export async function selectBackend(choice: BackendChoice = 'auto'): Promise<Sel
 
 export function describeSelection(s: Selection): string {
   if (s.how === 'requested') return `backend: ${s.backend} (requested)`;
-  const why = s.skipped.map((p) => `${p.name}: ${p.reason}`).join('; ');
-  return `backend: ${s.backend} (chosen automatically${why ? `; skipped ${why}` : ''})`;
+  const skipped = s.skipped.map((p) => p.name).join(', ');
+  return `backend: ${s.backend} (chosen automatically${skipped ? `; not available here: ${skipped}, see iota doctor` : ''})`;
 }
 
 /**

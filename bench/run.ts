@@ -1,0 +1,30 @@
+/**
+ * `npm run bench -- NAME [--json] [options]`: runs one benchmark. Each prints a human summary;
+ * with --json the last line of stdout is one JSON object with its figures.
+ */
+import { isIotaError } from '../src/errors.js';
+
+const BENCHES: Record<string, { about: string; load: () => Promise<{ run(args: string[]): Promise<void> }> }> = {
+  stage: { about: 'one stage forward + backward + AdamW, tokens/s per backend', load: () => import('./stage.js') },
+};
+
+async function main(): Promise<number> {
+  const [name, ...args] = process.argv.slice(2);
+  if (!name || !(name in BENCHES)) {
+    const list = Object.entries(BENCHES).map(([n, b]) => `  ${n.padEnd(14)} ${b.about}`).join('\n');
+    process.stderr.write(`usage: npm run bench -- NAME [--json]\n\nbenchmarks:\n${list}\n`);
+    return name ? 2 : 0;
+  }
+  try {
+    await (await BENCHES[name].load()).run(args);
+    return 0;
+  } catch (e) {
+    if (isIotaError(e)) {
+      process.stderr.write(`error ${e.code}: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ''}`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+process.exitCode = await main();
