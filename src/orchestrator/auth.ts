@@ -1,0 +1,69 @@
+/**
+ * Who is calling: IP rate limit before anything is verified, then the version, the signature
+ * (skew, run), the per-key rate limit, replay, registration and role. Routes say what they
+ * need in `config.auth`: 'none', 'signed' (any valid key: registration) or 'registered'.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { HEADERS, MAX_SKEW_MS, PROTOCOL_VERSION, verifyRequest } from '../protocol/signing.js';
+import { HttpError } from './errors.js';
+import type { RateLimiter } from './ratelimit.js';
+import type { ServerContext } from './server.js';
+import type { Participant } from './state/repository.js';
+
+export type RouteAuth = 'none' | 'signed' | 'registered';
+
+export interface AuthInfo {
+  key: string;
+  nonce: string;
+  timestamp: number;
+  participant?: Participant;
+}
+
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+export function installAuth(app: FastifyInstance, ctx: ServerContext, byIp: RateLimiter, byKey: RateLimiter, exemptLoopback: boolean): void {
+  // Reads are not stored, so their nonces are remembered in memory for the clock window.
+  const readNonces = new Map<string, number>();
+  let lastPrune = 0;
+
+  app.addHook('onRequest', async (req) => {
+    if (exemptLoopback && LOOPBACK.test(req.ip)) return;
+    if (!byIp.take(req.ip, ctx.clock())) throw new HttpError('E_RATE_LIMITED', 'too many requests from this address', 'slow down and retry');
+  });
+
+  app.addHook('preValidation', async (req: FastifyRequest) => {
+    const need = req.routeOptions.config?.auth ?? 'none';
+    if (need === 'none') return;
+    const version = req.headers[HEADERS.version];
+    if (version !== undefined && version !== String(PROTOCOL_VERSION)) {
+      throw new HttpError('E_VERSION_MISMATCH', `client speaks protocol ${version}, this orchestrator speaks ${PROTOCOL_VERSION}`, 'install the iota version the run uses (see GET /v1/status)');
+    }
+    const now = ctx.clock();
+    const v = verifyRequest(req.headers, req.method, req.url, req.rawBody, ctx.run, now);
+    if ('code' in v) {
+      const hint = v.code === 'E_CLOCK_SKEW' ? "set the machine's clock (NTP); server_time is the orchestrator's time in ms" : undefined;
+      throw new HttpError(v.code, v.message, hint, v.code === 'E_CLOCK_SKEW' ? { server_time: now } : {});
+    }
+    if (!byKey.take(v.key, now)) throw new HttpError('E_RATE_LIMITED', 'too many requests from this key', 'slow down and retry');
+    const isRead = req.method === 'GET' || req.method === 'HEAD';
+    if (isRead) {
+      const k = `${v.key} ${v.nonce}`;
+      if (readNonces.has(k)) throw new HttpError('E_REPLAY', 'this signed request was already received');
+      readNonces.set(k, v.timestamp);
+      if (now - lastPrune > MAX_SKEW_MS) {
+        for (const [n, ts] of readNonces) if (ts < now - 2 * MAX_SKEW_MS) readNonces.delete(n);
+        lastPrune = now;
+      }
+    } else if (ctx.repo.nonceSeen(v.key, v.nonce)) {
+      throw new HttpError('E_REPLAY', 'this signed request was already received');
+    }
+    const auth: AuthInfo = { key: v.key, nonce: v.nonce, timestamp: v.timestamp };
+    if (need === 'registered') {
+      auth.participant = ctx.repo.participant(v.key);
+      if (!auth.participant) throw new HttpError('E_UNKNOWN_KEY', 'this key is not registered', 'register first (POST /v1/register)');
+      const roles = req.routeOptions.config?.roles;
+      if (roles && !roles.includes(auth.participant.role)) throw new HttpError('E_FORBIDDEN', `this call is for ${roles.join(' or ')} keys; yours is a ${auth.participant.role} key`);
+    }
+    req.auth = auth;
+  });
+}

@@ -1,0 +1,178 @@
+/**
+ * The orchestrator's HTTP server: fastify with a JSON schema on every route's body and reply
+ * (validated before a handler runs), signed requests, rate limits, idempotent mutations, and
+ * errors as `{ error: { code, message, hint } }` with a 4xx, never a crash.
+ */
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
+import type { NodeConfig } from '../config/node.js';
+import { isIotaError } from '../errors.js';
+import { HEADERS, MAX_SKEW_MS } from '../protocol/signing.js';
+import { installAuth, type AuthInfo, type RouteAuth } from './auth.js';
+import { HttpError, statusOf } from './errors.js';
+import { Metrics } from './metrics.js';
+import { openApiDocument } from './openapi.js';
+import { RateLimiter } from './ratelimit.js';
+import { participantRoutes } from './routes/participants.js';
+import { systemRoutes } from './routes/system.js';
+import type { Repository, Role, StoredReply } from './state/repository.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    auth?: RouteAuth;
+    roles?: Role[];
+  }
+  interface FastifyRequest {
+    auth?: AuthInfo;
+    rawBody?: Buffer;
+  }
+  interface FastifySchema {
+    /** one line for /openapi.json */
+    description?: string;
+  }
+}
+
+export interface RateLimits {
+  ipPerSecond: number;
+  ipBurst: number;
+  keyPerSecond: number;
+  keyBurst: number;
+  /** loopback addresses skip the IP limit (benchmarks and tests on one machine) */
+  exemptLoopback: boolean;
+}
+
+export interface OrchestratorOptions {
+  run: string;
+  version: string;
+  repo: Repository;
+  node: Pick<NodeConfig, 'validators' | 'admins' | 'allow_list'>;
+  clock?: () => number;
+  bodyLimit?: number;
+  rateLimits?: Partial<RateLimits>;
+  logger?: boolean;
+  /** extra route plugins (the object store's, later the scheduler's) */
+  plugins?: Array<(app: FastifyInstance, ctx: ServerContext) => Promise<void> | void>;
+}
+
+export interface ServerContext {
+  run: string;
+  version: string;
+  repo: Repository;
+  node: OrchestratorOptions['node'];
+  clock: () => number;
+  metrics: Metrics;
+  /** Runs a state change once per request id, in one transaction with its nonce and reply. */
+  mutate<T>(req: FastifyRequest, fn: () => T): T;
+}
+
+const DEFAULT_LIMITS: RateLimits = { ipPerSecond: 200, ipBurst: 400, keyPerSecond: 50, keyBurst: 200, exemptLoopback: false };
+
+export async function buildOrchestrator(o: OrchestratorOptions): Promise<{ app: FastifyInstance; ctx: ServerContext }> {
+  const clock = o.clock ?? Date.now;
+  const app = Fastify({
+    logger: o.logger ?? false,
+    bodyLimit: o.bodyLimit ?? 256 * 1024,
+    trustProxy: false,
+    return503OnClosing: true,
+    // Strict: no type coercion, unknown fields refused rather than silently dropped.
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } },
+  });
+  const metrics = new Metrics(o.repo);
+  const routes: RouteOptions[] = [];
+  app.addHook('onRoute', (r) => {
+    routes.push(r);
+  });
+
+  // JSON only (other types get 415), keeping the raw bytes: the signature covers them as sent.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    req.rawBody = body as Buffer;
+    if ((body as Buffer).length === 0) return done(null, undefined);
+    try {
+      done(null, JSON.parse((body as Buffer).toString('utf8')));
+    } catch {
+      done(new HttpError('E_BAD_JSON', 'request body is not valid JSON'), undefined);
+    }
+  });
+
+  const ctx: ServerContext = {
+    run: o.run,
+    version: o.version,
+    repo: o.repo,
+    node: o.node,
+    clock,
+    metrics,
+    mutate: (req, fn) => mutate(o.repo, clock, req, fn),
+  };
+
+  const limits = { ...DEFAULT_LIMITS, ...o.rateLimits };
+  installAuth(app, ctx, new RateLimiter(limits.ipPerSecond, limits.ipBurst), new RateLimiter(limits.keyPerSecond, limits.keyBurst), limits.exemptLoopback);
+
+  app.addHook('onResponse', (req, reply, done) => {
+    const route = req.routeOptions.url ?? 'unknown';
+    metrics.requestSeconds.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    done();
+  });
+
+  app.setErrorHandler((err: Error & { code?: string; validation?: unknown; statusCode?: number }, req, reply) => sendError(reply, metrics, toHttpError(err, clock, req)));
+  app.setNotFoundHandler((req, reply) => sendError(reply, metrics, new HttpError('E_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`, 'see /openapi.json for the routes')));
+
+  await app.register(async (scoped) => systemRoutes(scoped, ctx, () => openApiDocument(routes, o.version)));
+  await app.register(async (scoped) => participantRoutes(scoped, ctx));
+  for (const plugin of o.plugins ?? []) await app.register(async (scoped) => plugin(scoped, ctx));
+  return { app, ctx };
+}
+
+function toHttpError(err: Error & { code?: string; validation?: unknown; statusCode?: number }, clock: () => number, req: FastifyRequest): HttpError {
+  if (err instanceof HttpError) return err;
+  if (isIotaError(err)) return new HttpError(err.code, err.message, err.hint);
+  if (err.validation) return new HttpError('E_BAD_REQUEST', err.message.replace(/^body\//, 'body.'), 'see /openapi.json for the request schema');
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new HttpError('E_TOO_LARGE', 'request body is too large');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new HttpError('E_BAD_CONTENT_TYPE', 'send bodies as application/json');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new HttpError('E_BAD_JSON', 'request body is not valid JSON');
+  }
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return new HttpError('E_BAD_REQUEST', err.message);
+  req.log.error({ err }, 'internal error');
+  return Object.assign(new HttpError('E_INTERNAL', 'internal error; the orchestrator logged it'), { internal: true, at: clock() });
+}
+
+function sendError(reply: FastifyReply, metrics: Metrics, e: HttpError): FastifyReply {
+  metrics.refused.inc({ code: e.code });
+  const status = (e as HttpError & { internal?: boolean }).internal ? 500 : statusOf(e.code);
+  return reply.code(status).send({ error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...e.extra } });
+}
+
+/**
+ * A state change keyed by the request id: a repeat (same key and request id, freshly signed)
+ * gets the original reply; the nonce, the change and the reply commit together or not at all.
+ */
+function mutate<T>(repo: Repository, clock: () => number, req: FastifyRequest, fn: () => T): T {
+  const auth = req.auth;
+  if (!auth) throw new HttpError('E_UNSIGNED', 'this call must be signed');
+  const requestId = req.headers[HEADERS.requestId];
+  if (typeof requestId !== 'string' || !/^[A-Za-z0-9_-]{8,64}$/.test(requestId)) {
+    throw new HttpError('E_NO_REQUEST_ID', `state-changing calls carry ${HEADERS.requestId} (8-64 base64url characters)`);
+  }
+  const path = req.url;
+  return repo.transaction(() => {
+    const stored: StoredReply | undefined = repo.storedReply(auth.key, requestId);
+    if (stored) {
+      if (stored.method !== req.method || stored.path !== path) throw new HttpError('E_REQUEST_ID_REUSED', `request id ${requestId} was used for ${stored.method} ${stored.path}`);
+      return stored.reply as T;
+    }
+    if (repo.nonceSeen(auth.key, auth.nonce)) throw new HttpError('E_REPLAY', 'this signed request was already received');
+    repo.recordNonce(auth.key, auth.nonce, auth.timestamp);
+    const reply = fn();
+    repo.storeReply(auth.key, requestId, { method: req.method, path, status: 200, reply }, clock());
+    return reply;
+  });
+}
+
+/** Forget what can no longer matter: nonces outside the clock window, replies older than a day. */
+export function pruneState(repo: Repository, now: number): void {
+  repo.prune(now - 2 * MAX_SKEW_MS, now - 24 * 3600 * 1000);
+}

@@ -1,0 +1,134 @@
+/**
+ * The orchestrator's state behind a small interface: every state transition is one method,
+ * and callers group them into one transaction with `transaction()`.
+ */
+import type { Statement } from 'better-sqlite3';
+import { openDatabase, dumpDatabase, type DB } from './db.js';
+
+export type Role = 'miner' | 'validator' | 'admin';
+
+export interface Participant {
+  id: string;
+  role: Role;
+  registeredAt: number;
+  lastSeen: number;
+  info: Record<string, unknown>;
+}
+
+export interface StoredReply {
+  method: string;
+  path: string;
+  status: number;
+  reply: unknown;
+}
+
+interface ParticipantRow {
+  id: string;
+  role: Role;
+  registered_at: number;
+  last_seen: number;
+  info: string;
+}
+
+export class Repository {
+  private s: {
+    nonceSeen: Statement;
+    nonceAdd: Statement;
+    noncePrune: Statement;
+    replyGet: Statement;
+    replyPut: Statement;
+    replyPrune: Statement;
+    participantGet: Statement;
+    participantPut: Statement;
+    participantTouch: Statement;
+    participantList: Statement;
+    participantCounts: Statement;
+  };
+
+  constructor(readonly db: DB) {
+    this.s = {
+      nonceSeen: db.prepare('SELECT 1 FROM nonces WHERE key = ? AND nonce = ?'),
+      nonceAdd: db.prepare('INSERT INTO nonces (key, nonce, ts) VALUES (?, ?, ?)'),
+      noncePrune: db.prepare('DELETE FROM nonces WHERE ts < ?'),
+      replyGet: db.prepare('SELECT method, path, status, reply FROM requests WHERE key = ? AND request_id = ?'),
+      replyPut: db.prepare('INSERT INTO requests (key, request_id, method, path, status, reply, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      replyPrune: db.prepare('DELETE FROM requests WHERE created_at < ?'),
+      participantGet: db.prepare('SELECT * FROM participants WHERE id = ?'),
+      participantPut: db.prepare('INSERT INTO participants (id, role, registered_at, last_seen, info) VALUES (@id, @role, @now, @now, @info) ON CONFLICT (id) DO UPDATE SET role = @role, last_seen = @now, info = @info'),
+      participantTouch: db.prepare('UPDATE participants SET last_seen = ? WHERE id = ?'),
+      participantList: db.prepare('SELECT * FROM participants ORDER BY registered_at, id'),
+      participantCounts: db.prepare('SELECT role, COUNT(*) AS n FROM participants GROUP BY role'),
+    };
+  }
+
+  static open(path: string): Repository {
+    return new Repository(openDatabase(path));
+  }
+
+  transaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  nonceSeen(key: string, nonce: string): boolean {
+    return this.s.nonceSeen.get(key, nonce) !== undefined;
+  }
+
+  recordNonce(key: string, nonce: string, ts: number): void {
+    this.s.nonceAdd.run(key, nonce, ts);
+  }
+
+  storedReply(key: string, requestId: string): StoredReply | undefined {
+    const row = this.s.replyGet.get(key, requestId) as { method: string; path: string; status: number; reply: string } | undefined;
+    return row && { method: row.method, path: row.path, status: row.status, reply: JSON.parse(row.reply) };
+  }
+
+  storeReply(key: string, requestId: string, r: StoredReply, now: number): void {
+    this.s.replyPut.run(key, requestId, r.method, r.path, r.status, JSON.stringify(r.reply), now);
+  }
+
+  /** Forgets nonces older than `nonceBefore` (refused by the clock check anyway) and replies older than `replyBefore`. */
+  prune(nonceBefore: number, replyBefore: number): void {
+    this.transaction(() => {
+      this.s.noncePrune.run(nonceBefore);
+      this.s.replyPrune.run(replyBefore);
+    });
+  }
+
+  participant(id: string): Participant | undefined {
+    const row = this.s.participantGet.get(id) as ParticipantRow | undefined;
+    return row && toParticipant(row);
+  }
+
+  /** Registers or re-registers; returns whether it is new. */
+  putParticipant(id: string, role: Role, info: Record<string, unknown>, now: number): boolean {
+    const existed = this.s.participantGet.get(id) !== undefined;
+    this.s.participantPut.run({ id, role, now, info: JSON.stringify(info) });
+    return !existed;
+  }
+
+  touch(id: string, now: number): void {
+    this.s.participantTouch.run(now, id);
+  }
+
+  participants(): Participant[] {
+    return (this.s.participantList.all() as ParticipantRow[]).map(toParticipant);
+  }
+
+  roleCounts(): Record<Role, number> {
+    const counts: Record<Role, number> = { miner: 0, validator: 0, admin: 0 };
+    for (const r of this.s.participantCounts.all() as Array<{ role: Role; n: number }>) counts[r.role] = r.n;
+    return counts;
+  }
+
+  dump(): string {
+    return dumpDatabase(this.db);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function toParticipant(r: ParticipantRow): Participant {
+  return { id: r.id, role: r.role, registeredAt: r.registered_at, lastSeen: r.last_seen, info: JSON.parse(r.info) };
+}

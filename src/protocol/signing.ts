@@ -1,0 +1,80 @@
+/**
+ * Signed requests. A request is signed over its method, path with query, run id, timestamp
+ * (ms), nonce and the sha256 of its raw body, so nothing of it can be changed or replayed
+ * into another run. The server refuses a skew over 30 s and a nonce it has seen.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { signBytes, verifyBytes, publicKeyFromId, type Identity } from './keys.js';
+
+export const PROTOCOL_VERSION = 1;
+export const MAX_SKEW_MS = 30_000;
+
+export const HEADERS = {
+  key: 'x-iota-key',
+  timestamp: 'x-iota-ts',
+  nonce: 'x-iota-nonce',
+  run: 'x-iota-run',
+  signature: 'x-iota-sig',
+  version: 'x-iota-version',
+  requestId: 'x-iota-request-id',
+} as const;
+
+export interface SignedParts {
+  method: string;
+  pathWithQuery: string;
+  run: string;
+  timestamp: number;
+  nonce: string;
+  bodySha256: string;
+}
+
+export function canonical(p: SignedParts): Buffer {
+  return Buffer.from(['IOTA-REQUEST-1', p.method.toUpperCase(), p.pathWithQuery, p.run, String(p.timestamp), p.nonce, p.bodySha256].join('\n'));
+}
+
+export function bodyHash(body: Uint8Array | string | undefined): string {
+  return createHash('sha256').update(body ?? '').digest('hex');
+}
+
+/** Headers that sign one request. */
+export function signRequest(identity: Identity, method: string, pathWithQuery: string, run: string, body: string | undefined, now: number): Record<string, string> {
+  const parts: SignedParts = { method, pathWithQuery, run, timestamp: Math.round(now), nonce: randomBytes(16).toString('base64url'), bodySha256: bodyHash(body) };
+  return {
+    [HEADERS.key]: identity.id,
+    [HEADERS.timestamp]: String(parts.timestamp),
+    [HEADERS.nonce]: parts.nonce,
+    [HEADERS.run]: run,
+    [HEADERS.signature]: signBytes(identity, canonical(parts)),
+    [HEADERS.version]: String(PROTOCOL_VERSION),
+  };
+}
+
+export type VerifyFailure = { code: 'E_UNSIGNED' | 'E_BAD_SIGNATURE' | 'E_CLOCK_SKEW' | 'E_BAD_KEY_ID' | 'E_WRONG_RUN'; message: string };
+
+/** Checks headers and signature (not the nonce store); returns the key id or why not. */
+export function verifyRequest(headers: Record<string, string | string[] | undefined>, method: string, pathWithQuery: string, rawBody: Buffer | string | undefined, run: string, now: number): { key: string; nonce: string; timestamp: number } | VerifyFailure {
+  const h = (n: string) => {
+    const v = headers[n];
+    return Array.isArray(v) ? v[0] : v;
+  };
+  const key = h(HEADERS.key);
+  const ts = h(HEADERS.timestamp);
+  const nonce = h(HEADERS.nonce);
+  const sig = h(HEADERS.signature);
+  const reqRun = h(HEADERS.run) ?? '';
+  if (!key || !ts || !nonce || !sig) return { code: 'E_UNSIGNED', message: `missing signature headers (${HEADERS.key}, ${HEADERS.timestamp}, ${HEADERS.nonce}, ${HEADERS.signature})` };
+  const timestamp = Number(ts);
+  if (!Number.isSafeInteger(timestamp)) return { code: 'E_BAD_SIGNATURE', message: 'timestamp is not an integer of milliseconds' };
+  if (Math.abs(now - timestamp) > MAX_SKEW_MS) return { code: 'E_CLOCK_SKEW', message: `request time is ${Math.round((timestamp - now) / 1000)} s off the server's clock (at most ${MAX_SKEW_MS / 1000} s allowed)` };
+  if (nonce.length < 16 || nonce.length > 64) return { code: 'E_BAD_SIGNATURE', message: 'nonce must be 16 to 64 characters' };
+  if (reqRun !== run) return { code: 'E_WRONG_RUN', message: `request is for run "${reqRun}", this orchestrator serves "${run}"` };
+  let publicKey;
+  try {
+    publicKey = publicKeyFromId(key);
+  } catch {
+    return { code: 'E_BAD_KEY_ID', message: `${HEADERS.key} is not a key id` };
+  }
+  const message = canonical({ method, pathWithQuery, run, timestamp, nonce, bodySha256: bodyHash(rawBody) });
+  if (!verifyBytes(publicKey, message, sig)) return { code: 'E_BAD_SIGNATURE', message: 'signature does not match the request' };
+  return { key, nonce, timestamp };
+}
