@@ -4,6 +4,8 @@ import { Command, CommanderError } from 'commander';
 import { registerDoctor } from './doctor.js';
 import { registerData } from './data.js';
 import { registerGenerate } from './generate.js';
+import { registerKeys } from './keys.js';
+import { registerOrchestrator } from './orchestrator.js';
 import { registerTrain } from './train.js';
 import { reportError } from './output.js';
 
@@ -19,6 +21,8 @@ export function buildProgram(): Command {
   registerData(program);
   registerTrain(program);
   registerGenerate(program);
+  registerKeys(program);
+  registerOrchestrator(program);
   return program;
 }
 

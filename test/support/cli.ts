@@ -28,3 +28,57 @@ export function listedCommands(help: string): string[] {
   const section = help.split(/^Commands:$/m)[1] ?? '';
   return [...section.matchAll(/^ {2}([a-z][\w-]*)/gm)].map((m) => m[1]).filter((c) => c !== 'help');
 }
+
+/** A long-running `iota` process whose stdout JSON lines can be awaited. */
+export class IotaProcess {
+  readonly child: ReturnType<typeof spawn>;
+  readonly stderr: string[] = [];
+  private lines: unknown[] = [];
+  private waiters: Array<{ test: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void; reject: (e: Error) => void }> = [];
+  readonly exited: Promise<number | null>;
+
+  constructor(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+    this.child = spawn(process.execPath, [IOTA, ...args], { cwd: opts.cwd, env: { ...process.env, NODE_OPTIONS: '', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    this.child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        try {
+          this.onEvent(JSON.parse(line));
+        } catch {
+          // not a JSON event
+        }
+      }
+    });
+    this.child.stderr!.on('data', (d: Buffer) => this.stderr.push(d.toString()));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code) => {
+      for (const w of this.waiters) w.reject(new Error(`process exited (${code}) before the awaited event; stderr: ${this.stderr.join('')}`));
+      this.waiters = [];
+      resolve(code);
+    }));
+  }
+
+  /** Resolves with the first JSON line (seen already or later) that passes `test`. */
+  waitFor(test: (e: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+    const seen = this.lines.find((e) => test(e as Record<string, unknown>));
+    if (seen) return Promise.resolve(seen as Record<string, unknown>);
+    return new Promise((resolve, reject) => this.waiters.push({ test, resolve, reject }));
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    this.child.kill(signal);
+    return this.exited;
+  }
+
+  private onEvent(e: Record<string, unknown>): void {
+    this.lines.push(e);
+    this.waiters = this.waiters.filter((w) => {
+      if (!w.test(e)) return true;
+      w.resolve(e);
+      return false;
+    });
+  }
+}
