@@ -30,7 +30,9 @@ export function registerOrchestrator(program: Command): void {
       const node = loadNodeConfig(o.node, { env: process.env, set });
       const dbPath = resolve(join(node.state_dir, 'state.db'));
       const repo = Repository.open(dbPath);
-      const { app } = await buildOrchestrator({ run: o.runId, version: pkg.version, repo, node });
+      const r = node.rate_limits;
+      const rateLimits = { ipPerSecond: r.ip_per_second, ipBurst: r.ip_burst, keyPerSecond: r.key_per_second, keyBurst: r.key_burst, exemptLoopback: r.exempt_loopback };
+      const { app } = await buildOrchestrator({ run: o.runId, version: pkg.version, repo, node, rateLimits });
       const url = await app.listen({ host: node.host, port: node.port });
       const pruner = setInterval(() => pruneState(repo, Date.now()), 60_000);
       pruner.unref();

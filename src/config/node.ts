@@ -24,6 +24,17 @@ export const StorageSchema = Type.Union([
 
 const KeyId = Type.String({ pattern: '^[A-Za-z0-9_-]{8,}$' });
 
+export const RateLimitSchema = Type.Object(
+  {
+    ip_per_second: Type.Number({ exclusiveMinimum: 0, default: 200, description: 'requests per second per address, before verification' }),
+    ip_burst: Type.Integer({ minimum: 1, default: 400 }),
+    key_per_second: Type.Number({ exclusiveMinimum: 0, default: 50, description: 'requests per second per verified key' }),
+    key_burst: Type.Integer({ minimum: 1, default: 200 }),
+    exempt_loopback: Type.Boolean({ default: false, description: 'no address limit for 127.0.0.0/8 and ::1 (benchmarks on one machine)' }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 export const NodeConfigSchema = Type.Object(
   {
     host: Type.String({ default: '127.0.0.1' }),
@@ -35,6 +46,7 @@ export const NodeConfigSchema = Type.Object(
     backend: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('native'), Type.Literal('wasm'), Type.Literal('cpu'), Type.Literal('tensorflow')])),
     threads: Type.Optional(Type.Integer({ minimum: 1 })),
     allow_list: Type.Optional(Type.Array(KeyId, { description: 'if set, only these miner keys may register' })),
+    rate_limits: RateLimitSchema,
     validators: Type.Array(KeyId, { default: [] }),
     admins: Type.Array(KeyId, { default: [] }),
   },

@@ -54,9 +54,8 @@ export function installAuth(app: FastifyInstance, ctx: ServerContext, byIp: Rate
         for (const [n, ts] of readNonces) if (ts < now - 2 * MAX_SKEW_MS) readNonces.delete(n);
         lastPrune = now;
       }
-    } else if (ctx.repo.nonceSeen(v.key, v.nonce)) {
-      throw new HttpError('E_REPLAY', 'this signed request was already received');
     }
+    // A state change's nonce is checked and stored inside its transaction (ServerContext.mutate).
     const auth: AuthInfo = { key: v.key, nonce: v.nonce, timestamp: v.timestamp };
     if (need === 'registered') {
       auth.participant = ctx.repo.participant(v.key);

@@ -18,6 +18,8 @@ export interface ClientOptions {
   /** attempts after the first for network failures and 5xx (default 3) */
   retries?: number;
   connections?: number;
+  /** a pool shared with other clients (a load generator); closed by its owner, not by close() */
+  pool?: Pool;
 }
 
 export interface RawReply {
@@ -43,7 +45,7 @@ export class SignedClient {
   private readonly clock: () => number;
 
   constructor(readonly o: ClientOptions) {
-    this.pool = new Pool(new URL(o.baseUrl).origin, { connections: o.connections ?? 4 });
+    this.pool = o.pool ?? new Pool(new URL(o.baseUrl).origin, { connections: o.connections ?? 4 });
     this.clock = o.clock ?? Date.now;
   }
 
@@ -102,6 +104,7 @@ export class SignedClient {
   }
 
   close(): Promise<void> {
+    if (this.o.pool) return Promise.resolve();
     return this.pool.close();
   }
 }

@@ -28,12 +28,21 @@ export function keyIdOf(publicKey: KeyObject): string {
 
 export const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{43}$/;
 
+/** Parsing a key costs as much as verifying with it; a server sees the same keys again and again. */
+const publicKeys = new Map<string, KeyObject>();
+const MAX_CACHED_KEYS = 50_000;
+
 /** The public key named by an id; throws E_BAD_KEY_ID when it is not one. */
 export function publicKeyFromId(id: string): KeyObject {
+  const cached = publicKeys.get(id);
+  if (cached) return cached;
   if (!KEY_ID_PATTERN.test(id)) throw new IotaError('E_BAD_KEY_ID', `"${id}" is not a key id (43 base64url characters)`);
   const raw = Buffer.from(id, 'base64url');
   if (raw.length !== 32) throw new IotaError('E_BAD_KEY_ID', `"${id}" is not a key id`);
-  return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+  const key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+  if (publicKeys.size >= MAX_CACHED_KEYS) publicKeys.delete(publicKeys.keys().next().value as string);
+  publicKeys.set(id, key);
+  return key;
 }
 
 export function signBytes(identity: Identity, message: Uint8Array): string {

@@ -45,6 +45,9 @@ export class Repository {
     participantCounts: Statement;
   };
 
+  /** role counts change only on registration; status reads them on every call */
+  private counts: Record<Role, number> | null = null;
+
   constructor(readonly db: DB) {
     this.s = {
       nonceSeen: db.prepare('SELECT 1 FROM nonces WHERE key = ? AND nonce = ?'),
@@ -66,7 +69,12 @@ export class Repository {
   }
 
   transaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    try {
+      return this.db.transaction(fn)();
+    } catch (e) {
+      this.counts = null; // a rolled-back registration may have cleared or kept a stale cache
+      throw e;
+    }
   }
 
   nonceSeen(key: string, nonce: string): boolean {
@@ -101,8 +109,9 @@ export class Repository {
 
   /** Registers or re-registers; returns whether it is new. */
   putParticipant(id: string, role: Role, info: Record<string, unknown>, now: number): boolean {
-    const existed = this.s.participantGet.get(id) !== undefined;
+    const existed = this.s.participantGet.get(id) as ParticipantRow | undefined;
     this.s.participantPut.run({ id, role, now, info: JSON.stringify(info) });
+    if (!existed || existed.role !== role) this.counts = null;
     return !existed;
   }
 
@@ -115,9 +124,12 @@ export class Repository {
   }
 
   roleCounts(): Record<Role, number> {
-    const counts: Record<Role, number> = { miner: 0, validator: 0, admin: 0 };
-    for (const r of this.s.participantCounts.all() as Array<{ role: Role; n: number }>) counts[r.role] = r.n;
-    return counts;
+    if (!this.counts) {
+      const counts: Record<Role, number> = { miner: 0, validator: 0, admin: 0 };
+      for (const r of this.s.participantCounts.all() as Array<{ role: Role; n: number }>) counts[r.role] = r.n;
+      this.counts = counts;
+    }
+    return { ...this.counts };
   }
 
   dump(): string {
