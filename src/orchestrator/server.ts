@@ -159,12 +159,13 @@ function mutate<T>(repo: Repository, clock: () => number, req: FastifyRequest, f
   }
   const path = req.url;
   return repo.transaction(() => {
+    // A byte-for-byte replay is refused; a retry is signed afresh and gets the stored reply.
+    if (repo.nonceSeen(auth.key, auth.nonce)) throw new HttpError('E_REPLAY', 'this signed request was already received');
     const stored: StoredReply | undefined = repo.storedReply(auth.key, requestId);
     if (stored) {
       if (stored.method !== req.method || stored.path !== path) throw new HttpError('E_REQUEST_ID_REUSED', `request id ${requestId} was used for ${stored.method} ${stored.path}`);
       return stored.reply as T;
     }
-    if (repo.nonceSeen(auth.key, auth.nonce)) throw new HttpError('E_REPLAY', 'this signed request was already received');
     repo.recordNonce(auth.key, auth.nonce, auth.timestamp);
     const reply = fn();
     repo.storeReply(auth.key, requestId, { method: req.method, path, status: 200, reply }, clock());

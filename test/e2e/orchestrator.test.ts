@@ -5,7 +5,9 @@ import { request } from 'undici';
 import { newIdentity, readKeyFile } from '../../src/protocol/keys.js';
 import { newRequestId } from '../../src/protocol/client.js';
 import { HEADERS, signRequest } from '../../src/protocol/signing.js';
-import { IotaProcess, runIota } from '../support/cli.js';
+import { IotaProcess, killAll, runIota } from '../support/cli.js';
+
+afterAll(killAll);
 import { SimParticipant } from '../support/sim-miner.js';
 
 describe('iota keys', () => {

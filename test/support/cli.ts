@@ -29,6 +29,13 @@ export function listedCommands(help: string): string[] {
   return [...section.matchAll(/^ {2}([a-z][\w-]*)/gm)].map((m) => m[1]).filter((c) => c !== 'help');
 }
 
+const live = new Set<IotaProcess>();
+
+/** Kills every IotaProcess still running (call from afterAll, so a failed test leaves none behind). */
+export async function killAll(): Promise<void> {
+  await Promise.all([...live].map((p) => p.kill('SIGKILL')));
+}
+
 /** A long-running `iota` process whose stdout JSON lines can be awaited. */
 export class IotaProcess {
   readonly child: ReturnType<typeof spawn>;
@@ -54,7 +61,9 @@ export class IotaProcess {
       }
     });
     this.child.stderr!.on('data', (d: Buffer) => this.stderr.push(d.toString()));
+    live.add(this);
     this.exited = new Promise((resolve) => this.child.on('exit', (code) => {
+      live.delete(this);
       for (const w of this.waiters) w.reject(new Error(`process exited (${code}) before the awaited event; stderr: ${this.stderr.join('')}`));
       this.waiters = [];
       resolve(code);
@@ -69,7 +78,7 @@ export class IotaProcess {
   }
 
   kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
-    this.child.kill(signal);
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
     return this.exited;
   }
 
