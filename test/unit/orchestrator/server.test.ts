@@ -124,3 +124,22 @@ describe('signatures', () => {
     await o.close();
   });
 });
+
+describe('allow-list', () => {
+  it('admits only listed miner keys when an allow-list is set, and still admits validators', async () => {
+    const listed = newIdentity();
+    const validator = newIdentity();
+    const o = await startTestOrchestrator({ node: { allow_list: [listed.id], validators: [validator.id], admins: [] } });
+    const ok = new SimParticipant(o.url, 'test-run', listed);
+    const v = new SimParticipant(o.url, 'test-run', validator);
+    const stranger = new SimParticipant(o.url);
+    expect((await ok.register()).role).toBe('miner');
+    expect((await v.register()).role).toBe('validator');
+    const e = await refusal(stranger.register());
+    expect(e.code).toBe('E_NOT_ALLOWED');
+    expect(e.status).toBe(403);
+    expect(o.repo.participant(stranger.id)).toBeUndefined();
+    await Promise.all([ok.close(), v.close(), stranger.close()]);
+    await o.close();
+  });
+});
