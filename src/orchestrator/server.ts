@@ -9,6 +9,7 @@ import { isIotaError } from '../errors.js';
 import { HEADERS, MAX_SKEW_MS } from '../protocol/signing.js';
 import { installAuth, type AuthInfo, type RouteAuth } from './auth.js';
 import { HttpError, statusOf } from './errors.js';
+import { GroupCommitter } from './commit.js';
 import { Metrics } from './metrics.js';
 import { openApiDocument } from './openapi.js';
 import { RateLimiter } from './ratelimit.js';
@@ -60,8 +61,8 @@ export interface ServerContext {
   node: OrchestratorOptions['node'];
   clock: () => number;
   metrics: Metrics;
-  /** Runs a state change once per request id, in one transaction with its nonce and reply. */
-  mutate<T>(req: FastifyRequest, fn: () => T): T;
+  /** Runs a state change once per request id, atomically with its nonce and reply; resolves after commit. */
+  mutate<T>(req: FastifyRequest, fn: () => T): Promise<T>;
 }
 
 const DEFAULT_LIMITS: RateLimits = { ipPerSecond: 200, ipBurst: 400, keyPerSecond: 50, keyBurst: 200, exemptLoopback: false };
@@ -94,6 +95,7 @@ export async function buildOrchestrator(o: OrchestratorOptions): Promise<{ app: 
     }
   });
 
+  const committer = new GroupCommitter(o.repo);
   const ctx: ServerContext = {
     run: o.run,
     version: o.version,
@@ -101,7 +103,7 @@ export async function buildOrchestrator(o: OrchestratorOptions): Promise<{ app: 
     node: o.node,
     clock,
     metrics,
-    mutate: (req, fn) => mutate(o.repo, clock, req, fn),
+    mutate: (req, fn) => committer.run(() => mutate(o.repo, clock, req, fn)),
   };
 
   const limits = { ...DEFAULT_LIMITS, ...o.rateLimits };
@@ -148,7 +150,8 @@ function sendError(reply: FastifyReply, metrics: Metrics, e: HttpError): Fastify
 
 /**
  * A state change keyed by the request id: a repeat (same key and request id, freshly signed)
- * gets the original reply; the nonce, the change and the reply commit together or not at all.
+ * gets the original reply; the nonce, the change and the reply commit together or not at all
+ * (the caller runs this inside a savepoint of a group commit).
  */
 function mutate<T>(repo: Repository, clock: () => number, req: FastifyRequest, fn: () => T): T {
   const auth = req.auth;
@@ -158,19 +161,17 @@ function mutate<T>(repo: Repository, clock: () => number, req: FastifyRequest, f
     throw new HttpError('E_NO_REQUEST_ID', `state-changing calls carry ${HEADERS.requestId} (8-64 base64url characters)`);
   }
   const path = req.url;
-  return repo.transaction(() => {
-    // A byte-for-byte replay is refused; a retry is signed afresh and gets the stored reply.
-    if (repo.nonceSeen(auth.key, auth.nonce)) throw new HttpError('E_REPLAY', 'this signed request was already received');
-    const stored: StoredReply | undefined = repo.storedReply(auth.key, requestId);
-    if (stored) {
-      if (stored.method !== req.method || stored.path !== path) throw new HttpError('E_REQUEST_ID_REUSED', `request id ${requestId} was used for ${stored.method} ${stored.path}`);
-      return stored.reply as T;
-    }
-    repo.recordNonce(auth.key, auth.nonce, auth.timestamp);
-    const reply = fn();
-    repo.storeReply(auth.key, requestId, { method: req.method, path, status: 200, reply }, clock());
-    return reply;
-  });
+  // A byte-for-byte replay is refused; a retry is signed afresh and gets the stored reply.
+  if (repo.nonceSeen(auth.key, auth.nonce)) throw new HttpError('E_REPLAY', 'this signed request was already received');
+  const stored: StoredReply | undefined = repo.storedReply(auth.key, requestId);
+  if (stored) {
+    if (stored.method !== req.method || stored.path !== path) throw new HttpError('E_REQUEST_ID_REUSED', `request id ${requestId} was used for ${stored.method} ${stored.path}`);
+    return stored.reply as T;
+  }
+  repo.recordNonce(auth.key, auth.nonce, auth.timestamp);
+  const reply = fn();
+  repo.storeReply(auth.key, requestId, { method: req.method, path, status: 200, reply }, clock());
+  return reply;
 }
 
 /** Forget what can no longer matter: nonces outside the clock window, replies older than a day. */

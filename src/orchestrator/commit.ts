@@ -1,0 +1,52 @@
+/**
+ * Group commit of state changes. Each change runs in its own savepoint, so it commits or rolls
+ * back alone, but the changes that arrive within one turn of the event loop share one SQLite
+ * transaction: one commit instead of dozens under load. A change is acknowledged only after
+ * the transaction that holds it has committed.
+ */
+import type { Repository } from './state/repository.js';
+
+interface Pending {
+  fn: () => unknown;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+export class GroupCommitter {
+  private queue: Pending[] = [];
+  private scheduled = false;
+
+  constructor(private readonly repo: Repository) {}
+
+  run<T>(fn: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ fn, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    const batch = this.queue;
+    this.queue = [];
+    this.scheduled = false;
+    const outcomes: Array<{ ok: boolean; value: unknown }> = [];
+    try {
+      this.repo.transaction(() => {
+        for (const p of batch) {
+          try {
+            outcomes.push({ ok: true, value: this.repo.transaction(p.fn) }); // nested: a savepoint
+          } catch (e) {
+            outcomes.push({ ok: false, value: e });
+          }
+        }
+      });
+    } catch (e) {
+      for (const p of batch) p.reject(e);
+      return;
+    }
+    batch.forEach((p, i) => (outcomes[i].ok ? p.resolve(outcomes[i].value) : p.reject(outcomes[i].value)));
+  }
+}
