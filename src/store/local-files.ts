@@ -1,0 +1,97 @@
+/**
+ * Disk primitives of the local store: incremental hashing, full writes, fsync of directories,
+ * the HMAC secret's file, and tidying empty directories.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { link, mkdir, open, readFile, rmdir, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { IotaError } from '../errors.js';
+import { CHUNK_BYTES } from '../tensor-io/hash.js';
+
+/** sha256 of the whole and of each CHUNK_BYTES chunk, fed incrementally as bytes stream in. */
+export class ObjectHasher {
+  private readonly whole = createHash('sha256');
+  private chunk = createHash('sha256');
+  private inChunk = 0;
+  private readonly chunks: string[] = [];
+  size = 0;
+
+  update(buf: Uint8Array): void {
+    this.whole.update(buf);
+    this.size += buf.length;
+    for (let at = 0; at < buf.length; ) {
+      const take = Math.min(CHUNK_BYTES - this.inChunk, buf.length - at);
+      this.chunk.update(buf.subarray(at, at + take));
+      this.inChunk += take;
+      at += take;
+      if (this.inChunk === CHUNK_BYTES) this.closeChunk();
+    }
+  }
+
+  private closeChunk(): void {
+    this.chunks.push(this.chunk.digest('hex'));
+    this.chunk = createHash('sha256');
+    this.inChunk = 0;
+  }
+
+  finish(): { sha256: string; chunkHashes: string[] } {
+    if (this.inChunk > 0) this.closeChunk();
+    return { sha256: this.whole.digest('hex'), chunkHashes: this.chunks };
+  }
+}
+
+export async function writeAll(fh: FileHandle, buf: Uint8Array): Promise<void> {
+  for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export function isErrno(e: unknown, ...codes: string[]): boolean {
+  return typeof e === 'object' && e !== null && codes.includes((e as NodeJS.ErrnoException).code ?? '');
+}
+
+/**
+ * Reads the store's HMAC secret, creating it on first use. Created under a temp name and linked
+ * into place, so a concurrent opener never reads a half-written file.
+ */
+export async function loadOrCreateSecret(file: string): Promise<Buffer> {
+  await mkdir(dirname(file), { recursive: true });
+  try {
+    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+    await writeFile(tmp, randomBytes(32), { mode: 0o600, flag: 'wx', flush: true });
+    try {
+      await link(tmp, file);
+      await fsyncDir(dirname(file));
+    } finally {
+      await unlink(tmp);
+    }
+  } catch (e) {
+    if (!isErrno(e, 'EEXIST')) throw e;
+  }
+  const st = await stat(file);
+  if ((st.mode & 0o077) !== 0) {
+    throw new IotaError('E_INSECURE_SECRET', `${file} is readable by other users`, `chmod 600 ${file}`);
+  }
+  const secret = await readFile(file);
+  if (secret.length !== 32) throw new IotaError('E_BAD_SECRET', `${file} does not hold a 32-byte secret`, 'delete it to make a new one (outstanding URLs stop working)');
+  return secret;
+}
+
+/** Removes empty directories from `dir` up to (not including) `top`. */
+export async function pruneEmptyDirs(dir: string, top: string): Promise<void> {
+  while (dir.length > top.length && dir.startsWith(top)) {
+    try {
+      await rmdir(dir);
+    } catch {
+      return;
+    }
+    dir = dirname(dir);
+  }
+}
