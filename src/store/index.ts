@@ -5,6 +5,7 @@
  *   types.ts         the contract: ObjectStore, UploadPlan, limits
  *   keys.ts          key syntax, what a key names, who may write it (`authorizeUpload`), size limits
  *   declaration.ts   checks on a declared upload (size, sha256, chunk and part hashes, expiry)
+ *   s3.ts            S3Store: AWS S3, R2, MinIO through @aws-sdk/client-s3 and its presigner
  *   local.ts         LocalStore: files on disk, HMAC-signed URLs, secret persisted in a file
  *   local-files.ts   its disk primitives: hashing while writing, fsync, the secret file
  *   local-url.ts     the local store's URL format and its signature
@@ -26,6 +27,7 @@
  */
 import type { NodeConfig } from '../config/node.js';
 import { LocalStore } from './local.js';
+import { S3Store } from './s3.js';
 import type { ObjectStore } from './types.js';
 
 export * from './types.js';
@@ -36,6 +38,7 @@ export { LocalStore, type LocalStoreOptions } from './local.js';
 export { loadOrCreateSecret } from './local-files.js';
 export { localStoreRoutes, storeStatusOf } from './local-routes.js';
 export { STORE_PATH } from './local-url.js';
+export { S3Store, type S3StoreOptions } from './s3.js';
 export { upload, download, describeUpload, DEFAULT_PART_BYTES, type TransferOptions, type UploadDeclaration, type DownloadExpectation } from './transfer.js';
 
 export interface OpenStoreOptions {
@@ -48,6 +51,15 @@ export interface OpenStoreOptions {
 
 /** The store a node config describes (local when `storage` is absent, under `.iota/store`). */
 export async function openStore(storage: NodeConfig['storage'], o: OpenStoreOptions): Promise<ObjectStore> {
-  if (storage?.kind === 's3') throw new Error('the S3 store is not built yet');
+  if (storage?.kind === 's3') {
+    return new S3Store({
+      bucket: storage.bucket,
+      region: storage.region,
+      endpoint: storage.endpoint,
+      forcePathStyle: storage.force_path_style,
+      prefix: storage.prefix,
+      clock: o.clock,
+    });
+  }
   return LocalStore.open({ root: storage?.dir ?? '.iota/store', baseUrl: o.baseUrl, secretFile: o.secretFile, clock: o.clock });
 }
