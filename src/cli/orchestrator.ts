@@ -5,6 +5,8 @@ import { createRequire } from 'node:module';
 import { loadNodeConfig } from '../config/index.js';
 import { buildOrchestrator, pruneState } from '../orchestrator/server.js';
 import { Repository } from '../orchestrator/state/repository.js';
+import { storageRoutes } from '../orchestrator/routes/storage.js';
+import { LocalStore, localStoreRoutes, openStore } from '../store/index.js';
 import { collect, positiveInt } from './common.js';
 import { note, printJson } from './output.js';
 
@@ -32,12 +34,20 @@ export function registerOrchestrator(program: Command): void {
       const repo = Repository.open(dbPath);
       const r = node.rate_limits;
       const rateLimits = { ipPerSecond: r.ip_per_second, ipBurst: r.ip_burst, keyPerSecond: r.key_per_second, keyBurst: r.key_burst, exemptLoopback: r.exempt_loopback };
-      const { app } = await buildOrchestrator({ run: o.runId, version: pkg.version, repo, node, rateLimits });
+      let publicUrl = node.orchestrator_url ?? '';
+      const storage = node.storage ?? { kind: 'local' as const, dir: join(node.state_dir, 'store') };
+      const store = await openStore(storage, { baseUrl: () => publicUrl, secretFile: join(node.state_dir, 'store-secret') });
+      const plugins = [...(store instanceof LocalStore ? [localStoreRoutes(store)] : []), storageRoutes(store)];
+      const { app } = await buildOrchestrator({ run: o.runId, version: pkg.version, repo, node, rateLimits, plugins });
       const url = await app.listen({ host: node.host, port: node.port });
-      const pruner = setInterval(() => pruneState(repo, Date.now()), 60_000);
+      publicUrl ||= url;
+      const pruner = setInterval(() => {
+        pruneState(repo, Date.now());
+        if (store instanceof LocalStore) void store.sweepUploads().catch((e) => note(`sweeping abandoned uploads failed: ${(e as Error).message}`));
+      }, 60_000);
       pruner.unref();
-      if (o.json) printJson({ event: 'listening', url, run: o.runId, state: dbPath });
-      else console.log(`orchestrator for run ${o.runId} listening on ${url} (state ${dbPath})`);
+      if (o.json) printJson({ event: 'listening', url, run: o.runId, state: dbPath, store: store.kind });
+      else console.log(`orchestrator for run ${o.runId} listening on ${url} (state ${dbPath}, ${store.kind} object store)`);
 
       let closing = false;
       const stop = async (signal: string) => {

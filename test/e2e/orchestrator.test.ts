@@ -9,6 +9,7 @@ import { IotaProcess, killAll, runIota } from '../support/cli.js';
 
 afterAll(killAll);
 import { SimParticipant } from '../support/sim-miner.js';
+import { describeUpload, download, upload, type UploadPlan } from '../../src/store/index.js';
 
 describe('iota keys', () => {
   it('creates a 0600 key file, shows its id, and never overwrites one', async () => {
@@ -68,6 +69,15 @@ describe('iota orchestrator serve', () => {
     const replay = await request(`${url2}/v1/register`, { method: 'POST', headers, body });
     expect(replay.statusCode).toBe(409);
     expect(((await replay.body.json()) as { error: { code: string } }).error.code).toBe('E_REPLAY');
+    // The embedded object store is served by the same process: a scoped upload and a verified download.
+    const bytes = Buffer.from('gradient bytes '.repeat(1000));
+    const d = describeUpload(bytes);
+    const key = `runs/kill-test/e0/grad/0/${admin.id}.safetensors`;
+    const plan = await a.client.post<UploadPlan>('/v1/storage/upload', { kind: 'gradient', key, size: d.size, sha256: d.sha256, chunk_hashes: d.chunkHashes });
+    expect(plan.parts[0].url.startsWith(url2)).toBe(true);
+    await upload(plan, bytes);
+    const info = await a.client.get<{ url: string; sha256: string }>(`/v1/storage/download?key=${encodeURIComponent(key)}`);
+    expect(Buffer.from(await download(info.url, { sha256: info.sha256 }))).toEqual(bytes);
     await a.close();
     expect(await second.kill('SIGTERM')).toBe(0);
   });

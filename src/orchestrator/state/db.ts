@@ -38,6 +38,14 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (key, request_id)
    ) WITHOUT ROWID;
    CREATE INDEX requests_created ON requests (created_at);`,
+  `CREATE TABLE uploads (
+     key TEXT NOT NULL,
+     caller TEXT NOT NULL,
+     upload_id TEXT NOT NULL,
+     plan TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     PRIMARY KEY (key, caller, upload_id)
+   ) WITHOUT ROWID;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -43,6 +43,9 @@ export class Repository {
     participantTouch: Statement;
     participantList: Statement;
     participantCounts: Statement;
+    uploadPut: Statement;
+    uploadGet: Statement;
+    uploadDelete: Statement;
   };
 
   /** role counts change only on registration; status reads them on every call */
@@ -61,6 +64,9 @@ export class Repository {
       participantTouch: db.prepare('UPDATE participants SET last_seen = ? WHERE id = ?'),
       participantList: db.prepare('SELECT * FROM participants ORDER BY registered_at, id'),
       participantCounts: db.prepare('SELECT role, COUNT(*) AS n FROM participants GROUP BY role'),
+      uploadPut: db.prepare('INSERT OR REPLACE INTO uploads (key, caller, upload_id, plan, created_at) VALUES (?, ?, ?, ?, ?)'),
+      uploadGet: db.prepare('SELECT plan FROM uploads WHERE key = ? AND caller = ? AND upload_id = ?'),
+      uploadDelete: db.prepare('DELETE FROM uploads WHERE key = ? AND caller = ? AND upload_id = ?'),
     };
   }
 
@@ -130,6 +136,20 @@ export class Repository {
       this.counts = counts;
     }
     return { ...this.counts };
+  }
+
+  /** A multipart upload in progress: the plan the orchestrator issued, kept for completion. */
+  putUpload(key: string, caller: string, uploadId: string, plan: unknown, now: number): void {
+    this.s.uploadPut.run(key, caller, uploadId, JSON.stringify(plan), now);
+  }
+
+  upload(key: string, caller: string, uploadId: string): unknown {
+    const row = this.s.uploadGet.get(key, caller, uploadId) as { plan: string } | undefined;
+    return row && JSON.parse(row.plan);
+  }
+
+  deleteUpload(key: string, caller: string, uploadId: string): void {
+    this.s.uploadDelete.run(key, caller, uploadId);
   }
 
   dump(): string {
