@@ -5,7 +5,7 @@
 import { IotaError } from '../errors.js';
 import { CHUNK_BYTES } from '../tensor-io/hash.js';
 import { validateKey } from './keys.js';
-import { MAX_PARTS, MAX_SINGLE_PUT_BYTES, MAX_URL_TTL_MS, MIN_PART_BYTES, type MultipartRequest, type PutRequest } from './types.js';
+import { MAX_PARTS, MAX_SINGLE_PUT_BYTES, MAX_URL_TTL_MS, MIN_PART_BYTES, type MultipartRequest, type PutRequest, type UploadPlan } from './types.js';
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
@@ -93,4 +93,16 @@ export function checkRange(start: number, end: number, size: number, key: string
 /** An ETag as S3 and the local store send it, quotes removed. */
 export function bareEtag(etag: string): string {
   return etag.replace(/"/g, '');
+}
+
+/** The plan of a single-PUT upload: one part, the whole object, at `url` with `headers`. */
+export function singlePutPlan(req: PutRequest, url: string, headers: Record<string, string>): UploadPlan {
+  return {
+    key: req.key,
+    size: req.size,
+    sha256: req.sha256,
+    expiresAt: req.expiresAt,
+    ...(req.chunkHashes ? { chunkHashes: [...req.chunkHashes] } : {}),
+    parts: [{ number: 1, offset: 0, size: req.size, sha256: req.sha256, url, headers }],
+  };
 }

@@ -23,7 +23,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileH
 import { dirname, join } from 'node:path';
 import { IotaError } from '../errors.js';
 import { CHUNK_BYTES } from '../tensor-io/hash.js';
-import { bareEtag, checkExpiry, checkMultipartRequest, checkPutRequest, checkRange, partLayout } from './declaration.js';
+import { bareEtag, checkExpiry, checkMultipartRequest, checkPutRequest, checkRange, singlePutPlan, partLayout } from './declaration.js';
 import { validateKey, validatePrefix } from './keys.js';
 import { fsyncDir, isErrno, loadOrCreateSecret, ObjectHasher, pruneEmptyDirs, writeAll } from './local-files.js';
 import { signedUrl, verifyGrant, type Grant } from './local-url.js';
@@ -299,14 +299,7 @@ export class LocalStore implements ObjectStore {
   async presignPut(req: PutRequest): Promise<UploadPlan> {
     checkPutRequest(req, this.clock());
     const url = signedUrl(this.baseUrl(), this.secret, { method: 'PUT', key: req.key, expiresAt: req.expiresAt, length: req.size, sha256: req.sha256 });
-    return {
-      key: req.key,
-      size: req.size,
-      sha256: req.sha256,
-      expiresAt: req.expiresAt,
-      ...(req.chunkHashes ? { chunkHashes: [...req.chunkHashes] } : {}),
-      parts: [{ number: 1, offset: 0, size: req.size, sha256: req.sha256, url, headers: {} }],
-    };
+    return singlePutPlan(req, url, {});
   }
 
   async createMultipart(req: MultipartRequest): Promise<UploadPlan> {

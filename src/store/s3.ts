@@ -37,7 +37,7 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { IotaError } from '../errors.js';
 import { CHUNK_BYTES, chunkHashes as hashChunks, sha256Hex } from '../tensor-io/hash.js';
-import { checkExpiry, checkMultipartRequest, checkPutRequest, checkRange, isSha256Hex, partLayout } from './declaration.js';
+import { checkExpiry, checkMultipartRequest, checkPutRequest, checkRange, singlePutPlan, isSha256Hex, partLayout } from './declaration.js';
 import { validateKey, validatePrefix } from './keys.js';
 import { MAX_SINGLE_PUT_BYTES, type ByteRange, type GetRequest, type ListedObject, type MultipartRequest, type ObjectInfo, type ObjectStore, type PartUpload, type PutRequest, type UploadPlan } from './types.js';
 
@@ -264,14 +264,7 @@ export class S3Store implements ObjectStore {
       signableHeaders: new Set(['content-length']),
       unhoistableHeaders: new Set(Object.keys(headers)),
     });
-    return {
-      key: req.key,
-      size: req.size,
-      sha256: req.sha256,
-      expiresAt: req.expiresAt,
-      ...(req.chunkHashes ? { chunkHashes: [...req.chunkHashes] } : {}),
-      parts: [{ number: 1, offset: 0, size: req.size, sha256: req.sha256, url, headers }],
-    };
+    return singlePutPlan(req, url, headers);
   }
 
   /** One part's URL, signing its exact length and sha256. */
