@@ -6,7 +6,7 @@
  * work requests), 45% POST /v1/register re-registrations (committed writes, for reports),
  * 10% GET /v1/status.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -80,7 +80,14 @@ export async function run(argv: string[]): Promise<void> {
       }
     };
     log(`driving ${concurrency} concurrent requests for ${seconds} s after a 2 s warm-up`);
+    const cpu0 = process.cpuUsage();
+    const server0 = processCpuSeconds(server.pid!);
+    const wall0 = performance.now();
     await Promise.all(Array.from({ length: concurrency }, worker));
+    const wall = (performance.now() - wall0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const serverCores = (processCpuSeconds(server.pid!) - server0) / wall;
+    const generatorCores = (cpu.user + cpu.system) / 1e6 / wall;
     latencies.sort((a, b) => a - b);
     const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
     const result = {
@@ -92,15 +99,24 @@ export async function run(argv: string[]): Promise<void> {
       p50_ms: q(0.5),
       p99_ms: q(0.99),
       errors,
+      server_cpu_cores: serverCores,
+      generator_cpu_cores: generatorCores,
       mix: { 'POST /v1/heartbeat': 0.45, 'POST /v1/register': 0.45, 'GET /v1/status': 0.1 },
       note: 'routes of Orchestrator I; work requests and reports arrive with Orchestrator II',
     };
     log(`${Math.round(result.requests_per_s).toLocaleString()} requests/s, p50 ${result.p50_ms.toFixed(2)} ms, p99 ${result.p99_ms.toFixed(2)} ms, ${errors} errors (target: >= 3,000 requests/s, p99 < 25 ms)`);
+    log(`cpu: orchestrator ${serverCores.toFixed(2)} cores, load generator ${generatorCores.toFixed(2)} cores`);
     if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
     await shared.close();
   } finally {
     server.kill('SIGTERM');
   }
+}
+
+/** user + system CPU seconds of a process so far (Linux /proc). */
+function processCpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function pool(tasks: Array<() => Promise<unknown>>, n: number): Promise<void> {

@@ -4,7 +4,8 @@
  * need in `config.auth`: 'none', 'signed' (any valid key: registration) or 'registered'.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { HEADERS, MAX_SKEW_MS, PROTOCOL_VERSION, verifyRequest } from '../protocol/signing.js';
+import { HEADERS, MAX_SKEW_MS, PROTOCOL_VERSION, readSignedRequest } from '../protocol/signing.js';
+import type { SignatureVerifier } from './verifier.js';
 import { HttpError } from './errors.js';
 import type { RateLimiter } from './ratelimit.js';
 import type { ServerContext } from './server.js';
@@ -21,7 +22,7 @@ export interface AuthInfo {
 
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
-export function installAuth(app: FastifyInstance, ctx: ServerContext, byIp: RateLimiter, byKey: RateLimiter, exemptLoopback: boolean): void {
+export function installAuth(app: FastifyInstance, ctx: ServerContext, verifier: SignatureVerifier, byIp: RateLimiter, byKey: RateLimiter, exemptLoopback: boolean): void {
   // Reads are not stored, so their nonces are remembered in memory for the clock window.
   const readNonces = new Map<string, number>();
   let lastPrune = 0;
@@ -39,11 +40,12 @@ export function installAuth(app: FastifyInstance, ctx: ServerContext, byIp: Rate
       throw new HttpError('E_VERSION_MISMATCH', `client speaks protocol ${version}, this orchestrator speaks ${PROTOCOL_VERSION}`, 'install the iota version the run uses (see GET /v1/status)');
     }
     const now = ctx.clock();
-    const v = verifyRequest(req.headers, req.method, req.url, req.rawBody, ctx.run, now);
+    const v = readSignedRequest(req.headers, req.method, req.url, req.rawBody, ctx.run, now);
     if ('code' in v) {
       const hint = v.code === 'E_CLOCK_SKEW' ? "set the machine's clock (NTP); server_time is the orchestrator's time in ms" : undefined;
       throw new HttpError(v.code, v.message, hint, v.code === 'E_CLOCK_SKEW' ? { server_time: now } : {});
     }
+    if (!(await verifier.verify(v.key, v.message, v.signature))) throw new HttpError('E_BAD_SIGNATURE', 'signature does not match the request');
     if (!byKey.take(v.key, now)) throw new HttpError('E_RATE_LIMITED', 'too many requests from this key', 'slow down and retry');
     const isRead = req.method === 'GET' || req.method === 'HEAD';
     if (isRead) {

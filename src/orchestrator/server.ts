@@ -3,6 +3,7 @@
  * (validated before a handler runs), signed requests, rate limits, idempotent mutations, and
  * errors as `{ error: { code, message, hint } }` with a 4xx, never a crash.
  */
+import { availableParallelism } from 'node:os';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import type { NodeConfig } from '../config/node.js';
 import { isIotaError } from '../errors.js';
@@ -11,6 +12,7 @@ import { installAuth, type AuthInfo, type RouteAuth } from './auth.js';
 import { HttpError, statusOf } from './errors.js';
 import { GroupCommitter } from './commit.js';
 import { Metrics } from './metrics.js';
+import { SignatureVerifier } from './verifier.js';
 import { openApiDocument } from './openapi.js';
 import { RateLimiter } from './ratelimit.js';
 import { participantRoutes } from './routes/participants.js';
@@ -50,6 +52,8 @@ export interface OrchestratorOptions {
   bodyLimit?: number;
   rateLimits?: Partial<RateLimits>;
   logger?: boolean;
+  /** worker threads verifying signatures (default 1 on multi-core hosts, 0 = on the event loop) */
+  verifyThreads?: number;
   /** extra route plugins (the object store's, later the scheduler's) */
   plugins?: Array<(app: FastifyInstance, ctx: ServerContext) => Promise<void> | void>;
 }
@@ -107,7 +111,9 @@ export async function buildOrchestrator(o: OrchestratorOptions): Promise<{ app: 
   };
 
   const limits = { ...DEFAULT_LIMITS, ...o.rateLimits };
-  installAuth(app, ctx, new RateLimiter(limits.ipPerSecond, limits.ipBurst), new RateLimiter(limits.keyPerSecond, limits.keyBurst), limits.exemptLoopback);
+  const verifier = new SignatureVerifier(o.verifyThreads ?? (availableParallelism() > 1 ? 1 : 0));
+  app.addHook('onClose', async () => verifier.close());
+  installAuth(app, ctx, verifier, new RateLimiter(limits.ipPerSecond, limits.ipBurst), new RateLimiter(limits.keyPerSecond, limits.keyBurst), limits.exemptLoopback);
 
   app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unknown';

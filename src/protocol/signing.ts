@@ -51,8 +51,17 @@ export function signRequest(identity: Identity, method: string, pathWithQuery: s
 
 export type VerifyFailure = { code: 'E_UNSIGNED' | 'E_BAD_SIGNATURE' | 'E_CLOCK_SKEW' | 'E_BAD_KEY_ID' | 'E_WRONG_RUN'; message: string };
 
-/** Checks headers and signature (not the nonce store); returns the key id or why not. */
-export function verifyRequest(headers: Record<string, string | string[] | undefined>, method: string, pathWithQuery: string, rawBody: Buffer | string | undefined, run: string, now: number): { key: string; nonce: string; timestamp: number } | VerifyFailure {
+export interface SignedRequest {
+  key: string;
+  nonce: string;
+  timestamp: number;
+  /** the canonical bytes the signature must cover */
+  message: Buffer;
+  signature: string;
+}
+
+/** Checks the signed headers (presence, clock, run, key id) and rebuilds the signed message. */
+export function readSignedRequest(headers: Record<string, string | string[] | undefined>, method: string, pathWithQuery: string, rawBody: Buffer | string | undefined, run: string, now: number): SignedRequest | VerifyFailure {
   const h = (n: string) => {
     const v = headers[n];
     return Array.isArray(v) ? v[0] : v;
@@ -60,21 +69,26 @@ export function verifyRequest(headers: Record<string, string | string[] | undefi
   const key = h(HEADERS.key);
   const ts = h(HEADERS.timestamp);
   const nonce = h(HEADERS.nonce);
-  const sig = h(HEADERS.signature);
+  const signature = h(HEADERS.signature);
   const reqRun = h(HEADERS.run) ?? '';
-  if (!key || !ts || !nonce || !sig) return { code: 'E_UNSIGNED', message: `missing signature headers (${HEADERS.key}, ${HEADERS.timestamp}, ${HEADERS.nonce}, ${HEADERS.signature})` };
+  if (!key || !ts || !nonce || !signature) return { code: 'E_UNSIGNED', message: `missing signature headers (${HEADERS.key}, ${HEADERS.timestamp}, ${HEADERS.nonce}, ${HEADERS.signature})` };
   const timestamp = Number(ts);
   if (!Number.isSafeInteger(timestamp)) return { code: 'E_BAD_SIGNATURE', message: 'timestamp is not an integer of milliseconds' };
   if (Math.abs(now - timestamp) > MAX_SKEW_MS) return { code: 'E_CLOCK_SKEW', message: `request time is ${Math.round((timestamp - now) / 1000)} s off the server's clock (at most ${MAX_SKEW_MS / 1000} s allowed)` };
   if (nonce.length < 16 || nonce.length > 64) return { code: 'E_BAD_SIGNATURE', message: 'nonce must be 16 to 64 characters' };
   if (reqRun !== run) return { code: 'E_WRONG_RUN', message: `request is for run "${reqRun}", this orchestrator serves "${run}"` };
-  let publicKey;
   try {
-    publicKey = publicKeyFromId(key);
+    publicKeyFromId(key);
   } catch {
     return { code: 'E_BAD_KEY_ID', message: `${HEADERS.key} is not a key id` };
   }
-  const message = canonical({ method, pathWithQuery, run, timestamp, nonce, bodySha256: bodyHash(rawBody) });
-  if (!verifyBytes(publicKey, message, sig)) return { code: 'E_BAD_SIGNATURE', message: 'signature does not match the request' };
-  return { key, nonce, timestamp };
+  return { key, nonce, timestamp, signature, message: canonical({ method, pathWithQuery, run, timestamp, nonce, bodySha256: bodyHash(rawBody) }) };
+}
+
+/** Checks headers and signature (not the nonce store); returns the key id or why not. */
+export function verifyRequest(headers: Record<string, string | string[] | undefined>, method: string, pathWithQuery: string, rawBody: Buffer | string | undefined, run: string, now: number): Omit<SignedRequest, 'message' | 'signature'> | VerifyFailure {
+  const r = readSignedRequest(headers, method, pathWithQuery, rawBody, run, now);
+  if ('code' in r) return r;
+  if (!verifyBytes(publicKeyFromId(r.key), r.message, r.signature)) return { code: 'E_BAD_SIGNATURE', message: 'signature does not match the request' };
+  return { key: r.key, nonce: r.nonce, timestamp: r.timestamp };
 }

@@ -113,14 +113,17 @@ describe('rate limits', () => {
   });
 });
 
-describe('signatures', () => {
-  it('signs over the body: a changed body fails verification', async () => {
-    const o = await startTestOrchestrator();
+describe.each([0, 1])('signatures verified on %i worker threads', (threads) => {
+  it('accepts a signed call and refuses a changed body', async () => {
+    const o = await startTestOrchestrator({ verifyThreads: threads });
+    const m = new SimParticipant(o.url);
+    expect((await m.register()).role).toBe('miner');
     const id = newIdentity();
     const headers = signRequest(id, 'POST', '/v1/register', 'test-run', JSON.stringify({ version: 'a' }), Date.now());
     const r = await request(`${o.url}/v1/register`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json', [HEADERS.requestId]: newRequestId() }, body: JSON.stringify({ version: 'b' }) });
     expect(r.statusCode).toBe(401);
     expect(((await r.body.json()) as { error: { code: string } }).error.code).toBe('E_BAD_SIGNATURE');
+    await m.close();
     await o.close();
   });
 });
