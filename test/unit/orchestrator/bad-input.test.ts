@@ -2,6 +2,11 @@ import { request } from 'undici';
 import { newRequestId } from '../../../src/protocol/client.js';
 import { newIdentity, type Identity } from '../../../src/protocol/keys.js';
 import { HEADERS, signRequest } from '../../../src/protocol/signing.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { storageRoutes } from '../../../src/orchestrator/routes/storage.js';
+import { LocalStore, localStoreRoutes } from '../../../src/store/index.js';
 import { startTestOrchestrator, type TestOrchestrator } from '../../support/orchestrator.js';
 import { SimParticipant } from '../../support/sim-miner.js';
 
@@ -32,7 +37,11 @@ describe('bad input on every route', () => {
   let replay: { headers: Record<string, string>; body: string };
 
   beforeAll(async () => {
-    o = await startTestOrchestrator({ bodyLimit: BODY_LIMIT, node: { validators: [newIdentity().id], admins: [] } });
+    const dir = mkdtempSync(join(tmpdir(), 'iota-bad-'));
+    let base = '';
+    const store = await LocalStore.open({ root: join(dir, 'store'), baseUrl: () => base });
+    o = await startTestOrchestrator({ dir, bodyLimit: BODY_LIMIT, node: { validators: [newIdentity().id], admins: [] }, plugins: [localStoreRoutes(store), storageRoutes(store)] });
+    base = o.url;
     miner = new SimParticipant(o.url);
     await miner.register();
     // a request that succeeded, captured for replay
@@ -71,8 +80,32 @@ describe('bad input on every route', () => {
       { name: 'heartbeat with a wrong field', method: 'POST', path: '/v1/heartbeat', body: '{"state": 5}', headers: signed(m, 'POST', '/v1/heartbeat', '{"state": 5}'), status: 400, code: 'E_BAD_REQUEST' },
       { name: 'wrong content type', method: 'POST', path: '/v1/heartbeat', body: 'x', headers: { ...signed(m, 'POST', '/v1/heartbeat', 'x'), 'content-type': 'text/plain' }, status: 415, code: 'E_BAD_CONTENT_TYPE' },
       { name: 'unknown route', method: 'GET', path: '/v1/nothing', headers: {}, status: 404, code: 'E_NOT_FOUND' },
+      ...storageAttempts(m),
     ];
     return list;
+  }
+
+  function storageAttempts(m: Identity): Attempt[] {
+    const sha = 'a'.repeat(64);
+    const own = `runs/test-run/e0/grad/0/${m.id}.safetensors`;
+    const up = (body: string, status: number, code: string, name: string, who = m): Attempt => ({ name, method: 'POST', path: '/v1/storage/upload', body, headers: signed(who, 'POST', '/v1/storage/upload', body), status, code });
+    const get = (path: string, status: number, code: string, name: string): Attempt => ({ name, method: 'GET', path, headers: signed(m, 'GET', path, undefined, { requestId: false }), status, code });
+    const complete = JSON.stringify({ key: own, upload_id: 'nope', etags: ['x'] });
+    return [
+      up('{"kind": "gradient", ', 400, 'E_BAD_JSON', 'upload: malformed JSON'),
+      up(JSON.stringify({ kind: 'gradient', key: own, size: '10', sha256: sha }), 400, 'E_BAD_REQUEST', 'upload: wrong type'),
+      up(JSON.stringify({ kind: 'gradient', key: own, sha256: sha }), 400, 'E_BAD_REQUEST', 'upload: missing size'),
+      up(JSON.stringify({ kind: 'weights', key: own, size: 10, sha256: sha }), 400, 'E_BAD_REQUEST', 'upload: unknown kind'),
+      up(JSON.stringify({ kind: 'gradient', key: own, size: 10, sha256: 'XYZ' }), 400, 'E_BAD_REQUEST', 'upload: malformed sha256'),
+      up(JSON.stringify({ kind: 'gradient', key: `runs/test-run/e0/grad/0/${stranger.id}.safetensors`, size: 10, sha256: sha }), 403, 'E_NOT_YOUR_PREFIX', "upload: another's prefix"),
+      up(JSON.stringify({ kind: 'gradient', key: own, size: 2 ** 50, sha256: sha }), 413, 'E_TOO_LARGE', 'upload: oversized declaration'),
+      up(JSON.stringify({ kind: 'gradient', key: own, size: 10, sha256: sha }), 403, 'E_UNKNOWN_KEY', 'upload: unknown key', stranger),
+      { name: 'complete: unknown upload', method: 'POST', path: '/v1/storage/complete', body: complete, headers: signed(m, 'POST', '/v1/storage/complete', complete), status: 404, code: 'E_NO_UPLOAD' },
+      get('/v1/storage/download', 400, 'E_BAD_REQUEST', 'download: no key'),
+      get('/v1/storage/download?key=runs/other/x', 403, 'E_NOT_YOUR_PREFIX', 'download: other run'),
+      get(`/v1/storage/download?key=${encodeURIComponent(own)}`, 404, 'E_NOT_FOUND', 'download: missing object'),
+      { name: 'store: forged URL', method: 'GET', path: `/store/${own}?m=GET&exp=${Date.now() + 60_000}&sig=AAAA`, headers: {}, status: 403, code: 'E_BAD_SIGNATURE' },
+    ];
   }
 
   it('refuses each with a 4xx and a machine-readable code, stays up, and changes nothing', async () => {
@@ -85,7 +118,7 @@ describe('bad input on every route', () => {
       expect(`${a.name}: ${r.statusCode} ${body.error?.code}`).toBe(`${a.name}: ${a.status} ${a.code}`);
       expect(body.error?.message.length).toBeGreaterThan(5);
     }
-    expect(seen.length).toBeGreaterThanOrEqual(20);
+    expect(seen.length).toBeGreaterThanOrEqual(33);
     expect((await request(`${o.url}/healthz`)).statusCode).toBe(200);
     expect(o.repo.dump()).toBe(before);
   });
