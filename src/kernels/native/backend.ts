@@ -1,0 +1,115 @@
+/**
+ * The `native` tfjs backend: tfjs's cpu backend (same tensor storage, same stock kernels)
+ * with the kernels the model uses replaced by native ones. Registered as its own backend so
+ * the stock `cpu` backend stays intact for comparison. Gradients are registered by kernel
+ * name, so autograd works unchanged.
+ *
+ * Every call that ends in a stock kernel is counted (nativeStats): a kernel with no native
+ * version, or a native kernel handing over a case it does not cover (another dtype, say).
+ * Reshape and Identity stay stock and uncounted: they only relabel storage.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import os from 'node:os';
+import { Ctx, type KernelArgs, type KernelResult } from './context.js';
+import { layoutKernels } from './layout.js';
+import type { NativeAddon } from './loader.js';
+import { mathKernels } from './math.js';
+import { BufferPool } from './pool.js';
+import { reduceKernels } from './reduce.js';
+
+export const NATIVE = 'native';
+
+/** Kernels that are metadata only: the stock version is already the right one. */
+const PASSTHROUGH = new Set(['Reshape', 'Identity']);
+
+export const NATIVE_KERNELS: Readonly<Record<string, (args: KernelArgs, ctx: Ctx) => KernelResult>> = { ...mathKernels, ...reduceKernels, ...layoutKernels };
+
+export interface NativeStats {
+  /** calls served by a native kernel */
+  calls: number;
+  /** calls served by a stock kernel, in all */
+  fallbackCalls: number;
+  /** stock-kernel calls by `Kernel(dtypes): why` */
+  fallbacks: Record<string, number>;
+}
+
+const stats: NativeStats = { calls: 0, fallbackCalls: 0, fallbacks: {} };
+
+export function nativeStats(): NativeStats {
+  return { calls: stats.calls, fallbackCalls: stats.fallbackCalls, fallbacks: { ...stats.fallbacks } };
+}
+
+export function resetNativeStats(): void {
+  stats.calls = 0;
+  stats.fallbackCalls = 0;
+  stats.fallbacks = {};
+}
+
+function describeInputs(args: KernelArgs): string {
+  return Object.values(args.inputs)
+    .map((t) => t?.dtype ?? '-')
+    .join(',');
+}
+
+/** The cpu backend with pooled output storage (pool.ts): it tells the pool what leaves and what is freed. */
+class NativeBackend extends MathBackendCPU {
+  constructor(private readonly pool: BufferPool) {
+    super();
+  }
+
+  override readSync(dataId: tf.DataId): tf.BackendValues {
+    this.pool.expose(this.data.get(dataId)?.values);
+    return super.readSync(dataId);
+  }
+
+  override read(dataId: tf.DataId): Promise<tf.BackendValues> {
+    this.pool.expose(this.data.get(dataId)?.values);
+    return super.read(dataId);
+  }
+
+  override disposeData(dataId: tf.DataId, force = false): boolean {
+    const values = this.data.get(dataId)?.values;
+    const disposed = super.disposeData(dataId, force);
+    if (values && !this.data.has(dataId)) this.pool.give(values);
+    return disposed;
+  }
+}
+
+/** Registers backend `native` and its kernels (once per tfjs instance). */
+export function registerNativeBackend(addon: NativeAddon): void {
+  if (tf.findBackendFactory(NATIVE) !== null) return;
+  const stock = new Map(tf.getKernelsForBackend('cpu').map((k) => [k.kernelName, k]));
+  // Free buffers kept for reuse: a step's worth for the models iota trains on a CPU.
+  const pool = new BufferPool(Math.min(2 ** 30, os.totalmem() / 8));
+  const fallback = (name: string, args: KernelArgs, why: string): KernelResult => {
+    // A stock kernel may return a view of an input: such inputs must never be recycled.
+    const backend = args.backend as MathBackendCPU;
+    for (const t of Object.values(args.inputs)) if (t) pool.expose(backend.data.get(t.dataId)?.values);
+    const key = `${name}(${describeInputs(args)}): ${why}`;
+    stats.fallbackCalls++;
+    stats.fallbacks[key] = (stats.fallbacks[key] ?? 0) + 1;
+    const k = stock.get(name);
+    if (!k) throw new Error(`native backend: no kernel ${name}`);
+    return k.kernelFunc(args);
+  };
+  const ctx = new Ctx(addon, pool, fallback);
+  for (const [name, k] of stock) {
+    const own = NATIVE_KERNELS[name];
+    let kernelFunc: tf.KernelFunc;
+    if (own) {
+      kernelFunc = (args) => {
+        stats.calls++;
+        return own(args, ctx);
+      };
+    } else if (PASSTHROUGH.has(name)) {
+      kernelFunc = k.kernelFunc;
+    } else {
+      kernelFunc = (args) => fallback(name, args, 'no native kernel');
+    }
+    tf.registerKernel({ ...k, backendName: NATIVE, kernelFunc });
+  }
+  // Priority below cpu: iota chooses backends itself (backends.ts); this only matters to code
+  // that relies on tfjs's own default.
+  tf.registerBackend(NATIVE, () => new NativeBackend(pool), 0);
+}

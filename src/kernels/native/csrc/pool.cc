@@ -1,0 +1,139 @@
+#include "pool.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <chrono>
+#include <immintrin.h>
+
+namespace iota {
+
+Pool& Pool::get() {
+  static Pool pool;
+  return pool;
+}
+
+Pool::Pool() {}
+
+Pool::~Pool() { stop_workers(); }
+
+void Pool::stop_workers() {
+  if (workers_.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_.store(true);
+    generation_.fetch_add(1);
+  }
+  wake_.notify_all();
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+  stopping_.store(false);
+}
+
+namespace {
+
+void bind_to(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+}  // namespace
+
+void Pool::resize(int threads, bool pin) {
+  if (threads < 1) threads = 1;
+  if (!saved_mask_) {
+    saved_mask_ = true;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0)
+      for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &set)) cpus_.push_back(c);
+  }
+  pin = pin && threads > 1 && threads <= static_cast<int>(cpus_.size());
+  if (threads == size_ && pin == pinned_) return;
+  stop_workers();
+  size_ = threads;
+  if (pin) {
+    bind_to(cpus_[0]);
+  } else if (pinned_) {
+    cpu_set_t set;  // give the caller back every CPU it had
+    CPU_ZERO(&set);
+    for (int c : cpus_) CPU_SET(c, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+  }
+  pinned_ = pin;
+  const uint64_t gen = generation_.load();
+  for (int i = 1; i < threads; i++) {
+    const int cpu = pin ? cpus_[i] : -1;
+    workers_.emplace_back([this, i, gen, cpu] { worker_loop(i, gen, cpu); });
+  }
+}
+
+void Pool::worker_loop(int index, uint64_t seen, int cpu) {
+  (void)index;
+  if (cpu >= 0) bind_to(cpu);
+  for (;;) {
+    // Spin briefly: kernels arrive back to back while a step runs.
+    auto start = std::chrono::steady_clock::now();
+    const auto spin = std::chrono::microseconds(spin_us_.load(std::memory_order_relaxed));
+    int polls = 0;
+    while (generation_.load(std::memory_order_acquire) == seen) {
+      _mm_pause();
+      if (++polls % 256 == 0 && std::chrono::steady_clock::now() - start > spin) break;
+    }
+    if (generation_.load(std::memory_order_acquire) == seen) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      sleepers_.fetch_add(1);
+      while (generation_.load() == seen) wake_.wait(lock);
+      sleepers_.fetch_sub(1);
+    }
+    seen = generation_.load(std::memory_order_acquire);
+    if (stopping_.load()) return;
+    for (int t; (t = next_task_.fetch_add(1, std::memory_order_relaxed)) < tasks_;) (*job_)(t);
+    finished_workers_.fetch_add(1, std::memory_order_release);
+  }
+}
+
+void Pool::run(int tasks, const std::function<void(int)>& fn) {
+  if (tasks <= 0) return;
+  if (tasks == 1 || size_ == 1) {
+    for (int t = 0; t < tasks; t++) fn(t);
+    return;
+  }
+  // Every worker takes part in every job and checks in at the end, so no worker can still be
+  // reading job_ when the next job is set up.
+  job_ = &fn;
+  tasks_ = tasks;
+  next_task_.store(0, std::memory_order_relaxed);
+  finished_workers_.store(0, std::memory_order_relaxed);
+  generation_.fetch_add(1);  // seq_cst: pairs with the sleepers_ check below
+  if (sleepers_.load() > 0) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    wake_.notify_all();
+  }
+  for (int t; (t = next_task_.fetch_add(1, std::memory_order_relaxed)) < tasks;) fn(t);
+  const int others = size_ - 1;
+  while (finished_workers_.load(std::memory_order_acquire) < others) _mm_pause();
+  job_ = nullptr;
+}
+
+void Pool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  if (grain < 1) grain = 1;
+  int64_t chunks = n / grain;
+  if (chunks > size_) chunks = size_;
+  if (chunks < 1) chunks = 1;
+  if (chunks == 1) {
+    fn(0, n);
+    return;
+  }
+  run(static_cast<int>(chunks), [&](int c) {
+    const int64_t begin = n * c / chunks;
+    const int64_t end = n * (c + 1) / chunks;
+    fn(begin, end);
+  });
+}
+
+}  // namespace iota
