@@ -2,10 +2,17 @@
 import type { Command } from 'commander';
 import { IotaError } from '../errors.js';
 import { BACKENDS, describeSelection, selectBackend, type BackendChoice } from '../kernels/backends.js';
+import { setThreads } from '../kernels/native/loader.js';
 import { note } from './output.js';
 
 export function addBackendOption(cmd: Command): Command {
-  return cmd.option('--backend <name>', `compute backend: auto, ${BACKENDS.join(', ')}`, process.env.IOTA_BACKEND ?? 'auto');
+  return cmd
+    .option('--backend <name>', `compute backend: auto, ${BACKENDS.join(', ')}`, process.env.IOTA_BACKEND ?? 'auto')
+    .option('--threads <n>', 'threads of the native CPU kernels (default IOTA_THREADS, else cores / IOTA_PROCESSES)', positiveInt('--threads'))
+    .hook('preAction', (_, action) => {
+      const threads = action.opts().threads as number | undefined;
+      if (threads !== undefined) setThreads(threads);
+    });
 }
 
 /** Activates the backend and logs the choice to stderr. */

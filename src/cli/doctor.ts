@@ -4,6 +4,7 @@ import chalk from 'chalk';
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
 import { BACKENDS, probeBackend, selectBackend, timeMatmul, type BackendProbe } from '../kernels/backends.js';
+import { addonPaths, loadNative } from '../kernels/native/loader.js';
 import { printJson } from './output.js';
 
 interface BackendReport extends BackendProbe {
@@ -37,6 +38,8 @@ async function doctor(n: number) {
     backends.push(probe);
   }
   const chosen = await selectBackend('auto');
+  const loaded = loadNative();
+  const native = loaded.ok ? { addon: loaded.path, ...loaded.addon.info() } : { addon: addonPaths().addon, fix: loaded.reason };
   const nodeMajor = Number(process.versions.node.split('.')[0]);
   return {
     node: process.versions.node,
@@ -47,6 +50,7 @@ async function doctor(n: number) {
     memory_gib: round(os.totalmem() / 2 ** 30, 1),
     tfjs: tf.version.tfjs,
     backends,
+    native,
     chosen: chosen.backend,
   };
 }
@@ -59,6 +63,7 @@ function printReport(r: Awaited<ReturnType<typeof doctor>>): void {
     const speed = b.available ? `${b.gflops} GFLOP/s  (${b.matmul})` : chalk.dim(b.reason ?? '');
     console.log(`${ok(b.available)}${b.name.padEnd(11)} ${speed}`);
   }
+  if ('threads' in r.native) console.log(`    native kernels: ${r.native.threads} thread${r.native.threads === 1 ? '' : 's'}${r.native.pinned ? ' (pinned)' : ''}, ${r.native.blas}; --threads or IOTA_THREADS to change`);
   console.log(`    chosen by default: ${chalk.bold(r.chosen)}`);
 }
 

@@ -1,13 +1,13 @@
 /**
  * Backend choice. Model code uses tfjs ops only; this module decides which tfjs backend runs
  * them: the fastest one that works, unless the user names one. Order of preference:
- * tensorflow (tfjs-node-gpu, optional), wasm, cpu. The project's native CPU kernels slot in
- * before wasm when they exist.
+ * tensorflow (tfjs-node-gpu, optional), native (this project's CPU kernels on OpenBLAS,
+ * src/kernels/native/), wasm, cpu.
  */
 import * as tf from '@tensorflow/tfjs';
 import { IotaError } from '../errors.js';
 
-export const BACKENDS = ['tensorflow', 'wasm', 'cpu'] as const;
+export const BACKENDS = ['tensorflow', 'native', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 export type BackendChoice = BackendName | 'auto';
 
@@ -47,6 +47,14 @@ async function doProbe(name: BackendName): Promise<BackendProbe> {
           return { name, available: false, reason: `@tensorflow/tfjs-node-gpu ${why}; it ${GPU_REQUIREMENT}` };
         }
         return await tryInit(name);
+      }
+      case 'native': {
+        const { loadNative, registerNativeBackend } = await import('./native/index.js');
+        const loaded = loadNative();
+        if (!loaded.ok) return { name, available: false, reason: loaded.reason };
+        registerNativeBackend(loaded.addon);
+        const info = loaded.addon.info();
+        return await tryInit(name, `native kernels on ${info.blas.split(' ').slice(0, 2).join(' ')}, ${info.threads} thread${info.threads === 1 ? '' : 's'}`);
       }
       case 'wasm':
         await import('@tensorflow/tfjs-backend-wasm');
@@ -102,7 +110,8 @@ export async function selectBackend(choice: BackendChoice = 'auto'): Promise<Sel
 
 export function describeSelection(s: Selection): string {
   if (s.how === 'requested') return `backend: ${s.backend} (requested)`;
-  const skipped = s.skipped.map((p) => p.name).join(', ');
+  // The native kernels are the one backend a CPU host is expected to have: say why it is not here.
+  const skipped = s.skipped.map((p) => (p.name === 'native' ? `native (${p.reason})` : p.name)).join(', ');
   return `backend: ${s.backend} (chosen automatically${skipped ? `; not available here: ${skipped}, see iota doctor` : ''})`;
 }
 

@@ -19,7 +19,7 @@ describe('iota executable', () => {
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
     const report = JSON.parse(lines[0]);
-    expect(report.backends.map((b: { name: string }) => b.name)).toEqual(['tensorflow', 'wasm', 'cpu']);
+    expect(report.backends.map((b: { name: string }) => b.name)).toEqual(['tensorflow', 'native', 'wasm', 'cpu']);
     const gpu = report.backends[0];
     if (!gpu.available) expect(gpu.reason).toMatch(/CUDA 11\.2 and cuDNN 8\.1/);
     for (const b of report.backends.filter((x: { available: boolean }) => x.available)) expect(b.gflops).toBeGreaterThan(0);
