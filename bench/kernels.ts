@@ -1,0 +1,240 @@
+/**
+ * `npm run bench -- kernels [--shapes a,b,c] [--batch N] [--min-seconds S] [--no-torch] [--json]`:
+ * the native CPU kernels against PyTorch on the same machine. For each shape, one body stage
+ * trains forward + backward + AdamW here (backend `native`) and in PyTorch (Debian's
+ * python3-torch, bench/torch_stage.py) with the same weights, input and output gradient;
+ * PyTorch gets its best of torch threads {1, T} x OpenBLAS threads {1, T} (T = iota's threads).
+ * Prints tokens/s of each, the ratio, achieved GFLOP/s and the machine's sgemm GFLOP/s (the
+ * ceiling). With --json the last line of stdout is one JSON object.
+ *
+ * Shapes (a) and (b) are one-block body stages (bottleneck decoder in, bottleneck block out);
+ * (c) is configs/small.yaml's body stage (two blocks). A step here is Stage.backward (which runs
+ * the forward inside tf.grads) plus the project's AdamW; a miner's separate forward pass for
+ * the activations it sends on is not counted on either side.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { headDim, loadModelConfig, stageSpecs, validateConfig, type ModelConfig, type StageSpec } from '../src/config/index.js';
+import { selectBackend } from '../src/kernels/backends.js';
+import { loadNative, packageRoot, type NativeAddon } from '../src/kernels/native/loader.js';
+import { adamwUpdate, clipFactor, meanGradient, sumOfSquares } from '../src/model/optimizer.js';
+import { Stage } from '../src/model/stage.js';
+import { encodeSafetensors } from '../src/tensor-io/index.js';
+
+const PYTHON = process.env.IOTA_PYTHON ?? '/usr/bin/python3';
+
+interface Shape {
+  about: string;
+  config: ModelConfig;
+  stage: number;
+}
+
+function oneBlockStage(name: string, dim: number, heads: number, kvGroups: number, ffn: number, seq: number): ModelConfig {
+  return validateConfig(
+    'model',
+    {
+      name,
+      tokenizer: 'byte',
+      vocab_size: 256,
+      dim,
+      n_layers: 3,
+      n_heads: heads,
+      n_kv_groups: kvGroups,
+      ffn_dim: ffn,
+      bottleneck: 32,
+      seq,
+      rope_theta: 31250,
+      rope_scaling: { factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_context_length: 8192 },
+      stages: [[-1, 1], [1, 2], [2, -1]],
+    },
+    `bench shape ${name}`,
+  );
+}
+
+function shapes(): Record<string, Shape> {
+  return {
+    a: { about: 'dim 512, 8 heads, 2 kv groups, ffn 1408, seq 256', config: oneBlockStage('a', 512, 8, 2, 1408, 256), stage: 1 },
+    b: { about: 'dim 256, 4 heads, 2 kv groups, ffn 704, seq 128', config: oneBlockStage('b', 256, 4, 2, 704, 128), stage: 1 },
+    c: { about: "configs/small.yaml's body stage (2 blocks), seq 128", config: loadModelConfig(join(packageRoot(), 'configs/small.yaml')), stage: 1 },
+  };
+}
+
+/**
+ * Matmul FLOPs of one training step, exact from the shapes: forward F (every linear, and the
+ * full seq x seq attention products both sides compute), backward 2F (input and weight
+ * gradients). Elementwise work is not counted.
+ */
+export function stageFlops(c: ModelConfig, spec: StageSpec, batch: number): number {
+  const T = batch * c.seq;
+  const d = c.dim;
+  const kv = c.n_kv_groups * headDim(c);
+  const n = spec.endBlock - spec.firstBlock;
+  let forward = 0;
+  for (let i = 0; i < n; i++) {
+    if (i === 0 && spec.decodesInput) forward += 2 * T * c.bottleneck * d;
+    forward += 2 * T * d * (2 * d + 2 * kv);
+    forward += 2 * 2 * batch * c.n_heads * c.seq * c.seq * headDim(c);
+    forward += 3 * 2 * T * d * c.ffn_dim;
+    if (i === n - 1 && spec.encodesOutput) forward += 2 * T * d * c.bottleneck;
+  }
+  if (spec.hasHead) forward += 2 * T * d * c.vocab_size;
+  return 3 * forward;
+}
+
+/** Best sgemm rate through the addon (n x n x n, the pool's threads): the ceiling for the rest. */
+function sgemmGflops(addon: NativeAddon, n = 1024, seconds = 1): number {
+  const a = Float32Array.from({ length: n * n }, (_, i) => ((i * 7919) % 1000) / 1000 - 0.5);
+  const b = Float32Array.from({ length: n * n }, (_, i) => ((i * 104729) % 1000) / 1000 - 0.5);
+  const c = new Float32Array(n * n);
+  let best = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < seconds * 1000) {
+    const t = performance.now();
+    addon.matmul(a, b, c, [], [], [], n, n, n, false, false);
+    best = Math.max(best, (2 * n ** 3) / ((performance.now() - t) / 1000) / 1e9);
+  }
+  return best;
+}
+
+interface Timing {
+  tokens_per_s: number;
+  ms_per_step: number;
+  steps: number;
+}
+
+function timeIota(stage: Stage, x: tf.Tensor, dy: tf.Tensor, batch: number, minSeconds: number): Timing {
+  const m = new Float32Array(stage.layout.size);
+  const v = new Float32Array(stage.layout.size);
+  const step = (t: number) => {
+    const grads = new Float32Array(stage.layout.size);
+    stage.backward(x, dy, grads)?.dispose();
+    const g = meanGradient(grads, batch);
+    const w = stage.getWeights();
+    adamwUpdate({ w, g, m, v, offset: 0 }, stage.layout.params, { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }, t, clipFactor(Math.sqrt(sumOfSquares(g)), 1));
+    stage.setWeights(w);
+  };
+  step(1); // warm-up: first allocations
+  step(2);
+  let steps = 0;
+  const t0 = performance.now();
+  while (steps < 2 || performance.now() - t0 < minSeconds * 1000) step(++steps + 2);
+  const seconds = (performance.now() - t0) / 1000;
+  return { tokens_per_s: (steps * batch * stage.config.seq) / seconds, ms_per_step: (seconds * 1000) / steps, steps };
+}
+
+/** Makes sure Debian's python3-torch is there: installs it as root, else says how. */
+function ensureTorch(log: (s: string) => void): string | null {
+  const has = () => spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' }).status === 0;
+  if (has()) return null;
+  if (process.getuid?.() !== 0) return `PyTorch not found for ${PYTHON}: run \`sudo apt-get install python3-torch python3-numpy\` (or ./setup.sh --dev as root)`;
+  log('installing python3-torch and python3-numpy (apt-get, once)');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const args = ['install', '-y', '-qq', '--no-install-recommends', 'python3-torch', 'python3-numpy'];
+  if (spawnSync('apt-get', args, { env, stdio: ['ignore', 'ignore', 'inherit'] }).status !== 0) {
+    spawnSync('apt-get', ['update', '-qq'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    spawnSync('apt-get', args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  return has() ? null : 'apt-get could not install python3-torch';
+}
+
+interface TorchRun extends Timing {
+  torch: string;
+  threads: number;
+  openblas_threads: number;
+  output_rel_err: number;
+}
+
+function timeTorch(dir: string, threads: number, openblasThreads: number, minSeconds: number): TorchRun {
+  const script = join(packageRoot(), 'bench', 'torch_stage.py');
+  const env = { ...process.env, OPENBLAS_NUM_THREADS: String(openblasThreads), OMP_NUM_THREADS: String(threads) };
+  const r = spawnSync(PYTHON, [script, dir, '--threads', String(threads), '--min-seconds', String(minSeconds)], { encoding: 'utf8', env });
+  if (r.status !== 0) throw new Error(`${script} failed: ${r.stderr.trim().split('\n').pop()}`);
+  return { ...(JSON.parse(r.stdout.trim().split('\n').pop()!) as Omit<TorchRun, 'openblas_threads'>), openblas_threads: openblasThreads };
+}
+
+function round(x: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      shapes: { type: 'string', default: 'a,b,c' },
+      batch: { type: 'string', default: '4' },
+      'min-seconds': { type: 'string', default: '3' },
+      'no-torch': { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  const batch = Number(values.batch);
+  const minSeconds = Number(values['min-seconds']);
+  await selectBackend('native');
+  const loaded = loadNative();
+  if (!loaded.ok) throw new Error(loaded.reason);
+  const addon = loaded.addon;
+  const info = addon.info();
+  const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'unknown CPU'}`;
+  const sgemm = sgemmGflops(addon);
+  log(`${machine}; iota native: ${info.threads} threads, ${info.blas}; sgemm ${sgemm.toFixed(1)} GFLOP/s`);
+  const torchMissing = values['no-torch'] ? 'skipped (--no-torch)' : ensureTorch(log);
+  if (torchMissing) log(`PyTorch: ${torchMissing}`);
+  const settings = [...new Set([1, info.threads])];
+
+  const all = shapes();
+  const results: Record<string, unknown> = {};
+  const ratio: Record<string, number | null> = {};
+  const gflops: Record<string, number> = {};
+  const torchGflops: Record<string, number | null> = {};
+  for (const key of values.shapes!.split(',')) {
+    const shape = all[key];
+    if (!shape) throw new Error(`unknown shape ${key}: choose from ${Object.keys(all).join(', ')}`);
+    const c = shape.config;
+    const stage = Stage.initial(c, shape.stage, 'bench');
+    const spec = stage.spec;
+    const x = tf.randomNormal([batch, c.seq, c.bottleneck], 0, 1, 'float32', 1);
+    const dy = tf.randomNormal([batch, c.seq, c.bottleneck], 0, 1, 'float32', 2);
+    const flops = stageFlops(c, spec, batch);
+    const ours = timeIota(stage, x, dy, batch, minSeconds);
+    gflops[key] = round(flops / (ours.ms_per_step / 1000) / 1e9, 1);
+    let best: TorchRun | null = null;
+    const tried: TorchRun[] = [];
+    if (!torchMissing) {
+      const dir = mkdtempSync(join(os.tmpdir(), 'iota-bench-kernels-'));
+      try {
+        const y = stage.forward(x);
+        writeFileSync(join(dir, 'weights.safetensors'), stage.toSafetensors());
+        const entry = (t: tf.Tensor) => ({ dtype: 'F32' as const, shape: t.shape, data: t.dataSync() as Float32Array });
+        writeFileSync(join(dir, 'io.safetensors'), encodeSafetensors({ x: entry(x), dy: entry(dy), y: entry(y) }, {}));
+        writeFileSync(join(dir, 'config.json'), JSON.stringify({ config: c, stage: shape.stage }));
+        y.dispose();
+        for (const t of settings) for (const ob of settings) tried.push(timeTorch(dir, t, ob, minSeconds));
+        best = tried.reduce((p, q) => (q.tokens_per_s > p.tokens_per_s ? q : p));
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    ratio[key] = best ? round(ours.tokens_per_s / best.tokens_per_s, 3) : null;
+    torchGflops[key] = best ? round(flops / (best.ms_per_step / 1000) / 1e9, 1) : null;
+    results[key] = { about: shape.about, batch, seq: c.seq, gflop_per_step: round(flops / 1e9, 2), iota: ours, torch_best: best, torch_tried: tried };
+    const tps = (v: number) => Math.round(v).toLocaleString('en-US').padStart(7);
+    log(
+      `(${key}) ${shape.about}, batch ${batch}: iota ${tps(ours.tokens_per_s)} tokens/s (${gflops[key]} GFLOP/s)` +
+        (best ? `  torch ${tps(best.tokens_per_s)} tokens/s (${torchGflops[key]} GFLOP/s; torch threads ${best.threads}, OpenBLAS ${best.openblas_threads})  ratio ${ratio[key]}` : ''),
+    );
+    if (best && best.output_rel_err > 1e-4) log(`    warning: PyTorch's stage output differs from iota's by ${best.output_rel_err.toExponential(2)} (relative)`);
+    tf.dispose([x, dy]);
+    stage.dispose();
+  }
+  if (values.json) {
+    process.stdout.write(
+      `${JSON.stringify({ bench: 'kernels', machine, threads: info.threads, blas: info.blas, sgemm_gflops: round(sgemm, 1), ratio_vs_torch: ratio, gflops, torch_gflops: torchGflops, torch_missing: torchMissing, results })}\n`,
+    );
+  }
+}

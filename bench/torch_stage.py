@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""PyTorch side of `npm run bench -- kernels`: trains one iota stage on the CPU with the same
+weights, inputs and output gradient as the TypeScript side, and prints its speed as JSON.
+
+  torch_stage.py DIR [--threads N] [--min-seconds S]
+
+DIR holds config.json (the model config and "stage", the stage index), weights.safetensors
+(the stage, iota's parameter names) and io.safetensors (x: the stage input, dy: the gradient of
+the stage output, y: iota's stage output on x, used to check both sides compute the same thing).
+The model is test/fixtures/pytorch_reference.py, the project's independent PyTorch
+implementation. One step: forward, backward of <stage(x), dy>, clip_grad_norm_(1.0), AdamW
+(betas 0.9/0.95, eps 1e-8, decay 0.1 on matrices). OpenBLAS reads its thread count from the
+environment at import, so the caller sets OPENBLAS_NUM_THREADS per run.
+Run with Debian's /usr/bin/python3 (python3-torch 1.13).
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "test" / "fixtures"))
+from pytorch_reference import load_safetensors, rope_tables, stage_forward, stage_specs  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dir")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--min-seconds", type=float, default=3.0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    d = Path(args.dir)
+    meta = json.loads((d / "config.json").read_text())
+    c, index = meta["config"], meta["stage"]
+    spec = stage_specs(c)[index]
+    params = {k: v.requires_grad_(True) for k, v in load_safetensors(d / "weights.safetensors").items()}
+    io = load_safetensors(d / "io.safetensors")
+    x, dy = io["x"], io["dy"]
+    cos, sin = rope_tables(c)
+    matrices = [p for p in params.values() if p.dim() == 2]
+    norms = [p for p in params.values() if p.dim() == 1]
+    opt = torch.optim.AdamW([{"params": matrices, "weight_decay": 0.1}, {"params": norms, "weight_decay": 0.0}],
+                            lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
+
+    with torch.no_grad():
+        y = stage_forward(spec, params, x, c, cos, sin)
+        rel_err = float((y - io["y"]).norm() / io["y"].norm())
+
+    def step():
+        xin = x.clone().requires_grad_(True)  # a body stage also returns the input gradient
+        out = stage_forward(spec, params, xin, c, cos, sin)
+        (out * dy).sum().backward()
+        torch.nn.utils.clip_grad_norm_(params.values(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    step()  # warm-up
+    steps, t0 = 0, time.perf_counter()
+    while steps < 2 or time.perf_counter() - t0 < args.min_seconds:
+        step()
+        steps += 1
+    seconds = time.perf_counter() - t0
+    tokens = x.shape[0] * x.shape[1]
+    print(json.dumps({"torch": torch.__version__, "threads": args.threads, "steps": steps,
+                      "ms_per_step": 1000 * seconds / steps, "tokens_per_s": tokens * steps / seconds,
+                      "output_rel_err": rel_err}))
+
+
+if __name__ == "__main__":
+    main()
