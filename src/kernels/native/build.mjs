@@ -7,6 +7,8 @@
  * Skips the build when the addon is newer than its sources. --force rebuilds.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import os from 'node:os';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +21,17 @@ const force = process.argv.includes('--force');
 const FIX = 'apt-get install g++ make libopenblas-dev, then npm run build:native (or ./setup.sh)';
 
 const say = (s) => process.stdout.write(`native kernels: ${s}\n`);
+
+/** The CPU's model and instruction-set flags: a build with -march=native runs only where they match (loader.ts computes the same). */
+function cpuSignature() {
+  let flags = '';
+  try {
+    flags = /^flags\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '';
+  } catch {
+    // not Linux: the model name alone
+  }
+  return createHash('sha256').update(`${os.cpus()[0]?.model ?? ''}|${flags}`).digest('hex').slice(0, 16);
+}
 
 function record(status) {
   mkdirSync(buildDir, { recursive: true });
@@ -45,7 +58,7 @@ function upToDate() {
   if (force || !existsSync(addon) || !existsSync(statusFile)) return false;
   try {
     const s = JSON.parse(readFileSync(statusFile, 'utf8'));
-    return s.ok === true && s.node === process.version && statSync(addon).mtimeMs >= newestSource();
+    return s.ok === true && s.node === process.version && s.cpu === cpuSignature() && statSync(addon).mtimeMs >= newestSource();
   } catch {
     return false;
   }
@@ -93,5 +106,5 @@ if (b.status !== 0) {
 // Load it once in a fresh process: a build that links but cannot load is no build.
 const check = run(process.execPath, ['-e', `process.env.OPENBLAS_NUM_THREADS='1'; const m = require(${JSON.stringify(addon)}); process.stdout.write(m.info().blas)`]);
 if (check.status !== 0) giveUp(`built but does not load: ${`${check.stderr}`.trim().split('\n')[0]}`);
-record({ ok: true, blas: check.stdout });
+record({ ok: true, blas: check.stdout, cpu: cpuSignature() });
 say(`built in ${((Date.now() - t0) / 1000).toFixed(0)} s (${check.stdout})`);

@@ -8,6 +8,7 @@
  * IOTA_THREADS=N sets the pool size; IOTA_PROCESSES=P (default 1) says how many iota processes
  * share this host, so the default is cores / P threads each.
  */
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
@@ -90,6 +91,13 @@ function tryLoad(): NativeLoad {
     }
     return { ok: false, reason: `${why}: ${FIX}` };
   }
+  // -march=native code on another CPU dies of SIGILL: refuse a build made elsewhere.
+  try {
+    const s = JSON.parse(readFileSync(status, 'utf8')) as { cpu?: string };
+    if (s.cpu && s.cpu !== cpuSignature()) return { ok: false, reason: 'built on another CPU: run npm run build:native on this machine' };
+  } catch {
+    // no status (a hand-built addon): trust it
+  }
   // OpenBLAS reads this when it loads; the pool does the threading, so BLAS stays on one thread.
   process.env.OPENBLAS_NUM_THREADS ??= '1';
   try {
@@ -99,6 +107,17 @@ function tryLoad(): NativeLoad {
     const msg = String(e instanceof Error ? e.message : e).split('\n')[0];
     return { ok: false, reason: `failed to load ${addon} (${msg}): ${FIX}` };
   }
+}
+
+/** The CPU's model and instruction-set flags, as build.mjs records them. */
+function cpuSignature(): string {
+  let flags = '';
+  try {
+    flags = /^flags\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '';
+  } catch {
+    // not Linux: the model name alone
+  }
+  return createHash('sha256').update(`${os.cpus()[0]?.model ?? ''}|${flags}`).digest('hex').slice(0, 16);
 }
 
 /**
