@@ -42,6 +42,7 @@ void bind_to(int cpu) {
 }  // namespace
 
 void Pool::resize(int threads, bool pin) {
+  std::lock_guard<std::mutex> running(run_mutex_);
   if (threads < 1) threads = 1;
   if (!saved_mask_) {
     saved_mask_ = true;
@@ -98,7 +99,8 @@ void Pool::worker_loop(int index, uint64_t seen, int cpu) {
 
 void Pool::run(int tasks, const std::function<void(int)>& fn) {
   if (tasks <= 0) return;
-  if (tasks == 1 || size_ == 1) {
+  std::unique_lock<std::mutex> running(run_mutex_, std::try_to_lock);
+  if (tasks == 1 || size_ == 1 || !running.owns_lock()) {
     for (int t = 0; t < tasks; t++) fn(t);
     return;
   }

@@ -64,6 +64,9 @@ class Pool {
   const std::function<void(int)>* job_ = nullptr;
   std::mutex mutex_;
   std::condition_variable wake_;
+  // Held by the thread running a job: a second JavaScript thread (a worker_thread with its
+  // own tfjs) runs its kernels inline instead of entering the pool at the same time.
+  std::mutex run_mutex_;
 };
 
 }  // namespace iota
