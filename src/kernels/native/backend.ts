@@ -32,18 +32,23 @@ export interface NativeStats {
   fallbackCalls: number;
   /** stock-kernel calls by `Kernel(dtypes): why` */
   fallbacks: Record<string, number>;
+  /** output buffers reused from the pool, allocated fresh, and bytes waiting on its free lists */
+  buffers: { reused: number; allocated: number; cachedBytes: number };
 }
 
-const stats: NativeStats = { calls: 0, fallbackCalls: 0, fallbacks: {} };
+const stats = { calls: 0, fallbackCalls: 0, fallbacks: {} as Record<string, number> };
+let pool: BufferPool | null = null;
 
 export function nativeStats(): NativeStats {
-  return { calls: stats.calls, fallbackCalls: stats.fallbackCalls, fallbacks: { ...stats.fallbacks } };
+  const buffers = pool ? { reused: pool.reused, allocated: pool.allocated, cachedBytes: pool.cachedBytes } : { reused: 0, allocated: 0, cachedBytes: 0 };
+  return { calls: stats.calls, fallbackCalls: stats.fallbackCalls, fallbacks: { ...stats.fallbacks }, buffers };
 }
 
 export function resetNativeStats(): void {
   stats.calls = 0;
   stats.fallbackCalls = 0;
   stats.fallbacks = {};
+  if (pool) pool.reused = pool.allocated = 0;
 }
 
 function describeInputs(args: KernelArgs): string {
@@ -81,11 +86,12 @@ export function registerNativeBackend(addon: NativeAddon): void {
   if (tf.findBackendFactory(NATIVE) !== null) return;
   const stock = new Map(tf.getKernelsForBackend('cpu').map((k) => [k.kernelName, k]));
   // Free buffers kept for reuse: a step's worth for the models iota trains on a CPU.
-  const pool = new BufferPool(Math.min(2 ** 30, os.totalmem() / 8));
+  const buffers = new BufferPool(Math.min(2 ** 30, os.totalmem() / 8));
+  pool = buffers;
   const fallback = (name: string, args: KernelArgs, why: string): KernelResult => {
     // A stock kernel may return a view of an input: such inputs must never be recycled.
     const backend = args.backend as MathBackendCPU;
-    for (const t of Object.values(args.inputs)) if (t) pool.expose(backend.data.get(t.dataId)?.values);
+    for (const t of Object.values(args.inputs)) if (t) buffers.expose(backend.data.get(t.dataId)?.values);
     const key = `${name}(${describeInputs(args)}): ${why}`;
     stats.fallbackCalls++;
     stats.fallbacks[key] = (stats.fallbacks[key] ?? 0) + 1;
@@ -93,7 +99,7 @@ export function registerNativeBackend(addon: NativeAddon): void {
     if (!k) throw new Error(`native backend: no kernel ${name}`);
     return k.kernelFunc(args);
   };
-  const ctx = new Ctx(addon, pool, fallback);
+  const ctx = new Ctx(addon, buffers, fallback);
   for (const [name, k] of stock) {
     const own = NATIVE_KERNELS[name];
     let kernelFunc: tf.KernelFunc;
@@ -111,5 +117,5 @@ export function registerNativeBackend(addon: NativeAddon): void {
   }
   // Priority below cpu: iota chooses backends itself (backends.ts); this only matters to code
   // that relies on tfjs's own default.
-  tf.registerBackend(NATIVE, () => new NativeBackend(pool), 0);
+  tf.registerBackend(NATIVE, () => new NativeBackend(buffers), 0);
 }

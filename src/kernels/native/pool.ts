@@ -21,6 +21,9 @@ export class BufferPool {
   private readonly exposed = new WeakSet<object>();
   private readonly idle = new WeakSet<Float32Array>();
   private idleBytes = 0;
+  /** outputs served from the free lists, and freshly allocated (pooled sizes only) */
+  reused = 0;
+  allocated = 0;
 
   /** @param limitBytes most bytes kept on the free lists; beyond it freed buffers go to the GC */
   constructor(readonly limitBytes: number) {}
@@ -33,8 +36,10 @@ export class BufferPool {
     if (reused) {
       this.idle.delete(reused);
       this.idleBytes -= n * 4;
+      this.reused++;
       return reused;
     }
+    this.allocated++;
     // Buffer.allocUnsafe skips the zero fill; at this size it is never a slice of Node's pool.
     const b = Buffer.allocUnsafe(n * 4);
     const a = b.byteOffset === 0 && b.buffer.byteLength === n * 4 ? new Float32Array(b.buffer, 0, n) : new Float32Array(n);

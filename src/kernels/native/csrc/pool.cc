@@ -22,7 +22,6 @@ void Pool::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_.store(true);
-    generation_.fetch_add(1);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
@@ -65,35 +64,47 @@ void Pool::resize(int threads, bool pin) {
     pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
   }
   pinned_ = pin;
-  const uint64_t gen = generation_.load();
+  const uint32_t seen = generation_;
   for (int i = 1; i < threads; i++) {
     const int cpu = pin ? cpus_[i] : -1;
-    workers_.emplace_back([this, i, gen, cpu] { worker_loop(i, gen, cpu); });
+    workers_.emplace_back([this, i, seen, cpu] { worker_loop(i, seen, cpu); });
   }
 }
 
-void Pool::worker_loop(int index, uint64_t seen, int cpu) {
+void Pool::worker_loop(int index, uint32_t seen, int cpu) {
   (void)index;
   if (cpu >= 0) bind_to(cpu);
+  auto published = [this] { return static_cast<uint32_t>(ticket_.load(std::memory_order_acquire) >> 32); };
   for (;;) {
     // Spin briefly: kernels arrive back to back while a step runs.
     auto start = std::chrono::steady_clock::now();
     const auto spin = std::chrono::microseconds(spin_us_.load(std::memory_order_relaxed));
     int polls = 0;
-    while (generation_.load(std::memory_order_acquire) == seen) {
+    while (published() == seen && !stopping_.load(std::memory_order_relaxed)) {
       _mm_pause();
       if (++polls % 256 == 0 && std::chrono::steady_clock::now() - start > spin) break;
     }
-    if (generation_.load(std::memory_order_acquire) == seen) {
+    if (published() == seen && !stopping_.load()) {
       std::unique_lock<std::mutex> lock(mutex_);
       sleepers_.fetch_add(1);
-      while (generation_.load() == seen) wake_.wait(lock);
+      while (published() == seen && !stopping_.load()) wake_.wait(lock);
       sleepers_.fetch_sub(1);
     }
-    seen = generation_.load(std::memory_order_acquire);
     if (stopping_.load()) return;
-    for (int t; (t = next_task_.fetch_add(1, std::memory_order_relaxed)) < tasks_;) (*job_)(t);
-    finished_workers_.fetch_add(1, std::memory_order_release);
+    seen = published();
+    work(seen);
+  }
+}
+
+void Pool::work(uint32_t generation) {
+  for (;;) {
+    uint64_t t = ticket_.load(std::memory_order_acquire);
+    if (static_cast<uint32_t>(t >> 32) != generation) return;
+    const int task = static_cast<int>(t & 0xffffffffu);
+    if (task >= tasks_.load(std::memory_order_relaxed)) return;
+    if (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel)) continue;
+    (*job_.load(std::memory_order_relaxed))(task);
+    done_.fetch_add(1, std::memory_order_release);
   }
 }
 
@@ -104,28 +115,27 @@ void Pool::run(int tasks, const std::function<void(int)>& fn) {
     for (int t = 0; t < tasks; t++) fn(t);
     return;
   }
-  // Every worker takes part in every job and checks in at the end, so no worker can still be
-  // reading job_ when the next job is set up.
-  job_ = &fn;
-  tasks_ = tasks;
-  next_task_.store(0, std::memory_order_relaxed);
-  finished_workers_.store(0, std::memory_order_relaxed);
-  generation_.fetch_add(1);  // seq_cst: pairs with the sleepers_ check below
+  // The previous job is complete (all its tasks done), so nobody reads these now.
+  job_.store(&fn, std::memory_order_relaxed);
+  tasks_.store(tasks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
+  const uint32_t generation = ++generation_;
+  ticket_.store(static_cast<uint64_t>(generation) << 32);  // seq_cst: pairs with the sleepers_ check
   if (sleepers_.load() > 0) {
     std::lock_guard<std::mutex> lock(mutex_);
     wake_.notify_all();
   }
-  for (int t; (t = next_task_.fetch_add(1, std::memory_order_relaxed)) < tasks;) fn(t);
-  const int others = size_ - 1;
-  while (finished_workers_.load(std::memory_order_acquire) < others) _mm_pause();
-  job_ = nullptr;
+  work(generation);
+  while (done_.load(std::memory_order_acquire) < tasks) _mm_pause();
 }
 
 void Pool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   if (grain < 1) grain = 1;
+  // A few chunks per thread: when a worker is slow to wake (or its vCPU is taken away), the
+  // caller takes more of them instead of waiting.
   int64_t chunks = n / grain;
-  if (chunks > size_) chunks = size_;
+  if (chunks > 4 * size_) chunks = 4 * size_;
   if (chunks < 1) chunks = 1;
   if (chunks == 1) {
     fn(0, n);

@@ -46,7 +46,9 @@ class Pool {
 
  private:
   Pool();
-  void worker_loop(int index, uint64_t seen, int cpu);
+  void worker_loop(int index, uint32_t seen, int cpu);
+  // Claims and runs tasks of job `generation` until none are left or another job replaced it.
+  void work(uint32_t generation);
   void stop_workers();
 
   int size_ = 1;
@@ -54,18 +56,23 @@ class Pool {
   bool saved_mask_ = false;
   std::vector<int> cpus_;  // CPUs the process may use, as first seen
   std::vector<std::thread> workers_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> next_task_{0};
-  std::atomic<int> finished_workers_{0};
+  // The published job: its generation (high 32 bits) and its next unclaimed task (low 32).
+  // A thread claims a task by compare-and-swap on the whole word, so a worker that wakes
+  // late can never claim a task of a finished job, and the caller waits only for the tasks,
+  // not for workers to wake up (a halted vCPU can take milliseconds to come back).
+  std::atomic<uint64_t> ticket_{0};
+  std::atomic<int> done_{0};
+  std::atomic<int> tasks_{0};
+  std::atomic<const std::function<void(int)>*> job_{nullptr};
+  uint32_t generation_ = 0;  // the caller's count of jobs
   std::atomic<int> sleepers_{0};
   std::atomic<bool> stopping_{false};
-  std::atomic<int> spin_us_{50};
-  int tasks_ = 0;
-  const std::function<void(int)>* job_ = nullptr;
+  std::atomic<int> spin_us_{200};
   std::mutex mutex_;
   std::condition_variable wake_;
   // Held by the thread running a job: a second JavaScript thread (a worker_thread with its
   // own tfjs) runs its kernels inline instead of entering the pool at the same time.
+  // Kernels must not call run() from inside a task.
   std::mutex run_mutex_;
 };
 
