@@ -193,7 +193,7 @@ export async function run(argv: string[]): Promise<void> {
   const addon = loaded.addon;
   const info = addon.info();
   const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'unknown CPU'}`;
-  const sgemm = sgemmGflops(addon);
+  let sgemm = sgemmGflops(addon);
   log(`${machine}; iota native: ${info.threads} threads, ${info.blas}; sgemm ${sgemm.toFixed(1)} GFLOP/s`);
   const torchMissing = values['no-torch'] ? 'skipped (--no-torch)' : ensureTorch(log);
   if (torchMissing) log(`PyTorch: ${torchMissing}`);
@@ -244,6 +244,10 @@ export async function run(argv: string[]): Promise<void> {
     tf.dispose([x, dy]);
     stage.dispose();
   }
+  // Measured again at the end, keeping the better: a neighbour on the host can take a core
+  // for a second, and the ceiling is what the machine can do.
+  sgemm = Math.max(sgemm, sgemmGflops(addon));
+  log(`sgemm ceiling: ${sgemm.toFixed(1)} GFLOP/s (best of two one-second runs, 1024^3, ${info.threads} threads)`);
   if (values.json) {
     process.stdout.write(
       `${JSON.stringify({ bench: 'kernels', machine, threads: info.threads, blas: info.blas, sgemm_gflops: round(sgemm, 1), ratio_vs_torch: ratio, gflops, torch_gflops: torchGflops, torch_missing: torchMissing, results })}\n`,
