@@ -10,7 +10,9 @@
  * Shapes (a) and (b) are one-block body stages (bottleneck decoder in, bottleneck block out);
  * (c) is configs/small.yaml's body stage (two blocks). A step here is Stage.backward (which runs
  * the forward inside tf.grads) plus the project's AdamW; a miner's separate forward pass for
- * the activations it sends on is not counted on either side.
+ * the activations it sends on is not counted on either side. Each side reports a median step
+ * time; PyTorch's is the best of its thread settings, ours the better of one run before and
+ * one after PyTorch's (the project's VMs share their hosts: bursts of 2x come and go).
  */
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
@@ -213,8 +215,7 @@ export async function run(argv: string[]): Promise<void> {
     const x = tf.randomNormal([batch, c.seq, c.bottleneck], 0, 1, 'float32', 1);
     const dy = tf.randomNormal([batch, c.seq, c.bottleneck], 0, 1, 'float32', 2);
     const flops = stageFlops(c, spec, batch);
-    const ours = timeIota(stage, x, dy, batch, minSeconds);
-    gflops[key] = round(flops / (ours.ms_per_step / 1000) / 1e9, 1);
+    let ours = timeIota(stage, x, dy, batch, minSeconds);
     let best: TorchRun | null = null;
     const tried: TorchRun[] = [];
     if (!torchMissing) {
@@ -228,10 +229,15 @@ export async function run(argv: string[]): Promise<void> {
         y.dispose();
         for (const t of settings) for (const ob of settings) tried.push(timeTorch(dir, t, ob, minSeconds));
         best = tried.reduce((p, q) => (q.tokens_per_s > p.tokens_per_s ? q : p));
+        // PyTorch's figure is the best of several runs; ours is the better of one before and
+        // one after them, so a neighbour's burst on the host hurts neither side alone.
+        const again = timeIota(stage, x, dy, batch, minSeconds);
+        if (again.ms_per_step < ours.ms_per_step) ours = again;
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
     }
+    gflops[key] = round(flops / (ours.ms_per_step / 1000) / 1e9, 1);
     ratio[key] = best ? round(ours.tokens_per_s / best.tokens_per_s, 3) : null;
     torchGflops[key] = best ? round(flops / (best.ms_per_step / 1000) / 1e9, 1) : null;
     results[key] = { about: shape.about, batch, seq: c.seq, gflop_per_step: round(flops / 1e9, 2), iota: ours, torch_best: best, torch_tried: tried };
