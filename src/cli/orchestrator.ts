@@ -38,7 +38,8 @@ export function registerOrchestrator(program: Command): void {
       const storage = node.storage ?? { kind: 'local' as const, dir: join(node.state_dir, 'store') };
       const store = await openStore(storage, { baseUrl: () => publicUrl, secretFile: join(node.state_dir, 'store-secret') });
       const plugins = [...(store instanceof LocalStore ? [localStoreRoutes(store)] : []), storageRoutes(store)];
-      const { app } = await buildOrchestrator({ run: o.runId, version: pkg.version, repo, node, rateLimits, plugins });
+      const verifyThreads = process.env.IOTA_VERIFY_THREADS === undefined ? undefined : Number(process.env.IOTA_VERIFY_THREADS);
+      const { app } = await buildOrchestrator({ run: o.runId, version: pkg.version, repo, node, rateLimits, plugins, verifyThreads });
       const url = await app.listen({ host: node.host, port: node.port });
       publicUrl ||= url;
       const pruner = setInterval(() => {
