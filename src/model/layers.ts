@@ -102,14 +102,19 @@ export function embed(ids: tf.Tensor2D, table: tf.Tensor2D): tf.Tensor3D {
   return f(table) as tf.Tensor3D;
 }
 
+/** Each sample's mean cross-entropy over its positions. logits [b, s, V], targets int32 [b, s] -> [b]. */
+export function crossEntropyPerSample(logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Tensor1D {
+  const vocab = logits.shape[2];
+  const logZ = tf.logSumExp(logits, -1); // [b, s]
+  // oneHot is made as int32 and cast: the wasm kernel ignores a float32 dtype and writes int bits.
+  const picked = tf.sum(tf.mul(logits, tf.cast(tf.oneHot(targets, vocab), 'float32')), -1); // [b, s]
+  return tf.mean(tf.sub(logZ, picked), -1) as tf.Tensor1D;
+}
+
 /**
  * Per-sample mean cross-entropy over positions, summed over the batch (so a batch's gradient
  * is the sum of its samples' gradients). logits [b, s, V], targets int32 [b, s] -> scalar.
  */
 export function crossEntropySum(logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Scalar {
-  const [, s, vocab] = logits.shape;
-  const logZ = tf.logSumExp(logits, -1); // [b, s]
-  // oneHot is made as int32 and cast: the wasm kernel ignores a float32 dtype and writes int bits.
-  const picked = tf.sum(tf.mul(logits, tf.cast(tf.oneHot(targets, vocab), 'float32')), -1); // [b, s]
-  return tf.div(tf.sum(tf.sub(logZ, picked)), s) as tf.Scalar;
+  return tf.sum(crossEntropyPerSample(logits, targets));
 }

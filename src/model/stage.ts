@@ -12,7 +12,7 @@ import { decodeSafetensors, encodeSafetensors, type TensorEntry } from '../tenso
 import type { Params } from './block.js';
 import { StageConstants, stageForward } from './forward.js';
 import { initialWeights } from './init.js';
-import { crossEntropySum } from './layers.js';
+import { crossEntropyPerSample } from './layers.js';
 import { stageLayout, stageMetadata, type StageLayout } from './params.js';
 
 export interface TailResult {
@@ -86,17 +86,20 @@ export class Stage {
     return kept[0] ?? null;
   }
 
-  /** Tail: forward, loss against `targets` int32 [b, s], and backward at once. */
+  /** Tail: forward, loss against `targets` int32 [b, s], and backward at once (one forward). */
   tailStep(input: tf.Tensor, targets: tf.Tensor2D, gradSum: Float32Array): TailResult {
     if (!this.spec.hasHead) throw new IotaError('E_NOT_TAIL', `stage ${this.spec.index} has no LM head`);
     const ctx = this.context(input.shape[1] as number);
     const names = this.layout.params.map((p) => p.name);
     const withInput = !this.spec.hasEmbedding;
+    let perSample: tf.Tensor | undefined;
     const [value, dx] = tf.tidy(() => {
       const f = (...xs: tf.Tensor[]) => {
         const p = this.paramsFrom(names, withInput ? xs.slice(1) : xs);
         const logits = stageForward(this.spec, p, withInput ? xs[0] : input, ctx);
-        return crossEntropySum(logits, targets);
+        const per = crossEntropyPerSample(logits, targets);
+        perSample = tf.keep(per.clone()); // the per-sample losses, kept past the gradient's tidy
+        return tf.sum(per) as tf.Scalar;
       };
       const args = names.map((n) => this.params[n]);
       const { value, grads } = tf.valueAndGrads(f)(withInput ? [input, ...args] : args);
@@ -104,25 +107,9 @@ export class Stage {
       return withInput ? [value, grads[0]] : [value];
     });
     const lossSum = value.dataSync()[0];
-    value.dispose();
-    return { lossSum, losses: this.sampleLosses(input, targets), dx: dx ?? null };
-  }
-
-  /** Per-sample mean cross-entropy without gradients (tail only). */
-  sampleLosses(input: tf.Tensor, targets: tf.Tensor2D): Float32Array {
-    const b = targets.shape[0];
-    const out = new Float32Array(b);
-    const logits = this.forward(input);
-    try {
-      for (let i = 0; i < b; i++) {
-        const one = tf.tidy(() => crossEntropySum(tf.slice(logits, [i, 0, 0], [1, -1, -1]), tf.slice(targets, [i, 0], [1, -1])));
-        out[i] = one.dataSync()[0];
-        one.dispose();
-      }
-    } finally {
-      logits.dispose();
-    }
-    return out;
+    const losses = Float32Array.from(perSample!.dataSync());
+    tf.dispose([value, perSample!]);
+    return { lossSum, losses, dx: dx ?? null };
   }
 
   toSafetensors(): Uint8Array {

@@ -44,6 +44,27 @@ describe('pipelined stages', () => {
     model.dispose();
   });
 
+  it('report per-sample tail losses from one forward without leaking tensors', () => {
+    const tail = Stage.initial(config, 2, 5);
+    const x = tf.randomNormal([3, config.seq, config.bottleneck], 0, 1, 'float32', 6);
+    const targets = randomIds(3, config.seq, 256, 7);
+    const g = new Float32Array(tail.layout.size);
+    tail.tailStep(x, targets, g).dx?.dispose();
+    const live = tf.memory().numTensors;
+    const r = tail.tailStep(x, targets, g);
+    r.dx?.dispose();
+    expect(tf.memory().numTensors).toBe(live);
+    expect(r.losses).toHaveLength(3);
+    // each sample's loss alone equals its entry
+    for (let i = 0; i < 3; i++) {
+      const one = tail.tailStep(tf.slice(x, [i, 0, 0], [1, -1, -1]), tf.slice(targets, [i, 0], [1, -1]) as tf.Tensor2D, new Float32Array(tail.layout.size));
+      one.dx?.dispose();
+      expect(Math.abs(one.lossSum - r.losses[i]) / r.losses[i]).toBeLessThanOrEqual(1e-5);
+    }
+    tf.dispose([x, targets]);
+    tail.dispose();
+  });
+
   it('accumulate gradient sums across calls', () => {
     const stage = Stage.initial(config, 1, 3);
     const x = tf.randomNormal([1, config.seq, config.bottleneck], 0, 1, 'float32', 4);
