@@ -23,7 +23,7 @@ export async function run(argv: string[]): Promise<void> {
       miners: { type: 'string', default: '1000' },
       seconds: { type: 'string', default: '10' },
       concurrency: { type: 'string', default: '32' },
-      connections: { type: 'string', default: '16' },
+      connections: { type: 'string', default: '32' },
       json: { type: 'boolean', default: false },
       profile: { type: 'string', description: 'write a V8 CPU profile of the orchestrator to this folder' },
     },
