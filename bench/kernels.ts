@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import { headDim, loadModelConfig, stageSpecs, validateConfig, type ModelConfig, type StageSpec } from '../src/config/index.js';
 import { selectBackend } from '../src/kernels/backends.js';
 import { loadNative, packageRoot, type NativeAddon } from '../src/kernels/native/loader.js';
-import { adamwUpdate, clipFactor, meanGradient, sumOfSquares } from '../src/model/optimizer.js';
+import { optimizerStep } from '../src/model/trainer.js';
 import { Stage } from '../src/model/stage.js';
 import { encodeSafetensors } from '../src/tensor-io/index.js';
 
@@ -115,10 +115,7 @@ function timeIota(stage: Stage, x: tf.Tensor, dy: tf.Tensor, batch: number, minS
   const step = (t: number) => {
     const grads = new Float32Array(stage.layout.size);
     stage.backward(x, dy, grads)?.dispose();
-    const g = meanGradient(grads, batch);
-    const w = stage.getWeights();
-    adamwUpdate({ w, g, m, v, offset: 0 }, stage.layout.params, { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }, t, clipFactor(Math.sqrt(sumOfSquares(g)), 1));
-    stage.setWeights(w);
+    optimizerStep(stage, grads, batch, m, v, { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }, t, 1);
   };
   step(1); // warm-up: first allocations, the buffer pool fills
   step(2);

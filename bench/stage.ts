@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import os from 'node:os';
 import { loadModelConfig, stageSpecs } from '../src/config/index.js';
 import { BACKENDS, probeBackend, selectBackend } from '../src/kernels/backends.js';
-import { adamwUpdate, clipFactor, meanGradient, sumOfSquares } from '../src/model/optimizer.js';
+import { optimizerStep } from '../src/model/trainer.js';
 import { Stage } from '../src/model/stage.js';
 
 interface Result {
@@ -62,10 +62,7 @@ export async function run(argv: string[]): Promise<void> {
         stage.forward(input).dispose();
         stage.backward(input, dy!, grads)?.dispose();
       }
-      const g = meanGradient(grads, batch);
-      const w = stage.getWeights();
-      adamwUpdate({ w, g, m, v, offset: 0 }, stage.layout.params, { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }, t, clipFactor(Math.sqrt(sumOfSquares(g)), 1));
-      stage.setWeights(w);
+      optimizerStep(stage, grads, batch, m, v, { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }, t, 1);
     };
     once(1); // warm-up: kernel compilation and first allocations
     let steps = 0;

@@ -9,7 +9,8 @@ import type { OptimizerConfig, ScheduleConfig } from '../config/run.js';
 import { IotaError } from '../errors.js';
 import { crossEntropySum } from './layers.js';
 import { Model } from './model.js';
-import { adamwUpdate, clipFactor, meanGradient, sumOfSquares } from './optimizer.js';
+import { adamwUpdate, clipFactor, meanGradient, sumOfSquares, type AdamWSettings } from './optimizer.js';
+import type { Stage } from './stage.js';
 import { learningRate } from './schedule.js';
 
 export interface TrainerSettings {
@@ -73,13 +74,9 @@ export class Trainer {
     const lr = learningRate(epoch, o.lr, this.settings.schedule);
     const gradNorms: number[] = [];
     const clipFactors: number[] = [];
+    const adamw = { lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay };
     this.model.stages.forEach((stage, i) => {
-      const g = meanGradient(gradSums[i], samples.length);
-      const norm = Math.sqrt(sumOfSquares(g));
-      const factor = clipFactor(norm, o.clip);
-      const w = stage.getWeights();
-      adamwUpdate({ w, g, m: this.state.m[i], v: this.state.v[i], offset: 0 }, stage.layout.params, { lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay }, epoch + 1, factor);
-      stage.setWeights(w);
+      const { norm, factor } = optimizerStep(stage, gradSums[i], samples.length, this.state.m[i], this.state.v[i], adamw, epoch + 1, o.clip);
       gradNorms.push(norm);
       clipFactors.push(factor);
     });
@@ -100,6 +97,20 @@ export class Trainer {
     }
     return total / samples.length;
   }
+}
+
+/**
+ * One stage's optimizer step from its gradient sum over n samples: the mean gradient, clipped by
+ * the stage's global norm, then AdamW on the stage's weights and the moments m, v (in place).
+ */
+export function optimizerStep(stage: Stage, gradSum: Float32Array, n: number, m: Float32Array, v: Float32Array, adamw: AdamWSettings, step: number, clip: number): { norm: number; factor: number } {
+  const g = meanGradient(gradSum, n);
+  const norm = Math.sqrt(sumOfSquares(g));
+  const factor = clipFactor(norm, clip);
+  const w = stage.getWeights();
+  adamwUpdate({ w, g, m, v, offset: 0 }, stage.layout.params, adamw, step, factor);
+  stage.setWeights(w);
+  return { norm, factor };
 }
 
 /** ids = tokens[0..seq), targets = tokens[1..seq], as int32 [b, seq] tensors. */
