@@ -4,7 +4,7 @@
  * into another run. The server refuses a skew over 30 s and a nonce it has seen.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { signBytes, verifyBytes, publicKeyFromId, type Identity } from './keys.js';
+import { signBytes, publicKeyFromId, type Identity } from './keys.js';
 
 export const PROTOCOL_VERSION = 1;
 export const MAX_SKEW_MS = 30_000;
@@ -83,12 +83,4 @@ export function readSignedRequest(headers: Record<string, string | string[] | un
     return { code: 'E_BAD_KEY_ID', message: `${HEADERS.key} is not a key id` };
   }
   return { key, nonce, timestamp, signature, message: canonical({ method, pathWithQuery, run, timestamp, nonce, bodySha256: bodyHash(rawBody) }) };
-}
-
-/** Checks headers and signature (not the nonce store); returns the key id or why not. */
-export function verifyRequest(headers: Record<string, string | string[] | undefined>, method: string, pathWithQuery: string, rawBody: Buffer | string | undefined, run: string, now: number): Omit<SignedRequest, 'message' | 'signature'> | VerifyFailure {
-  const r = readSignedRequest(headers, method, pathWithQuery, rawBody, run, now);
-  if ('code' in r) return r;
-  if (!verifyBytes(publicKeyFromId(r.key), r.message, r.signature)) return { code: 'E_BAD_SIGNATURE', message: 'signature does not match the request' };
-  return { key: r.key, nonce: r.nonce, timestamp: r.timestamp };
 }
