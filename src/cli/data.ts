@@ -1,10 +1,8 @@
 /** `iota data`: prepare token shards from a corpus, and describe a prepared dataset. */
-import { readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
 import type { Command } from 'commander';
 import ora from 'ora';
 import { IotaError } from '../errors.js';
-import { TOKENIZER_NAMES, WindowIndex, datasetDir, loadDataset, prepareData, assertTokenizerName } from '../data/index.js';
+import { TOKENIZER_NAMES, WindowIndex, datasetDir, expandCorpus, loadDataset, prepareData, assertTokenizerName } from '../data/index.js';
 import { positiveInt } from './common.js';
 import { printJson } from './output.js';
 
@@ -80,21 +78,3 @@ export function registerData(program: Command): void {
     });
 }
 
-/** Files as given, folders expanded to their .txt files (sorted, so the order is stable). */
-function expandCorpus(paths: string[]): string[] {
-  const out: string[] = [];
-  for (const p of paths) {
-    let st;
-    try {
-      st = statSync(p);
-    } catch {
-      throw new IotaError('E_BAD_CORPUS', `corpus path ${p} does not exist`, "give .txt files or folders, or 'demo'");
-    }
-    if (st.isDirectory()) {
-      const found = (readdirSync(p, { recursive: true }) as string[]).filter((f) => f.endsWith('.txt')).sort().map((f) => join(p, f));
-      if (found.length === 0) throw new IotaError('E_BAD_CORPUS', `folder ${relative('.', p) || p} holds no .txt files`);
-      out.push(...found);
-    } else out.push(p);
-  }
-  return out;
-}

@@ -2,7 +2,11 @@
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createRequire } from 'node:module';
-import { loadNodeConfig } from '../config/index.js';
+import { loadNodeConfig, loadRunConfig } from '../config/index.js';
+import { Coordinator } from '../orchestrator/swarm/coordinator.js';
+import { openRun } from '../orchestrator/swarm/run.js';
+import { SwarmState } from '../orchestrator/state/swarm.js';
+import { swarmRoutes } from '../orchestrator/routes/swarm.js';
 import { buildOrchestrator, pruneState } from '../orchestrator/server.js';
 import { Repository } from '../orchestrator/state/repository.js';
 import { storageRoutes } from '../orchestrator/routes/storage.js';
@@ -16,15 +20,17 @@ export function registerOrchestrator(program: Command): void {
   const orch = program.command('orchestrator').description('run the orchestrator of a swarm');
   orch
     .command('serve')
-    .description('serve the orchestrator API: registration, signed requests, state in SQLite')
+    .description('serve the orchestrator of a run: creates it on first start (data, epoch 0 weights), resumes it after')
+    .option('--run <file>', 'run config (it names the model config); without it only registration and storage are served')
     .option('--node <file>', 'node config (ports, state folder, storage, allow-list, validators, admins)')
     .option('--host <host>', 'address to listen on (overrides the node config)')
     .option('--port <port>', 'port to listen on; 0 picks a free one', (v) => (v === '0' ? 0 : positiveInt('--port')(v)))
     .option('--state-dir <dir>', 'folder of the database (overrides the node config)')
-    .option('--run-id <name>', 'name of the run this orchestrator serves (signed into every request)', 'local')
+    .option('--run-id <name>', 'name of the run when serving without --run (signed into every request)', 'local')
     .option('--set <field=value>', 'override a node config field (repeatable)', collect, [])
     .option('--json', 'print events as JSON lines')
-    .action(async (o: { node?: string; host?: string; port?: number; stateDir?: string; runId: string; set: string[]; json?: boolean }) => {
+    .option('--run-set <field=value>', 'override a run config field (repeatable; a created run refuses changes)', collect, [])
+    .action(async (o: { run?: string; runSet: string[]; node?: string; host?: string; port?: number; stateDir?: string; runId: string; set: string[]; json?: boolean }) => {
       const set = [...o.set];
       if (o.host) set.push(`host=${o.host}`);
       if (o.port !== undefined) set.push(`port=${o.port}`);
@@ -38,17 +44,47 @@ export function registerOrchestrator(program: Command): void {
       const storage = node.storage ?? { kind: 'local' as const, dir: join(node.state_dir, 'store') };
       const store = await openStore(storage, { baseUrl: () => publicUrl, secretFile: join(node.state_dir, 'store-secret') });
       const plugins = [...(store instanceof LocalStore ? [localStoreRoutes(store)] : []), storageRoutes(store)];
+      const log = (s: string) => (o.json ? printJson({ event: 'log', message: s }) : note(s));
+      let coordinator: Coordinator | undefined;
+      let configHash: string | undefined;
+      let runName = o.runId;
+      if (o.run) {
+        const loaded = loadRunConfig(o.run, { env: process.env, set: o.runSet });
+        const state = new SwarmState(repo.db);
+        const opened = await openRun({ run: loaded.run, model: loaded.model, state, store, log });
+        coordinator = new Coordinator(state, opened.settings);
+        if (opened.manifests) {
+          const manifests = opened.manifests;
+          repo.transaction(() => coordinator!.createRun(opened.configHash, manifests, Date.now()));
+        }
+        configHash = opened.configHash;
+        runName = loaded.run.name;
+        plugins.push(swarmRoutes(coordinator, store, configHash));
+      }
       const verifyThreads = process.env.IOTA_VERIFY_THREADS === undefined ? undefined : Number(process.env.IOTA_VERIFY_THREADS);
-      const { app } = await buildOrchestrator({ run: o.runId, version: pkg.version, repo, node, rateLimits, plugins, verifyThreads });
+      const { app, ctx } = await buildOrchestrator({ run: runName, version: pkg.version, repo, node, rateLimits, plugins, verifyThreads, configHash });
       const url = await app.listen({ host: node.host, port: node.port });
       publicUrl ||= url;
+      let ticker: NodeJS.Timeout | undefined;
+      if (coordinator) {
+        const c = coordinator;
+        const tickMs = Math.max(50, Math.min(1000, (c.cfg.run.phases.lease_s * 1000) / 4));
+        let ticking = false;
+        ticker = setInterval(() => {
+          if (ticking) return;
+          ticking = true;
+          ctx.commit(() => c.tick(Date.now()))
+            .catch((e) => note(`tick failed: ${(e as Error).message}`))
+            .finally(() => (ticking = false));
+        }, tickMs);
+      }
       const pruner = setInterval(() => {
         pruneState(repo, Date.now());
         if (store instanceof LocalStore) void store.sweepUploads().catch((e) => note(`sweeping abandoned uploads failed: ${(e as Error).message}`));
       }, 60_000);
       pruner.unref();
-      if (o.json) printJson({ event: 'listening', url, run: o.runId, state: dbPath, store: store.kind });
-      else console.log(`orchestrator for run ${o.runId} listening on ${url} (state ${dbPath}, ${store.kind} object store)`);
+      if (o.json) printJson({ event: 'listening', url, run: runName, state: dbPath, store: store.kind, ...(configHash ? { config_hash: configHash } : {}) });
+      else console.log(`orchestrator for run ${runName} listening on ${url} (state ${dbPath}, ${store.kind} object store)`);
 
       let closing = false;
       const stop = async (signal: string) => {
@@ -56,6 +92,7 @@ export function registerOrchestrator(program: Command): void {
         closing = true;
         note(`${signal}: closing`);
         clearInterval(pruner);
+        if (ticker) clearInterval(ticker);
         await app.close();
         repo.close();
         if (o.json) printJson({ event: 'closed' });

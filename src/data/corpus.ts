@@ -19,8 +19,9 @@
  * not exported as modules.
  */
 import { readFile, readdir } from 'node:fs/promises';
+import { readdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { IotaError } from '../errors.js';
 
 export type DemoSourceId = 'sotu' | 'brown' | 'moby-dick';
@@ -178,4 +179,23 @@ export async function* readDocuments(files: readonly CorpusFile[]): AsyncGenerat
 /** The demo corpus, document by document. */
 export async function* demoCorpus(): AsyncGenerator<CorpusDocument> {
   yield* readDocuments(await demoCorpusFiles());
+}
+
+/** Files as given, folders expanded to their .txt files (sorted, so the order is stable). */
+export function expandCorpus(paths: string[]): string[] {
+  const out: string[] = [];
+  for (const p of paths) {
+    let st;
+    try {
+      st = statSync(p);
+    } catch {
+      throw new IotaError('E_BAD_CORPUS', `corpus path ${p} does not exist`, "give .txt files or folders, or 'demo'");
+    }
+    if (st.isDirectory()) {
+      const found = (readdirSync(p, { recursive: true }) as string[]).filter((f) => f.endsWith('.txt')).sort().map((f) => join(p, f));
+      if (found.length === 0) throw new IotaError('E_BAD_CORPUS', `folder ${relative('.', p) || p} holds no .txt files`);
+      out.push(...found);
+    } else out.push(p);
+  }
+  return out;
 }

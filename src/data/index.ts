@@ -11,7 +11,7 @@ export { MAX_PERMUTATION_SIZE, Permutation } from './permutation.js';
 export { WindowIndex, readWindow, type ByteRange, type ShardInfo, type WindowLocation } from './windows.js';
 export { LocalWindows } from './local.js';
 export {
-  DEMO_SOURCES, demoCorpus, demoCorpusFiles, readCorpusFile, readDocuments, untagBrown, userCorpusFiles,
+  DEMO_SOURCES, demoCorpus, demoCorpusFiles, expandCorpus, readCorpusFile, readDocuments, untagBrown, userCorpusFiles,
   type CorpusDocument, type CorpusFile, type DemoSource, type DemoSourceId,
 } from './corpus.js';
 export {

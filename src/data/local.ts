@@ -34,10 +34,15 @@ export class LocalWindows {
   }
 
   window(w: number): Int32Array {
+    return readWindow(this.windowBytes(w), this.dataset.manifest.bytesPerToken, { expectTokens: this.index.windowTokens, vocabSize: this.dataset.manifest.vocabSize });
+  }
+
+  /** The window's bytes as stored in its shard: what a Range read of the shard object returns. */
+  windowBytes(w: number): Uint8Array {
     const r = this.index.byteRange(w);
     const buf = new Uint8Array(r.end - r.start);
     const got = readSync(this.fd(r.shard), buf, 0, buf.length, r.start);
-    return readWindow(buf.subarray(0, got), this.dataset.manifest.bytesPerToken, { expectTokens: this.index.windowTokens, vocabSize: this.dataset.manifest.vocabSize });
+    return buf.subarray(0, got);
   }
 
   close(): void {

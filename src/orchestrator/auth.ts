@@ -39,6 +39,10 @@ export function installAuth(app: FastifyInstance, ctx: ServerContext, verifier: 
     if (version !== undefined && version !== String(PROTOCOL_VERSION)) {
       throw new HttpError('E_VERSION_MISMATCH', `client speaks protocol ${version}, this orchestrator speaks ${PROTOCOL_VERSION}`, 'install the iota version the run uses (see GET /v1/status)');
     }
+    const runHash = req.headers[HEADERS.runHash];
+    if (runHash !== undefined && ctx.configHash !== undefined && runHash !== ctx.configHash) {
+      throw new HttpError('E_VERSION_MISMATCH', `this orchestrator runs ${ctx.run} with config ${ctx.configHash.slice(0, 12)}, the client was started for ${String(runHash).slice(0, 12)}`, 'restart the client: it reads the run config again (GET /v1/run)');
+    }
     const now = ctx.clock();
     const v = readSignedRequest(req.headers, req.method, req.url, req.rawBody, ctx.run, now);
     if ('code' in v) {

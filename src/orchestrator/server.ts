@@ -18,6 +18,7 @@ import { RateLimiter } from './ratelimit.js';
 import { participantRoutes } from './routes/participants.js';
 import { systemRoutes } from './routes/system.js';
 import type { Repository, Role, StoredReply } from './state/repository.js';
+import type { ParsedKey } from '../store/index.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -54,7 +55,9 @@ export interface OrchestratorOptions {
   logger?: boolean;
   /** worker threads verifying signatures (default 1 on multi-core hosts, 0 = on the event loop) */
   verifyThreads?: number;
-  /** extra route plugins (the object store's, later the scheduler's) */
+  /** sha256 of the run and model configs; clients that send another are refused */
+  configHash?: string;
+  /** extra route plugins (the object store's, the swarm's) */
   plugins?: Array<(app: FastifyInstance, ctx: ServerContext) => Promise<void> | void>;
 }
 
@@ -65,8 +68,15 @@ export interface ServerContext {
   node: OrchestratorOptions['node'];
   clock: () => number;
   metrics: Metrics;
+  configHash?: string;
   /** Runs a state change once per request id, atomically with its nonce and reply; resolves after commit. */
   mutate<T>(req: FastifyRequest, fn: () => T): Promise<T>;
+  /** Runs a state change of the server's own (timers) in the group commit; resolves after commit. */
+  commit<T>(fn: () => T): Promise<T>;
+  /** extra fields of a heartbeat's reply, computed in its transaction (the swarm renews leases) */
+  onHeartbeat?: (key: string, now: number) => Record<string, unknown>;
+  /** a later bound on an upload URL's expiry for this key, or a refusal (the swarm: leases, phases) */
+  uploadScope?: (caller: string, key: ParsedKey, now: number) => number | undefined;
 }
 
 const DEFAULT_LIMITS: RateLimits = { ipPerSecond: 200, ipBurst: 400, keyPerSecond: 50, keyBurst: 200, exemptLoopback: false };
@@ -107,7 +117,9 @@ export async function buildOrchestrator(o: OrchestratorOptions): Promise<{ app: 
     node: o.node,
     clock,
     metrics,
+    configHash: o.configHash,
     mutate: (req, fn) => committer.run(() => mutate(o.repo, clock, req, fn)),
+    commit: (fn) => committer.run(fn),
   };
 
   const limits = { ...DEFAULT_LIMITS, ...o.rateLimits };

@@ -20,6 +20,8 @@ export interface ClientOptions {
   connections?: number;
   /** a pool shared with other clients (a load generator); closed by its owner, not by close() */
   pool?: Pool;
+  /** the run config hash this client trains with (GET /v1/run); a different run's server refuses it */
+  runHash?: string;
 }
 
 export interface RawReply {
@@ -43,10 +45,13 @@ export class SignedClient {
   private pool: Pool;
   private clockOffset = 0;
   private readonly clock: () => number;
+  /** sent as x-iota-run-hash once known, so a changed run is refused with one clear message */
+  runHash?: string;
 
   constructor(readonly o: ClientOptions) {
     this.pool = o.pool ?? new Pool(new URL(o.baseUrl).origin, { connections: o.connections ?? 4 });
     this.clock = o.clock ?? Date.now;
+    this.runHash = o.runHash;
   }
 
   get<T>(path: string): Promise<T> {
@@ -90,6 +95,7 @@ export class SignedClient {
       ...signRequest(this.o.identity, method, path, this.o.run, rawBody, this.clock() + this.clockOffset),
       ...(rawBody !== undefined ? { 'content-type': 'application/json' } : {}),
       ...(requestId ? { [HEADERS.requestId]: requestId } : {}),
+      ...(this.runHash ? { [HEADERS.runHash]: this.runHash } : {}),
       ...extraHeaders,
     };
     const r = await this.pool.request({ method: method as 'GET', path, headers, body: rawBody });

@@ -12,6 +12,8 @@ export const ErrorReply = Type.Object(
       hint: Type.Optional(Type.String()),
       server_time: Type.Optional(Type.Integer()),
       phase: Type.Optional(Type.String()),
+      reason: Type.Optional(Type.String()),
+      next_change_at: Type.Optional(Type.Integer()),
     }),
   },
   { $id: 'ErrorReply' },
@@ -41,7 +43,11 @@ export const RegisterReply = Type.Object({
 export type RegisterReply = Static<typeof RegisterReply>;
 
 export const HeartbeatRequest = Type.Object({ state: Type.Optional(Type.String({ maxLength: 32 })) }, { additionalProperties: false });
-export const HeartbeatReply = Type.Object({ server_time: Type.Integer() });
+export const HeartbeatReply = Type.Object({
+  server_time: Type.Integer(),
+  leases_renewed: Type.Optional(Type.Integer({ description: 'leases of yours this heartbeat renewed' })),
+  lease_expires_at: Type.Optional(Type.Integer({ description: 'when they expire now, unless renewed again' })),
+});
 export type HeartbeatReply = Static<typeof HeartbeatReply>;
 
 export const StatusReply = Type.Object({

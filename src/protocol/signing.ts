@@ -17,6 +17,8 @@ export const HEADERS = {
   signature: 'x-iota-sig',
   version: 'x-iota-version',
   requestId: 'x-iota-request-id',
+  /** not signed: a consistency check that client and server train the same run config */
+  runHash: 'x-iota-run-hash',
 } as const;
 
 export interface SignedParts {

@@ -32,7 +32,7 @@ export async function participantRoutes(app: FastifyInstance, ctx: ServerContext
       ctx.mutate(req, () => {
         const now = ctx.clock();
         ctx.repo.touch(req.auth!.key, now);
-        return { server_time: now };
+        return { server_time: now, ...ctx.onHeartbeat?.(req.auth!.key, now) };
       }),
   );
 

@@ -53,7 +53,10 @@ export function storageRoutes(store: ObjectStore) {
         const caller = req.auth!.key;
         const decision = authorizeUpload({ caller, kind: b.kind as ObjectKind, key: b.key, size: b.size, sha256: b.sha256 }, { run: ctx.run });
         if (!decision.ok) throw refusalError(decision);
-        const expiresAt = ctx.clock() + URL_TTL_MS;
+        const now = ctx.clock();
+        const bound = ctx.uploadScope?.(caller, decision.key, now);
+        // The bound is on the orchestrator's clock; the store signs with its own.
+        const expiresAt = Date.now() + Math.min(URL_TTL_MS, (bound ?? Infinity) - now);
         const multipart = b.part_sha256s !== undefined || b.size > MAX_SINGLE_PUT_BYTES;
         let plan: UploadPlan;
         if (multipart) {
@@ -93,7 +96,7 @@ export function storageRoutes(store: ObjectStore) {
         if (!key.startsWith(`runs/${ctx.run}/`)) throw new HttpError('E_NOT_YOUR_PREFIX', `${key} is not an object of run ${ctx.run}`);
         const info = await store.head(key);
         if (!info) throw new HttpError('E_NOT_FOUND', `no object ${key}`);
-        const url = await store.presignGet({ key, expiresAt: ctx.clock() + URL_TTL_MS });
+        const url = await store.presignGet({ key, expiresAt: Date.now() + URL_TTL_MS });
         return { key, size: info.size, sha256: info.sha256, chunk_hashes: info.chunkHashes, url };
       },
     );

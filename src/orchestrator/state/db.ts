@@ -46,6 +46,101 @@ const MIGRATIONS: string[] = [
      created_at INTEGER NOT NULL,
      PRIMARY KEY (key, caller, upload_id)
    ) WITHOUT ROWID;`,
+  // The swarm: the run, each stage's phase, epochs, stage membership, work items, their
+  // tasks and leases, the sample ledger and the gradient uploads.
+  `CREATE TABLE run (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     name TEXT NOT NULL,
+     config TEXT NOT NULL,
+     config_hash TEXT NOT NULL,
+     stages INTEGER NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   CREATE TABLE stages (
+     stage INTEGER PRIMARY KEY,
+     epoch INTEGER NOT NULL,
+     phase TEXT NOT NULL CHECK (phase IN ('training', 'uploading', 'merging')),
+     since INTEGER NOT NULL,
+     deadline INTEGER,
+     manifest TEXT NOT NULL,
+     note TEXT NOT NULL DEFAULT ''
+   );
+   CREATE TABLE epochs (
+     epoch INTEGER PRIMARY KEY,
+     started_at INTEGER NOT NULL,
+     allocated INTEGER NOT NULL DEFAULT 0,
+     closed_at INTEGER,
+     drain_deadline INTEGER,
+     drained_at INTEGER,
+     merge_ms INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE TABLE members (
+     miner TEXT PRIMARY KEY,
+     stage INTEGER NOT NULL,
+     requested TEXT NOT NULL,
+     next_stage INTEGER,
+     joined_at INTEGER NOT NULL,
+     joined_epoch INTEGER NOT NULL,
+     last_seen INTEGER NOT NULL,
+     rate REAL,
+     done INTEGER NOT NULL DEFAULT 0
+   ) WITHOUT ROWID;
+   CREATE INDEX members_stage ON members (stage);
+   CREATE TABLE items (
+     item INTEGER PRIMARY KEY,
+     epoch INTEGER NOT NULL,
+     first_sample INTEGER NOT NULL,
+     n INTEGER NOT NULL,
+     windows TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('active', 'done', 'dropped'))
+   );
+   CREATE INDEX items_epoch ON items (epoch, state);
+   CREATE TABLE tasks (
+     item INTEGER NOT NULL,
+     stage INTEGER NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('fwd', 'bwd', 'tail')),
+     epoch INTEGER NOT NULL,
+     n INTEGER NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('ready', 'leased', 'held', 'done', 'void')),
+     miner TEXT,
+     prefer TEXT,
+     lease TEXT UNIQUE,
+     leased_at INTEGER,
+     expires INTEGER,
+     ready_at INTEGER NOT NULL,
+     input TEXT NOT NULL,
+     output TEXT,
+     loss REAL,
+     done_at INTEGER,
+     PRIMARY KEY (item, stage, kind)
+   ) WITHOUT ROWID;
+   CREATE INDEX tasks_ready ON tasks (stage, state, kind, ready_at);
+   CREATE INDEX tasks_miner ON tasks (miner, state);
+   CREATE INDEX tasks_expiry ON tasks (state, expires);
+   CREATE INDEX tasks_done ON tasks (kind, done_at);
+   CREATE TABLE ledger (
+     item INTEGER NOT NULL,
+     stage INTEGER NOT NULL,
+     epoch INTEGER NOT NULL,
+     n INTEGER NOT NULL,
+     state TEXT NOT NULL,
+     miner TEXT,
+     PRIMARY KEY (item, stage)
+   ) WITHOUT ROWID;
+   CREATE INDEX ledger_epoch ON ledger (epoch, stage, state);
+   CREATE INDEX ledger_miner ON ledger (epoch, stage, miner, state);
+   CREATE TABLE gradients (
+     epoch INTEGER NOT NULL,
+     stage INTEGER NOT NULL,
+     miner TEXT NOT NULL,
+     key TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     sha256 TEXT NOT NULL,
+     n INTEGER NOT NULL,
+     uploaded_at INTEGER NOT NULL,
+     PRIMARY KEY (epoch, stage, miner)
+   ) WITHOUT ROWID;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,0 +1,94 @@
+/**
+ * The swarm's routes: the run, joining a stage, work and reports, gradient uploads, status.
+ * Object checks (does the reported output exist, with that hash?) run before the state change;
+ * the change itself runs in the group commit through `ctx.mutate`, so a repeated request id
+ * gets the original reply and a refused call changes nothing.
+ */
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import { replies } from '../../protocol/messages.js';
+import {
+  GradientReply, GradientRequest, JoinReply, JoinRequest, ReportReply, ReportRequest, RunReply, SwarmStatus, WorkReply, WorkRequest,
+} from '../../protocol/swarm-messages.js';
+import type { ObjectStore } from '../../store/index.js';
+import type { Coordinator, WorkReply as Work } from '../swarm/coordinator.js';
+import type { ServerContext } from '../server.js';
+import { URL_TTL_MS } from './storage.js';
+
+export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, configHash: string) {
+  return async (app: FastifyInstance, ctx: ServerContext): Promise<void> => {
+    ctx.onHeartbeat = (key, now) => coordinator.heartbeat(key, now);
+    ctx.uploadScope = (caller, key, now) => {
+      if (key.kind === 'activation') return coordinator.leaseExpiry(caller, key.lease, now);
+      if (key.kind === 'gradient') return coordinator.gradientExpiry(caller, key.epoch, key.stage, now);
+      return undefined;
+    };
+
+    app.get('/v1/run', { config: { auth: 'registered' }, schema: { description: 'the run and model configs, and their hash (send it as x-iota-run-hash)', response: replies(RunReply) } }, async () => ({
+      name: coordinator.cfg.name,
+      config_hash: configHash,
+      stages: coordinator.stages,
+      run: coordinator.cfg.run as unknown as Record<string, unknown>,
+      model: coordinator.cfg.model as unknown as Record<string, unknown>,
+    }));
+
+    app.post<{ Body: JoinRequest }>(
+      '/v1/join',
+      { config: { auth: 'registered', roles: ['miner'] }, schema: { description: "join a stage: 'auto' picks the pipeline's bottleneck from measured rates", body: JoinRequest, response: replies(JoinReply) } },
+      async (req) => withUrls(store, await ctx.mutate(req, () => coordinator.join(req.auth!.key, req.body.layer, ctx.clock())), ctx.clock()),
+    );
+
+    app.post<{ Body: WorkRequest }>(
+      '/v1/work',
+      { config: { auth: 'registered', roles: ['miner'] }, schema: { description: 'lease up to `max` work items of your stage, or learn why there is none and when that changes', body: WorkRequest, response: replies(WorkReply) } },
+      async (req) => withUrls(store, await ctx.mutate(req, () => coordinator.work(req.auth!.key, req.body.max ?? 1, ctx.clock())), ctx.clock()),
+    );
+
+    app.post<{ Body: ReportRequest }>(
+      '/v1/report',
+      { config: { auth: 'registered', roles: ['miner'] }, schema: { description: 'report a leased item done: its uploaded output, and per-sample losses at the tail', body: ReportRequest, response: replies(ReportReply) } },
+      async (req) => {
+        const key = coordinator.expectedOutput(req.body.lease);
+        const info = key && req.body.output ? await store.head(key) : undefined;
+        return ctx.mutate(req, () => coordinator.report(req.auth!.key, req.body, info, ctx.clock()));
+      },
+    );
+
+    app.post<{ Body: GradientRequest }>(
+      '/v1/gradient',
+      { config: { auth: 'registered', roles: ['miner'] }, schema: { description: 'report your uploaded gradient sum for an epoch (UPLOADING only)', body: GradientRequest, response: replies(GradientReply) } },
+      async (req) => {
+        const b = req.body;
+        const info = await store.head(coordinator.gradientKey(b.epoch, b.stage, req.auth!.key));
+        return ctx.mutate(req, () => coordinator.gradient(req.auth!.key, b.epoch, b.stage, { size: b.size, sha256: b.sha256 }, info, ctx.clock()));
+      },
+    );
+
+    app.get('/v1/swarm', { config: { auth: 'none' }, schema: { description: 'the run at a glance (what `iota status` shows); public, limited by address', querystring: Type.Object({}, { additionalProperties: false }), response: replies(SwarmStatus) } }, async () =>
+      coordinator.status(ctx.clock()),
+    );
+  };
+}
+
+/**
+ * Read URLs for everything a reply points at, minted after the commit (a repeated request gets
+ * fresh ones): inputs expire with their lease, the manifest after the URL lifetime. Expiries
+ * are lengths of time from `now` on the orchestrator's clock, turned into the store's clock.
+ */
+async function withUrls<T extends { manifest: { key: string }; items?: Work['items'] }>(store: ObjectStore, r: T, now: number): Promise<T> {
+  const cache = new Map<string, Promise<string>>();
+  const url = (key: string, expiresAt: number) => {
+    let u = cache.get(key);
+    if (!u) cache.set(key, (u = store.presignGet({ key, expiresAt })));
+    return u;
+  };
+  const out = structuredClone(r);
+  out.manifest = { ...out.manifest, url: await url(out.manifest.key, Date.now() + URL_TTL_MS) } as T['manifest'];
+  for (const it of out.items ?? []) {
+    const until = Date.now() + Math.max(1000, it.expires_at - now);
+    if (it.windows) it.windows = await Promise.all(it.windows.map(async (w) => ({ ...w, url: await url(w.key, until) })));
+    if (it.x) it.x = { ...it.x, url: await url(it.x.key, until) } as typeof it.x;
+    if (it.dy) it.dy = { ...it.dy, url: await url(it.dy.key, until) } as typeof it.dy;
+  }
+  return out;
+}

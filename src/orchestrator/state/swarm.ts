@@ -1,0 +1,373 @@
+/**
+ * The swarm's tables behind typed methods: the run, stage phases, epochs, members, work items
+ * and their tasks (with leases), the sample ledger and gradient uploads. No decisions here:
+ * the coordinator decides, this file reads and writes rows.
+ */
+import type { Statement } from 'better-sqlite3';
+import type { DB } from './db.js';
+
+export type Phase = 'training' | 'uploading' | 'merging';
+export type TaskKind = 'fwd' | 'bwd' | 'tail';
+export type TaskState = 'ready' | 'leased' | 'held' | 'done' | 'void';
+
+export interface ObjectRef {
+  key: string;
+  size: number;
+  sha256: string;
+}
+
+/** A data window: the byte range [start, end) of a shard object and its sha256. */
+export interface WindowRef {
+  key: string;
+  start: number;
+  end: number;
+  sha256: string;
+}
+
+/** A stage manifest: the object listing a stage's weights for an epoch, and the steps taken. */
+export interface ManifestRef extends ObjectRef {
+  epoch: number;
+  step: number;
+}
+
+export interface RunRow {
+  name: string;
+  config: string;
+  config_hash: string;
+  stages: number;
+  created_at: number;
+}
+
+export interface StageRow {
+  stage: number;
+  epoch: number;
+  phase: Phase;
+  since: number;
+  deadline: number | null;
+  manifest: ManifestRef;
+  note: string;
+}
+
+export interface EpochRow {
+  epoch: number;
+  started_at: number;
+  allocated: number;
+  closed_at: number | null;
+  drain_deadline: number | null;
+  drained_at: number | null;
+  merge_ms: number;
+}
+
+export interface MemberRow {
+  miner: string;
+  stage: number;
+  requested: string;
+  next_stage: number | null;
+  joined_at: number;
+  joined_epoch: number;
+  last_seen: number;
+  rate: number | null;
+  done: number;
+}
+
+export interface TaskInput {
+  windows?: WindowRef[];
+  x?: ObjectRef;
+  dy?: ObjectRef;
+}
+
+export interface TaskRow {
+  item: number;
+  stage: number;
+  kind: TaskKind;
+  epoch: number;
+  n: number;
+  state: TaskState;
+  miner: string | null;
+  prefer: string | null;
+  lease: string | null;
+  leased_at: number | null;
+  expires: number | null;
+  ready_at: number;
+  input: TaskInput;
+  output: ObjectRef | null;
+  loss: number | null;
+  done_at: number | null;
+}
+
+export interface ItemRow {
+  item: number;
+  epoch: number;
+  first_sample: number;
+  n: number;
+  windows: WindowRef[];
+  created_at: number;
+  state: 'active' | 'done' | 'dropped';
+}
+
+export interface GradientRow {
+  epoch: number;
+  stage: number;
+  miner: string;
+  key: string;
+  size: number;
+  sha256: string;
+  n: number;
+  uploaded_at: number;
+}
+
+type Raw<T> = { [K in keyof T]: T[K] extends object | null ? string | null : T[K] };
+
+function task(r: Raw<TaskRow> | undefined): TaskRow | undefined {
+  return r && { ...r, input: JSON.parse(r.input as string), output: r.output ? JSON.parse(r.output) : null };
+}
+
+export class SwarmState {
+  private s: Record<string, Statement>;
+
+  constructor(readonly db: DB) {
+    const p = (sql: string) => db.prepare(sql);
+    this.s = {
+      runGet: p('SELECT * FROM run WHERE id = 1'),
+      runPut: p('INSERT INTO run (id, name, config, config_hash, stages, created_at) VALUES (1, ?, ?, ?, ?, ?)'),
+      stageGet: p('SELECT * FROM stages WHERE stage = ?'),
+      stageAll: p('SELECT * FROM stages ORDER BY stage'),
+      stagePut: p('INSERT OR REPLACE INTO stages (stage, epoch, phase, since, deadline, manifest, note) VALUES (@stage, @epoch, @phase, @since, @deadline, @manifest, @note)'),
+      epochGet: p('SELECT * FROM epochs WHERE epoch = ?'),
+      epochPut: p('INSERT OR IGNORE INTO epochs (epoch, started_at) VALUES (?, ?)'),
+      epochAllocate: p('UPDATE epochs SET allocated = allocated + ? WHERE epoch = ?'),
+      epochClose: p('UPDATE epochs SET closed_at = ?, drain_deadline = ? WHERE epoch = ?'),
+      epochDrained: p('UPDATE epochs SET drained_at = ? WHERE epoch = ?'),
+      epochMergeMs: p('UPDATE epochs SET merge_ms = merge_ms + ? WHERE epoch = ?'),
+      epochsDraining: p('SELECT * FROM epochs WHERE closed_at IS NOT NULL AND drained_at IS NULL ORDER BY epoch'),
+      epochsRecent: p('SELECT * FROM epochs ORDER BY epoch DESC LIMIT ?'),
+      memberGet: p('SELECT * FROM members WHERE miner = ?'),
+      memberAll: p('SELECT * FROM members ORDER BY stage, joined_at, miner'),
+      memberPut: p('INSERT INTO members (miner, stage, requested, next_stage, joined_at, joined_epoch, last_seen) VALUES (?, ?, ?, NULL, ?, ?, ?)'),
+      memberSet: p('UPDATE members SET stage = ?, requested = ?, next_stage = ? WHERE miner = ?'),
+      memberSeen: p('UPDATE members SET last_seen = ? WHERE miner = ?'),
+      memberRate: p('UPDATE members SET rate = ?, done = done + ? WHERE miner = ?'),
+      taskByLease: p('SELECT * FROM tasks WHERE lease = ?'),
+      taskGet: p('SELECT * FROM tasks WHERE item = ? AND stage = ? AND kind = ?'),
+      taskPut: p('INSERT INTO tasks (item, stage, kind, epoch, n, state, prefer, ready_at, input) VALUES (?, ?, ?, ?, ?, \'ready\', ?, ?, ?)'),
+      taskLease: p("UPDATE tasks SET state = 'leased', miner = ?, lease = ?, leased_at = ?, expires = ? WHERE item = ? AND stage = ? AND kind = ?"),
+      taskFinish: p('UPDATE tasks SET state = ?, output = ?, loss = ?, done_at = ? WHERE item = ? AND stage = ? AND kind = ?'),
+      taskSetState: p('UPDATE tasks SET state = ? WHERE item = ? AND stage = ? AND kind = ?'),
+      readyPreferred: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind = 'bwd' AND prefer = ? ORDER BY ready_at, item LIMIT 1"),
+      readyBackward: p(
+        `SELECT t.* FROM tasks t LEFT JOIN members m ON m.miner = t.prefer
+         WHERE t.stage = ? AND t.epoch = ? AND t.state = 'ready' AND t.kind = 'bwd'
+           AND (t.prefer IS NULL OR m.miner IS NULL OR m.last_seen < ? OR m.stage <> t.stage OR t.ready_at < ?)
+         ORDER BY t.ready_at, t.item LIMIT 1`,
+      ),
+      readyForward: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind IN ('fwd', 'tail') ORDER BY item LIMIT 1"),
+      heldItems: p("SELECT COUNT(DISTINCT item) AS n FROM tasks WHERE miner = ? AND state IN ('leased', 'held')"),
+      minerTasks: p("SELECT COUNT(*) AS n FROM tasks WHERE miner = ? AND state IN ('leased', 'held')"),
+      renew: p("UPDATE tasks SET expires = ? WHERE miner = ? AND state = 'leased' AND expires >= ?"),
+      expired: p("SELECT * FROM tasks WHERE state = 'leased' AND expires < ?"),
+      unlease: p("UPDATE tasks SET state = 'ready', miner = NULL, lease = NULL, leased_at = NULL, expires = NULL, ready_at = ? WHERE item = ? AND stage = ? AND kind = ?"),
+      voidEpoch: p("UPDATE tasks SET state = 'void' WHERE epoch = ? AND state IN ('ready', 'leased', 'held')"),
+      queue: p("SELECT stage, kind, state, COUNT(*) AS n FROM tasks WHERE state IN ('ready', 'leased', 'held') GROUP BY stage, kind, state"),
+      recentLosses: p("SELECT epoch, item, n, loss, done_at FROM tasks WHERE kind = 'tail' AND state IN ('done', 'held') AND done_at IS NOT NULL ORDER BY done_at DESC, item DESC LIMIT ?"),
+      tailSince: p("SELECT COALESCE(SUM(n), 0) AS n FROM tasks WHERE kind = 'tail' AND done_at >= ?"),
+      itemPut: p("INSERT INTO items (item, epoch, first_sample, n, windows, created_at, state) VALUES (?, ?, ?, ?, ?, ?, 'active')"),
+      itemGet: p('SELECT * FROM items WHERE item = ?'),
+      itemNext: p('SELECT COALESCE(MAX(item), -1) + 1 AS next FROM items'),
+      itemState: p('UPDATE items SET state = ? WHERE item = ?'),
+      itemsDropEpoch: p("UPDATE items SET state = 'dropped' WHERE epoch = ? AND state = 'active'"),
+      ledgerPut: p("INSERT INTO ledger (item, stage, epoch, n, state) VALUES (?, ?, ?, ?, 'open')"),
+      ledgerCredit: p("UPDATE ledger SET state = 'credited', miner = ? WHERE item = ? AND stage = ?"),
+      ledgerOpen: p("SELECT COUNT(*) AS n FROM ledger WHERE epoch = ? AND stage = ? AND state = 'open'"),
+      ledgerOpenEpoch: p("SELECT COUNT(*) AS n FROM ledger WHERE epoch = ? AND state = 'open'"),
+      ledgerDropOpen: p("UPDATE ledger SET state = ? WHERE epoch = ? AND state = 'open'"),
+      ledgerCredits: p("SELECT miner, SUM(n) AS n FROM ledger WHERE epoch = ? AND stage = ? AND state = 'credited' GROUP BY miner ORDER BY miner"),
+      ledgerMinerCredit: p("SELECT COALESCE(SUM(n), 0) AS n FROM ledger WHERE epoch = ? AND stage = ? AND miner = ? AND state = 'credited'"),
+      ledgerMove: p('UPDATE ledger SET state = ? WHERE epoch = ? AND stage = ? AND miner = ? AND state = ?'),
+      ledgerMoveStage: p('UPDATE ledger SET state = ? WHERE epoch = ? AND stage = ? AND state = ?'),
+      ledgerCounts: p('SELECT epoch, stage, state, SUM(n) AS samples FROM ledger WHERE epoch >= ? GROUP BY epoch, stage, state ORDER BY epoch, stage, state'),
+      ledgerSamples: p('SELECT item, stage, state, miner FROM ledger WHERE epoch = ? ORDER BY item, stage'),
+      ledgerUnresolved: p("SELECT COUNT(*) AS n FROM ledger WHERE miner = ? AND state IN ('credited', 'uploaded')"),
+      gradGet: p('SELECT * FROM gradients WHERE epoch = ? AND stage = ? AND miner = ?'),
+      gradPut: p('INSERT INTO gradients (epoch, stage, miner, key, size, sha256, n, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+      gradAll: p('SELECT * FROM gradients WHERE epoch = ? AND stage = ? ORDER BY miner'),
+    };
+  }
+
+  run(): RunRow | undefined {
+    return this.s.runGet.get() as RunRow | undefined;
+  }
+  putRun(r: RunRow): void {
+    this.s.runPut.run(r.name, r.config, r.config_hash, r.stages, r.created_at);
+  }
+
+  stage(s: number): StageRow {
+    const r = this.s.stageGet.get(s) as Raw<StageRow> | undefined;
+    if (!r) throw new Error(`no stage ${s} in the state`);
+    return { ...r, manifest: JSON.parse(r.manifest as string) } as StageRow;
+  }
+  stages(): StageRow[] {
+    return (this.s.stageAll.all() as Array<Raw<StageRow>>).map((r) => ({ ...r, manifest: JSON.parse(r.manifest as string) }) as StageRow);
+  }
+  putStage(r: StageRow): void {
+    this.s.stagePut.run({ ...r, manifest: JSON.stringify(r.manifest) });
+  }
+
+  epoch(e: number): EpochRow | undefined {
+    return this.s.epochGet.get(e) as EpochRow | undefined;
+  }
+  startEpoch(e: number, now: number): void {
+    this.s.epochPut.run(e, now);
+  }
+  allocate(e: number, n: number): void {
+    this.s.epochAllocate.run(n, e);
+  }
+  closeAllocation(e: number, now: number, drainDeadline: number): void {
+    this.s.epochClose.run(now, drainDeadline, e);
+  }
+  markDrained(e: number, now: number): void {
+    this.s.epochDrained.run(now, e);
+  }
+  addMergeTime(e: number, ms: number): void {
+    this.s.epochMergeMs.run(ms, e);
+  }
+  drainingEpochs(): EpochRow[] {
+    return this.s.epochsDraining.all() as EpochRow[];
+  }
+  recentEpochs(n: number): EpochRow[] {
+    return this.s.epochsRecent.all(n) as EpochRow[];
+  }
+
+  member(miner: string): MemberRow | undefined {
+    return this.s.memberGet.get(miner) as MemberRow | undefined;
+  }
+  members(): MemberRow[] {
+    return this.s.memberAll.all() as MemberRow[];
+  }
+  addMember(miner: string, stage: number, requested: string, epoch: number, now: number): void {
+    this.s.memberPut.run(miner, stage, requested, now, epoch, now);
+  }
+  setMember(miner: string, stage: number, requested: string, nextStage: number | null): void {
+    this.s.memberSet.run(stage, requested, nextStage, miner);
+  }
+  seen(miner: string, now: number): void {
+    this.s.memberSeen.run(now, miner);
+  }
+  recordRate(miner: string, rate: number, samples: number): void {
+    this.s.memberRate.run(rate, samples, miner);
+  }
+
+  taskByLease(lease: string): TaskRow | undefined {
+    return task(this.s.taskByLease.get(lease) as Raw<TaskRow> | undefined);
+  }
+  task(item: number, stage: number, kind: TaskKind): TaskRow | undefined {
+    return task(this.s.taskGet.get(item, stage, kind) as Raw<TaskRow> | undefined);
+  }
+  addTask(item: number, stage: number, kind: TaskKind, epoch: number, n: number, prefer: string | null, now: number, input: TaskInput): void {
+    this.s.taskPut.run(item, stage, kind, epoch, n, prefer, now, JSON.stringify(input));
+  }
+  leaseTask(t: TaskRow, miner: string, lease: string, now: number, expires: number): void {
+    this.s.taskLease.run(miner, lease, now, expires, t.item, t.stage, t.kind);
+  }
+  finishTask(t: TaskRow, state: TaskState, output: ObjectRef | null, loss: number | null, now: number): void {
+    this.s.taskFinish.run(state, output && JSON.stringify(output), loss, now, t.item, t.stage, t.kind);
+  }
+  setTaskState(t: Pick<TaskRow, 'item' | 'stage' | 'kind'>, state: TaskState): void {
+    this.s.taskSetState.run(state, t.item, t.stage, t.kind);
+  }
+  readyPreferred(stage: number, epoch: number, miner: string): TaskRow | undefined {
+    return task(this.s.readyPreferred.get(stage, epoch, miner) as Raw<TaskRow> | undefined);
+  }
+  /** A backward nobody is waiting for: its forward miner is gone, silent, moved, or slower than `staleBefore`. */
+  readyBackward(stage: number, epoch: number, silentBefore: number, staleBefore: number): TaskRow | undefined {
+    return task(this.s.readyBackward.get(stage, epoch, silentBefore, staleBefore) as Raw<TaskRow> | undefined);
+  }
+  readyForward(stage: number, epoch: number): TaskRow | undefined {
+    return task(this.s.readyForward.get(stage, epoch) as Raw<TaskRow> | undefined);
+  }
+  /** Work items a miner holds: leased, or forwarded and waiting for their backward. */
+  heldItems(miner: string): number {
+    return (this.s.heldItems.get(miner) as { n: number }).n;
+  }
+  /** Leased or held tasks, plus credited samples not yet settled by a merge. */
+  holdsWork(miner: string): boolean {
+    return (this.s.minerTasks.get(miner) as { n: number }).n > 0 || (this.s.ledgerUnresolved.get(miner) as { n: number }).n > 0;
+  }
+  renewLeases(miner: string, now: number, expires: number): number {
+    return this.s.renew.run(expires, miner, now).changes;
+  }
+  expiredLeases(now: number): TaskRow[] {
+    return (this.s.expired.all(now) as Array<Raw<TaskRow>>).map((r) => task(r)!);
+  }
+  unlease(t: TaskRow, now: number): void {
+    this.s.unlease.run(now, t.item, t.stage, t.kind);
+  }
+  voidEpochTasks(epoch: number): void {
+    this.s.voidEpoch.run(epoch);
+  }
+  queue(): Array<{ stage: number; kind: TaskKind; state: TaskState; n: number }> {
+    return this.s.queue.all() as Array<{ stage: number; kind: TaskKind; state: TaskState; n: number }>;
+  }
+  recentLosses(n: number): Array<{ epoch: number; item: number; n: number; loss: number; done_at: number }> {
+    return this.s.recentLosses.all(n) as Array<{ epoch: number; item: number; n: number; loss: number; done_at: number }>;
+  }
+  tailSamplesSince(t: number): number {
+    return (this.s.tailSince.get(t) as { n: number }).n;
+  }
+
+  nextItemId(): number {
+    return (this.s.itemNext.get() as { next: number }).next;
+  }
+  addItem(item: number, epoch: number, firstSample: number, n: number, windows: WindowRef[], now: number): void {
+    this.s.itemPut.run(item, epoch, firstSample, n, JSON.stringify(windows), now);
+  }
+  item(item: number): ItemRow {
+    const r = this.s.itemGet.get(item) as Raw<ItemRow>;
+    return { ...r, windows: JSON.parse(r.windows as string) } as ItemRow;
+  }
+  setItemState(item: number, state: ItemRow['state']): void {
+    this.s.itemState.run(state, item);
+  }
+  dropEpochItems(epoch: number): void {
+    this.s.itemsDropEpoch.run(epoch);
+  }
+
+  openLedger(item: number, stage: number, epoch: number, n: number): void {
+    this.s.ledgerPut.run(item, stage, epoch, n);
+  }
+  credit(item: number, stage: number, miner: string): void {
+    this.s.ledgerCredit.run(miner, item, stage);
+  }
+  openCount(epoch: number, stage?: number): number {
+    return ((stage === undefined ? this.s.ledgerOpenEpoch.get(epoch) : this.s.ledgerOpen.get(epoch, stage)) as { n: number }).n;
+  }
+  dropOpen(epoch: number, state: string): void {
+    this.s.ledgerDropOpen.run(state, epoch);
+  }
+  /** Samples credited (and not yet settled) per miner at one stage and epoch. */
+  credits(epoch: number, stage: number): Array<{ miner: string; n: number }> {
+    return this.s.ledgerCredits.all(epoch, stage) as Array<{ miner: string; n: number }>;
+  }
+  minerCredit(epoch: number, stage: number, miner: string): number {
+    return (this.s.ledgerMinerCredit.get(epoch, stage, miner) as { n: number }).n;
+  }
+  moveLedger(epoch: number, stage: number, from: string, to: string, miner?: string): void {
+    if (miner === undefined) this.s.ledgerMoveStage.run(to, epoch, stage, from);
+    else this.s.ledgerMove.run(to, epoch, stage, miner, from);
+  }
+  ledgerCounts(fromEpoch: number): Array<{ epoch: number; stage: number; state: string; samples: number }> {
+    return this.s.ledgerCounts.all(fromEpoch) as Array<{ epoch: number; stage: number; state: string; samples: number }>;
+  }
+  ledgerRows(epoch: number): Array<{ item: number; stage: number; state: string; miner: string | null }> {
+    return this.s.ledgerSamples.all(epoch) as Array<{ item: number; stage: number; state: string; miner: string | null }>;
+  }
+
+  gradient(epoch: number, stage: number, miner: string): GradientRow | undefined {
+    return this.s.gradGet.get(epoch, stage, miner) as GradientRow | undefined;
+  }
+  addGradient(g: GradientRow): void {
+    this.s.gradPut.run(g.epoch, g.stage, g.miner, g.key, g.size, g.sha256, g.n, g.uploaded_at);
+  }
+  gradients(epoch: number, stage: number): GradientRow[] {
+    return this.s.gradAll.all(epoch, stage) as GradientRow[];
+  }
+}

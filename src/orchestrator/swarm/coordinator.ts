@@ -1,0 +1,576 @@
+/**
+ * The swarm's brain: stage membership, sample allocation, work items and their leases, the
+ * sample ledger, and each stage's phases (DESIGN.md section 3). Every method is synchronous
+ * and runs inside the caller's transaction; time comes in as `now`, so tests drive it with a
+ * fake clock and no server.
+ *
+ * A work item is `batch` consecutive samples of one epoch. It flows forward through the stages
+ * (`fwd` tasks, then one `tail` task that computes the loss and its backward at once) and back
+ * (`bwd` tasks, tail -> head). The ledger has one row per (item, stage), counted in samples:
+ * open -> credited (the miner holds the gradient) -> uploaded -> merged, or
+ * lost_with_miner / dropped:<reason>.
+ */
+import { randomBytes } from 'node:crypto';
+import type { ModelConfig } from '../../config/model.js';
+import type { RunConfig } from '../../config/run.js';
+import { learningRate } from '../../model/schedule.js';
+import { HttpError } from '../errors.js';
+import type { GradientRow, ManifestRef, MemberRow, ObjectRef, Phase, StageRow, SwarmState, TaskInput, TaskKind, TaskRow, WindowRef } from '../state/swarm.js';
+import type { SwarmStatus } from '../../protocol/swarm-messages.js';
+import { UNITS, chooseStage, capacities, ewma, rebalance, requiredFraction, requiredSamples, type StageLoad } from './scheduler.js';
+
+export interface MergeParticipant {
+  miner: string;
+  key: string;
+  size: number;
+  sha256: string;
+  n: number;
+}
+
+/**
+ * How the MERGING phase plugs in (the merge module provides it). `begin` is called once when a
+ * stage enters MERGING(E), inside the transaction; the merge calls `Coordinator.finishMerge`
+ * when the new weights are published. At the deadline `atDeadline` may still produce the
+ * manifest (the orchestrator merging what is missing); otherwise the epoch is abandoned.
+ */
+export interface MergeHooks {
+  begin(stage: number, epoch: number, participants: MergeParticipant[], now: number): void;
+  atDeadline?(stage: number, epoch: number, now: number): ManifestRef | undefined;
+}
+
+export interface SwarmSettings {
+  /** the run's name: object keys live under runs/<name>/ */
+  name: string;
+  run: RunConfig;
+  model: ModelConfig;
+  /** relative cost of one sample at each stage (parameter counts) */
+  costs: number[];
+  /** the data window of a sample id, with its shard's key and the window's sha256 */
+  window(sampleId: number): WindowRef;
+  merge?: MergeHooks;
+}
+
+export interface Idle {
+  reason: 'not_joined' | 'uploading' | 'merging' | 'in_flight_limit' | 'epoch_full' | 'waiting_for_upstream';
+  message: string;
+  /** when something that may end the wait is due (ms), if known */
+  next_change_at?: number;
+}
+
+export interface WorkItem {
+  lease: string;
+  item: number;
+  epoch: number;
+  stage: number;
+  kind: TaskKind;
+  samples: number[];
+  expires_at: number;
+  /** head input and tail targets: the data windows */
+  windows?: WindowRef[];
+  /** the stage's input activations (forward output of the stage before) */
+  x?: ObjectRef;
+  /** the gradient of the stage's output (backward output of the stage after) */
+  dy?: ObjectRef;
+  /** where the miner uploads its output, when the task has one */
+  output_key?: string;
+}
+
+export interface StageView {
+  stage: number;
+  epoch: number;
+  phase: Phase;
+  since: number;
+  deadline?: number;
+  manifest: ManifestRef;
+  note?: string;
+}
+
+export interface UploadDuty {
+  epoch: number;
+  stage: number;
+  key: string;
+  samples: number;
+  lr: number;
+  step: number;
+  deadline: number;
+}
+
+export interface WorkReply extends StageView {
+  server_time: number;
+  items: WorkItem[];
+  idle?: Idle;
+  duty?: UploadDuty;
+}
+
+export interface ReportBody {
+  lease: string;
+  output?: { size: number; sha256: string };
+  losses?: number[];
+}
+
+export const PHASE_CALLS: Record<Phase, string[]> = {
+  training: ['POST /v1/work (items)', 'POST /v1/report', 'uploads of activations under a held lease'],
+  uploading: ['POST /v1/work (the upload duty)', 'POST /v1/gradient', 'uploads of your gradient'],
+  merging: ['POST /v1/work (why idle)', 'the merge calls (merge issue)'],
+};
+
+export class Coordinator {
+  readonly stages: number;
+  private readonly leaseMs: number;
+  /** lease expiries since start, for metrics */
+  expiries = 0;
+
+  constructor(
+    readonly state: SwarmState,
+    readonly cfg: SwarmSettings,
+  ) {
+    this.stages = cfg.costs.length;
+    this.leaseMs = cfg.run.phases.lease_s * 1000;
+  }
+
+  /** Creates the stages (epoch 0, TRAINING, the given manifests) of a new run. */
+  createRun(configHash: string, manifests: ManifestRef[], now: number): void {
+    this.state.putRun({ name: this.cfg.name, config: JSON.stringify({ run: this.cfg.run, model: this.cfg.model }), config_hash: configHash, stages: this.stages, created_at: now });
+    manifests.forEach((manifest, stage) => this.state.putStage({ stage, epoch: 0, phase: 'training', since: now, deadline: null, manifest, note: '' }));
+    this.state.startEpoch(0, now);
+  }
+
+  // ---- membership ----------------------------------------------------------------------
+
+  join(miner: string, requested: 'auto' | number, now: number): StageView & { next_stage?: number } {
+    if (requested !== 'auto' && (!Number.isInteger(requested) || requested < 0 || requested >= this.stages)) {
+      throw new HttpError('E_BAD_STAGE', `stage ${requested} does not exist; this run has stages 0..${this.stages - 1}`, "use --layer auto, or a stage from 'iota status'");
+    }
+    const req = String(requested);
+    const m = this.state.member(miner);
+    if (!m) {
+      const stage = requested === 'auto' ? chooseStage(this.loads(now)) : requested;
+      this.state.addMember(miner, stage, req, this.state.stage(0).epoch, now);
+      return this.view(stage);
+    }
+    this.state.seen(miner, now);
+    if (requested === 'auto' || requested === m.stage) {
+      this.state.setMember(miner, m.stage, req, null);
+      return this.view(m.stage);
+    }
+    // An explicit other stage: now if the miner holds nothing, else after its merge duties.
+    if (this.state.holdsWork(miner)) {
+      this.state.setMember(miner, m.stage, req, requested);
+      return { ...this.view(m.stage), next_stage: requested };
+    }
+    this.state.setMember(miner, requested, req, null);
+    return this.view(requested);
+  }
+
+  /** Stage loads from live members, for assignment and rebalancing. */
+  loads(now: number): StageLoad[] {
+    const loads: StageLoad[] = this.cfg.costs.map((cost, stage) => ({ stage, cost, miners: [] }));
+    for (const m of this.state.members()) {
+      if (m.last_seen < now - 2 * this.leaseMs) continue;
+      loads[m.stage].miners.push({ miner: m.miner, rate: m.rate ?? undefined, auto: m.requested === 'auto' });
+    }
+    return loads;
+  }
+
+  // ---- work ----------------------------------------------------------------------------
+
+  work(miner: string, max: number, now: number): WorkReply {
+    let m = this.member(miner);
+    this.state.seen(miner, now);
+    m = this.applyMove(m);
+    const st = this.state.stage(m.stage);
+    const base: WorkReply = { ...this.view(m.stage), server_time: now, items: [] };
+    if (st.phase !== 'training') {
+      const duty = st.phase === 'uploading' ? this.uploadDuty(st, miner) : undefined;
+      const what = st.phase === 'uploading' ? 'collecting gradient uploads' : 'merging gradients into the next weights';
+      return { ...base, ...(duty ? { duty } : {}), idle: { reason: st.phase, message: `stage ${st.stage} is ${what} for epoch ${st.epoch}`, ...(st.deadline !== null ? { next_change_at: st.deadline } : {}) } };
+    }
+    const inFlight = this.cfg.run.in_flight;
+    const items: WorkItem[] = [];
+    // Backwards of items this miner forwarded come first and need no new room.
+    for (let t = this.state.readyPreferred(m.stage, st.epoch, miner); t && items.length < max; t = this.state.readyPreferred(m.stage, st.epoch, miner)) {
+      items.push(this.lease(t, miner, now));
+    }
+    while (items.length < max && this.state.heldItems(miner) < inFlight) {
+      const t =
+        this.state.readyBackward(m.stage, st.epoch, now - this.leaseMs, now - this.leaseMs) ??
+        this.state.readyForward(m.stage, st.epoch) ??
+        (m.stage === 0 ? this.allocate(st.epoch, now) : undefined);
+      if (!t) break;
+      items.push(this.lease(t, miner, now));
+    }
+    if (items.length > 0) return { ...base, items };
+    return { ...base, idle: this.whyIdle(m, st, now) };
+  }
+
+  private whyIdle(m: MemberRow, st: StageRow, now: number): Idle {
+    const held = this.state.heldItems(m.miner);
+    if (held >= this.cfg.run.in_flight) {
+      return { reason: 'in_flight_limit', message: `you hold ${held} work items (the run allows ${this.cfg.run.in_flight}); report them, and the backwards of your forwards come back to you` };
+    }
+    const ep = this.state.epoch(st.epoch);
+    if (m.stage === 0 && ep && ep.closed_at !== null) {
+      return { reason: 'epoch_full', message: `epoch ${st.epoch} has all ${this.cfg.run.samples_per_epoch} samples allocated; the pipeline is draining`, ...(ep.drain_deadline !== null ? { next_change_at: ep.drain_deadline } : {}) };
+    }
+    const nextExpiry = this.state.db.prepare("SELECT MIN(expires) AS t FROM tasks WHERE stage < ? AND epoch = ? AND state = 'leased'").get(m.stage === 0 ? this.stages : m.stage, st.epoch) as { t: number | null };
+    return {
+      reason: 'waiting_for_upstream',
+      message: m.stage === 0 ? 'no backward is ready for the head yet; items are in flight downstream' : `no item has reached stage ${m.stage} yet; items are in flight upstream`,
+      ...(nextExpiry.t !== null && nextExpiry.t > now ? { next_change_at: nextExpiry.t } : {}),
+    };
+  }
+
+  private allocate(epoch: number, now: number): TaskRow | undefined {
+    const ep = this.state.epoch(epoch);
+    const target = this.cfg.run.samples_per_epoch;
+    if (!ep || ep.allocated >= target) return undefined;
+    const n = Math.min(this.cfg.run.batch, target - ep.allocated);
+    const first = epoch * target + ep.allocated;
+    const windows = Array.from({ length: n }, (_, i) => this.cfg.window(first + i));
+    const item = this.state.nextItemId();
+    this.state.addItem(item, epoch, first, n, windows, now);
+    for (let s = 0; s < this.stages; s++) this.state.openLedger(item, s, epoch, n);
+    const kind: TaskKind = this.stages === 1 ? 'tail' : 'fwd';
+    this.state.addTask(item, 0, kind, epoch, n, null, now, { windows });
+    this.state.allocate(epoch, n);
+    if (ep.allocated + n >= target) this.state.closeAllocation(epoch, now, now + this.cfg.run.phases.drain_s * 1000);
+    return this.state.task(item, 0, kind);
+  }
+
+  private lease(t: TaskRow, miner: string, now: number): WorkItem {
+    const lease = randomBytes(12).toString('hex');
+    const expires = now + this.leaseMs;
+    this.state.leaseTask(t, miner, lease, now, expires);
+    const item = this.state.item(t.item);
+    const out: WorkItem = {
+      lease,
+      item: t.item,
+      epoch: t.epoch,
+      stage: t.stage,
+      kind: t.kind,
+      samples: Array.from({ length: t.n }, (_, i) => item.first_sample + i),
+      expires_at: expires,
+      ...t.input,
+    };
+    const key = this.outputKey(t, item.first_sample, miner, lease);
+    if (key) out.output_key = key;
+    return out;
+  }
+
+  /** Where a task's output goes: forward activations, or the gradient of the stage's input. */
+  private outputKey(t: Pick<TaskRow, 'kind' | 'stage' | 'epoch'>, firstSample: number, miner: string, lease: string): string | undefined {
+    const dir = t.kind === 'fwd' ? 'fwd' : 'bwd';
+    if (t.kind !== 'fwd' && t.stage === 0) return undefined; // the head's backward has no input gradient to pass on
+    return `runs/${this.cfg.name}/e${t.epoch}/act/${firstSample}/${t.stage}/${dir}/${miner}-${lease}.safetensors`;
+  }
+
+  /** The output key a lease must upload to (for the server to check the object before reporting). */
+  expectedOutput(lease: string): string | undefined {
+    const t = this.state.taskByLease(lease);
+    if (!t || !t.miner) return undefined;
+    return this.outputKey(t, this.state.item(t.item).first_sample, t.miner, lease);
+  }
+
+  /** Upload URLs for a lease's output expire with the lease; refused when it is not held. */
+  leaseExpiry(miner: string, lease: string, now: number): number {
+    const t = this.state.taskByLease(lease);
+    if (!t || t.miner !== miner || t.state !== 'leased' || (t.expires ?? 0) < now) {
+      throw new HttpError('E_LEASE_LOST', `lease ${lease} is not held by you`, 'ask for new work (POST /v1/work)');
+    }
+    return t.expires!;
+  }
+
+  report(miner: string, body: ReportBody, output: { size: number; sha256?: string } | undefined, now: number): { item: number; stage: number; kind: TaskKind; credited: number } {
+    this.member(miner);
+    const t = this.state.taskByLease(body.lease);
+    if (!t || t.miner !== miner) throw new HttpError('E_LEASE_LOST', `lease ${body.lease} is not held by you`, 'ask for new work (POST /v1/work)');
+    const st = this.state.stage(t.stage);
+    if (t.state === 'void' || st.epoch !== t.epoch || st.phase !== 'training') throw this.phaseClosed(st, `epoch ${t.epoch} closed for stage ${t.stage} before this report`, now);
+    if (t.state !== 'leased' || (t.expires ?? 0) < now) throw new HttpError('E_LEASE_LOST', `lease ${body.lease} expired and its item went to another miner`, 'send heartbeats while computing');
+
+    const item = this.state.item(t.item);
+    const key = this.outputKey(t, item.first_sample, miner, body.lease);
+    let out: ObjectRef | null = null;
+    if (key) {
+      if (!body.output) throw new HttpError('E_NO_OUTPUT', `a ${t.kind} item at stage ${t.stage} reports its output`, `upload it to ${key} first, then report its size and sha256`);
+      if (!output) throw new HttpError('E_OUTPUT_MISSING', `no object at ${key}`, 'upload the output before reporting it');
+      if (output.size !== body.output.size || output.sha256 !== body.output.sha256) throw new HttpError('E_OUTPUT_MISMATCH', `the object at ${key} is not the one reported (size or sha256 differ)`);
+      out = { key, size: body.output.size, sha256: body.output.sha256 };
+    } else if (body.output) {
+      throw new HttpError('E_BAD_REQUEST', `a ${t.kind} item at stage ${t.stage} has no output`);
+    }
+    let loss: number | null = null;
+    if (t.kind === 'tail') {
+      const l = body.losses;
+      if (!l || l.length !== t.n || !l.every((v) => Number.isFinite(v) && v >= 0)) {
+        throw new HttpError('E_BAD_LOSS', `a tail item reports ${t.n} finite, non-negative per-sample losses`);
+      }
+      loss = l.reduce((a, b) => a + b, 0) / l.length;
+    } else if (body.losses) {
+      throw new HttpError('E_BAD_REQUEST', 'only tail items report losses');
+    }
+
+    const m = this.state.member(miner)!;
+    const dt = Math.max(1, now - (t.leased_at ?? now)) / 1000;
+    this.state.recordRate(miner, ewma(m.rate, (UNITS[t.kind] * t.n) / dt), t.kind === 'fwd' ? 0 : t.n);
+
+    let credited = 0;
+    if (t.kind === 'fwd') {
+      // The miner keeps the input for the backward that comes back to it.
+      this.state.finishTask(t, 'held', out, null, now);
+      const next = t.stage + 1;
+      const kind: TaskKind = next === this.stages - 1 ? 'tail' : 'fwd';
+      this.state.addTask(t.item, next, kind, t.epoch, t.n, null, now, kind === 'tail' ? { x: out!, windows: item.windows } : { x: out! });
+    } else {
+      this.state.finishTask(t, 'done', out, loss, now);
+      this.state.credit(t.item, t.stage, miner);
+      credited = t.n;
+      if (t.kind === 'bwd') {
+        const fwd = this.state.task(t.item, t.stage, 'fwd');
+        if (fwd && fwd.state === 'held') this.state.setTaskState(fwd, 'done');
+      }
+      if (t.stage > 0) {
+        const prev = this.state.task(t.item, t.stage - 1, 'fwd')!;
+        this.state.addTask(t.item, t.stage - 1, 'bwd', t.epoch, t.n, prev.miner, now, { ...prev.input, dy: out! });
+      } else {
+        this.state.setItemState(t.item, 'done');
+      }
+      this.advanceStage(t.stage, now);
+    }
+    return { item: t.item, stage: t.stage, kind: t.kind, credited };
+  }
+
+  heartbeat(miner: string, now: number): { leases_renewed: number; lease_expires_at: number } {
+    if (!this.state.member(miner)) return { leases_renewed: 0, lease_expires_at: now };
+    this.state.seen(miner, now);
+    const expires = now + this.leaseMs;
+    return { leases_renewed: this.state.renewLeases(miner, now, expires), lease_expires_at: expires };
+  }
+
+  // ---- gradient uploads ----------------------------------------------------------------
+
+  gradientKey(epoch: number, stage: number, miner: string): string {
+    return `runs/${this.cfg.name}/e${epoch}/grad/${stage}/${miner}.safetensors`;
+  }
+
+  /** Upload URLs for a gradient expire with the UPLOADING phase; refused outside it. */
+  gradientExpiry(miner: string, epoch: number, stage: number, now: number): number {
+    const st = this.stageOrThrow(stage);
+    if (st.phase !== 'uploading' || st.epoch !== epoch) throw this.phaseClosed(st, `gradients of epoch ${epoch} are accepted in UPLOADING(${epoch}) only`, now);
+    if (this.state.minerCredit(epoch, stage, miner) === 0) throw new HttpError('E_NOTHING_TO_UPLOAD', `the ledger credits you no samples at stage ${stage} in epoch ${epoch}`);
+    return st.deadline!;
+  }
+
+  gradient(miner: string, epoch: number, stage: number, declared: { size: number; sha256: string }, stored: { size: number; sha256?: string } | undefined, now: number): { samples: number; key: string } {
+    this.member(miner);
+    const key = this.gradientKey(epoch, stage, miner);
+    const st = this.stageOrThrow(stage);
+    const existing = this.state.gradient(epoch, stage, miner);
+    if (existing) {
+      if (existing.sha256 === declared.sha256 && existing.size === declared.size) return { samples: existing.n, key };
+      throw new HttpError('E_ALREADY_UPLOADED', `your gradient for stage ${stage}, epoch ${epoch} was already accepted with another hash`);
+    }
+    if (st.phase !== 'uploading' || st.epoch !== epoch) throw this.phaseClosed(st, `gradients of epoch ${epoch} are accepted in UPLOADING(${epoch}) only`, now);
+    const n = this.state.minerCredit(epoch, stage, miner);
+    if (n === 0) throw new HttpError('E_NOTHING_TO_UPLOAD', `the ledger credits you no samples at stage ${stage} in epoch ${epoch}`);
+    if (!stored) throw new HttpError('E_OUTPUT_MISSING', `no object at ${key}`, 'upload the gradient before reporting it');
+    if (stored.size !== declared.size || stored.sha256 !== declared.sha256) throw new HttpError('E_OUTPUT_MISMATCH', `the object at ${key} is not the one reported (size or sha256 differ)`);
+    this.state.addGradient({ epoch, stage, miner, key, size: declared.size, sha256: declared.sha256, n, uploaded_at: now });
+    this.advanceStage(stage, now);
+    return { samples: n, key };
+  }
+
+  private uploadDuty(st: StageRow, miner: string): UploadDuty | undefined {
+    const n = this.state.minerCredit(st.epoch, st.stage, miner);
+    if (n === 0 || this.state.gradient(st.epoch, st.stage, miner)) return undefined;
+    return {
+      epoch: st.epoch,
+      stage: st.stage,
+      key: this.gradientKey(st.epoch, st.stage, miner),
+      samples: n,
+      lr: learningRate(st.epoch, this.cfg.run.optimizer.lr, this.cfg.run.schedule),
+      step: st.manifest.step + 1,
+      deadline: st.deadline!,
+    };
+  }
+
+  // ---- time passes ---------------------------------------------------------------------
+
+  /** Expires silent miners' leases, closes drained epochs and moves phases whose time has come. */
+  tick(now: number): void {
+    for (const t of this.state.expiredLeases(now)) {
+      this.state.unlease(t, now);
+      this.expiries++;
+    }
+    for (const ep of this.state.drainingEpochs()) {
+      if (this.state.openCount(ep.epoch) === 0) {
+        this.state.markDrained(ep.epoch, now);
+      } else if (now >= ep.drain_deadline!) {
+        this.state.dropOpen(ep.epoch, 'dropped:epoch_closed');
+        this.state.voidEpochTasks(ep.epoch);
+        this.state.dropEpochItems(ep.epoch);
+        this.state.markDrained(ep.epoch, now);
+      }
+    }
+    for (let s = 0; s < this.stages; s++) this.advanceStage(s, now);
+  }
+
+  /** Moves one stage on as far as its state allows: TRAINING -> UPLOADING -> MERGING -> TRAINING. */
+  advanceStage(stage: number, now: number): void {
+    const st = this.state.stage(stage);
+    const E = st.epoch;
+    if (st.phase === 'training') {
+      const ep = this.state.epoch(E);
+      if (!ep || ep.closed_at === null || this.state.openCount(E, stage) > 0) return;
+      if (this.state.credits(E, stage).length === 0) return this.abandon(st, 'no sample reached this stage in time', now);
+      // The head's time from here to TRAINING(E+1) is the epoch's sync time (merge_ms sums end - start).
+      if (stage === 0) this.state.addMergeTime(E, -now);
+      this.state.putStage({ ...st, phase: 'uploading', since: now, deadline: now + this.cfg.run.phases.upload_s * 1000, note: '' });
+      return;
+    }
+    if (st.phase === 'uploading') {
+      const credits = this.state.credits(E, stage);
+      const total = credits.reduce((a, c) => a + c.n, 0);
+      const uploads = this.state.gradients(E, stage);
+      const uploaded = uploads.reduce((a, g) => a + g.n, 0);
+      const p = this.cfg.run.phases;
+      const need = requiredSamples(total, requiredFraction(p.required_fraction, p.floor_fraction, st.since, st.deadline!, now));
+      if (uploaded >= total || uploaded >= need) return this.closeUploads(st, credits, uploads, now);
+      if (now >= st.deadline!) return this.abandon(st, `only ${uploaded} of ${total} credited samples were uploaded by the deadline (floor ${requiredSamples(total, p.floor_fraction)})`, now, 'dropped:upload_failed');
+      return;
+    }
+    // MERGING: the merge module calls finishMerge; at the deadline it may still deliver.
+    if (now >= st.deadline!) {
+      const manifest = this.cfg.merge?.atDeadline?.(stage, E, now);
+      if (manifest) this.finishMerge(stage, E, manifest, now);
+      else this.abandon(st, 'the merge did not finish by its deadline', now, 'dropped:merge_failed');
+    }
+  }
+
+  private closeUploads(st: StageRow, credits: Array<{ miner: string; n: number }>, uploads: GradientRow[], now: number): void {
+    const E = st.epoch;
+    const uploaded = new Set(uploads.map((g) => g.miner));
+    for (const c of credits) {
+      if (uploaded.has(c.miner)) this.state.moveLedger(E, st.stage, 'credited', 'uploaded', c.miner);
+      else this.state.moveLedger(E, st.stage, 'credited', this.isSilent(c.miner, now) ? 'lost_with_miner' : 'dropped:upload_late', c.miner);
+    }
+    this.state.putStage({ ...st, phase: 'merging', since: now, deadline: now + this.cfg.run.phases.merge_s * 1000, note: '' });
+    this.cfg.merge?.begin(st.stage, E, uploads.map((g) => ({ miner: g.miner, key: g.key, size: g.size, sha256: g.sha256, n: g.n })), now);
+  }
+
+  /** The merge published epoch E+1's weights for a stage: its samples are merged, training goes on. */
+  finishMerge(stage: number, epoch: number, manifest: ManifestRef, now: number): void {
+    const st = this.state.stage(stage);
+    if (st.phase !== 'merging' || st.epoch !== epoch) throw this.phaseClosed(st, `stage ${stage} is not merging epoch ${epoch}`, now);
+    this.state.moveLedger(epoch, stage, 'uploaded', 'merged');
+    this.enterTraining(st, manifest, '', now);
+  }
+
+  /** Gives up epoch E at a stage, visibly: its replicas keep w_E and its samples are dropped. */
+  private abandon(st: StageRow, why: string, now: number, dropAs = 'dropped:upload_failed'): void {
+    const E = st.epoch;
+    for (const c of this.state.credits(E, st.stage)) this.state.moveLedger(E, st.stage, 'credited', this.isSilent(c.miner, now) ? 'lost_with_miner' : dropAs, c.miner);
+    this.state.moveLedger(E, st.stage, 'uploaded', dropAs);
+    this.enterTraining(st, st.manifest, `epoch ${E} abandoned: ${why}; weights stay at epoch ${st.manifest.epoch}`, now);
+  }
+
+  private enterTraining(st: StageRow, manifest: ManifestRef, note: string, now: number): void {
+    const next = st.epoch + 1;
+    if (st.stage === 0 && st.phase !== 'training') this.state.addMergeTime(st.epoch, now);
+    this.state.putStage({ stage: st.stage, epoch: next, phase: 'training', since: now, deadline: null, manifest, note });
+    if (st.stage === 0) {
+      this.state.startEpoch(next, now);
+      for (const move of rebalance(this.loads(now))) {
+        const m = this.state.member(move.miner)!;
+        this.state.setMember(m.miner, m.stage, m.requested, move.to);
+      }
+    }
+  }
+
+  // ---- helpers -------------------------------------------------------------------------
+
+  private member(miner: string): MemberRow {
+    const m = this.state.member(miner);
+    if (!m) throw new HttpError('E_NOT_JOINED', 'you have not joined a stage of this run', 'join first: POST /v1/join with {"layer": "auto"}');
+    return m;
+  }
+
+  /** A move decided at the epoch boundary happens once the miner's own stage is training again and it holds nothing. */
+  private applyMove(m: MemberRow): MemberRow {
+    if (m.next_stage === null) return m;
+    if (this.state.stage(m.stage).phase !== 'training' || this.state.holdsWork(m.miner)) return m;
+    this.state.setMember(m.miner, m.next_stage, m.requested, null);
+    return { ...m, stage: m.next_stage, next_stage: null };
+  }
+
+  private isSilent(miner: string, now: number): boolean {
+    const m = this.state.member(miner);
+    return !m || m.last_seen < now - this.leaseMs;
+  }
+
+  private stageOrThrow(stage: number): StageRow {
+    if (!Number.isInteger(stage) || stage < 0 || stage >= this.stages) throw new HttpError('E_BAD_STAGE', `stage ${stage} does not exist; this run has stages 0..${this.stages - 1}`);
+    return this.state.stage(stage);
+  }
+
+  phaseClosed(st: StageRow, reason: string, now: number): HttpError {
+    const phase = `${st.phase.toUpperCase()}(${st.epoch})`;
+    return new HttpError('E_PHASE_CLOSED', `stage ${st.stage} is in ${phase}: ${reason}`, `this phase accepts: ${PHASE_CALLS[st.phase].join('; ')}`, {
+      phase,
+      reason,
+      server_time: now,
+      ...(st.deadline !== null ? { next_change_at: st.deadline } : {}),
+    });
+  }
+
+  view(stage: number): StageView {
+    const st = this.state.stage(stage);
+    return { stage, epoch: st.epoch, phase: st.phase, since: st.since, ...(st.deadline !== null ? { deadline: st.deadline } : {}), manifest: st.manifest, ...(st.note ? { note: st.note } : {}) };
+  }
+
+  /** The run at a glance: phases, miners, queues, ledger counts, losses, throughput. */
+  status(now: number): SwarmStatus {
+    const head = this.state.stage(0);
+    const ep = this.state.epoch(head.epoch);
+    const caps = capacities(this.loads(now));
+    const queue = this.state.queue();
+    const members = this.state.members();
+    const working = new Set(queue.length ? (this.state.db.prepare("SELECT DISTINCT miner FROM tasks WHERE state = 'leased'").all() as Array<{ miner: string }>).map((r) => r.miner) : []);
+    const recent = this.state.recentEpochs(6).filter((e) => e.epoch < head.epoch);
+    let mergeShare: number | undefined;
+    if (recent.length > 0) {
+      const span = this.state.epoch(head.epoch)!.started_at - recent[recent.length - 1].started_at;
+      if (span > 0) mergeShare = recent.reduce((a, e) => a + e.merge_ms, 0) / span;
+    }
+    return {
+      run: this.cfg.name,
+      server_time: now,
+      epoch: head.epoch,
+      target: this.cfg.run.samples_per_epoch,
+      allocation: { epoch: head.epoch, allocated: ep?.allocated ?? 0, ...(ep?.closed_at != null ? { closed_at: ep.closed_at } : {}), ...(ep?.drain_deadline != null ? { drain_deadline: ep.drain_deadline } : {}) },
+      stages: this.state.stages().map((st) => {
+        const q = (state: string) => queue.filter((r) => r.stage === st.stage && r.state === state).reduce((a, r) => a + r.n, 0);
+        return {
+          ...this.view(st.stage),
+          capacity: caps[st.stage],
+          queue: { ready: q('ready'), leased: q('leased'), held: q('held') },
+          miners: members
+            .filter((m) => m.stage === st.stage)
+            .map((m) => ({
+              id: m.miner,
+              state: m.last_seen < now - this.leaseMs ? 'silent' : working.has(m.miner) ? 'working' : 'idle',
+              ...(m.rate !== null ? { rate: m.rate } : {}),
+              done: m.done,
+              last_seen: m.last_seen,
+              ...(m.next_stage !== null ? { next_stage: m.next_stage } : {}),
+            })),
+        };
+      }),
+      ledger: this.state.ledgerCounts(Math.max(0, head.epoch - 3)),
+      losses: this.state.recentLosses(20).map((l) => ({ epoch: l.epoch, item: l.item, loss: l.loss, at: l.done_at })),
+      throughput: this.state.tailSamplesSince(now - 60_000) / 60,
+      ...(mergeShare !== undefined ? { merge_share: mergeShare } : {}),
+      lease_expiries: this.expiries,
+    };
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The swarm's wire messages: joining a stage, work items and their reports, gradient uploads,
+ * the run and its status. TypeBox schemas, validated by the server on the way in and out.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+const Hex64 = Type.String({ pattern: '^[0-9a-f]{64}$' });
+const Ms = Type.Integer({ description: 'epoch milliseconds' });
+export const PhaseName = Type.Union([Type.Literal('training'), Type.Literal('uploading'), Type.Literal('merging')]);
+
+export const ObjectRefSchema = Type.Object({ key: Type.String(), size: Type.Integer(), sha256: Type.String(), url: Type.Optional(Type.String()) });
+export const WindowRefSchema = Type.Object({
+  key: Type.String(),
+  start: Type.Integer({ description: 'first byte of the window in the shard object' }),
+  end: Type.Integer({ description: 'one past its last byte' }),
+  sha256: Type.String({ description: 'of the window bytes' }),
+  url: Type.Optional(Type.String({ description: 'read it with Range: bytes=start-(end-1)' })),
+});
+export const ManifestRefSchema = Type.Object({ key: Type.String(), size: Type.Integer(), sha256: Type.String(), epoch: Type.Integer(), step: Type.Integer(), url: Type.Optional(Type.String()) });
+
+const StageViewFields = {
+  stage: Type.Integer(),
+  epoch: Type.Integer(),
+  phase: PhaseName,
+  since: Ms,
+  deadline: Type.Optional(Ms),
+  manifest: ManifestRefSchema,
+  note: Type.Optional(Type.String()),
+};
+
+export const JoinRequest = Type.Object(
+  { layer: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 0, maximum: 1023 })], { description: "'auto' or a stage index" }) },
+  { additionalProperties: false },
+);
+export type JoinRequest = Static<typeof JoinRequest>;
+export const JoinReply = Type.Object({ ...StageViewFields, next_stage: Type.Optional(Type.Integer()) });
+export type JoinReply = Static<typeof JoinReply>;
+
+export const WorkRequest = Type.Object({ max: Type.Optional(Type.Integer({ minimum: 1, maximum: 16, default: 1 })) }, { additionalProperties: false });
+export type WorkRequest = Static<typeof WorkRequest>;
+
+export const WorkItemSchema = Type.Object({
+  lease: Type.String(),
+  item: Type.Integer(),
+  epoch: Type.Integer(),
+  stage: Type.Integer(),
+  kind: Type.Union([Type.Literal('fwd'), Type.Literal('bwd'), Type.Literal('tail')]),
+  samples: Type.Array(Type.Integer()),
+  expires_at: Ms,
+  windows: Type.Optional(Type.Array(WindowRefSchema)),
+  x: Type.Optional(ObjectRefSchema),
+  dy: Type.Optional(ObjectRefSchema),
+  output_key: Type.Optional(Type.String()),
+});
+export type WorkItemMessage = Static<typeof WorkItemSchema>;
+
+export const IdleSchema = Type.Object({ reason: Type.String(), message: Type.String(), next_change_at: Type.Optional(Ms) });
+export const UploadDutySchema = Type.Object({
+  epoch: Type.Integer(),
+  stage: Type.Integer(),
+  key: Type.String({ description: 'where your gradient sum goes' }),
+  samples: Type.Integer({ description: 'samples the ledger credits you (n_i)' }),
+  lr: Type.Number({ description: 'learning rate of this epoch’s step' }),
+  step: Type.Integer({ description: 'the optimizer step count t of this epoch’s step' }),
+  deadline: Ms,
+});
+
+export const WorkReply = Type.Object({
+  ...StageViewFields,
+  server_time: Ms,
+  items: Type.Array(WorkItemSchema),
+  idle: Type.Optional(IdleSchema),
+  duty: Type.Optional(UploadDutySchema),
+});
+export type WorkReply = Static<typeof WorkReply>;
+
+export const ReportRequest = Type.Object(
+  {
+    lease: Type.String({ pattern: '^[A-Za-z0-9_]{1,64}$' }),
+    output: Type.Optional(Type.Object({ size: Type.Integer({ minimum: 0 }), sha256: Hex64 }, { additionalProperties: false })),
+    losses: Type.Optional(Type.Array(Type.Number({ minimum: 0 }), { minItems: 1, maxItems: 4096 })),
+  },
+  { additionalProperties: false },
+);
+export type ReportRequest = Static<typeof ReportRequest>;
+export const ReportReply = Type.Object({
+  item: Type.Integer(),
+  stage: Type.Integer(),
+  kind: Type.String(),
+  credited: Type.Integer({ description: 'samples to add to your gradient accumulator now' }),
+});
+export type ReportReply = Static<typeof ReportReply>;
+
+export const GradientRequest = Type.Object(
+  { epoch: Type.Integer({ minimum: 0 }), stage: Type.Integer({ minimum: 0 }), size: Type.Integer({ minimum: 0 }), sha256: Hex64 },
+  { additionalProperties: false },
+);
+export type GradientRequest = Static<typeof GradientRequest>;
+export const GradientReply = Type.Object({ key: Type.String(), samples: Type.Integer() });
+export type GradientReply = Static<typeof GradientReply>;
+
+export const RunReply = Type.Object({
+  name: Type.String(),
+  config_hash: Type.String(),
+  stages: Type.Integer(),
+  run: Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true }),
+  model: Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true }),
+});
+export type RunReply = Static<typeof RunReply>;
+
+const Count = Type.Integer();
+export const SwarmStatus = Type.Object({
+  run: Type.String(),
+  server_time: Ms,
+  epoch: Type.Integer({ description: 'the epoch the head is training' }),
+  target: Type.Integer({ description: 'samples per epoch' }),
+  allocation: Type.Object({ epoch: Type.Integer(), allocated: Count, closed_at: Type.Optional(Ms), drain_deadline: Type.Optional(Ms) }),
+  stages: Type.Array(
+    Type.Object({
+      ...StageViewFields,
+      capacity: Type.Number({ description: 'samples/s the stage can process, from measured rates' }),
+      queue: Type.Object({ ready: Count, leased: Count, held: Count }),
+      miners: Type.Array(
+        Type.Object({ id: Type.String(), state: Type.String(), rate: Type.Optional(Type.Number()), done: Count, last_seen: Ms, next_stage: Type.Optional(Type.Integer()) }),
+      ),
+    }),
+  ),
+  ledger: Type.Array(Type.Object({ epoch: Type.Integer(), stage: Type.Integer(), state: Type.String(), samples: Count })),
+  losses: Type.Array(Type.Object({ epoch: Type.Integer(), item: Type.Integer(), loss: Type.Number(), at: Ms })),
+  throughput: Type.Number({ description: 'samples/s through the tail over the last minute' }),
+  merge_share: Type.Optional(Type.Number({ description: 'share of recent epochs’ time the head spent uploading and merging' })),
+  lease_expiries: Count,
+});
+export type SwarmStatus = Static<typeof SwarmStatus>;
