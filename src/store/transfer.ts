@@ -179,8 +179,10 @@ export interface DownloadExpectation {
   sha256?: string;
   /** the object's size, when known: checked, and clamps a widened range */
   size?: number;
-  /** required for a Range read */
+  /** for a Range read: the object's chunk hashes (the read widens to whole chunks), or `rangeSha256` */
   chunkHashes?: readonly string[];
+  /** for a Range read of exactly `range`: the sha256 of those bytes (data windows) */
+  rangeSha256?: string;
   /** bytes [start, end) of the object */
   range?: ByteRange;
   chunkBytes?: number;
@@ -235,7 +237,16 @@ export async function download(url: string, expect: DownloadExpectation, o: Tran
 
 async function downloadRange(url: string, range: ByteRange, expect: DownloadExpectation, chunkBytes: number, o: TransferOptions): Promise<Uint8Array> {
   const what = `download of bytes [${range.start}, ${range.end})`;
-  if (!expect.chunkHashes) throw new IotaError('E_BAD_RANGE', 'a Range read needs the object\'s chunk hashes to verify it');
+  if (expect.rangeSha256 !== undefined) {
+    const n = range.end - range.start;
+    const { status, bytes: got } = await withRetries(what, undefined, o, () => fetchBytes(url, range, (st) => (st === 206 ? n : expect.size), what, o));
+    const bytes = status === 200 ? got.subarray(range.start, range.end) : got;
+    if (bytes.length !== n || sha256Hex(bytes) !== expect.rangeSha256) {
+      throw new IotaError('E_HASH_MISMATCH', `${what}: the bytes do not match the sha256 the orchestrator gave`, 'report it to the orchestrator; do not use these bytes');
+    }
+    return bytes;
+  }
+  if (!expect.chunkHashes) throw new IotaError('E_BAD_RANGE', 'a Range read needs the object\'s chunk hashes (or the range\'s sha256) to verify it');
   const wide = chunkSpan(range.start, range.end, chunkBytes, expect.size);
   if (wide.start === wide.end) return new Uint8Array(0);
   // A 206 carries the span; a 200 (a server that ignores Range) the whole object.

@@ -2,6 +2,9 @@
 import { newIdentity, type Identity } from '../../src/protocol/keys.js';
 import { SignedClient } from '../../src/protocol/client.js';
 import type { RegisterReply, StatusReply } from '../../src/protocol/messages.js';
+import type { GradientReply, JoinReply, ReportReply, WorkItemMessage, WorkReply } from '../../src/protocol/swarm-messages.js';
+import { describeUpload, download, upload, type UploadPlan } from '../../src/store/index.js';
+import { randomBytes } from 'node:crypto';
 
 export class SimParticipant {
   readonly identity: Identity;
@@ -30,5 +33,64 @@ export class SimParticipant {
 
   close(): Promise<void> {
     return this.client.close();
+  }
+}
+
+/**
+ * A simulated miner over HTTP: joins a stage, takes work, reads its inputs through the URLs it
+ * is given (verifying hashes), uploads made-up outputs through scoped URLs, reports them, and
+ * uploads a made-up gradient when its stage is UPLOADING. No model: outputs are random bytes.
+ */
+export class SimMiner extends SimParticipant {
+  held: WorkItemMessage[] = [];
+  credited = 0;
+  last?: WorkReply;
+
+  async join(layer: 'auto' | number = 'auto'): Promise<JoinReply> {
+    return this.client.post<JoinReply>('/v1/join', { layer });
+  }
+
+  async work(max = 2): Promise<WorkReply> {
+    this.last = await this.client.post<WorkReply>('/v1/work', { max });
+    this.held.push(...this.last.items);
+    return this.last;
+  }
+
+  /** Reads the item's inputs as a miner would, then uploads an output and reports. */
+  async complete(it: WorkItemMessage, o: { skipInputs?: boolean } = {}): Promise<ReportReply> {
+    if (!o.skipInputs) {
+      for (const w of it.windows ?? []) await download(w.url!, { range: { start: w.start, end: w.end }, rangeSha256: w.sha256 });
+      for (const ref of [it.x, it.dy]) if (ref) await download(ref.url!, { sha256: ref.sha256, size: ref.size });
+    }
+    let output: { size: number; sha256: string } | undefined;
+    if (it.output_key) {
+      const bytes = randomBytes(256 + it.samples.length);
+      output = await this.put('activation', it.output_key, bytes);
+    }
+    const losses = it.kind === 'tail' ? it.samples.map(() => 5 + Math.random()) : undefined;
+    const r = await this.client.post<ReportReply>('/v1/report', { lease: it.lease, ...(output ? { output } : {}), ...(losses ? { losses } : {}) });
+    this.credited += r.credited;
+    this.held = this.held.filter((h) => h.lease !== it.lease);
+    return r;
+  }
+
+  /** Takes up to `max` items and completes them all; returns how many. */
+  async round(max = 2): Promise<number> {
+    const w = await this.work(max);
+    for (const it of w.items) await this.complete(it);
+    if (w.duty) await this.uploadGradient(w.duty.epoch, w.duty.stage, w.duty.key);
+    return w.items.length;
+  }
+
+  async uploadGradient(epoch: number, stage: number, key: string): Promise<GradientReply> {
+    const d = await this.put('gradient', key, randomBytes(4096));
+    return this.client.post<GradientReply>('/v1/gradient', { epoch, stage, ...d });
+  }
+
+  private async put(kind: string, key: string, bytes: Uint8Array): Promise<{ size: number; sha256: string }> {
+    const d = describeUpload(bytes);
+    const plan = await this.client.post<UploadPlan>('/v1/storage/upload', { kind, key, size: d.size, sha256: d.sha256, chunk_hashes: d.chunkHashes });
+    await upload(plan, bytes);
+    return { size: d.size, sha256: d.sha256 };
   }
 }

@@ -1,0 +1,101 @@
+/**
+ * An orchestrator serving a real run in this process: a small text corpus tokenized with the
+ * byte tokenizer, the tiny model's epoch 0 manifests in a local store, the swarm's routes, and
+ * a clock the test controls (ticks are explicit).
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { loadRunConfig } from '../../src/config/index.js';
+import { storageRoutes } from '../../src/orchestrator/routes/storage.js';
+import { swarmRoutes } from '../../src/orchestrator/routes/swarm.js';
+import { SwarmState } from '../../src/orchestrator/state/swarm.js';
+import { Coordinator, type MergeHooks } from '../../src/orchestrator/swarm/coordinator.js';
+import { openRun } from '../../src/orchestrator/swarm/run.js';
+import { Repository } from '../../src/orchestrator/state/repository.js';
+import { LocalStore, localStoreRoutes } from '../../src/store/index.js';
+import { startTestOrchestrator, type TestOrchestrator } from './orchestrator.js';
+
+/** A few hundred KB of varied text, the same every time. */
+export function writeCorpus(dir: string, chars = 200_000): string {
+  mkdirSync(dir, { recursive: true });
+  const words = ['the', 'swarm', 'trains', 'a', 'model', 'stage', 'by', 'stage', 'and', 'every', 'miner', 'reports', 'its', 'work', 'to', 'orchestrator'];
+  let x = 12345;
+  let text = '';
+  while (text.length < chars) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    text += words[x % words.length] + ((x >> 8) % 9 === 0 ? '.\n' : ' ');
+  }
+  writeFileSync(join(dir, 'corpus.txt'), text);
+  return dir;
+}
+
+/** Writes a run config for the tiny model over a small corpus in `dir`; returns its path. */
+export function writeRun(dir: string, over: Record<string, unknown> = {}): string {
+  const corpus = writeCorpus(join(dir, 'corpus'));
+  const run = {
+    name: 'swarm-test',
+    model: resolve('configs/tiny.yaml'),
+    seed: 3,
+    samples_per_epoch: 8,
+    batch: 1,
+    in_flight: 2,
+    data: { corpus, dir: join(dir, 'data') },
+    optimizer: { lr: 0.003 },
+    schedule: { total_epochs: 20 },
+    phases: { drain_s: 30, upload_s: 20, merge_s: 5, lease_s: 5 },
+    merge: { partition_bytes: 65536 },
+    ...over,
+  };
+  const file = join(dir, 'run.yaml');
+  writeFileSync(file, stringify(run));
+  return file;
+}
+
+export interface SwarmServer extends TestOrchestrator {
+  coord: Coordinator;
+  store: LocalStore;
+  configHash: string;
+  clock: { now: number };
+  /** advance the clock and run one tick through the group commit */
+  advance(ms: number): Promise<void>;
+}
+
+export async function startSwarmServer(o: { runOver?: Record<string, unknown>; merge?: MergeHooks; dir?: string } = {}): Promise<SwarmServer> {
+  const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'iota-swarm-'));
+  const file = writeRun(dir, o.runOver);
+  const { run, model } = loadRunConfig(file);
+  const repo = Repository.open(join(dir, 'state.db'));
+  const state = new SwarmState(repo.db);
+  let base = '';
+  const store = await LocalStore.open({ root: join(dir, 'store'), baseUrl: () => base });
+  const opened = await openRun({ run, model, state, store, log: () => {} });
+  const coord = new Coordinator(state, { ...opened.settings, merge: o.merge });
+  const clock = { now: Date.now() };
+  if (opened.manifests) {
+    const manifests = opened.manifests;
+    repo.transaction(() => coord.createRun(opened.configHash, manifests, clock.now));
+  }
+  const t = await startTestOrchestrator({
+    dir,
+    repo,
+    run: run.name,
+    clock: () => clock.now,
+    configHash: opened.configHash,
+    rateLimits: { keyPerSecond: 10_000, keyBurst: 10_000, exemptLoopback: true },
+    plugins: [localStoreRoutes(store), storageRoutes(store), swarmRoutes(coord, store, opened.configHash)],
+  });
+  base = t.url;
+  return {
+    ...t,
+    coord,
+    store,
+    configHash: opened.configHash,
+    clock,
+    async advance(ms: number) {
+      clock.now += ms;
+      await t.ctx.commit(() => coord.tick(clock.now));
+    },
+  };
+}
