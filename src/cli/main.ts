@@ -6,6 +6,7 @@ import { registerData } from './data.js';
 import { registerGenerate } from './generate.js';
 import { registerKeys } from './keys.js';
 import { registerOrchestrator } from './orchestrator.js';
+import { registerStatus } from './status.js';
 import { registerTrain } from './train.js';
 import { reportError } from './output.js';
 
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerGenerate(program);
   registerKeys(program);
   registerOrchestrator(program);
+  registerStatus(program);
   return program;
 }
 

@@ -13,11 +13,13 @@ import {
 import type { ObjectStore } from '../../store/index.js';
 import type { Coordinator, WorkReply as Work } from '../swarm/coordinator.js';
 import type { ServerContext } from '../server.js';
+import { registerSwarmMetrics } from '../metrics.js';
 import { URL_TTL_MS } from './storage.js';
 
 export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, configHash: string) {
   return async (app: FastifyInstance, ctx: ServerContext): Promise<void> => {
     ctx.onHeartbeat = (key, now) => coordinator.heartbeat(key, now);
+    registerSwarmMetrics(ctx.metrics.registry, coordinator, ctx.clock);
     ctx.uploadScope = (caller, key, now) => {
       if (key.kind === 'activation') return coordinator.leaseExpiry(caller, key.lease, now);
       if (key.kind === 'gradient') return coordinator.gradientExpiry(caller, key.epoch, key.stage, now);

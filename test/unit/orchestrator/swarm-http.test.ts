@@ -2,6 +2,7 @@
  * Simulated miners (signed HTTP, real uploads to the local store, no model) driving a 3-stage
  * run through the orchestrator's routes, with the test's clock.
  */
+import { request } from 'undici';
 import { newRequestId, ApiError } from '../../../src/protocol/client.js';
 import type { WorkReply } from '../../../src/protocol/swarm-messages.js';
 import { SimMiner } from '../../support/sim-miner.js';
@@ -81,6 +82,13 @@ describe('a 3-stage run over HTTP with simulated miners', () => {
     expect(status.epoch).toBe(1);
     expect(status.stages[0].note).toMatch(/epoch 0 abandoned: the merge did not finish/);
     expect(status.stages[0].manifest.epoch).toBe(0);
+    // Prometheus sees the phases, the ledger and the miners (silent: the clock moved past their leases).
+    const metrics = await (await request(`${o.url}/metrics`)).body.text();
+    expect(metrics).toMatch(/iota_stage_phase\{stage="1",phase="training"\} 1/);
+    expect(metrics).toMatch(/iota_stage_epoch\{stage="2"\} 1/);
+    expect(metrics).toMatch(/iota_ledger_samples\{epoch="0",state="dropped:merge_failed"\} 24/);
+    expect(metrics).toMatch(/iota_miners\{stage="0",state="silent"\} 2/);
+    expect(metrics).toMatch(/iota_lease_expiries_total 0/);
     // Epoch 1 allocates again; its sample ids follow epoch 0's.
     const w = await ms[0].work(1);
     expect(w.items[0]).toMatchObject({ epoch: 1, samples: [8] });

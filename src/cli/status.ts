@@ -1,0 +1,66 @@
+/** `iota status`: the run at a glance, from the orchestrator's public status route. */
+import type { Command } from 'commander';
+import chalk from 'chalk';
+import { request } from 'undici';
+import { loadNodeConfig } from '../config/index.js';
+import { IotaError } from '../errors.js';
+import type { SwarmStatus } from '../protocol/swarm-messages.js';
+import { printJson } from './output.js';
+
+export function registerStatus(program: Command): void {
+  program
+    .command('status')
+    .description('show a run: epoch, each stage’s phase and deadline, miners, throughput, ledger, recent losses')
+    .option('--orchestrator <url>', 'orchestrator URL (default: orchestrator_url of the node config, else http://127.0.0.1:<port>)')
+    .option('--node <file>', 'node config to take the URL from')
+    .option('--json', 'print the status object as JSON')
+    .action(async (o: { orchestrator?: string; node?: string; json?: boolean }) => {
+      const node = loadNodeConfig(o.node, { env: process.env });
+      const base = (o.orchestrator ?? node.orchestrator_url ?? `http://127.0.0.1:${node.port}`).replace(/\/$/, '');
+      let s: SwarmStatus;
+      try {
+        const r = await request(`${base}/v1/swarm`, { headersTimeout: 10_000, bodyTimeout: 10_000 });
+        const body = (await r.body.json()) as SwarmStatus & { error?: { code: string; message: string } };
+        if (r.statusCode === 404) throw new IotaError('E_NO_RUN', `${base} serves no run`, 'start the orchestrator with --run FILE');
+        if (r.statusCode >= 400) throw new IotaError(body.error?.code ?? 'E_STATUS', body.error?.message ?? `HTTP ${r.statusCode}`);
+        s = body;
+      } catch (e) {
+        if (e instanceof IotaError) throw e;
+        throw new IotaError('E_UNREACHABLE', `cannot reach the orchestrator at ${base}: ${(e as Error).message}`, 'check --orchestrator and that the server is running');
+      }
+      if (o.json) printJson(s);
+      else console.log(render(s));
+    });
+}
+
+const ago = (now: number, t: number) => `${Math.max(0, Math.round((now - t) / 1000))}s ago`;
+const inS = (now: number, t: number) => (t >= now ? `in ${Math.round((t - now) / 1000)}s` : `${Math.round((now - t) / 1000)}s overdue`);
+
+export function render(s: SwarmStatus): string {
+  const now = s.server_time;
+  const out: string[] = [];
+  const a = s.allocation;
+  out.push(chalk.bold(`run ${s.run}: epoch ${s.epoch}, ${a.allocated}/${s.target} samples allocated${a.drain_deadline ? `, draining until ${inS(now, a.drain_deadline)}` : ''}`));
+  out.push(`throughput ${s.throughput.toFixed(2)} samples/s (last minute)${s.merge_share !== undefined ? `, ${(100 * s.merge_share).toFixed(0)}% of recent epoch time spent uploading and merging` : ''}, ${s.lease_expiries} lease expiries`);
+  for (const st of s.stages) {
+    const phase = `${st.phase.toUpperCase()}(${st.epoch})${st.deadline ? `, deadline ${inS(now, st.deadline)}` : ''}`;
+    out.push('');
+    out.push(`${chalk.bold(`stage ${st.stage}`)}  ${phase}  capacity ${st.capacity.toFixed(2)} samples/s  queue ${st.queue.ready} ready, ${st.queue.leased} leased, ${st.queue.held} held  weights of epoch ${st.manifest.epoch} (step ${st.manifest.step})`);
+    if (st.note) out.push(chalk.yellow(`  ${st.note}`));
+    if (st.miners.length === 0) out.push(chalk.red('  no miners'));
+    for (const m of st.miners) {
+      const colour = m.state === 'silent' ? chalk.red : m.state === 'working' ? chalk.green : chalk.dim;
+      out.push(`  ${m.id.slice(0, 12)}  ${colour(m.state.padEnd(7))}  ${m.rate !== undefined ? `${m.rate.toFixed(1)} units/s` : 'no rate yet'}  ${m.done} samples  seen ${ago(now, m.last_seen)}${m.next_stage !== undefined ? `  moving to stage ${m.next_stage}` : ''}`);
+    }
+  }
+  const epochs = [...new Set(s.ledger.map((l) => l.epoch))];
+  if (epochs.length) out.push('', chalk.bold('ledger (samples by state, per epoch and stage)'));
+  for (const e of epochs) {
+    for (const stage of [...new Set(s.ledger.filter((l) => l.epoch === e).map((l) => l.stage))]) {
+      const rows = s.ledger.filter((l) => l.epoch === e && l.stage === stage);
+      out.push(`  e${e} stage ${stage}: ${rows.map((r) => `${r.state} ${r.samples}`).join(', ')}`);
+    }
+  }
+  if (s.losses.length) out.push('', `recent losses: ${s.losses.slice(0, 10).map((l) => l.loss.toFixed(3)).join(' ')}`);
+  return out.join('\n');
+}
