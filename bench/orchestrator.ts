@@ -1,19 +1,22 @@
 /**
  * `npm run bench -- orchestrator [--miners N] [--seconds S] [--concurrency C] [--json]`:
- * starts `iota orchestrator serve` as its own process and drives signed requests at it from
- * this process, on loopback, from N registered simulated miners. Until the scheduler exists
- * (Orchestrator II) the mix uses the routes there are: 45% POST /v1/heartbeat (stands in for
- * work requests), 45% POST /v1/register re-registrations (committed writes, for reports),
- * 10% GET /v1/status.
+ * starts `iota orchestrator serve --run` as its own process (a one-stage tiny model over a
+ * small generated corpus, an epoch target it never reaches) and drives signed requests at it
+ * from this process, on loopback, from N registered simulated miners that joined the run.
+ * Mix: 10% GET /v1/status; otherwise a miner holding an item reports it (POST /v1/report, a
+ * committed change: task done, ledger credit, rate) and one holding none asks for work
+ * (POST /v1/work, a committed change: allocation and a lease), about 45% each. The items are
+ * tail items (one stage), so reports carry losses and no output object.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { SignedClient, newRequestId } from '../src/protocol/client.js';
+import { SignedClient } from '../src/protocol/client.js';
+import type { WorkItemMessage, WorkReply } from '../src/protocol/swarm-messages.js';
 import { newIdentity } from '../src/protocol/keys.js';
 
 export async function run(argv: string[]): Promise<void> {
@@ -35,8 +38,9 @@ export async function run(argv: string[]): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'iota-bench-orch-'));
   const nodeFile = join(dir, 'node.yaml');
   writeFileSync(nodeFile, `host: 127.0.0.1\nport: 0\nstate_dir: ${dir}\nrate_limits:\n  exempt_loopback: true\n  key_per_second: 1000\n  key_burst: 1000\n`);
+  const runFile = writeBenchRun(dir);
   const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [];
-  const server = spawn(process.execPath, [...profile, 'bin/iota', 'orchestrator', 'serve', '--node', nodeFile, '--run-id', 'bench', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const server = spawn(process.execPath, [...profile, 'bin/iota', 'orchestrator', 'serve', '--run', runFile, '--node', nodeFile, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: server.stdout! });
     lines.on('line', (l) => {
@@ -54,13 +58,30 @@ export async function run(argv: string[]): Promise<void> {
     // Few connections, shared by all simulated miners, as a load generator on one host would.
     const shared = new Pool(url, { connections: Number(values.connections) });
     const clients = identities.map((identity) => new SignedClient({ baseUrl: url, identity, run: 'bench', retries: 0, pool: shared }));
-    log(`registering ${nMiners} simulated miners at ${url}`);
-    await pool(clients.map((c) => () => c.post('/v1/register', { version: 'bench' })), concurrency);
+    log(`registering ${nMiners} simulated miners at ${url} and joining the run`);
+    await pool(clients.map((c) => () => c.post('/v1/register', { version: 'bench' }).then(() => c.post('/v1/join', { layer: 'auto' }))), concurrency);
 
     const latencies: number[] = [];
     let errors = 0;
     let i = 0;
-    const mix = (c: SignedClient, r: number) => (r < 0.45 ? c.post('/v1/heartbeat', {}) : r < 0.9 ? c.post('/v1/register', { version: 'bench' }, newRequestId()) : c.get('/v1/status'));
+    const held = new Map<SignedClient, WorkItemMessage[]>();
+    const counts = { work: 0, report: 0, status: 0 };
+    const mix = async (c: SignedClient, r: number) => {
+      if (r < 0.1) {
+        counts.status++;
+        return c.get('/v1/status');
+      }
+      const mine = held.get(c) ?? [];
+      const it = mine.shift();
+      if (it) {
+        counts.report++;
+        return c.post('/v1/report', { lease: it.lease, losses: it.samples.map(() => 2.5) });
+      }
+      counts.work++;
+      const w = await c.post<WorkReply>('/v1/work', { max: 1 });
+      held.set(c, [...mine, ...w.items]);
+      return w;
+    };
     const warmupEnd = performance.now() + 2000;
     const end = warmupEnd + seconds * 1000;
     let counted = 0;
@@ -101,8 +122,7 @@ export async function run(argv: string[]): Promise<void> {
       errors,
       server_cpu_cores: serverCores,
       generator_cpu_cores: generatorCores,
-      mix: { 'POST /v1/heartbeat': 0.45, 'POST /v1/register': 0.45, 'GET /v1/status': 0.1 },
-      note: 'routes of Orchestrator I; work requests and reports arrive with Orchestrator II',
+      mix: Object.fromEntries(Object.entries({ 'POST /v1/work': counts.work, 'POST /v1/report': counts.report, 'GET /v1/status': counts.status }).map(([k, v]) => [k, +(v / (counts.work + counts.report + counts.status)).toFixed(3)])),
     };
     log(`${Math.round(result.requests_per_s).toLocaleString()} requests/s, p50 ${result.p50_ms.toFixed(2)} ms, p99 ${result.p99_ms.toFixed(2)} ms, ${errors} errors (target: >= 3,000 requests/s, p99 < 25 ms)`);
     log(`cpu: orchestrator ${serverCores.toFixed(2)} cores, load generator ${generatorCores.toFixed(2)} cores`);
@@ -111,6 +131,38 @@ export async function run(argv: string[]): Promise<void> {
   } finally {
     server.kill('SIGTERM');
   }
+}
+
+/** A one-stage tiny model over ~300 KB of generated text; an epoch target the bench never reaches. */
+function writeBenchRun(dir: string): string {
+  const words = ['the', 'swarm', 'trains', 'a', 'model', 'and', 'every', 'miner', 'reports', 'its', 'work'];
+  let x = 7;
+  const parts: string[] = [];
+  for (let n = 0; n < 300_000; ) {
+    x = (x * 1103515245 + 12345) % 2147483648;
+    const w = words[x % words.length];
+    parts.push(w);
+    n += w.length + 1;
+  }
+  mkdirSync(join(dir, 'corpus'), { recursive: true });
+  writeFileSync(join(dir, 'corpus', 'bench.txt'), parts.join(' '));
+  const model = readFileSync('configs/tiny.yaml', 'utf8').replace(/^stages:.*$/m, 'stages: [[-1, -1]]');
+  writeFileSync(join(dir, 'model.yaml'), model);
+  const run = {
+    name: 'bench',
+    model: 'model.yaml',
+    seed: 1,
+    samples_per_epoch: 1_000_000_000,
+    batch: 1,
+    in_flight: 2,
+    data: { corpus: join(dir, 'corpus'), dir: join(dir, 'data') },
+    optimizer: { lr: 0.001 },
+    schedule: { total_epochs: 10 },
+    phases: { lease_s: 300 },
+  };
+  const file = join(dir, 'run.yaml');
+  writeFileSync(file, JSON.stringify(run));
+  return file;
 }
 
 /** user + system CPU seconds of a process so far (Linux /proc). */

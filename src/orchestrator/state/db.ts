@@ -92,15 +92,15 @@ const MIGRATIONS: string[] = [
      first_sample INTEGER NOT NULL,
      n INTEGER NOT NULL,
      windows TEXT NOT NULL,
-     created_at INTEGER NOT NULL,
-     state TEXT NOT NULL CHECK (state IN ('active', 'done', 'dropped'))
+     created_at INTEGER NOT NULL
    );
-   CREATE INDEX items_epoch ON items (epoch, state);
+   CREATE INDEX items_epoch ON items (epoch);
    CREATE TABLE tasks (
      item INTEGER NOT NULL,
      stage INTEGER NOT NULL,
      kind TEXT NOT NULL CHECK (kind IN ('fwd', 'bwd', 'tail')),
      epoch INTEGER NOT NULL,
+     first_sample INTEGER NOT NULL,
      n INTEGER NOT NULL,
      state TEXT NOT NULL CHECK (state IN ('ready', 'leased', 'held', 'done', 'void')),
      miner TEXT,
@@ -115,10 +115,10 @@ const MIGRATIONS: string[] = [
      done_at INTEGER,
      PRIMARY KEY (item, stage, kind)
    ) WITHOUT ROWID;
-   CREATE INDEX tasks_ready ON tasks (stage, state, kind, ready_at);
-   CREATE INDEX tasks_miner ON tasks (miner, state);
-   CREATE INDEX tasks_expiry ON tasks (state, expires);
-   CREATE INDEX tasks_done ON tasks (kind, done_at);
+   CREATE INDEX tasks_ready ON tasks (stage, epoch, kind, ready_at) WHERE state = 'ready';
+   CREATE INDEX tasks_miner ON tasks (miner) WHERE state IN ('leased', 'held');
+   CREATE INDEX tasks_expiry ON tasks (expires) WHERE state = 'leased';
+   CREATE INDEX tasks_done ON tasks (done_at) WHERE kind = 'tail';
    CREATE TABLE ledger (
      item INTEGER NOT NULL,
      stage INTEGER NOT NULL,
@@ -152,6 +152,7 @@ export function openDatabase(path: string): DB {
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
+  db.pragma('cache_size = -65536'); // 64 MiB of pages: a large swarm's working set stays in memory
   migrate(db);
   return db;
 }

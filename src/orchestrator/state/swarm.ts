@@ -81,6 +81,7 @@ export interface TaskRow {
   stage: number;
   kind: TaskKind;
   epoch: number;
+  first_sample: number;
   n: number;
   state: TaskState;
   miner: string | null;
@@ -102,7 +103,6 @@ export interface ItemRow {
   n: number;
   windows: WindowRef[];
   created_at: number;
-  state: 'active' | 'done' | 'dropped';
 }
 
 export interface GradientRow {
@@ -122,8 +122,21 @@ function task(r: Raw<TaskRow> | undefined): TaskRow | undefined {
   return r && { ...r, input: JSON.parse(r.input as string), output: r.output ? JSON.parse(r.output) : null };
 }
 
+interface Liveness {
+  seen: number;
+  rate?: number;
+  /** samples done since the last flush */
+  done: number;
+}
+
 export class SwarmState {
   private s: Record<string, Statement>;
+  /**
+   * When each miner was last heard from and how fast it works: measurements, not acknowledged
+   * state, so they live in memory and reach the database on `flushLiveness` (every tick). A
+   * crash forgets at most one tick of them, which only delays a silence verdict.
+   */
+  private liveness = new Map<string, Liveness>();
 
   constructor(readonly db: DB) {
     const p = (sql: string) => db.prepare(sql);
@@ -145,21 +158,15 @@ export class SwarmState {
       memberAll: p('SELECT * FROM members ORDER BY stage, joined_at, miner'),
       memberPut: p('INSERT INTO members (miner, stage, requested, next_stage, joined_at, joined_epoch, last_seen) VALUES (?, ?, ?, NULL, ?, ?, ?)'),
       memberSet: p('UPDATE members SET stage = ?, requested = ?, next_stage = ? WHERE miner = ?'),
-      memberSeen: p('UPDATE members SET last_seen = ? WHERE miner = ?'),
-      memberRate: p('UPDATE members SET rate = ?, done = done + ? WHERE miner = ?'),
+      memberFlush: p('UPDATE members SET last_seen = MAX(last_seen, ?), rate = COALESCE(?, rate), done = done + ? WHERE miner = ?'),
       taskByLease: p('SELECT * FROM tasks WHERE lease = ?'),
       taskGet: p('SELECT * FROM tasks WHERE item = ? AND stage = ? AND kind = ?'),
-      taskPut: p('INSERT INTO tasks (item, stage, kind, epoch, n, state, prefer, ready_at, input) VALUES (?, ?, ?, ?, ?, \'ready\', ?, ?, ?)'),
+      taskPut: p("INSERT INTO tasks (item, stage, kind, epoch, first_sample, n, state, prefer, ready_at, input) VALUES (?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?)"),
       taskLease: p("UPDATE tasks SET state = 'leased', miner = ?, lease = ?, leased_at = ?, expires = ? WHERE item = ? AND stage = ? AND kind = ?"),
       taskFinish: p('UPDATE tasks SET state = ?, output = ?, loss = ?, done_at = ? WHERE item = ? AND stage = ? AND kind = ?'),
       taskSetState: p('UPDATE tasks SET state = ? WHERE item = ? AND stage = ? AND kind = ?'),
       readyPreferred: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind = 'bwd' AND prefer = ? ORDER BY ready_at, item LIMIT 1"),
-      readyBackward: p(
-        `SELECT t.* FROM tasks t LEFT JOIN members m ON m.miner = t.prefer
-         WHERE t.stage = ? AND t.epoch = ? AND t.state = 'ready' AND t.kind = 'bwd'
-           AND (t.prefer IS NULL OR m.miner IS NULL OR m.last_seen < ? OR m.stage <> t.stage OR t.ready_at < ?)
-         ORDER BY t.ready_at, t.item LIMIT 1`,
-      ),
+      readyBackward: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind = 'bwd' ORDER BY ready_at, item LIMIT 32"),
       readyForward: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind IN ('fwd', 'tail') ORDER BY item LIMIT 1"),
       heldItems: p("SELECT COUNT(DISTINCT item) AS n FROM tasks WHERE miner = ? AND state IN ('leased', 'held')"),
       minerTasks: p("SELECT COUNT(*) AS n FROM tasks WHERE miner = ? AND state IN ('leased', 'held')"),
@@ -170,11 +177,9 @@ export class SwarmState {
       queue: p("SELECT stage, kind, state, COUNT(*) AS n FROM tasks WHERE state IN ('ready', 'leased', 'held') GROUP BY stage, kind, state"),
       recentLosses: p("SELECT epoch, item, n, loss, done_at FROM tasks WHERE kind = 'tail' AND state IN ('done', 'held') AND done_at IS NOT NULL ORDER BY done_at DESC, item DESC LIMIT ?"),
       tailSince: p("SELECT COALESCE(SUM(n), 0) AS n FROM tasks WHERE kind = 'tail' AND done_at >= ?"),
-      itemPut: p("INSERT INTO items (item, epoch, first_sample, n, windows, created_at, state) VALUES (?, ?, ?, ?, ?, ?, 'active')"),
+      itemPut: p('INSERT INTO items (item, epoch, first_sample, n, windows, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
       itemGet: p('SELECT * FROM items WHERE item = ?'),
       itemNext: p('SELECT COALESCE(MAX(item), -1) + 1 AS next FROM items'),
-      itemState: p('UPDATE items SET state = ? WHERE item = ?'),
-      itemsDropEpoch: p("UPDATE items SET state = 'dropped' WHERE epoch = ? AND state = 'active'"),
       ledgerPut: p("INSERT INTO ledger (item, stage, epoch, n, state) VALUES (?, ?, ?, ?, 'open')"),
       ledgerCredit: p("UPDATE ledger SET state = 'credited', miner = ? WHERE item = ? AND stage = ?"),
       ledgerOpen: p("SELECT COUNT(*) AS n FROM ledger WHERE epoch = ? AND stage = ? AND state = 'open'"),
@@ -238,10 +243,15 @@ export class SwarmState {
   }
 
   member(miner: string): MemberRow | undefined {
-    return this.s.memberGet.get(miner) as MemberRow | undefined;
+    const r = this.s.memberGet.get(miner) as MemberRow | undefined;
+    return r && this.overlay(r);
   }
   members(): MemberRow[] {
-    return this.s.memberAll.all() as MemberRow[];
+    return (this.s.memberAll.all() as MemberRow[]).map((r) => this.overlay(r));
+  }
+  private overlay(r: MemberRow): MemberRow {
+    const l = this.liveness.get(r.miner);
+    return l ? { ...r, last_seen: Math.max(r.last_seen, l.seen), rate: l.rate ?? r.rate, done: r.done + l.done } : r;
   }
   addMember(miner: string, stage: number, requested: string, epoch: number, now: number): void {
     this.s.memberPut.run(miner, stage, requested, now, epoch, now);
@@ -250,10 +260,20 @@ export class SwarmState {
     this.s.memberSet.run(stage, requested, nextStage, miner);
   }
   seen(miner: string, now: number): void {
-    this.s.memberSeen.run(now, miner);
+    const l = this.liveness.get(miner);
+    if (l) l.seen = Math.max(l.seen, now);
+    else this.liveness.set(miner, { seen: now, done: 0 });
   }
-  recordRate(miner: string, rate: number, samples: number): void {
-    this.s.memberRate.run(rate, samples, miner);
+  recordRate(miner: string, rate: number, samples: number, now: number): void {
+    this.seen(miner, now);
+    const l = this.liveness.get(miner)!;
+    l.rate = rate;
+    l.done += samples;
+  }
+  /** Writes the in-memory liveness and rates to the members table (inside the caller's transaction). */
+  flushLiveness(): void {
+    for (const [miner, l] of this.liveness) this.s.memberFlush.run(l.seen, l.rate ?? null, l.done, miner);
+    this.liveness.clear();
   }
 
   taskByLease(lease: string): TaskRow | undefined {
@@ -262,8 +282,8 @@ export class SwarmState {
   task(item: number, stage: number, kind: TaskKind): TaskRow | undefined {
     return task(this.s.taskGet.get(item, stage, kind) as Raw<TaskRow> | undefined);
   }
-  addTask(item: number, stage: number, kind: TaskKind, epoch: number, n: number, prefer: string | null, now: number, input: TaskInput): void {
-    this.s.taskPut.run(item, stage, kind, epoch, n, prefer, now, JSON.stringify(input));
+  addTask(item: number, stage: number, kind: TaskKind, epoch: number, firstSample: number, n: number, prefer: string | null, now: number, input: TaskInput): void {
+    this.s.taskPut.run(item, stage, kind, epoch, firstSample, n, prefer, now, JSON.stringify(input));
   }
   leaseTask(t: TaskRow, miner: string, lease: string, now: number, expires: number): void {
     this.s.taskLease.run(miner, lease, now, expires, t.item, t.stage, t.kind);
@@ -279,7 +299,11 @@ export class SwarmState {
   }
   /** A backward nobody is waiting for: its forward miner is gone, silent, moved, or slower than `staleBefore`. */
   readyBackward(stage: number, epoch: number, silentBefore: number, staleBefore: number): TaskRow | undefined {
-    return task(this.s.readyBackward.get(stage, epoch, silentBefore, staleBefore) as Raw<TaskRow> | undefined);
+    for (const r of this.s.readyBackward.all(stage, epoch) as Array<Raw<TaskRow>>) {
+      const m = r.prefer === null ? undefined : this.member(r.prefer);
+      if (!m || m.last_seen < silentBefore || m.stage !== r.stage || r.ready_at < staleBefore) return task(r);
+    }
+    return undefined;
   }
   readyForward(stage: number, epoch: number): TaskRow | undefined {
     return task(this.s.readyForward.get(stage, epoch) as Raw<TaskRow> | undefined);
@@ -323,12 +347,6 @@ export class SwarmState {
   item(item: number): ItemRow {
     const r = this.s.itemGet.get(item) as Raw<ItemRow>;
     return { ...r, windows: JSON.parse(r.windows as string) } as ItemRow;
-  }
-  setItemState(item: number, state: ItemRow['state']): void {
-    this.s.itemState.run(state, item);
-  }
-  dropEpochItems(epoch: number): void {
-    this.s.itemsDropEpoch.run(epoch);
   }
 
   openLedger(item: number, stage: number, epoch: number, n: number): void {

@@ -231,7 +231,7 @@ export class Coordinator {
     this.state.addItem(item, epoch, first, n, windows, now);
     for (let s = 0; s < this.stages; s++) this.state.openLedger(item, s, epoch, n);
     const kind: TaskKind = this.stages === 1 ? 'tail' : 'fwd';
-    this.state.addTask(item, 0, kind, epoch, n, null, now, { windows });
+    this.state.addTask(item, 0, kind, epoch, first, n, null, now, { windows });
     this.state.allocate(epoch, n);
     if (ep.allocated + n >= target) this.state.closeAllocation(epoch, now, now + this.cfg.run.phases.drain_s * 1000);
     return this.state.task(item, 0, kind);
@@ -241,18 +241,17 @@ export class Coordinator {
     const lease = randomBytes(12).toString('hex');
     const expires = now + this.leaseMs;
     this.state.leaseTask(t, miner, lease, now, expires);
-    const item = this.state.item(t.item);
     const out: WorkItem = {
       lease,
       item: t.item,
       epoch: t.epoch,
       stage: t.stage,
       kind: t.kind,
-      samples: Array.from({ length: t.n }, (_, i) => item.first_sample + i),
+      samples: Array.from({ length: t.n }, (_, i) => t.first_sample + i),
       expires_at: expires,
       ...t.input,
     };
-    const key = this.outputKey(t, item.first_sample, miner, lease);
+    const key = this.outputKey(t, t.first_sample, miner, lease);
     if (key) out.output_key = key;
     return out;
   }
@@ -268,7 +267,7 @@ export class Coordinator {
   expectedOutput(lease: string): string | undefined {
     const t = this.state.taskByLease(lease);
     if (!t || !t.miner) return undefined;
-    return this.outputKey(t, this.state.item(t.item).first_sample, t.miner, lease);
+    return this.outputKey(t, t.first_sample, t.miner, lease);
   }
 
   /** Upload URLs for a lease's output expire with the lease; refused when it is not held. */
@@ -281,15 +280,14 @@ export class Coordinator {
   }
 
   report(miner: string, body: ReportBody, output: { size: number; sha256?: string } | undefined, now: number): { item: number; stage: number; kind: TaskKind; credited: number } {
-    this.member(miner);
+    const m = this.member(miner);
     const t = this.state.taskByLease(body.lease);
     if (!t || t.miner !== miner) throw new HttpError('E_LEASE_LOST', `lease ${body.lease} is not held by you`, 'ask for new work (POST /v1/work)');
     const st = this.state.stage(t.stage);
     if (t.state === 'void' || st.epoch !== t.epoch || st.phase !== 'training') throw this.phaseClosed(st, `epoch ${t.epoch} closed for stage ${t.stage} before this report`, now);
     if (t.state !== 'leased' || (t.expires ?? 0) < now) throw new HttpError('E_LEASE_LOST', `lease ${body.lease} expired and its item went to another miner`, 'send heartbeats while computing');
 
-    const item = this.state.item(t.item);
-    const key = this.outputKey(t, item.first_sample, miner, body.lease);
+    const key = this.outputKey(t, t.first_sample, miner, body.lease);
     let out: ObjectRef | null = null;
     if (key) {
       if (!body.output) throw new HttpError('E_NO_OUTPUT', `a ${t.kind} item at stage ${t.stage} reports its output`, `upload it to ${key} first, then report its size and sha256`);
@@ -310,9 +308,8 @@ export class Coordinator {
       throw new HttpError('E_BAD_REQUEST', 'only tail items report losses');
     }
 
-    const m = this.state.member(miner)!;
     const dt = Math.max(1, now - (t.leased_at ?? now)) / 1000;
-    this.state.recordRate(miner, ewma(m.rate, (UNITS[t.kind] * t.n) / dt), t.kind === 'fwd' ? 0 : t.n);
+    this.state.recordRate(miner, ewma(m.rate, (UNITS[t.kind] * t.n) / dt), t.kind === 'fwd' ? 0 : t.n, now);
 
     let credited = 0;
     if (t.kind === 'fwd') {
@@ -320,7 +317,7 @@ export class Coordinator {
       this.state.finishTask(t, 'held', out, null, now);
       const next = t.stage + 1;
       const kind: TaskKind = next === this.stages - 1 ? 'tail' : 'fwd';
-      this.state.addTask(t.item, next, kind, t.epoch, t.n, null, now, kind === 'tail' ? { x: out!, windows: item.windows } : { x: out! });
+      this.state.addTask(t.item, next, kind, t.epoch, t.first_sample, t.n, null, now, kind === 'tail' ? { x: out!, windows: this.state.item(t.item).windows } : { x: out! });
     } else {
       this.state.finishTask(t, 'done', out, loss, now);
       this.state.credit(t.item, t.stage, miner);
@@ -331,9 +328,7 @@ export class Coordinator {
       }
       if (t.stage > 0) {
         const prev = this.state.task(t.item, t.stage - 1, 'fwd')!;
-        this.state.addTask(t.item, t.stage - 1, 'bwd', t.epoch, t.n, prev.miner, now, { ...prev.input, dy: out! });
-      } else {
-        this.state.setItemState(t.item, 'done');
+        this.state.addTask(t.item, t.stage - 1, 'bwd', t.epoch, t.first_sample, t.n, prev.miner, now, { ...prev.input, dy: out! });
       }
       this.advanceStage(t.stage, now);
     }
@@ -398,6 +393,7 @@ export class Coordinator {
 
   /** Expires silent miners' leases, closes drained epochs and moves phases whose time has come. */
   tick(now: number): void {
+    this.state.flushLiveness();
     for (const t of this.state.expiredLeases(now)) {
       this.state.unlease(t, now);
       this.expiries++;
@@ -408,7 +404,6 @@ export class Coordinator {
       } else if (now >= ep.drain_deadline!) {
         this.state.dropOpen(ep.epoch, 'dropped:epoch_closed');
         this.state.voidEpochTasks(ep.epoch);
-        this.state.dropEpochItems(ep.epoch);
         this.state.markDrained(ep.epoch, now);
       }
     }
