@@ -18,6 +18,8 @@ export interface PartitionEntry {
   key: string;
   size: number;
   sha256: string;
+  /** the partition's AdamW moments after this epoch's step (absent at epoch 0: zeros) */
+  optim?: { key: string; size: number; sha256: string };
 }
 
 export interface StageManifest {

@@ -92,7 +92,13 @@ export const ReportReply = Type.Object({
 export type ReportReply = Static<typeof ReportReply>;
 
 export const GradientRequest = Type.Object(
-  { epoch: Type.Integer({ minimum: 0 }), stage: Type.Integer({ minimum: 0 }), size: Type.Integer({ minimum: 0 }), sha256: Hex64 },
+  {
+    epoch: Type.Integer({ minimum: 0 }),
+    stage: Type.Integer({ minimum: 0 }),
+    size: Type.Integer({ minimum: 0 }),
+    sha256: Hex64,
+    partitions: Type.Array(Hex64, { maxItems: 1_000_000, description: 'sha256 of each merge partition’s bytes of the gradient (mergers read them by Range)' }),
+  },
   { additionalProperties: false },
 );
 export type GradientRequest = Static<typeof GradientRequest>;
@@ -103,6 +109,7 @@ export const RunReply = Type.Object({
   name: Type.String(),
   config_hash: Type.String(),
   stages: Type.Integer(),
+  params: Type.Array(Type.Integer(), { description: 'elements of each stage’s flat weight vector' }),
   run: Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true }),
   model: Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true }),
 });

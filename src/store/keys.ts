@@ -15,15 +15,15 @@
  *   activation  runs/<run>/e<E>/act/<sample>/<stage>/<fwd|bwd>/<miner>-<lease>.safetensors
  *   gradient    runs/<run>/e<E>/grad/<stage>/<miner>.safetensors
  *   merged      runs/<run>/e<E>/merged/<stage>/<partition>/<miner>.safetensors
- *   optimizer   runs/<run>/optim/<stage>/<partition>.safetensors
+ *   optimizer   runs/<run>/e<E>/optim/<stage>/<partition>/<miner>.safetensors   (m, v after epoch E-1's step)
  *   manifest    runs/<run>/e<E>/stage/<stage>.json
  *
  * `<run>`, `<shard>` and `<miner>` are `[A-Za-z0-9_-]+`; `<lease>` is `[A-Za-z0-9_]+` (no `-`),
  * so an activation's owner is everything before the file name's last `-`, whatever its id.
  *
  * Who may write (the prefix rule): a participant may upload
- *   - an activation, gradient or merged key only if the key's owner (`<miner>`) is its own id;
- *   - an ownerless key (data, optimizer, manifest) only if the orchestrator names it in
+ *   - an activation, gradient, merged or optimizer key only if the key's owner (`<miner>`) is its own id;
+ *   - an ownerless key (data, manifest) only if the orchestrator names it in
  *     `assignedTo` for that request, from its own state (e.g. the mergers of that partition).
  *     The orchestrator writes data and manifests itself with `put`, never through a URL.
  * and only under `runs/<current run>/`, only the kind it declares, and no more bytes than the
@@ -68,7 +68,7 @@ export type ParsedKey =
   | { kind: 'activation'; run: string; epoch: number; sample: number; stage: number; direction: 'fwd' | 'bwd'; owner: string; lease: string }
   | { kind: 'gradient'; run: string; epoch: number; stage: number; owner: string }
   | { kind: 'merged'; run: string; epoch: number; stage: number; partition: number; owner: string }
-  | { kind: 'optimizer'; run: string; stage: number; partition: number }
+  | { kind: 'optimizer'; run: string; epoch: number; stage: number; partition: number; owner: string }
   | { kind: 'manifest'; run: string; epoch: number; stage: number };
 
 const ID = '[A-Za-z0-9_-]+';
@@ -78,7 +78,7 @@ const PATTERNS: Array<[ObjectKind, RegExp]> = [
   ['activation', new RegExp(`^runs/(?<run>${ID})/e(?<epoch>${INT})/act/(?<sample>${INT})/(?<stage>${INT})/(?<direction>fwd|bwd)/(?<owner>${ID})-(?<lease>[A-Za-z0-9_]+)\\.safetensors$`)],
   ['gradient', new RegExp(`^runs/(?<run>${ID})/e(?<epoch>${INT})/grad/(?<stage>${INT})/(?<owner>${ID})\\.safetensors$`)],
   ['merged', new RegExp(`^runs/(?<run>${ID})/e(?<epoch>${INT})/merged/(?<stage>${INT})/(?<partition>${INT})/(?<owner>${ID})\\.safetensors$`)],
-  ['optimizer', new RegExp(`^runs/(?<run>${ID})/optim/(?<stage>${INT})/(?<partition>${INT})\\.safetensors$`)],
+  ['optimizer', new RegExp(`^runs/(?<run>${ID})/e(?<epoch>${INT})/optim/(?<stage>${INT})/(?<partition>${INT})/(?<owner>${ID})\\.safetensors$`)],
   ['manifest', new RegExp(`^runs/(?<run>${ID})/e(?<epoch>${INT})/stage/(?<stage>${INT})\\.json$`)],
 ];
 const NUMERIC = new Set(['epoch', 'sample', 'stage', 'partition']);

@@ -5,6 +5,8 @@ import type { RegisterReply, StatusReply } from '../../src/protocol/messages.js'
 import type { GradientReply, JoinReply, ReportReply, WorkItemMessage, WorkReply } from '../../src/protocol/swarm-messages.js';
 import { describeUpload, download, upload, type UploadPlan } from '../../src/store/index.js';
 import { randomBytes } from 'node:crypto';
+import { encodeGradient, partitionHashes } from '../../src/merge/gradient.js';
+import { partitionElements } from '../../src/merge/manifest.js';
 
 export class SimParticipant {
   readonly identity: Identity;
@@ -82,9 +84,20 @@ export class SimMiner extends SimParticipant {
     return w.items.length;
   }
 
+  /** A made-up gradient of the stage's real length (`params`), with its partition hashes. */
   async uploadGradient(epoch: number, stage: number, key: string): Promise<GradientReply> {
-    const d = await this.put('gradient', key, randomBytes(4096));
-    return this.client.post<GradientReply>('/v1/gradient', { epoch, stage, ...d });
+    const run = await this.runInfo();
+    const params = run.params[stage];
+    const g = new Float32Array(params).map(() => Math.random() - 0.5);
+    const bytes = encodeGradient(g);
+    const d = await this.put('gradient', key, bytes);
+    return this.client.post<GradientReply>('/v1/gradient', { epoch, stage, ...d, partitions: partitionHashes(bytes, params, partitionElements(run.run.merge.partition_bytes)) });
+  }
+
+  private info?: { params: number[]; run: { merge: { partition_bytes: number } } };
+  private async runInfo() {
+    this.info ??= await this.client.get<{ params: number[]; run: { merge: { partition_bytes: number } } }>('/v1/run');
+    return this.info;
   }
 
   private async put(kind: string, key: string, bytes: Uint8Array): Promise<{ size: number; sha256: string }> {

@@ -70,7 +70,7 @@ export function makeSwarm(o: { costs?: number[]; run?: RunConfig; merge?: MergeH
   const clock = { now: 1_000_000 };
   const costs = o.costs ?? [1, 1, 1];
   const merge = o.merge === 'instant' ? new InstantMerge() : o.merge;
-  const coord = new Coordinator(state, { name: RUN, run: o.run ?? runConfig(), model: loadModelConfig('configs/tiny.yaml'), costs, window: fakeWindow, merge });
+  const coord = new Coordinator(state, { name: RUN, run: o.run ?? runConfig(), model: loadModelConfig('configs/tiny.yaml'), costs, params: costs.map(() => 1000), window: fakeWindow, merge });
   if (merge instanceof InstantMerge) merge.coordinator = coord;
   const tx = <T>(fn: () => T) => repo.transaction(fn);
   tx(() => coord.createRun('hash', costs.map((_, s) => fakeManifest(s, 0)), clock.now));
@@ -134,7 +134,7 @@ export class CoordMiner {
   }
 
   uploadGradient(epoch: number, stage: number) {
-    const d = { size: 4096, sha256: sha(`grad ${this.id} ${epoch} ${stage}`) };
+    const d = { size: 4096, sha256: sha(`grad ${this.id} ${epoch} ${stage}`), partitions: [sha(`part ${this.id} ${epoch} ${stage}`)] };
     return this.swarm.tx(() => this.swarm.coord.gradient(this.id, epoch, stage, d, d, this.swarm.clock.now));
   }
 }

@@ -30,6 +30,7 @@ export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, config
       name: coordinator.cfg.name,
       config_hash: configHash,
       stages: coordinator.stages,
+      params: coordinator.cfg.params,
       run: coordinator.cfg.run as unknown as Record<string, unknown>,
       model: coordinator.cfg.model as unknown as Record<string, unknown>,
     }));
@@ -62,7 +63,7 @@ export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, config
       async (req) => {
         const b = req.body;
         const info = await store.head(coordinator.gradientKey(b.epoch, b.stage, req.auth!.key));
-        return ctx.mutate(req, () => coordinator.gradient(req.auth!.key, b.epoch, b.stage, { size: b.size, sha256: b.sha256 }, info, ctx.clock()));
+        return ctx.mutate(req, () => coordinator.gradient(req.auth!.key, b.epoch, b.stage, { size: b.size, sha256: b.sha256, partitions: b.partitions }, info, ctx.clock()));
       },
     );
 

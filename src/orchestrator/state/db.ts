@@ -138,9 +138,54 @@ const MIGRATIONS: string[] = [
      size INTEGER NOT NULL,
      sha256 TEXT NOT NULL,
      n INTEGER NOT NULL,
+     partitions TEXT NOT NULL,
      uploaded_at INTEGER NOT NULL,
      PRIMARY KEY (epoch, stage, miner)
-   ) WITHOUT ROWID;`,
+   ) WITHOUT ROWID;
+   CREATE TABLE merges (
+     epoch INTEGER NOT NULL,
+     stage INTEGER NOT NULL,
+     round INTEGER NOT NULL,
+     step INTEGER NOT NULL CHECK (step IN (1, 2, 3, 4)),
+     plan TEXT NOT NULL,
+     excluded TEXT NOT NULL DEFAULT '{}',
+     norm2 REAL,
+     clip_factor REAL,
+     started_at INTEGER NOT NULL,
+     PRIMARY KEY (epoch, stage)
+   ) WITHOUT ROWID;
+   CREATE TABLE merge_jobs (
+     epoch INTEGER NOT NULL,
+     stage INTEGER NOT NULL,
+     round INTEGER NOT NULL,
+     step INTEGER NOT NULL,
+     partition INTEGER NOT NULL,
+     merger TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('assigned', 'done', 'unavailable', 'reassigned')),
+     result TEXT,
+     assigned_at INTEGER NOT NULL,
+     done_at INTEGER,
+     PRIMARY KEY (epoch, stage, round, step, partition, merger)
+   ) WITHOUT ROWID;
+   CREATE INDEX merge_jobs_merger ON merge_jobs (merger, state);
+   CREATE TABLE merge_results (
+     epoch INTEGER NOT NULL,
+     stage INTEGER NOT NULL,
+     round INTEGER NOT NULL,
+     step INTEGER NOT NULL,
+     partition INTEGER NOT NULL,
+     result TEXT NOT NULL,
+     PRIMARY KEY (epoch, stage, round, step, partition)
+   ) WITHOUT ROWID;
+   CREATE TABLE merge_faults (
+     id INTEGER PRIMARY KEY,
+     epoch INTEGER NOT NULL,
+     stage INTEGER NOT NULL,
+     miner TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     detail TEXT NOT NULL,
+     at INTEGER NOT NULL
+   );`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

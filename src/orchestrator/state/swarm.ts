@@ -113,6 +113,8 @@ export interface GradientRow {
   size: number;
   sha256: string;
   n: number;
+  /** sha256 of each partition's bytes, declared with the upload */
+  partitions: string[];
   uploaded_at: number;
 }
 
@@ -193,7 +195,7 @@ export class SwarmState {
       ledgerSamples: p('SELECT item, stage, state, miner FROM ledger WHERE epoch = ? ORDER BY item, stage'),
       ledgerUnresolved: p("SELECT COUNT(*) AS n FROM ledger WHERE miner = ? AND state IN ('credited', 'uploaded')"),
       gradGet: p('SELECT * FROM gradients WHERE epoch = ? AND stage = ? AND miner = ?'),
-      gradPut: p('INSERT INTO gradients (epoch, stage, miner, key, size, sha256, n, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+      gradPut: p('INSERT INTO gradients (epoch, stage, miner, key, size, sha256, n, partitions, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       gradAll: p('SELECT * FROM gradients WHERE epoch = ? AND stage = ? ORDER BY miner'),
     };
   }
@@ -380,12 +382,13 @@ export class SwarmState {
   }
 
   gradient(epoch: number, stage: number, miner: string): GradientRow | undefined {
-    return this.s.gradGet.get(epoch, stage, miner) as GradientRow | undefined;
+    const r = this.s.gradGet.get(epoch, stage, miner) as Raw<GradientRow> | undefined;
+    return r && ({ ...r, partitions: JSON.parse(r.partitions as string) } as GradientRow);
   }
   addGradient(g: GradientRow): void {
-    this.s.gradPut.run(g.epoch, g.stage, g.miner, g.key, g.size, g.sha256, g.n, g.uploaded_at);
+    this.s.gradPut.run(g.epoch, g.stage, g.miner, g.key, g.size, g.sha256, g.n, JSON.stringify(g.partitions), g.uploaded_at);
   }
   gradients(epoch: number, stage: number): GradientRow[] {
-    return this.s.gradAll.all(epoch, stage) as GradientRow[];
+    return (this.s.gradAll.all(epoch, stage) as Array<Raw<GradientRow>>).map((r) => ({ ...r, partitions: JSON.parse(r.partitions as string) }) as GradientRow);
   }
 }

@@ -25,6 +25,8 @@ export interface MergeParticipant {
   size: number;
   sha256: string;
   n: number;
+  /** sha256 of each partition's bytes of the gradient */
+  partitions: string[];
 }
 
 /**
@@ -35,6 +37,8 @@ export interface MergeParticipant {
  */
 export interface MergeHooks {
   begin(stage: number, epoch: number, participants: MergeParticipant[], now: number): void;
+  /** called on every tick while a stage is MERGING (re-assignments) */
+  tick?(stage: number, epoch: number, now: number): void;
   atDeadline?(stage: number, epoch: number, now: number): ManifestRef | undefined;
 }
 
@@ -45,6 +49,8 @@ export interface SwarmSettings {
   model: ModelConfig;
   /** relative cost of one sample at each stage (parameter counts) */
   costs: number[];
+  /** elements of each stage's flat weight vector */
+  params: number[];
   /** the data window of a sample id, with its shard's key and the window's sha256 */
   window(sampleId: number): WindowRef;
   merge?: MergeHooks;
@@ -356,7 +362,12 @@ export class Coordinator {
     return st.deadline!;
   }
 
-  gradient(miner: string, epoch: number, stage: number, declared: { size: number; sha256: string }, stored: { size: number; sha256?: string } | undefined, now: number): { samples: number; key: string } {
+  /** Partitions of a stage's flat vector, as the merge cuts it. */
+  partitionCount(stage: number): number {
+    return Math.ceil(this.cfg.params[stage] / Math.max(1, Math.floor(this.cfg.run.merge.partition_bytes / 4)));
+  }
+
+  gradient(miner: string, epoch: number, stage: number, declared: { size: number; sha256: string; partitions: string[] }, stored: { size: number; sha256?: string } | undefined, now: number): { samples: number; key: string } {
     this.member(miner);
     const key = this.gradientKey(epoch, stage, miner);
     const st = this.stageOrThrow(stage);
@@ -370,7 +381,9 @@ export class Coordinator {
     if (n === 0) throw new HttpError('E_NOTHING_TO_UPLOAD', `the ledger credits you no samples at stage ${stage} in epoch ${epoch}`);
     if (!stored) throw new HttpError('E_OUTPUT_MISSING', `no object at ${key}`, 'upload the gradient before reporting it');
     if (stored.size !== declared.size || stored.sha256 !== declared.sha256) throw new HttpError('E_OUTPUT_MISMATCH', `the object at ${key} is not the one reported (size or sha256 differ)`);
-    this.state.addGradient({ epoch, stage, miner, key, size: declared.size, sha256: declared.sha256, n, uploaded_at: now });
+    const P = this.partitionCount(stage);
+    if (declared.partitions.length !== P) throw new HttpError('E_BAD_REQUEST', `stage ${stage} has ${P} merge partitions; the upload declares ${declared.partitions.length} partition hashes`);
+    this.state.addGradient({ epoch, stage, miner, key, size: declared.size, sha256: declared.sha256, n, partitions: declared.partitions, uploaded_at: now });
     this.advanceStage(stage, now);
     return { samples: n, key };
   }
@@ -435,7 +448,9 @@ export class Coordinator {
       return;
     }
     // MERGING: the merge module calls finishMerge; at the deadline it may still deliver.
-    if (now >= st.deadline!) {
+    if (now < st.deadline!) {
+      this.cfg.merge?.tick?.(stage, E, now);
+    } else {
       const manifest = this.cfg.merge?.atDeadline?.(stage, E, now);
       if (manifest) this.finishMerge(stage, E, manifest, now);
       else this.abandon(st, 'the merge did not finish by its deadline', now, 'dropped:merge_failed');
@@ -450,13 +465,17 @@ export class Coordinator {
       else this.state.moveLedger(E, st.stage, 'credited', this.isSilent(c.miner, now) ? 'lost_with_miner' : 'dropped:upload_late', c.miner);
     }
     this.state.putStage({ ...st, phase: 'merging', since: now, deadline: now + this.cfg.run.phases.merge_s * 1000, note: '' });
-    this.cfg.merge?.begin(st.stage, E, uploads.map((g) => ({ miner: g.miner, key: g.key, size: g.size, sha256: g.sha256, n: g.n })), now);
+    this.cfg.merge?.begin(st.stage, E, uploads.map((g) => ({ miner: g.miner, key: g.key, size: g.size, sha256: g.sha256, n: g.n, partitions: g.partitions })), now);
   }
 
-  /** The merge published epoch E+1's weights for a stage: its samples are merged, training goes on. */
-  finishMerge(stage: number, epoch: number, manifest: ManifestRef, now: number): void {
+  /**
+   * The merge published epoch E+1's weights for a stage: its samples are merged (those of
+   * participants the merge excluded are dropped with the reason given), training goes on.
+   */
+  finishMerge(stage: number, epoch: number, manifest: ManifestRef, now: number, excluded: Record<string, string> = {}): void {
     const st = this.state.stage(stage);
     if (st.phase !== 'merging' || st.epoch !== epoch) throw this.phaseClosed(st, `stage ${stage} is not merging epoch ${epoch}`, now);
+    for (const [miner, reason] of Object.entries(excluded)) this.state.moveLedger(epoch, stage, 'uploaded', `dropped:${reason}`, miner);
     this.state.moveLedger(epoch, stage, 'uploaded', 'merged');
     this.enterTraining(st, manifest, '', now);
   }

@@ -62,6 +62,7 @@ export async function openRun(o: { run: RunConfig; model: ModelConfig; state: Sw
     run,
     model,
     costs: stageSpecs(model).map((s) => stageParamCount(model, s)),
+    params: stageSpecs(model).map((s) => stageLayout(model, s).size),
     window: (sampleId: number): WindowRef => {
       const w = windows.index.trainWindow(sampleId);
       const r = windows.index.byteRange(w);

@@ -108,7 +108,7 @@ describe('a 3-stage run over HTTP with simulated miners', () => {
   it('refuses a call for a closed phase with 409 E_PHASE_CLOSED and changes nothing', async () => {
     const m = all[1];
     const before = o.repo.dump();
-    const e = await refusal(m.client.post('/v1/gradient', { epoch: 1, stage: 1, size: 10, sha256: 'a'.repeat(64) }));
+    const e = await refusal(m.client.post('/v1/gradient', { epoch: 1, stage: 1, size: 10, sha256: 'a'.repeat(64), partitions: ['b'.repeat(64)] }));
     expect(e.status).toBe(409);
     expect(e.code).toBe('E_PHASE_CLOSED');
     expect(e.details).toMatchObject({ phase: 'TRAINING(1)' });

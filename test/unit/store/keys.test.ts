@@ -7,7 +7,7 @@ const MINER = 'Xk3-_9aQ0zVbY7wLmN2pR5sT8uE1cD4fG6hJ9kM0nOq'; // a 43-character k
 
 describe('validateKey', () => {
   it('accepts the keys of DESIGN.md section 7', () => {
-    for (const key of ['runs/r1/data/shard-00000.bin', `runs/r1/e12/act/7/3/bwd/${MINER}-L9.safetensors`, 'runs/r1/optim/2/0.safetensors', 'a', 'runs/-leading-dash']) {
+    for (const key of ['runs/r1/data/shard-00000.bin', `runs/r1/e12/act/7/3/bwd/${MINER}-L9.safetensors`, `runs/r1/e3/optim/2/0/${MINER}.safetensors`, 'a', 'runs/-leading-dash']) {
       expect(validateKey(key)).toBe(key);
     }
   });
@@ -30,7 +30,7 @@ describe('parseKey', () => {
     expect(parseKey(`runs/r1/e4/act/17/2/fwd/${MINER}-L_77.safetensors`)).toEqual({ kind: 'activation', run: 'r1', epoch: 4, sample: 17, stage: 2, direction: 'fwd', owner: MINER, lease: 'L_77' });
     expect(parseKey(`runs/r1/e4/grad/2/${MINER}.safetensors`)).toEqual({ kind: 'gradient', run: 'r1', epoch: 4, stage: 2, owner: MINER });
     expect(parseKey(`runs/r1/e4/merged/2/9/${MINER}.safetensors`)).toEqual({ kind: 'merged', run: 'r1', epoch: 4, stage: 2, partition: 9, owner: MINER });
-    expect(parseKey('runs/r1/optim/2/9.safetensors')).toEqual({ kind: 'optimizer', run: 'r1', stage: 2, partition: 9 });
+    expect(parseKey(`runs/r1/e3/optim/2/9/${MINER}.safetensors`)).toEqual({ kind: 'optimizer', run: 'r1', epoch: 3, stage: 2, partition: 9, owner: MINER });
     expect(parseKey('runs/r1/e5/stage/2.json')).toEqual({ kind: 'manifest', run: 'r1', epoch: 5, stage: 2 });
   });
 
@@ -64,11 +64,13 @@ describe('authorizeUpload', () => {
   });
 
   it('lets only assigned participants write ownerless keys', () => {
-    const optim = { kind: 'optimizer' as const, key: 'runs/r1/optim/1/4.safetensors' };
-    expect(ask(optim)).toMatchObject({ ok: false, code: 'E_NOT_YOUR_PREFIX' });
-    expect(ask({ ...optim, assignedTo: ['someone-else'] })).toMatchObject({ ok: false, code: 'E_NOT_YOUR_PREFIX' });
-    expect(ask({ ...optim, assignedTo: ['someone-else', MINER] }).ok).toBe(true);
-    expect(ask({ kind: 'manifest', key: 'runs/r1/e3/stage/1.json' })).toMatchObject({ ok: false, code: 'E_NOT_YOUR_PREFIX' });
+    const manifest = { kind: 'manifest' as const, key: 'runs/r1/e3/stage/1.json' };
+    expect(ask(manifest)).toMatchObject({ ok: false, code: 'E_NOT_YOUR_PREFIX' });
+    expect(ask({ ...manifest, assignedTo: ['someone-else'] })).toMatchObject({ ok: false, code: 'E_NOT_YOUR_PREFIX' });
+    expect(ask({ ...manifest, assignedTo: ['someone-else', MINER] }).ok).toBe(true);
+    // optimizer state is written per merger, under its own id
+    expect(ask({ kind: 'optimizer', key: `runs/r1/e3/optim/1/4/${MINER}.safetensors` }).ok).toBe(true);
+    expect(ask({ kind: 'optimizer', key: 'runs/r1/e3/optim/1/4/someone-else.safetensors' })).toMatchObject({ ok: false, code: 'E_NOT_YOUR_PREFIX' });
     expect(ask({ kind: 'data', key: 'runs/r1/data/shard-00000.bin' })).toMatchObject({ ok: false, code: 'E_NOT_YOUR_PREFIX' });
   });
 
