@@ -7,6 +7,10 @@ import { Coordinator } from '../orchestrator/swarm/coordinator.js';
 import { openRun } from '../orchestrator/swarm/run.js';
 import { SwarmState } from '../orchestrator/state/swarm.js';
 import { swarmRoutes } from '../orchestrator/routes/swarm.js';
+import { MergeCoordinator } from '../orchestrator/swarm/merge.js';
+import { MergeState } from '../orchestrator/state/merge.js';
+import { stageSpecs } from '../config/model.js';
+import { stageLayout } from '../model/params.js';
 import { buildOrchestrator, pruneState } from '../orchestrator/server.js';
 import { Repository } from '../orchestrator/state/repository.js';
 import { storageRoutes } from '../orchestrator/routes/storage.js';
@@ -46,23 +50,29 @@ export function registerOrchestrator(program: Command): void {
       const plugins = [...(store instanceof LocalStore ? [localStoreRoutes(store)] : []), storageRoutes(store)];
       const log = (s: string) => (o.json ? printJson({ event: 'log', message: s }) : note(s));
       let coordinator: Coordinator | undefined;
+      let merge: MergeCoordinator | undefined;
+      let commit: (<T>(fn: () => T) => Promise<T>) | undefined;
       let configHash: string | undefined;
       let runName = o.runId;
       if (o.run) {
         const loaded = loadRunConfig(o.run, { env: process.env, set: o.runSet });
         const state = new SwarmState(repo.db);
         const opened = await openRun({ run: loaded.run, model: loaded.model, state, store, log });
-        coordinator = new Coordinator(state, opened.settings);
+        const layouts = stageSpecs(loaded.model).map((s) => stageLayout(loaded.model, s).params);
+        merge = new MergeCoordinator(new MergeState(repo.db), { name: loaded.run.name, run: loaded.run, model: loaded.model, layouts, params: opened.settings.params }, store, (fn) => commit!(fn), Date.now, log);
+        coordinator = new Coordinator(state, { ...opened.settings, merge });
+        merge.coordinator = coordinator;
         if (opened.manifests) {
           const manifests = opened.manifests;
           repo.transaction(() => coordinator!.createRun(opened.configHash, manifests, Date.now()));
         }
         configHash = opened.configHash;
         runName = loaded.run.name;
-        plugins.push(swarmRoutes(coordinator, store, configHash));
+        plugins.push(swarmRoutes(coordinator, store, configHash, merge));
       }
       const verifyThreads = process.env.IOTA_VERIFY_THREADS === undefined ? undefined : Number(process.env.IOTA_VERIFY_THREADS);
       const { app, ctx } = await buildOrchestrator({ run: runName, version: pkg.version, repo, node, rateLimits, plugins, verifyThreads, configHash });
+      commit = ctx.commit;
       const url = await app.listen({ host: node.host, port: node.port });
       publicUrl ||= url;
       let ticker: NodeJS.Timeout | undefined;
@@ -74,6 +84,7 @@ export function registerOrchestrator(program: Command): void {
           if (ticking) return;
           ticking = true;
           ctx.commit(() => c.tick(Date.now()))
+            .then(() => merge?.pump())
             .catch((e) => note(`tick failed: ${(e as Error).message}`))
             .finally(() => (ticking = false));
         }, tickMs);

@@ -139,3 +139,45 @@ export const SwarmStatus = Type.Object({
   lease_expiries: Count,
 });
 export type SwarmStatus = Static<typeof SwarmStatus>;
+
+const RefSchema = Type.Object({ key: Type.String(), size: Type.Integer(), sha256: Type.String(), url: Type.Optional(Type.String()) });
+export const MergeJobSchema = Type.Object({
+  epoch: Type.Integer(),
+  stage: Type.Integer(),
+  round: Type.Integer(),
+  step: Type.Union([Type.Literal(1), Type.Literal(2)]),
+  partition: Type.Integer(),
+  offset: Type.Integer({ description: 'first element of the partition in the flat vector' }),
+  length: Type.Integer(),
+  N: Type.Integer({ description: 'samples of all participants: Gbar = sum G_i / N' }),
+  inputs: Type.Array(
+    Type.Object({ miner: Type.String(), key: Type.String(), start: Type.Integer(), end: Type.Integer(), sha256: Type.String({ description: 'of bytes [start, end)' }), url: Type.Optional(Type.String()) }),
+  ),
+  deadline: Ms,
+  gbar_sha256: Type.Optional(Type.String()),
+  clip_factor: Type.Optional(Type.Number()),
+  lr: Type.Optional(Type.Number()),
+  t: Type.Optional(Type.Integer()),
+  w: Type.Optional(RefSchema),
+  optim: Type.Optional(RefSchema),
+  outputs: Type.Optional(Type.Object({ w: Type.String(), optim: Type.String() })),
+});
+export type MergeJobMessage = Static<typeof MergeJobSchema>;
+export const MergeJobsReply = Type.Object({ jobs: Type.Array(MergeJobSchema) });
+export type MergeJobsReply = Static<typeof MergeJobsReply>;
+
+const JobKey = { epoch: Type.Integer({ minimum: 0 }), stage: Type.Integer({ minimum: 0 }), round: Type.Integer({ minimum: 0 }), partition: Type.Integer({ minimum: 0 }) };
+export const ReducedRequest = Type.Object(
+  { ...JobKey, sha256: Hex64, norm2: Type.Number({ minimum: 0 }), slice_norms2: Type.Record(Type.String({ maxLength: 64 }), Type.Number({ minimum: 0 })) },
+  { additionalProperties: false },
+);
+export type ReducedRequest = Static<typeof ReducedRequest>;
+const Declared = Type.Object({ size: Type.Integer({ minimum: 0 }), sha256: Hex64 }, { additionalProperties: false });
+export const UpdatedRequest = Type.Object({ ...JobKey, w: Declared, optim: Declared }, { additionalProperties: false });
+export type UpdatedRequest = Static<typeof UpdatedRequest>;
+export const UnavailableRequest = Type.Object(
+  { ...JobKey, step: Type.Union([Type.Literal(1), Type.Literal(2)]), participant: Type.String({ maxLength: 64 }), reason: Type.String({ maxLength: 500 }) },
+  { additionalProperties: false },
+);
+export type UnavailableRequest = Static<typeof UnavailableRequest>;
+export const AcceptedReply = Type.Object({ accepted: Type.Boolean() });

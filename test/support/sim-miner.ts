@@ -80,22 +80,28 @@ export class SimMiner extends SimParticipant {
   async round(max = 2): Promise<number> {
     const w = await this.work(max);
     for (const it of w.items) await this.complete(it);
-    if (w.duty) await this.uploadGradient(w.duty.epoch, w.duty.stage, w.duty.key);
+    if (w.duty) await this.uploadGradient(w.duty.epoch, w.duty.stage, w.duty.key, w.duty.samples);
     return w.items.length;
   }
 
+  /** gradient sums this miner uploaded, by `epoch/stage` */
+  readonly gradients = new Map<string, Float32Array>();
+  /** makes the gradient sum to upload (default: uniform in [-0.5, 0.5) per element) */
+  makeGradient: (params: number, samples: number) => Float32Array = (params) => new Float32Array(params).map(() => Math.random() - 0.5);
+
   /** A made-up gradient of the stage's real length (`params`), with its partition hashes. */
-  async uploadGradient(epoch: number, stage: number, key: string): Promise<GradientReply> {
+  async uploadGradient(epoch: number, stage: number, key: string, samples = 1): Promise<GradientReply> {
     const run = await this.runInfo();
     const params = run.params[stage];
-    const g = new Float32Array(params).map(() => Math.random() - 0.5);
+    const g = this.makeGradient(params, samples);
+    this.gradients.set(`${epoch}/${stage}`, g);
     const bytes = encodeGradient(g);
     const d = await this.put('gradient', key, bytes);
     return this.client.post<GradientReply>('/v1/gradient', { epoch, stage, ...d, partitions: partitionHashes(bytes, params, partitionElements(run.run.merge.partition_bytes)) });
   }
 
   private info?: { params: number[]; run: { merge: { partition_bytes: number } } };
-  private async runInfo() {
+  async runInfo() {
     this.info ??= await this.client.get<{ params: number[]; run: { merge: { partition_bytes: number } } }>('/v1/run');
     return this.info;
   }

@@ -3,7 +3,7 @@
  * byte tokenizer, the tiny model's epoch 0 manifests in a local store, the swarm's routes, and
  * a clock the test controls (ticks are explicit).
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
@@ -13,6 +13,10 @@ import { swarmRoutes } from '../../src/orchestrator/routes/swarm.js';
 import { SwarmState } from '../../src/orchestrator/state/swarm.js';
 import { Coordinator, type MergeHooks } from '../../src/orchestrator/swarm/coordinator.js';
 import { openRun } from '../../src/orchestrator/swarm/run.js';
+import { MergeCoordinator } from '../../src/orchestrator/swarm/merge.js';
+import { MergeState } from '../../src/orchestrator/state/merge.js';
+import { stageSpecs } from '../../src/config/model.js';
+import { stageLayout } from '../../src/model/params.js';
 import { Repository } from '../../src/orchestrator/state/repository.js';
 import { LocalStore, localStoreRoutes } from '../../src/store/index.js';
 import { startTestOrchestrator, type TestOrchestrator } from './orchestrator.js';
@@ -32,11 +36,16 @@ export function writeCorpus(dir: string, chars = 200_000): string {
 }
 
 /** Writes a run config for the tiny model over a small corpus in `dir`; returns its path. */
-export function writeRun(dir: string, over: Record<string, unknown> = {}): string {
+export function writeRun(dir: string, over: Record<string, unknown> = {}, stages?: string): string {
   const corpus = writeCorpus(join(dir, 'corpus'));
+  let model = resolve('configs/tiny.yaml');
+  if (stages) {
+    model = join(dir, 'model.yaml');
+    writeFileSync(model, readFileSync(resolve('configs/tiny.yaml'), 'utf8').replace(/^stages:.*$/m, `stages: ${stages}`));
+  }
   const run = {
     name: 'swarm-test',
-    model: resolve('configs/tiny.yaml'),
+    model,
     seed: 3,
     samples_per_epoch: 8,
     batch: 1,
@@ -55,6 +64,7 @@ export function writeRun(dir: string, over: Record<string, unknown> = {}): strin
 
 export interface SwarmServer extends TestOrchestrator {
   coord: Coordinator;
+  merge?: MergeCoordinator;
   store: LocalStore;
   configHash: string;
   clock: { now: number };
@@ -62,17 +72,23 @@ export interface SwarmServer extends TestOrchestrator {
   advance(ms: number): Promise<void>;
 }
 
-export async function startSwarmServer(o: { runOver?: Record<string, unknown>; merge?: MergeHooks; dir?: string } = {}): Promise<SwarmServer> {
+export async function startSwarmServer(o: { runOver?: Record<string, unknown>; merge?: MergeHooks | 'real'; dir?: string; stages?: string } = {}): Promise<SwarmServer> {
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'iota-swarm-'));
-  const file = writeRun(dir, o.runOver);
+  const file = writeRun(dir, o.runOver, o.stages);
   const { run, model } = loadRunConfig(file);
   const repo = Repository.open(join(dir, 'state.db'));
   const state = new SwarmState(repo.db);
   let base = '';
   const store = await LocalStore.open({ root: join(dir, 'store'), baseUrl: () => base });
   const opened = await openRun({ run, model, state, store, log: () => {} });
-  const coord = new Coordinator(state, { ...opened.settings, merge: o.merge });
   const clock = { now: Date.now() };
+  let commit: (<T>(fn: () => T) => Promise<T>) | undefined;
+  const merge =
+    o.merge === 'real'
+      ? new MergeCoordinator(new MergeState(repo.db), { name: run.name, run, model, layouts: stageSpecs(model).map((s) => stageLayout(model, s).params), params: opened.settings.params }, store, (fn) => commit!(fn), () => clock.now)
+      : o.merge;
+  const coord = new Coordinator(state, { ...opened.settings, merge });
+  if (merge instanceof MergeCoordinator) merge.coordinator = coord;
   if (opened.manifests) {
     const manifests = opened.manifests;
     repo.transaction(() => coord.createRun(opened.configHash, manifests, clock.now));
@@ -84,18 +100,21 @@ export async function startSwarmServer(o: { runOver?: Record<string, unknown>; m
     clock: () => clock.now,
     configHash: opened.configHash,
     rateLimits: { keyPerSecond: 10_000, keyBurst: 10_000, exemptLoopback: true },
-    plugins: [localStoreRoutes(store), storageRoutes(store), swarmRoutes(coord, store, opened.configHash)],
+    plugins: [localStoreRoutes(store), storageRoutes(store), swarmRoutes(coord, store, opened.configHash, merge instanceof MergeCoordinator ? merge : undefined)],
   });
+  commit = t.ctx.commit;
   base = t.url;
   return {
     ...t,
     coord,
+    merge: merge instanceof MergeCoordinator ? merge : undefined,
     store,
     configHash: opened.configHash,
     clock,
     async advance(ms: number) {
       clock.now += ms;
       await t.ctx.commit(() => coord.tick(clock.now));
+      if (merge instanceof MergeCoordinator) await merge.pump();
     },
   };
 }

@@ -15,16 +15,20 @@ import type { Coordinator, WorkReply as Work } from '../swarm/coordinator.js';
 import type { ServerContext } from '../server.js';
 import { registerSwarmMetrics } from '../metrics.js';
 import { URL_TTL_MS } from './storage.js';
+import { mergeRoutes } from './merge.js';
+import type { MergeCoordinator } from '../swarm/merge.js';
 
-export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, configHash: string) {
+export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, configHash: string, merge?: MergeCoordinator) {
   return async (app: FastifyInstance, ctx: ServerContext): Promise<void> => {
     ctx.onHeartbeat = (key, now) => coordinator.heartbeat(key, now);
     registerSwarmMetrics(ctx.metrics.registry, coordinator, ctx.clock);
     ctx.uploadScope = (caller, key, now) => {
       if (key.kind === 'activation') return coordinator.leaseExpiry(caller, key.lease, now);
       if (key.kind === 'gradient') return coordinator.gradientExpiry(caller, key.epoch, key.stage, now);
+      if ((key.kind === 'merged' || key.kind === 'optimizer') && merge) return merge.uploadExpiry(caller, key.epoch, key.stage, key.partition, now);
       return undefined;
     };
+    if (merge) await mergeRoutes(app, ctx, merge, store);
 
     app.get('/v1/run', { config: { auth: 'registered' }, schema: { description: 'the run and model configs, and their hash (send it as x-iota-run-hash)', response: replies(RunReply) } }, async () => ({
       name: coordinator.cfg.name,

@@ -480,6 +480,13 @@ export class Coordinator {
     this.enterTraining(st, manifest, '', now);
   }
 
+  /** The merge gave up (every participant excluded): the epoch is abandoned at that stage. */
+  abandonMerge(stage: number, epoch: number, why: string, now: number): void {
+    const st = this.state.stage(stage);
+    if (st.phase !== 'merging' || st.epoch !== epoch) return;
+    this.abandon(st, why, now, 'dropped:merge_failed');
+  }
+
   /** Gives up epoch E at a stage, visibly: its replicas keep w_E and its samples are dropped. */
   private abandon(st: StageRow, why: string, now: number, dropAs = 'dropped:upload_failed'): void {
     const E = st.epoch;
@@ -517,7 +524,7 @@ export class Coordinator {
     return { ...m, stage: m.next_stage, next_stage: null };
   }
 
-  private isSilent(miner: string, now: number): boolean {
+  isSilent(miner: string, now: number): boolean {
     const m = this.state.member(miner);
     return !m || m.last_seen < now - this.leaseMs;
   }

@@ -1,0 +1,484 @@
+/**
+ * The orchestrator's side of MERGING (DESIGN.md section 4): it plans the merge when uploads
+ * close, hands out jobs (step 1: reduce a partition's gradient slices; step 2: clip and AdamW
+ * on it), checks that the r results of every partition are byte-identical, computes the global
+ * clip factor between the steps, filters participants with absurd gradient norms, re-assigns
+ * the jobs of mergers that go silent, and publishes the next epoch's stage manifest.
+ *
+ * The orchestrator is itself a merger of last resort, named `orchestrator`: it breaks ties
+ * (recomputing the partition from the store it holds), checks a claim that an input is
+ * unreadable, and takes partitions nobody live can take. Its jobs run in `pump()`, outside any
+ * transaction; their results are committed like anyone's.
+ */
+import type { ModelConfig } from '../../config/model.js';
+import type { RunConfig } from '../../config/run.js';
+import { IotaError } from '../../errors.js';
+import { decodeSlice, sliceRange } from '../../merge/gradient.js';
+import { decodePartition, encodeManifest, encodePartition, parseManifest, partitionElements, MANIFEST_FORMAT, type StageManifest } from '../../merge/manifest.js';
+import { makePlan, type MergePlan, type PlanParticipant } from '../../merge/plan.js';
+import { reduceSlices } from '../../merge/reduce.js';
+import { decodeOptimState, encodeOptimState, updatePartition } from '../../merge/update.js';
+import { clipFactor } from '../../model/optimizer.js';
+import type { ParamSpec } from '../../model/params.js';
+import { learningRate } from '../../model/schedule.js';
+import type { ObjectStore } from '../../store/index.js';
+import { sha256Hex } from '../../tensor-io/hash.js';
+import { HttpError } from '../errors.js';
+import type { MergeState, MergeRow, JobRow } from '../state/merge.js';
+import type { ManifestRef, ObjectRef } from '../state/swarm.js';
+import type { Coordinator, MergeHooks, MergeParticipant } from './coordinator.js';
+
+export const ORCHESTRATOR = 'orchestrator';
+
+export interface Reduced {
+  sha256: string;
+  norm2: number;
+  slice_norms2: Record<string, number>;
+}
+
+export interface Updated {
+  w: ObjectRef;
+  optim: ObjectRef;
+}
+
+export interface MergeInput {
+  miner: string;
+  key: string;
+  start: number;
+  end: number;
+  sha256: string;
+}
+
+export interface MergeJob {
+  epoch: number;
+  stage: number;
+  round: number;
+  step: 1 | 2;
+  partition: number;
+  offset: number;
+  length: number;
+  N: number;
+  inputs: MergeInput[];
+  deadline: number;
+  /** step 2 */
+  gbar_sha256?: string;
+  clip_factor?: number;
+  lr?: number;
+  t?: number;
+  /** w_E of this partition, from the current manifest (a replica checks its own copy against it) */
+  w?: ObjectRef;
+  /** the moments after the previous step; absent before the first step (zeros) */
+  optim?: ObjectRef;
+  outputs?: { w: string; optim: string };
+}
+
+export interface MergeSettings {
+  name: string;
+  run: RunConfig;
+  model: ModelConfig;
+  /** each stage's flat layout (for weight decay on matrices only) */
+  layouts: ParamSpec[][];
+  params: number[];
+}
+
+export class MergeCoordinator implements MergeHooks {
+  coordinator!: Coordinator;
+  private manifests = new Map<string, StageManifest>();
+  private pumping: Promise<void> | undefined;
+  /** bytes each merger moved in the last merge of each stage, for metrics */
+  readonly traffic = new Map<string, { down: number; up: number; w: number }>();
+
+  constructor(
+    readonly state: MergeState,
+    readonly cfg: MergeSettings,
+    private readonly store: ObjectStore,
+    private readonly commit: <T>(fn: () => T) => Promise<T>,
+    private readonly clock: () => number,
+    private readonly log: (s: string) => void = () => {},
+  ) {}
+
+  private get elements(): number {
+    return partitionElements(this.cfg.run.merge.partition_bytes);
+  }
+
+  // ---- hooks (inside the coordinator's transaction) -------------------------------------
+
+  begin(stage: number, epoch: number, participants: MergeParticipant[], now: number): void {
+    const plan = this.plan(stage, epoch, participants);
+    const m: MergeRow = { epoch, stage, round: 0, step: 1, plan, excluded: {}, norm2: null, clip_factor: null, started_at: now };
+    this.state.put(m);
+    this.assignAll(m, 1, now);
+  }
+
+  private plan(stage: number, epoch: number, participants: PlanParticipant[]): MergePlan {
+    return makePlan({ runSeed: this.cfg.run.seed, epoch, stage, params: this.cfg.params[stage], partitionElements: this.elements, replicas: this.cfg.run.merge.replicas, participants });
+  }
+
+  private assignAll(m: MergeRow, step: 1 | 2, now: number): void {
+    for (const p of m.plan.partitions) {
+      const mergers = step === 1 ? p.mergers : this.stepTwoMergers(m, p.index);
+      for (const miner of mergers) this.state.assign(m, step, p.index, miner, now);
+    }
+  }
+
+  /** Step 2 goes to the mergers whose step-1 result agreed (they hold Gbar_p), else the orchestrator. */
+  private stepTwoMergers(m: MergeRow, partition: number): string[] {
+    const agreed = this.state.result<Reduced>(m, 1, partition);
+    const good = this.state
+      .jobs(m, 1)
+      .filter((j) => j.partition === partition && j.state === 'done' && j.merger !== ORCHESTRATOR && (j.result as unknown as Reduced).sha256 === agreed?.sha256)
+      .map((j) => j.merger);
+    return good.length > 0 ? good.slice(0, m.plan.replicas) : [ORCHESTRATOR];
+  }
+
+  tick(stage: number, epoch: number, now: number): void {
+    const m = this.state.merge(epoch, stage);
+    if (!m || m.step > 2) return;
+    const step = m.step;
+    const jobs = this.state.jobs(m, step);
+    // Late in the phase the orchestrator takes every partition still open, so the deadline is met.
+    const st = this.coordinator.view(stage);
+    if (st.deadline !== undefined && now >= st.deadline - 0.2 * this.cfg.run.phases.merge_s * 1000) {
+      for (const p of m.plan.partitions) {
+        if (this.state.result(m, step, p.index) || jobs.some((j) => j.partition === p.index && j.merger === ORCHESTRATOR)) continue;
+        this.state.assign(m, step, p.index, ORCHESTRATOR, now);
+        this.log(`merge e${epoch} stage ${stage}: the deadline nears; the orchestrator merges partition ${p.index} step ${step}`);
+      }
+      return;
+    }
+    for (const j of jobs) {
+      if (j.state !== 'assigned' || j.merger === ORCHESTRATOR || !this.coordinator.isSilent(j.merger, now)) continue;
+      this.state.setJob(j, 'reassigned', null, now);
+      const busy = new Set(jobs.filter((o) => o.partition === j.partition && o.state !== 'reassigned').map((o) => o.merger));
+      const load = new Map<string, number>();
+      for (const o of jobs) if (o.state === 'assigned') load.set(o.merger, (load.get(o.merger) ?? 0) + 1);
+      const candidates = m.plan.participants
+        .map((p) => p.miner)
+        .filter((id) => !busy.has(id) && !this.coordinator.isSilent(id, now))
+        .sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || (a < b ? -1 : 1));
+      const to = candidates[0] ?? ORCHESTRATOR;
+      if (!busy.has(to)) this.state.assign(m, step, j.partition, to, now);
+      this.log(`merge e${epoch} stage ${stage}: ${j.merger.slice(0, 8)} went silent; partition ${j.partition} step ${step} goes to ${to.slice(0, 8)}`);
+    }
+  }
+
+  atDeadline(): ManifestRef | undefined {
+    return undefined;
+  }
+
+  // ---- miners' calls --------------------------------------------------------------------
+
+  /** The jobs assigned to a miner now, with everything needed to do them (URLs added by the route). */
+  async jobsFor(miner: string, now: number): Promise<MergeJob[]> {
+    this.coordinator.state.seen(miner, now); // a merger asking for work is alive
+    const out: MergeJob[] = [];
+    for (const j of this.state.jobsFor(miner)) {
+      const m = this.state.merge(j.epoch, j.stage);
+      if (!m || m.round !== j.round || m.step !== j.step) continue;
+      out.push(await this.describe(m, j.step as 1 | 2, j.partition, miner, now));
+    }
+    return out;
+  }
+
+  private async describe(m: MergeRow, step: 1 | 2, partition: number, miner: string, now: number): Promise<MergeJob> {
+    const p = m.plan.partitions[partition];
+    const st = this.coordinator.view(m.stage);
+    const job: MergeJob = {
+      epoch: m.epoch,
+      stage: m.stage,
+      round: m.round,
+      step,
+      partition,
+      offset: p.offset,
+      length: p.length,
+      N: m.plan.N,
+      inputs: m.plan.participants.map((q) => ({ miner: q.miner, key: q.key, ...sliceRange(m.plan.params, p.offset, p.length), sha256: q.partitions[partition] })),
+      deadline: st.deadline ?? now,
+    };
+    if (step === 2) {
+      const manifest = await this.manifest(st.manifest);
+      const entry = manifest.partitions[partition];
+      const run = this.cfg.run;
+      Object.assign(job, {
+        gbar_sha256: this.state.result<Reduced>(m, 1, partition)!.sha256,
+        clip_factor: m.clip_factor!,
+        lr: learningRate(m.epoch, run.optimizer.lr, run.schedule),
+        t: manifest.step + 1,
+        w: { key: entry.key, size: entry.size, sha256: entry.sha256 },
+        ...(entry.optim ? { optim: entry.optim } : {}),
+        outputs: {
+          w: `runs/${this.cfg.name}/e${m.epoch + 1}/merged/${m.stage}/${partition}/${miner}.safetensors`,
+          optim: `runs/${this.cfg.name}/e${m.epoch + 1}/optim/${m.stage}/${partition}/${miner}.safetensors`,
+        },
+      });
+    }
+    return job;
+  }
+
+  private job(miner: string, epoch: number, stage: number, round: number, partition: number, step: 1 | 2): { m: MergeRow; j: JobRow } {
+    this.coordinator.state.seen(miner, this.clock());
+    const m = this.state.merge(epoch, stage);
+    const st = this.coordinator.view(stage);
+    if (!m || st.phase !== 'merging' || st.epoch !== epoch) throw this.coordinator.phaseClosed(this.coordinator.state.stage(stage), `stage ${stage} is not merging epoch ${epoch}`, this.clock());
+    const j = m.round === round ? this.state.job(m, step, partition, miner) : undefined;
+    if (!j || m.step !== step || j.state !== 'assigned') {
+      throw new HttpError('E_NO_JOB', `you hold no step ${step} job for partition ${partition} of stage ${stage}, epoch ${epoch} (round ${m.round}, step ${m.step})`, 'ask for your jobs again (GET /v1/merge/jobs)');
+    }
+    return { m, j };
+  }
+
+  reduced(miner: string, b: { epoch: number; stage: number; round: number; partition: number; sha256: string; norm2: number; slice_norms2: Record<string, number> }, now: number): { accepted: true } {
+    const { m, j } = this.job(miner, b.epoch, b.stage, b.round, b.partition, 1);
+    const ids = m.plan.participants.map((p) => p.miner);
+    if (Object.keys(b.slice_norms2).sort().join() !== [...ids].sort().join()) throw new HttpError('E_BAD_REQUEST', 'slice_norms2 names every participant of the plan, and only them');
+    this.state.setJob(j, 'done', { sha256: b.sha256, norm2: b.norm2, slice_norms2: b.slice_norms2 } satisfies Reduced, now);
+    this.settle(m, 1, b.partition, now);
+    return { accepted: true };
+  }
+
+  updated(miner: string, b: { epoch: number; stage: number; round: number; partition: number; w: { size: number; sha256: string }; optim: { size: number; sha256: string } }, stored: { w?: { size: number; sha256?: string }; optim?: { size: number; sha256?: string } }, now: number): { accepted: true } {
+    const { m, j } = this.job(miner, b.epoch, b.stage, b.round, b.partition, 2);
+    const keys = { w: `runs/${this.cfg.name}/e${b.epoch + 1}/merged/${b.stage}/${b.partition}/${miner}.safetensors`, optim: `runs/${this.cfg.name}/e${b.epoch + 1}/optim/${b.stage}/${b.partition}/${miner}.safetensors` };
+    for (const k of ['w', 'optim'] as const) {
+      const s = stored[k];
+      if (!s) throw new HttpError('E_OUTPUT_MISSING', `no object at ${keys[k]}`, 'upload it before reporting');
+      if (s.size !== b[k].size || s.sha256 !== b[k].sha256) throw new HttpError('E_OUTPUT_MISMATCH', `the object at ${keys[k]} is not the one reported`);
+    }
+    this.state.setJob(j, 'done', { w: { key: keys.w, ...b.w }, optim: { key: keys.optim, ...b.optim } } satisfies Updated, now);
+    this.settle(m, 2, b.partition, now);
+    return { accepted: true };
+  }
+
+  unavailable(miner: string, b: { epoch: number; stage: number; round: number; partition: number; step: 1 | 2; participant: string; reason: string }, now: number): { accepted: true } {
+    const { m, j } = this.job(miner, b.epoch, b.stage, b.round, b.partition, b.step);
+    if (!m.plan.participants.some((p) => p.miner === b.participant)) throw new HttpError('E_BAD_REQUEST', `${b.participant} is not a participant of this merge`);
+    this.state.setJob(j, 'unavailable', { participant: b.participant, reason: b.reason.slice(0, 200) }, now);
+    return { accepted: true };
+  }
+
+  /** Upload URLs for merged partitions and optimizer state: only for the caller's step-2 jobs, until the deadline. */
+  uploadExpiry(caller: string, epoch: number, stage: number, partition: number, now: number): number {
+    const m = this.state.merge(epoch - 1, stage);
+    const st = this.coordinator.view(stage);
+    const j = m && this.state.job(m, 2, partition, caller);
+    if (!m || m.step !== 2 || !j || j.state !== 'assigned' || st.phase !== 'merging') {
+      throw new HttpError('E_NOT_YOUR_PREFIX', `you are not assigned to write partition ${partition} of stage ${stage} for epoch ${epoch}`);
+    }
+    return Math.max(now + 1000, st.deadline ?? now);
+  }
+
+  // ---- agreement ------------------------------------------------------------------------
+
+  private resultHash(step: number, r: Record<string, unknown>): string {
+    return step === 1 ? (r as unknown as Reduced).sha256 : `${(r as unknown as Updated).w.sha256}/${(r as unknown as Updated).optim.sha256}`;
+  }
+
+  /** Decides a partition's result once enough jobs are done; a dispute brings in the orchestrator. */
+  private settle(m: MergeRow, step: 1 | 2, partition: number, now: number): void {
+    if (this.state.result(m, step, partition)) return;
+    const jobs = this.state.jobs(m, step).filter((j) => j.partition === partition && j.state !== 'reassigned');
+    const done = jobs.filter((j) => j.state === 'done');
+    const orch = done.find((j) => j.merger === ORCHESTRATOR);
+    let agreed: JobRow | undefined;
+    if (orch) {
+      agreed = orch;
+    } else if (done.length >= m.plan.replicas) {
+      const hashes = new Set(done.map((j) => this.resultHash(step, j.result!)));
+      if (hashes.size === 1) agreed = done[0];
+      else if (!jobs.some((j) => j.merger === ORCHESTRATOR)) {
+        this.state.assign(m, step, partition, ORCHESTRATOR, now);
+        this.log(`merge e${m.epoch} stage ${m.stage}: partition ${partition} step ${step} results differ; the orchestrator recomputes it`);
+      }
+    }
+    if (!agreed) return;
+    const want = this.resultHash(step, agreed.result!);
+    for (const j of done) {
+      if (j.merger !== ORCHESTRATOR && this.resultHash(step, j.result!) !== want) {
+        this.state.fault(m.epoch, m.stage, j.merger, 'merge_mismatch', `partition ${partition} step ${step}: ${this.resultHash(step, j.result!).slice(0, 16)} against the agreed ${want.slice(0, 16)}`, now);
+      }
+    }
+    this.state.putResult(m, step, partition, agreed.result);
+    if (this.state.results(m, step).size === m.plan.partitions.length) this.advance(m, step, now);
+  }
+
+  private advance(m: MergeRow, step: 1 | 2, now: number): void {
+    if (step === 2) {
+      this.state.put({ ...m, step: 3 });
+      return;
+    }
+    const results = this.state.results<Reduced>(m, 1);
+    // The Byzantine filter: a participant whose mean per-sample gradient norm is beyond the bound.
+    const bound = this.cfg.run.merge.max_sample_grad_norm;
+    const excluded: Record<string, string> = {};
+    for (const p of m.plan.participants) {
+      let sq = 0;
+      for (const r of results.values()) sq += r.slice_norms2[p.miner];
+      if (!(Math.sqrt(sq) / p.n <= bound)) excluded[p.miner] = 'gradient_norm';
+    }
+    if (Object.keys(excluded).length > 0) {
+      for (const miner of Object.keys(excluded)) this.state.fault(m.epoch, m.stage, miner, 'gradient_norm', `mean per-sample gradient norm over ${bound}`, now);
+      this.replan(m, excluded, now);
+      return;
+    }
+    let norm2 = 0;
+    for (const r of [...results.entries()].sort((a, b) => a[0] - b[0])) norm2 += r[1].norm2;
+    const factor = clipFactor(Math.sqrt(norm2), this.cfg.run.optimizer.clip);
+    const next: MergeRow = { ...m, step: 2, norm2, clip_factor: factor };
+    this.state.put(next);
+    this.assignAll(next, 2, now);
+  }
+
+  /** A new round without some participants (their samples are dropped with the reason). */
+  private replan(m: MergeRow, drop: Record<string, string>, now: number): void {
+    const excluded = { ...m.excluded, ...drop };
+    const remaining = m.plan.participants.filter((p) => !(p.miner in excluded));
+    if (remaining.length === 0) {
+      this.state.put({ ...m, step: 4, excluded });
+      this.coordinator.abandonMerge(m.stage, m.epoch, 'every participant was excluded from the merge', now);
+      return;
+    }
+    const next: MergeRow = { epoch: m.epoch, stage: m.stage, round: m.round + 1, step: 1, plan: this.plan(m.stage, m.epoch, remaining), excluded, norm2: null, clip_factor: null, started_at: m.started_at };
+    this.state.put(next);
+    this.assignAll(next, 1, now);
+    this.log(`merge e${m.epoch} stage ${m.stage}: re-planned without ${Object.keys(drop).map((d) => d.slice(0, 8)).join(', ')}`);
+  }
+
+  // ---- the orchestrator's own work ------------------------------------------------------
+
+  /** Runs the orchestrator's jobs, checks unavailability claims, publishes agreed merges. */
+  pump(): Promise<void> {
+    this.pumping ??= this.pumpOnce().finally(() => (this.pumping = undefined));
+    return this.pumping;
+  }
+
+  private async pumpOnce(): Promise<void> {
+    for (const m of this.state.active()) {
+      const st = this.coordinator.view(m.stage);
+      if (st.phase !== 'merging' || st.epoch !== m.epoch) continue; // abandoned at its deadline
+      if (m.step === 3) {
+        await this.publish(m);
+        continue;
+      }
+      const step = m.step as 1 | 2;
+      for (const j of this.state.jobs(m, step)) {
+        if (j.state === 'unavailable') await this.checkClaim(m, j);
+        else if (j.merger === ORCHESTRATOR && j.state === 'assigned') await this.runOwnJob(m, step, j.partition);
+      }
+    }
+  }
+
+  private async slices(m: MergeRow, partition: number): Promise<Array<{ miner: string; data: Float32Array }>> {
+    const p = m.plan.partitions[partition];
+    const range = sliceRange(m.plan.params, p.offset, p.length);
+    return Promise.all(
+      m.plan.participants.map(async (q) => {
+        const bytes = await this.store.get(q.key, range);
+        if (sha256Hex(bytes) !== q.partitions[partition]) throw new IotaError('E_HASH_MISMATCH', `partition ${partition} of ${q.key} does not match its declared hash`);
+        return { miner: q.miner, data: decodeSlice(bytes, p.length) };
+      }),
+    );
+  }
+
+  private async runOwnJob(m: MergeRow, step: 1 | 2, partition: number): Promise<void> {
+    try {
+      const red = reduceSlices(await this.slices(m, partition), m.plan.N);
+      let result: Reduced | Updated = { sha256: red.sha256, norm2: red.norm2, slice_norms2: red.sliceNorms2 };
+      if (step === 2) {
+        const job = await this.describe(m, 2, partition, ORCHESTRATOR, this.clock());
+        const p = m.plan.partitions[partition];
+        const wE = decodePartition(await this.store.get(job.w!.key), p.length);
+        const prev = job.optim ? decodeOptimState(await this.store.get(job.optim.key), p.length) : undefined;
+        const o = this.cfg.run.optimizer;
+        const u = updatePartition(wE, red.gbar, prev, p.offset, this.cfg.layouts[m.stage], { lr: job.lr!, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay }, job.t!, job.clip_factor!);
+        const w = await this.store.put(job.outputs!.w, encodePartition(u.w, p.offset));
+        const opt = await this.store.put(job.outputs!.optim, encodeOptimState(u.m, u.v, p.offset));
+        result = { w: { key: w.key, size: w.size, sha256: w.sha256! }, optim: { key: opt.key, size: opt.size, sha256: opt.sha256! } };
+      }
+      await this.commit(() => {
+        const cur = this.state.merge(m.epoch, m.stage);
+        if (!cur || cur.round !== m.round || cur.step !== step) return;
+        const j = this.state.job(cur, step, partition, ORCHESTRATOR);
+        if (!j || j.state !== 'assigned') return;
+        this.state.setJob(j, 'done', result, this.clock());
+        this.settle(cur, step, partition, this.clock());
+      });
+    } catch (e) {
+      // An input that cannot be read by the orchestrator itself: that participant is out.
+      const bad = (e as Error).message.match(/of (runs\/\S+) does not match|no object (runs\/\S+)/);
+      this.log(`merge e${m.epoch} stage ${m.stage}: the orchestrator could not merge partition ${partition}: ${(e as Error).message}`);
+      if (bad) {
+        const key = bad[1] ?? bad[2];
+        const who = m.plan.participants.find((p) => p.key === key);
+        if (who) await this.commit(() => this.replan(m, { [who.miner]: 'input_unavailable' }, this.clock()));
+      }
+    }
+  }
+
+  /** A merger says an input cannot be read: check it; the liar, whichever side, loses. */
+  private async checkClaim(m: MergeRow, j: JobRow): Promise<void> {
+    const { participant } = j.result as { participant: string };
+    const q = m.plan.participants.find((p) => p.miner === participant)!;
+    const p = m.plan.partitions[j.partition];
+    let readable = true;
+    try {
+      const bytes = await this.store.get(q.key, sliceRange(m.plan.params, p.offset, p.length));
+      readable = sha256Hex(bytes) === q.partitions[j.partition];
+      if (readable) decodeSlice(bytes, p.length);
+    } catch {
+      readable = false;
+    }
+    await this.commit(() => {
+      const now = this.clock();
+      const cur = this.state.merge(m.epoch, m.stage);
+      if (!cur || cur.round !== m.round) return;
+      this.state.setJob(j, 'reassigned', j.result, now);
+      if (!readable) {
+        this.state.fault(m.epoch, m.stage, participant, 'input_unavailable', `partition ${j.partition} of its gradient cannot be read or does not match its hash`, now);
+        this.replan(cur, { [participant]: 'input_unavailable' }, now);
+      } else {
+        this.state.fault(m.epoch, m.stage, j.merger, 'false_unavailable', `claimed ${participant.slice(0, 8)}'s partition ${j.partition} unreadable; it is not`, now);
+        this.state.assign(cur, j.step, j.partition, ORCHESTRATOR, now);
+      }
+    });
+  }
+
+  private async publish(m: MergeRow): Promise<void> {
+    const st = this.coordinator.view(m.stage);
+    const prev = await this.manifest(st.manifest);
+    const results = this.state.results<Updated>(m, 2);
+    const manifest: StageManifest = {
+      format: MANIFEST_FORMAT,
+      version: 1,
+      run: this.cfg.name,
+      stage: m.stage,
+      epoch: m.epoch + 1,
+      step: prev.step + 1,
+      params: m.plan.params,
+      partitions: m.plan.partitions.map((p) => {
+        const r = results.get(p.index)!;
+        return { index: p.index, offset: p.offset, length: p.length, key: r.w.key, size: r.w.size, sha256: r.w.sha256, optim: r.optim };
+      }),
+    };
+    const key = `runs/${this.cfg.name}/e${m.epoch + 1}/stage/${m.stage}.json`;
+    const info = await this.store.put(key, encodeManifest(manifest));
+    this.manifests.set(key, manifest);
+    await this.commit(() => {
+      const cur = this.state.merge(m.epoch, m.stage);
+      if (!cur || cur.step !== 3) return;
+      this.state.put({ ...cur, step: 4 });
+      this.coordinator.finishMerge(m.stage, m.epoch, { key, size: info.size, sha256: info.sha256!, epoch: m.epoch + 1, step: manifest.step }, this.clock(), cur.excluded);
+    });
+    this.log(`merge e${m.epoch} stage ${m.stage}: published ${key}`);
+  }
+
+  private async manifest(ref: ObjectRef): Promise<StageManifest> {
+    let m = this.manifests.get(ref.key);
+    if (!m) {
+      const bytes = await this.store.get(ref.key);
+      if (sha256Hex(bytes) !== ref.sha256) throw new IotaError('E_HASH_MISMATCH', `manifest ${ref.key} does not match its hash`);
+      m = parseManifest(bytes);
+      this.manifests.set(ref.key, m);
+    }
+    return m;
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * The merge end to end over HTTP: simulated miners (no model) train a one-stage run to its
+ * UPLOADING phase with known gradient sums, then merge with MergeWorker; the published weights
+ * are compared with one optimizer step on the mean gradient of all samples.
+ */
+import { stageSpecs } from '../../../src/config/model.js';
+import { decodePartition, parseManifest } from '../../../src/merge/manifest.js';
+import { MergeWorker, type MergeWorkerOptions } from '../../../src/merge/worker.js';
+import { adamwUpdate, clipFactor } from '../../../src/model/optimizer.js';
+import { stageLayout } from '../../../src/model/params.js';
+import { learningRate } from '../../../src/model/schedule.js';
+import { relErr } from '../../support/model.js';
+import { SimMiner } from '../../support/sim-miner.js';
+import { startSwarmServer, type SwarmServer } from '../../support/swarm-server.js';
+
+interface Setup {
+  o: SwarmServer;
+  miners: SimMiner[];
+}
+
+const servers: SwarmServer[] = [];
+const clients: SimMiner[] = [];
+afterAll(async () => {
+  await Promise.all(clients.map((m) => m.close()));
+  await Promise.all(servers.map((o) => o.close()));
+});
+
+async function toMerging(k: number, optimizer: Record<string, number>, prepare?: (m: SimMiner, i: number) => void): Promise<Setup> {
+  const o = await startSwarmServer({
+    merge: 'real',
+    stages: '[[-1, -1]]',
+    runOver: { samples_per_epoch: 8, in_flight: 4, optimizer: { lr: 0.01, ...optimizer }, merge: { partition_bytes: 65536, replicas: 2, max_sample_grad_norm: 1e4 }, phases: { drain_s: 30, upload_s: 30, merge_s: 120, lease_s: 5 } },
+  });
+  servers.push(o);
+  const miners: SimMiner[] = [];
+  for (let i = 0; i < k; i++) {
+    const m = new SimMiner(o.url, o.coord.cfg.name, undefined, () => o.clock.now);
+    clients.push(m);
+    await m.register(`m${i}`);
+    await m.join(0);
+    prepare?.(m, i);
+    miners.push(m);
+  }
+  for (let r = 0; r < 100 && o.coord.state.stage(0).phase !== 'merging'; r++) {
+    for (const m of miners) await m.round(2);
+  }
+  expect(o.coord.state.stage(0).phase).toBe('merging');
+  return { o, miners };
+}
+
+function worker(o: SwarmServer, m: SimMiner, extra: Partial<MergeWorkerOptions> = {}): MergeWorker {
+  const run = o.coord.cfg.run;
+  const layout = stageLayout(o.coord.cfg.model, stageSpecs(o.coord.cfg.model)[0]).params;
+  return new MergeWorker({ client: m.client, layout: () => layout, adamw: { beta1: run.optimizer.beta1, beta2: run.optimizer.beta2, eps: run.optimizer.eps, weightDecay: run.optimizer.weight_decay }, ...extra });
+}
+
+async function mergeUntilDone(o: SwarmServer, workers: MergeWorker[], rounds = 40): Promise<void> {
+  for (let r = 0; r < rounds && o.coord.state.stage(0).epoch === 0; r++) {
+    for (const w of workers) await w.runOnce();
+    await o.merge!.pump();
+  }
+}
+
+async function weightsOf(o: SwarmServer, epoch: number): Promise<Float32Array> {
+  const ref = o.coord.state.stage(0).manifest;
+  expect(ref.epoch).toBe(epoch);
+  const manifest = parseManifest(await o.store.get(ref.key));
+  const w = new Float32Array(manifest.params);
+  for (const p of manifest.partitions) w.set(decodePartition(await o.store.get(p.key), p.length), p.offset);
+  return w;
+}
+
+/** One optimizer step on the mean gradient of the included miners' sums, from w0 (m = v = 0). */
+async function oracle(o: SwarmServer, w0: Float32Array, included: SimMiner[]): Promise<Float32Array> {
+  const credits = new Map(o.coord.state.ledgerRows(0).filter((r) => r.miner).map((r) => [r.miner!, 0]));
+  for (const r of o.coord.state.ledgerRows(0)) if (r.miner) credits.set(r.miner, credits.get(r.miner)! + 1);
+  const N = included.reduce((a, m) => a + credits.get(m.id)!, 0);
+  const sorted = [...included].sort((a, b) => (a.id < b.id ? -1 : 1));
+  const g = new Float32Array(w0.length);
+  for (let j = 0; j < g.length; j++) {
+    let s = 0;
+    for (const m of sorted) s += m.gradients.get('0/0')![j];
+    g[j] = s / N;
+  }
+  let norm2 = 0;
+  for (const x of g) norm2 += x * x;
+  const run = o.coord.cfg.run;
+  const w = Float32Array.from(w0);
+  const layout = stageLayout(o.coord.cfg.model, stageSpecs(o.coord.cfg.model)[0]).params;
+  adamwUpdate(
+    { w, g, m: new Float32Array(w.length), v: new Float32Array(w.length), offset: 0 },
+    layout,
+    { lr: learningRate(0, run.optimizer.lr, run.schedule), beta1: run.optimizer.beta1, beta2: run.optimizer.beta2, eps: run.optimizer.eps, weightDecay: run.optimizer.weight_decay },
+    1,
+    clipFactor(Math.sqrt(norm2), run.optimizer.clip),
+  );
+  return w;
+}
+
+describe('the merge over HTTP', () => {
+  for (const [name, clip] of [['inactive', 0], ['active', 0.01]] as const) {
+    it(`k = 4, r = 2: the new weights are one optimizer step on the mean gradient of all samples (clip ${name})`, async () => {
+      const { o, miners } = await toMerging(4, { clip });
+      const w0 = await weightsOf(o, 0);
+      await mergeUntilDone(o, miners.map((m) => worker(o, m)));
+      expect(o.coord.state.stage(0)).toMatchObject({ epoch: 1, phase: 'training' });
+      const w1 = await weightsOf(o, 1);
+      expect(relErr(w1, await oracle(o, w0, miners))).toBeLessThanOrEqual(1e-6);
+      expect(relErr(w1, w0)).toBeGreaterThan(1e-4); // the step did something
+      const m = o.merge!.state.merge(0, 0)!;
+      if (clip > 0) expect(m.clip_factor!).toBeLessThan(1);
+      else expect(m.clip_factor).toBe(1);
+      expect(o.merge!.state.faults(0, 0)).toEqual([]);
+      // The ledger: every sample merged.
+      expect(o.coord.state.ledgerCounts(0)).toEqual([{ epoch: 0, stage: 0, state: 'merged', samples: 8 }]);
+    });
+  }
+
+  it('re-assigns a merger that dies between the steps, and out-votes a merger that uploads altered weights', async () => {
+    const { o, miners } = await toMerging(4, { clip: 1 });
+    const w0 = await weightsOf(o, 0);
+    const [a, b, dying, liar] = miners;
+    const workers = [worker(o, a), worker(o, b), worker(o, dying), worker(o, liar, { tamper: { update: (u) => ({ ...u, w: u.w.map((x, i) => (i === 0 ? x + 1e-3 : x)) }) } })];
+    // Step 1 for everyone; then the dying merger stops.
+    for (let r = 0; r < 5 && o.merge!.state.merge(0, 0)!.step === 1; r++) for (const w of workers) await w.runOnce();
+    expect(o.merge!.state.merge(0, 0)!.step).toBe(2);
+    o.clock.now += 6000; // the dying miner's silence passes its lease time; the others say they live
+    for (const m of [a, b, liar]) await m.client.post('/v1/heartbeat', {});
+    await o.advance(1);
+    const reassigned = o.merge!.state.jobs(o.merge!.state.merge(0, 0)!, 2).filter((j) => j.merger === dying.id);
+    expect(reassigned.length).toBeGreaterThan(0);
+    expect(reassigned.every((j) => j.state === 'reassigned')).toBe(true);
+    await mergeUntilDone(o, [workers[0], workers[1], workers[3]]);
+    expect(o.coord.state.stage(0).epoch).toBe(1);
+    expect(relErr(await weightsOf(o, 1), await oracle(o, w0, miners))).toBeLessThanOrEqual(1e-6);
+    const faults = o.merge!.state.faults(0, 0);
+    expect(faults.length).toBeGreaterThan(0);
+    expect(faults.every((f) => f.miner === liar.id && f.kind === 'merge_mismatch')).toBe(true);
+  });
+
+  it('excludes a participant whose gradient norm is absurd, and merges the others', async () => {
+    const { o, miners } = await toMerging(4, { clip: 1 }, (m, i) => {
+      if (i === 1) m.makeGradient = (params) => new Float32Array(params).fill(1e9);
+    });
+    const w0 = await weightsOf(o, 0);
+    await mergeUntilDone(o, miners.map((m) => worker(o, m)));
+    expect(o.coord.state.stage(0).epoch).toBe(1);
+    const bad = miners[1];
+    expect(o.merge!.state.merge(0, 0)!.excluded).toEqual({ [bad.id]: 'gradient_norm' });
+    expect(relErr(await weightsOf(o, 1), await oracle(o, w0, miners.filter((m) => m !== bad)))).toBeLessThanOrEqual(1e-6);
+    const ledger = Object.fromEntries(o.coord.state.ledgerCounts(0).map((r) => [r.state, r.samples]));
+    expect(ledger['dropped:gradient_norm']).toBeGreaterThan(0);
+    expect(ledger.merged + ledger['dropped:gradient_norm']).toBe(8);
+  });
+
+  it("re-plans without a participant whose gradient cannot be read (E_INPUT_UNAVAILABLE, checked by the orchestrator)", async () => {
+    const { o, miners } = await toMerging(3, { clip: 1 });
+    const w0 = await weightsOf(o, 0);
+    const lost = miners[2];
+    await o.store.delete(o.coord.gradientKey(0, 0, lost.id));
+    await mergeUntilDone(o, miners.map((m) => worker(o, m)));
+    expect(o.coord.state.stage(0).epoch).toBe(1);
+    expect(o.merge!.state.merge(0, 0)!.excluded).toEqual({ [lost.id]: 'input_unavailable' });
+    expect(o.merge!.state.faults(0, 0).map((f) => [f.miner, f.kind])).toContainEqual([lost.id, 'input_unavailable']);
+    expect(relErr(await weightsOf(o, 1), await oracle(o, w0, miners.filter((m) => m !== lost)))).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('merges what is missing itself when the deadline nears and nobody did it', async () => {
+    const { o, miners } = await toMerging(2, { clip: 1 });
+    const w0 = await weightsOf(o, 0);
+    o.clock.now += 100_000; // 120 s phase: past 80% of it, with no merger at work
+    for (let i = 0; i < 5 && o.coord.state.stage(0).epoch === 0; i++) await o.advance(1);
+    expect(o.coord.state.stage(0)).toMatchObject({ epoch: 1, phase: 'training' });
+    expect(relErr(await weightsOf(o, 1), await oracle(o, w0, miners))).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('works with k = 1 (one merger, no replica)', async () => {
+    const { o, miners } = await toMerging(1, { clip: 1 });
+    const w0 = await weightsOf(o, 0);
+    await mergeUntilDone(o, [worker(o, miners[0])]);
+    expect(o.coord.state.stage(0).epoch).toBe(1);
+    expect(relErr(await weightsOf(o, 1), await oracle(o, w0, miners))).toBeLessThanOrEqual(1e-6);
+  });
+});
