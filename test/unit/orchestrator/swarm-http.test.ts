@@ -7,7 +7,9 @@ import { newRequestId, ApiError } from '../../../src/protocol/client.js';
 import type { WorkReply } from '../../../src/protocol/swarm-messages.js';
 import { SimMiner } from '../../support/sim-miner.js';
 import { startSwarmServer, type SwarmServer } from '../../support/swarm-server.js';
-import { InstantMerge } from '../../support/swarm.js';
+import { MergeWorker } from '../../../src/merge/worker.js';
+import { stageSpecs } from '../../../src/config/model.js';
+import { stageLayout } from '../../../src/model/params.js';
 
 async function refusal(p: Promise<unknown>): Promise<ApiError> {
   try {
@@ -40,15 +42,27 @@ async function miners(o: SwarmServer, n: number, prefix = 'sim'): Promise<SimMin
 }
 
 /** Everyone works (and uploads when told) until no stage trains `epoch`. */
-async function trainEpoch(o: SwarmServer, ms: SimMiner[], epoch: number): Promise<void> {
-  for (let r = 0; r < 200; r++) {
+/**
+ * Everyone works (and uploads when told) until no stage trains `epoch`; with a real merge,
+ * miners of a merging stage run their merge jobs too, until every stage trains epoch + 1.
+ */
+async function trainEpoch(o: SwarmServer, ms: SimMiner[], epoch: number, workers?: Map<SimMiner, MergeWorker>): Promise<void> {
+  for (let r = 0; r < 300; r++) {
     const stages = o.coord.state.stages();
-    if (stages.every((st) => st.epoch > epoch || (st.epoch === epoch && st.phase === 'merging'))) return;
+    if (stages.every((st) => st.epoch > epoch || (!workers && st.epoch === epoch && st.phase === 'merging'))) return;
     let did = 0;
     for (const m of ms) did += await m.round();
+    for (const [m, w] of workers ?? []) if (ms.includes(m)) did += await w.runOnce();
     if (did === 0) await o.advance(50);
   }
   throw new Error(`epoch ${epoch} did not finish`);
+}
+
+function mergeWorkers(o: SwarmServer, ms: SimMiner[]): Map<SimMiner, MergeWorker> {
+  const model = o.coord.cfg.model;
+  const layouts = stageSpecs(model).map((s) => stageLayout(model, s).params);
+  const opt = o.coord.cfg.run.optimizer;
+  return new Map(ms.map((m) => [m, new MergeWorker({ client: m.client, layout: (s) => layouts[s], adamw: { beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weight_decay } })]));
 }
 
 describe('a 3-stage run over HTTP with simulated miners', () => {
@@ -124,14 +138,15 @@ describe('several epochs with a merge, a miner going silent and one joining mid-
     await o.close();
   });
 
-  it('keeps the ledger adding up every epoch', async () => {
-    const merge = new InstantMerge();
-    o = await startSwarmServer({ merge });
-    merge.coordinator = o.coord;
+  it('keeps the ledger adding up every epoch, through whole epochs with the real merge', async () => {
+    o = await startSwarmServer({ merge: 'real' });
     const ms = await miners(o, 6);
     all.push(...ms);
-    await trainEpoch(o, ms, 0);
+    const workers = mergeWorkers(o, ms);
+    await trainEpoch(o, ms, 0, workers);
     expect(ledger(o, 0)).toEqual({ merged: 24 });
+    // Every stage trains epoch 1 on the weights the merge published.
+    expect(o.coord.state.stages().map((s) => [s.epoch, s.phase, s.manifest.epoch, s.manifest.step])).toEqual([[1, 'training', 1, 1], [1, 'training', 1, 1], [1, 'training', 1, 1]]);
 
     // Epoch 1: the second body miner takes work and goes silent holding it.
     const silent = ms.filter((m) => o.coord.state.member(m.id)!.stage === 1)[1];
@@ -154,6 +169,7 @@ describe('several epochs with a merge, a miner going silent and one joining mid-
     // A new miner joins mid-epoch and gets work in this epoch.
     const late = new SimMiner(o.url, o.coord.cfg.name, undefined, () => o.clock.now);
     all.push(late);
+    workers.set(late, mergeWorkers(o, [late]).get(late)!);
     await late.register('late');
     expect((await late.join(1)).epoch).toBe(1);
     await o.advance(5_001); // the silent miner's leases expire
@@ -168,11 +184,13 @@ describe('several epochs with a merge, a miner going silent and one joining mid-
     expect(lateGot).toBeGreaterThan(0);
     // The silent miner's leased items were offered again to others.
     for (const it of taken.items) expect(o.coord.state.task(it.item, it.stage, it.kind)!.lease).not.toBe(it.lease);
-    await trainEpoch(o, [...live, late], 1);
+    await trainEpoch(o, [...live, late], 1, workers);
     const l1 = ledger(o, 1);
     expect(sum(l1)).toBe(24);
     expect(l1.lost_with_miner ?? 0).toBe(creditedBefore);
-    await trainEpoch(o, [...live, late], 2);
+    expect(l1.merged).toBe(24 - creditedBefore);
+    await trainEpoch(o, [...live, late], 2, workers);
     expect(ledger(o, 2)).toEqual({ merged: 24 });
+    expect(o.coord.state.stages().map((s) => s.manifest.step)).toEqual([3, 3, 3]);
   });
 });
