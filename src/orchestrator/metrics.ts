@@ -2,6 +2,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Repository } from './state/repository.js';
 import type { Coordinator } from './swarm/coordinator.js';
+import type { MergeCoordinator } from './swarm/merge.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -31,7 +32,24 @@ export class Metrics {
 }
 
 /** The swarm's gauges, read from the state when scraped. */
-export function registerSwarmMetrics(registry: Registry, coordinator: Coordinator, clock: () => number): void {
+export function registerSwarmMetrics(registry: Registry, coordinator: Coordinator, clock: () => number, merge?: MergeCoordinator): void {
+  if (merge) {
+    new Gauge({
+      name: 'iota_merge_miner_bytes_over_w',
+      help: 'the largest per-miner merge traffic of the newest merge of each stage, relative to the stage size W',
+      labelNames: ['stage', 'direction'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (let s = 0; s < coordinator.stages; s++) {
+          const t = merge.lastTraffic(s);
+          if (!t) continue;
+          this.set({ stage: String(s), direction: 'down' }, t.maxDownOverW);
+          this.set({ stage: String(s), direction: 'up' }, t.maxUpOverW);
+        }
+      },
+    });
+  }
   new Gauge({
     name: 'iota_miners',
     help: 'miners per stage and state (working, idle, silent)',

@@ -21,7 +21,7 @@ import type { MergeCoordinator } from '../swarm/merge.js';
 export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, configHash: string, merge?: MergeCoordinator) {
   return async (app: FastifyInstance, ctx: ServerContext): Promise<void> => {
     ctx.onHeartbeat = (key, now) => coordinator.heartbeat(key, now);
-    registerSwarmMetrics(ctx.metrics.registry, coordinator, ctx.clock);
+    registerSwarmMetrics(ctx.metrics.registry, coordinator, ctx.clock, merge);
     ctx.uploadScope = (caller, key, now) => {
       if (key.kind === 'activation') return coordinator.leaseExpiry(caller, key.lease, now);
       if (key.kind === 'gradient') return coordinator.gradientExpiry(caller, key.epoch, key.stage, now);

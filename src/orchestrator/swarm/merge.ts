@@ -85,8 +85,29 @@ export class MergeCoordinator implements MergeHooks {
   coordinator!: Coordinator;
   private manifests = new Map<string, StageManifest>();
   private pumping: Promise<void> | undefined;
-  /** bytes each merger moved in the last merge of each stage, for metrics */
-  readonly traffic = new Map<string, { down: number; up: number; w: number }>();
+  /**
+   * Bytes each merger moved per merge (`epoch/stage/miner`), from the sizes of what its jobs
+   * read and wrote: slices, optimizer state, outputs, and the new weights it then loads.
+   */
+  readonly traffic = new Map<string, { epoch: number; stage: number; down: number; up: number; w: number }>();
+
+  private count(m: MergeRow, miner: string, down: number, up: number): void {
+    const key = `${m.epoch}/${m.stage}/${miner}`;
+    const t = this.traffic.get(key) ?? { epoch: m.epoch, stage: m.stage, down: 4 * m.plan.params, up: 0, w: 4 * m.plan.params };
+    t.down += down;
+    t.up += up;
+    this.traffic.set(key, t);
+    if (this.traffic.size > 10_000) this.traffic.delete(this.traffic.keys().next().value!);
+  }
+
+  /** Per-miner traffic of the newest merge of a stage, relative to the stage size W. */
+  lastTraffic(stage: number): { epoch: number; maxDownOverW: number; maxUpOverW: number } | undefined {
+    const rows = [...this.traffic.values()].filter((t) => t.stage === stage);
+    if (rows.length === 0) return undefined;
+    const epoch = Math.max(...rows.map((t) => t.epoch));
+    const last = rows.filter((t) => t.epoch === epoch);
+    return { epoch, maxDownOverW: Math.max(...last.map((t) => t.down / t.w)), maxUpOverW: Math.max(...last.map((t) => t.up / t.w)) };
+  }
 
   constructor(
     readonly state: MergeState,
@@ -232,6 +253,7 @@ export class MergeCoordinator implements MergeHooks {
     const ids = m.plan.participants.map((p) => p.miner);
     if (Object.keys(b.slice_norms2).sort().join() !== [...ids].sort().join()) throw new HttpError('E_BAD_REQUEST', 'slice_norms2 names every participant of the plan, and only them');
     this.state.setJob(j, 'done', { sha256: b.sha256, norm2: b.norm2, slice_norms2: b.slice_norms2 } satisfies Reduced, now);
+    this.count(m, miner, 4 * m.plan.partitions[b.partition].length * m.plan.participants.length, 0);
     this.settle(m, 1, b.partition, now);
     return { accepted: true };
   }
@@ -245,6 +267,10 @@ export class MergeCoordinator implements MergeHooks {
       if (s.size !== b[k].size || s.sha256 !== b[k].sha256) throw new HttpError('E_OUTPUT_MISMATCH', `the object at ${keys[k]} is not the one reported`);
     }
     this.state.setJob(j, 'done', { w: { key: keys.w, ...b.w }, optim: { key: keys.optim, ...b.optim } } satisfies Updated, now);
+    const reducedIt = this.state.job(m, 1, b.partition, miner)?.state === 'done';
+    const slices = reducedIt ? 0 : 4 * m.plan.partitions[b.partition].length * m.plan.participants.length;
+    const optimBytes = this.coordinator.view(m.stage).manifest.step > 0 ? 8 * m.plan.partitions[b.partition].length : 0;
+    this.count(m, miner, slices + optimBytes, b.w.size + b.optim.size);
     this.settle(m, 2, b.partition, now);
     return { accepted: true };
   }

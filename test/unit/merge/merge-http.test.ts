@@ -3,6 +3,7 @@
  * UPLOADING phase with known gradient sums, then merge with MergeWorker; the published weights
  * are compared with one optimizer step on the mean gradient of all samples.
  */
+import { request } from 'undici';
 import { stageSpecs } from '../../../src/config/model.js';
 import { decodePartition, parseManifest } from '../../../src/merge/manifest.js';
 import { MergeWorker, type MergeWorkerOptions } from '../../../src/merge/worker.js';
@@ -113,6 +114,13 @@ describe('the merge over HTTP', () => {
       expect(o.merge!.state.faults(0, 0)).toEqual([]);
       // The ledger: every sample merged.
       expect(o.coord.state.ledgerCounts(0)).toEqual([{ epoch: 0, stage: 0, state: 'merged', samples: 8 }]);
+      // Metrics: the busiest merger read every participant's slice of its partitions (about r W)
+      // and then the new weights W; no optimizer state exists before the first step.
+      const metrics = await (await request(`${o.url}/metrics`)).body.text();
+      const down = Number(/iota_merge_miner_bytes_over_w\{stage="0",direction="down"\} ([\d.e+-]+)/.exec(metrics)![1]);
+      const plan = m.plan;
+      const perMiner = plan.participants.map((q) => plan.partitions.filter((p) => p.mergers.includes(q.miner)).reduce((a, p) => a + p.length * plan.participants.length, 0) / plan.params + 1);
+      expect(down).toBeCloseTo(Math.max(...perMiner), 6);
     });
   }
 
