@@ -7,6 +7,7 @@ import { registerGenerate } from './generate.js';
 import { registerKeys } from './keys.js';
 import { registerOrchestrator } from './orchestrator.js';
 import { registerStatus } from './status.js';
+import { registerMiner } from './miner.js';
 import { registerTrain } from './train.js';
 import { reportError } from './output.js';
 
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerKeys(program);
   registerOrchestrator(program);
   registerStatus(program);
+  registerMiner(program);
   return program;
 }
 

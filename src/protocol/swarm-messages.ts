@@ -91,6 +91,12 @@ export const ReportReply = Type.Object({
 });
 export type ReportReply = Static<typeof ReportReply>;
 
+export const RefuseRequest = Type.Object(
+  { lease: Type.String({ pattern: '^[A-Za-z0-9_]{1,64}$' }), code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 500 }) },
+  { additionalProperties: false },
+);
+export type RefuseRequest = Static<typeof RefuseRequest>;
+
 export const GradientRequest = Type.Object(
   {
     epoch: Type.Integer({ minimum: 0 }),

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { replies } from '../../protocol/messages.js';
 import {
-  GradientReply, GradientRequest, JoinReply, JoinRequest, ReportReply, ReportRequest, RunReply, SwarmStatus, WorkReply, WorkRequest,
+  GradientReply, GradientRequest, JoinReply, JoinRequest, RefuseRequest, ReportReply, ReportRequest, RunReply, SwarmStatus, WorkReply, WorkRequest,
 } from '../../protocol/swarm-messages.js';
 import type { ObjectStore } from '../../store/index.js';
 import type { Coordinator, WorkReply as Work } from '../swarm/coordinator.js';
@@ -59,6 +59,12 @@ export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, config
         const info = key && req.body.output ? await store.head(key) : undefined;
         return ctx.mutate(req, () => coordinator.report(req.auth!.key, req.body, info, ctx.clock()));
       },
+    );
+
+    app.post<{ Body: RefuseRequest }>(
+      '/v1/refuse',
+      { config: { auth: 'registered', roles: ['miner'] }, schema: { description: 'refuse a leased item whose input is bad (hash, shape, size, NaN): the item is dropped, its producer recorded', body: RefuseRequest, response: replies(Type.Object({ dropped: Type.Integer() })) } },
+      async (req) => ctx.mutate(req, () => coordinator.refuse(req.auth!.key, req.body.lease, req.body.code, req.body.message, ctx.clock())),
     );
 
     app.post<{ Body: GradientRequest }>(

@@ -2,6 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { HttpError } from '../errors.js';
+import { PROTOCOL_VERSION } from '../../protocol/signing.js';
 import type { ServerContext } from '../server.js';
 
 export async function systemRoutes(app: FastifyInstance, ctx: ServerContext, openapi: () => object): Promise<void> {
@@ -22,6 +23,12 @@ export async function systemRoutes(app: FastifyInstance, ctx: ServerContext, ope
     reply.type(ctx.metrics.registry.contentType);
     return ctx.metrics.registry.metrics();
   });
+
+  app.get(
+    '/v1/info',
+    { ...open, schema: { description: 'what a client needs before it signs: the run id, versions, the run config hash', response: { 200: Type.Object({ run: Type.String(), version: Type.String(), protocol: Type.Integer(), config_hash: Type.Optional(Type.String()) }) } } },
+    async () => ({ run: ctx.run, version: ctx.version, protocol: PROTOCOL_VERSION, ...(ctx.configHash ? { config_hash: ctx.configHash } : {}) }),
+  );
 
   app.get('/openapi.json', { ...open, schema: { description: 'this API, as OpenAPI 3' } }, async () => openapi());
 }

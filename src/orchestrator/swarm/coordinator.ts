@@ -341,6 +341,25 @@ export class Coordinator {
     return { item: t.item, stage: t.stage, kind: t.kind, credited };
   }
 
+  /**
+   * A miner refuses an item whose input is bad (wrong hash, shape, size, or not finite): the
+   * item is dropped at every stage where it is still open (`dropped:bad_input`), its tasks are
+   * void, and the producer of that input is recorded for scoring.
+   */
+  refuse(miner: string, lease: string, code: string, message: string, now: number): { dropped: number } {
+    this.member(miner);
+    const t = this.state.taskByLease(lease);
+    if (!t || t.miner !== miner || t.state !== 'leased') throw new HttpError('E_LEASE_LOST', `lease ${lease} is not held by you`);
+    const producer = t.kind === 'bwd' ? this.state.task(t.item, t.stage + 1, t.stage + 1 === this.stages - 1 ? 'tail' : 'bwd') : t.stage > 0 ? this.state.task(t.item, t.stage - 1, 'fwd') : undefined;
+    this.state.db.prepare("UPDATE ledger SET state = 'dropped:bad_input' WHERE item = ? AND state = 'open'").run(t.item);
+    const dropped = this.state.db.prepare("UPDATE tasks SET state = 'void' WHERE item = ? AND state IN ('ready', 'leased', 'held')").run(t.item).changes;
+    this.state.db
+      .prepare('INSERT INTO merge_faults (epoch, stage, miner, kind, detail, at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(t.epoch, producer?.stage ?? t.stage, producer?.miner ?? '(data)', 'bad_output', `${code} from ${miner.slice(0, 8)} on item ${t.item}: ${message.slice(0, 200)}`, now);
+    for (let s = 0; s < this.stages; s++) this.advanceStage(s, now);
+    return { dropped };
+  }
+
   heartbeat(miner: string, now: number): { leases_renewed: number; lease_expires_at: number } {
     if (!this.state.member(miner)) return { leases_renewed: 0, lease_expires_at: now };
     this.state.seen(miner, now);

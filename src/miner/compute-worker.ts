@@ -1,0 +1,87 @@
+/**
+ * The miner's compute thread: one stage of the model on the chosen backend. It runs forwards,
+ * backwards (by recompute) and tail steps; each backward's parameter gradient waits in a
+ * pending buffer until the main thread says the orchestrator acknowledged it (`commit`) or not
+ * (`discard`), so the gradient sum holds exactly the credited samples.
+ */
+import { parentPort } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { stageSpecs } from '../config/model.js';
+import { selectBackend, type BackendChoice } from '../kernels/backends.js';
+import { Stage } from '../model/stage.js';
+import { isIotaError } from '../errors.js';
+import type { ComputeRequest, ComputeReply } from './compute.js';
+
+let stage: Stage | undefined;
+let sum: Float32Array | undefined;
+const pending = new Map<string, Float32Array>();
+
+function input(r: { tokens?: Int32Array; x?: Float32Array; shape: number[] }): tf.Tensor {
+  if (r.tokens) return tf.tensor2d(r.tokens, [r.shape[0], r.shape[1]], 'int32');
+  return tf.tensor3d(r.x!, r.shape as [number, number, number], 'float32');
+}
+
+async function handle(m: ComputeRequest): Promise<Omit<ComputeReply, 'id'>> {
+  switch (m.op) {
+    case 'init': {
+      const s = await selectBackend(m.backend as BackendChoice);
+      stage = new Stage(m.config!, stageSpecs(m.config!)[m.stage!], m.weights!);
+      sum = new Float32Array(stage.layout.size);
+      pending.clear();
+      return { backend: s.backend };
+    }
+    case 'weights':
+      stage!.setWeights(m.weights!);
+      return {};
+    case 'reset':
+      sum = new Float32Array(stage!.layout.size);
+      pending.clear();
+      return {};
+    case 'forward': {
+      const x = input(m);
+      const y = stage!.forward(x);
+      const out = Float32Array.from(await y.data());
+      tf.dispose([x, y]);
+      return { y: out, shape: y.shape };
+    }
+    case 'backward': {
+      const x = input(m);
+      const dy = tf.tensor3d(m.dy!, m.dyShape as [number, number, number], 'float32');
+      const g = new Float32Array(stage!.layout.size);
+      const dx = stage!.backward(x, dy, g);
+      pending.set(m.key!, g);
+      const out = dx ? Float32Array.from(await dx.data()) : undefined;
+      tf.dispose([x, dy, ...(dx ? [dx] : [])]);
+      return { dx: out, shape: dx?.shape };
+    }
+    case 'tail': {
+      const x = input(m);
+      const targets = tf.tensor2d(m.targets!, [m.shape[0], m.shape[1]], 'int32');
+      const g = new Float32Array(stage!.layout.size);
+      const r = stage!.tailStep(x, targets, g);
+      pending.set(m.key!, g);
+      const out = r.dx ? Float32Array.from(await r.dx.data()) : undefined;
+      const shape = r.dx?.shape;
+      tf.dispose([x, targets, ...(r.dx ? [r.dx] : [])]);
+      return { losses: r.losses, dx: out, shape };
+    }
+    case 'commit': {
+      const g = pending.get(m.key!);
+      pending.delete(m.key!);
+      if (g) for (let i = 0; i < g.length; i++) sum![i] += g[i];
+      return { committed: g !== undefined };
+    }
+    case 'discard':
+      pending.delete(m.key!);
+      return {};
+    case 'sum':
+      return { sum: Float32Array.from(sum!) };
+  }
+}
+
+parentPort!.on('message', (m: ComputeRequest) => {
+  handle(m).then(
+    (r) => parentPort!.postMessage({ id: m.id, ...r }),
+    (e) => parentPort!.postMessage({ id: m.id, error: { code: isIotaError(e) ? e.code : 'E_COMPUTE', message: (e as Error).message } }),
+  );
+});

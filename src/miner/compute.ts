@@ -1,0 +1,103 @@
+/**
+ * The main thread's handle on the compute thread (`compute-worker.js`, started from dist/):
+ * requests and replies over postMessage, so downloads, uploads and heartbeats go on while a
+ * stage computes.
+ */
+import { Worker } from 'node:worker_threads';
+import type { ModelConfig } from '../config/model.js';
+import { IotaError } from '../errors.js';
+
+export interface ComputeRequest {
+  id: number;
+  op: 'init' | 'weights' | 'reset' | 'forward' | 'backward' | 'tail' | 'commit' | 'discard' | 'sum';
+  config?: ModelConfig;
+  stage?: number;
+  backend?: string;
+  weights?: Float32Array;
+  key?: string;
+  tokens?: Int32Array;
+  x?: Float32Array;
+  shape: number[];
+  dy?: Float32Array;
+  dyShape?: number[];
+  targets?: Int32Array;
+}
+
+export interface ComputeReply {
+  id: number;
+  error?: { code: string; message: string };
+  backend?: string;
+  y?: Float32Array;
+  dx?: Float32Array;
+  shape?: number[];
+  losses?: Float32Array;
+  sum?: Float32Array;
+  committed?: boolean;
+}
+
+export type StageInput = { tokens: Int32Array; shape: [number, number] } | { x: Float32Array; shape: [number, number, number] };
+
+export class Compute {
+  private worker: Worker;
+  private next = 1;
+  private waiting = new Map<number, { resolve: (r: ComputeReply) => void; reject: (e: Error) => void }>();
+  backend = '';
+
+  constructor() {
+    this.worker = new Worker(new URL('./compute-worker.js', import.meta.url));
+    this.worker.on('message', (r: ComputeReply) => {
+      const w = this.waiting.get(r.id);
+      this.waiting.delete(r.id);
+      if (!w) return;
+      if (r.error) w.reject(new IotaError(r.error.code, r.error.message));
+      else w.resolve(r);
+    });
+    this.worker.on('error', (e) => {
+      for (const w of this.waiting.values()) w.reject(e);
+      this.waiting.clear();
+    });
+  }
+
+  private call(req: Omit<ComputeRequest, 'id' | 'shape'> & { shape?: number[] }): Promise<ComputeReply> {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ shape: [], ...req, id });
+    });
+  }
+
+  async init(config: ModelConfig, stage: number, weights: Float32Array, backend: string): Promise<void> {
+    this.backend = (await this.call({ op: 'init', config, stage, weights, backend })).backend!;
+  }
+  async setWeights(weights: Float32Array): Promise<void> {
+    await this.call({ op: 'weights', weights });
+  }
+  async reset(): Promise<void> {
+    await this.call({ op: 'reset' });
+  }
+  async forward(input: StageInput): Promise<{ y: Float32Array; shape: number[] }> {
+    const r = await this.call({ op: 'forward', ...input });
+    return { y: r.y!, shape: r.shape! };
+  }
+  async backward(key: string, input: StageInput, dy: Float32Array, dyShape: number[]): Promise<{ dx?: Float32Array; shape?: number[] }> {
+    const r = await this.call({ op: 'backward', key, ...input, dy, dyShape });
+    return { dx: r.dx, shape: r.shape };
+  }
+  async tail(key: string, input: StageInput, targets: Int32Array): Promise<{ losses: Float32Array; dx?: Float32Array; shape?: number[] }> {
+    const r = await this.call({ op: 'tail', key, ...input, targets });
+    return { losses: r.losses!, dx: r.dx, shape: r.shape };
+  }
+  /** Adds an acknowledged item's gradient to the sum. */
+  async commit(key: string): Promise<boolean> {
+    return (await this.call({ op: 'commit', key })).committed!;
+  }
+  async discard(key: string): Promise<void> {
+    await this.call({ op: 'discard', key });
+  }
+  async gradientSum(): Promise<Float32Array> {
+    return (await this.call({ op: 'sum' })).sum!;
+  }
+  close(): Promise<number> {
+    return this.worker.terminate();
+  }
+}

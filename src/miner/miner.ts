@@ -1,0 +1,323 @@
+/**
+ * The miner: joins a run, takes a stage, does forward and backward work for as many samples as
+ * it can, uploads its gradient sum when its stage is UPLOADING, merges the partitions it is
+ * given when MERGING, loads the new weights and goes on. Compute runs on its own thread; items
+ * are worked on concurrently (up to the run's `in_flight`), so downloads and uploads overlap
+ * compute, and heartbeats keep leases alive during long steps.
+ */
+import { stageSpecs, type ModelConfig } from '../config/model.js';
+import type { RunConfig } from '../config/run.js';
+import { readWindow } from '../data/windows.js';
+import { IotaError, isIotaError } from '../errors.js';
+import { encodeGradient, partitionHashes } from '../merge/gradient.js';
+import { decodePartition, parseManifest, partitionElements } from '../merge/manifest.js';
+import { MergeWorker } from '../merge/worker.js';
+import { stageLayout } from '../model/params.js';
+import { ApiError, SignedClient } from '../protocol/client.js';
+import type { Identity } from '../protocol/keys.js';
+import type { ManifestRefSchema, WorkItemMessage, WorkReply, JoinReply } from '../protocol/swarm-messages.js';
+import { describeUpload, download, upload, type TransferOptions, type UploadPlan } from '../store/index.js';
+import { sha256Hex } from '../tensor-io/hash.js';
+import { Compute, type StageInput } from './compute.js';
+import { decodeActivation, encodeActivation, type Codec } from './tensors.js';
+import type { Static } from '@sinclair/typebox';
+
+export interface MinerOptions {
+  orchestrator: string;
+  identity: Identity;
+  layer: 'auto' | number;
+  backend: string;
+  version: string;
+  name?: string;
+  maxSamples?: number;
+  maxEpochs?: number;
+  /** called with every event (the CLI prints or renders them) */
+  onEvent: (e: MinerEvent) => void;
+  transfer?: TransferOptions;
+}
+
+export type MinerEvent = { event: string; [k: string]: unknown };
+
+interface RunInfo {
+  name: string;
+  config_hash: string;
+  stages: number;
+  params: number[];
+  run: RunConfig;
+  model: ModelConfig;
+}
+
+type ManifestRef = Static<typeof ManifestRefSchema>;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class Miner {
+  readonly client: SignedClient;
+  private compute = new Compute();
+  private info!: RunInfo;
+  stage = -1;
+  epoch = -1;
+  private weights?: Float32Array;
+  private manifestKey = '';
+  private stopping = false;
+  private heartbeat?: NodeJS.Timeout;
+  private merger?: MergeWorker;
+  private uploadedFor = -1;
+  /** samples whose gradient this miner holds for the current epoch (acknowledged) */
+  credited = 0;
+  readonly stats = { fwd: 0, bwd: 0, tail: 0, samples: 0, bytesIn: 0, bytesOut: 0, refused: 0, lastLoss: NaN, epochsDone: 0, phase: '', idle: '' };
+
+  constructor(private readonly o: MinerOptions) {
+    this.client = new SignedClient({ baseUrl: o.orchestrator, identity: o.identity, run: '' });
+  }
+
+  /** Stop taking work; items in flight are finished and reported. */
+  stop(): void {
+    this.stopping = true;
+  }
+
+  private emit(e: MinerEvent): void {
+    this.o.onEvent(e);
+  }
+
+  async run(): Promise<void> {
+    try {
+      await this.start();
+      while (!this.stopping) {
+        await this.step();
+        if (this.o.maxSamples !== undefined && this.stats.samples >= this.o.maxSamples) break;
+        if (this.o.maxEpochs !== undefined && this.stats.epochsDone >= this.o.maxEpochs) break;
+      }
+    } finally {
+      if (this.heartbeat) clearInterval(this.heartbeat);
+      await this.compute.close();
+      await this.client.close();
+      this.emit({ event: 'stopped', samples: this.stats.samples, epochs: this.stats.epochsDone });
+    }
+  }
+
+  private async start(): Promise<void> {
+    // The run id is signed into every request: the orchestrator says which it serves.
+    const hello = await this.client.get<{ run: string; protocol: number; config_hash?: string }>('/v1/info');
+    if (!hello.config_hash) throw new IotaError('E_NO_RUN', `${this.o.orchestrator} serves no run`, 'start the orchestrator with --run FILE');
+    (this.client.o as { run: string }).run = hello.run;
+    await this.client.post('/v1/register', { version: this.o.version, ...(this.o.name ? { name: this.o.name } : {}), backend: this.o.backend });
+    this.info = await this.client.get<RunInfo>('/v1/run');
+    this.client.runHash = this.info.config_hash;
+    const joined = await this.client.post<JoinReply>('/v1/join', { layer: this.o.layer });
+    await this.enterStage(joined.stage, joined.manifest, joined.epoch);
+    const every = Math.max(500, (this.info.run.phases.lease_s * 1000) / 3);
+    this.heartbeat = setInterval(() => {
+      this.client.post('/v1/heartbeat', {}).catch((e) => this.emit({ event: 'warning', message: `heartbeat failed: ${(e as Error).message}` }));
+    }, every);
+    this.heartbeat.unref();
+  }
+
+  private async enterStage(stage: number, manifest: ManifestRef, epoch: number): Promise<void> {
+    const weights = await this.loadManifest(manifest);
+    if (stage !== this.stage) {
+      await this.compute.close().catch(() => 0);
+      this.compute = new Compute();
+      await this.compute.init(this.info.model, stage, weights, this.o.backend);
+      const opt = this.info.run.optimizer;
+      const layout = stageLayout(this.info.model, stageSpecs(this.info.model)[stage]).params;
+      this.merger = new MergeWorker({ client: this.client, layout: () => layout, adamw: { beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weight_decay }, replica: () => this.weights, transfer: this.o.transfer });
+      this.emit({ event: 'joined', run: this.info.name, stage, epoch, backend: this.compute.backend, stages: this.info.stages });
+    } else {
+      await this.compute.setWeights(weights);
+      await this.compute.reset();
+    }
+    this.stage = stage;
+    this.epoch = epoch;
+    this.weights = weights;
+    this.manifestKey = manifest.key;
+    this.credited = 0;
+    this.emit({ event: 'weights', stage, epoch, weights_epoch: manifest.epoch, step: manifest.step, sha256: sha256Hex(new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength)) });
+  }
+
+  /** Downloads a stage manifest and every partition it lists, verifying each hash. */
+  private async loadManifest(ref: ManifestRef): Promise<Float32Array> {
+    const bytes = await download(ref.url!, { sha256: ref.sha256, size: ref.size }, this.o.transfer);
+    const manifest = parseManifest(bytes);
+    const flat = new Float32Array(manifest.params);
+    for (const p of manifest.partitions) {
+      const info = await this.client.get<{ url: string; sha256: string; size: number }>(`/v1/storage/download?key=${encodeURIComponent(p.key)}`);
+      if (info.sha256 !== p.sha256) throw new IotaError('E_HASH_MISMATCH', `partition ${p.index} of ${ref.key}: the store holds another object`);
+      const b = await download(info.url, { sha256: p.sha256, size: p.size }, this.o.transfer);
+      this.stats.bytesIn += b.length;
+      flat.set(decodePartition(b, p.length), p.offset);
+    }
+    return flat;
+  }
+
+  /** One exchange with the orchestrator and the work it gives. */
+  private async step(): Promise<void> {
+    const w = await this.client.post<WorkReply>('/v1/work', { max: this.info.run.in_flight });
+    if (w.stage !== this.stage || w.manifest.key !== this.manifestKey) {
+      const moved = w.stage !== this.stage;
+      if (!moved && w.epoch > this.epoch) this.stats.epochsDone += w.epoch - this.epoch;
+      await this.enterStage(w.stage, w.manifest, w.epoch);
+      if (this.o.maxEpochs !== undefined && this.stats.epochsDone >= this.o.maxEpochs) {
+        // Hand back what was just leased: the leases lapse and the items go to others.
+        return;
+      }
+    } else if (w.epoch > this.epoch) {
+      // An epoch was abandoned: same weights, a new epoch; the gradient sum starts again.
+      this.stats.epochsDone += w.epoch - this.epoch;
+      this.epoch = w.epoch;
+      this.credited = 0;
+      await this.compute.reset();
+    }
+    this.stats.phase = `${w.phase.toUpperCase()}(${w.epoch})${w.deadline ? ` until ${new Date(w.deadline).toISOString().slice(11, 19)}` : ''}`;
+    if (w.items.length > 0) {
+      this.stats.idle = '';
+      await Promise.all(w.items.map((it) => this.item(it)));
+      return;
+    }
+    if (w.duty && this.uploadedFor !== w.duty.epoch) {
+      await this.uploadGradient(w.duty.epoch, w.duty.stage, w.duty.key, w.duty.samples, w.duty.lr, w.duty.step);
+      return;
+    }
+    if (w.phase === 'merging' && this.merger) {
+      const done = await this.merger.runOnce();
+      if (done > 0) {
+        this.emit({ event: 'merge', epoch: w.epoch, stage: w.stage, jobs: done, bytes_in: this.merger.bytesDown, bytes_out: this.merger.bytesUp });
+        return;
+      }
+    }
+    this.stats.idle = w.idle ? `${w.idle.reason}: ${w.idle.message}` : '';
+    this.emit({ event: 'idle', reason: w.idle?.reason, message: w.idle?.message, next_change_at: w.idle?.next_change_at, phase: w.phase, epoch: w.epoch });
+    const until = w.idle?.next_change_at ? w.idle.next_change_at - w.server_time : 1000;
+    await sleep(Math.max(25, Math.min(w.phase === 'training' ? 100 : 250, until)));
+  }
+
+  private async fetchInput(ref: { url?: string; sha256: string; size: number }, shape: [number, number, number]): Promise<Float32Array> {
+    const bytes = await download(ref.url!, { sha256: ref.sha256, size: ref.size }, this.o.transfer);
+    this.stats.bytesIn += bytes.length;
+    return decodeActivation(bytes, shape);
+  }
+
+  private async windows(it: WorkItemMessage): Promise<Int32Array[]> {
+    const seq = this.info.model.seq;
+    const out: Int32Array[] = [];
+    for (const w of it.windows ?? []) {
+      const bytes = await download(w.url!, { range: { start: w.start, end: w.end }, rangeSha256: w.sha256 }, this.o.transfer);
+      this.stats.bytesIn += bytes.length;
+      out.push(readWindow(bytes, (w.end - w.start) / (seq + 1) === 4 ? 4 : 2, { expectTokens: seq + 1, vocabSize: this.info.model.vocab_size }));
+    }
+    return out;
+  }
+
+  private async item(it: WorkItemMessage): Promise<void> {
+    const seq = this.info.model.seq;
+    const n = it.samples.length;
+    const B = this.info.model.bottleneck;
+    const act: [number, number, number] = [n, seq, B];
+    let input: StageInput;
+    let targets: Int32Array | undefined;
+    try {
+      if (it.stage === 0) {
+        const win = await this.windows(it);
+        const tokens = new Int32Array(n * seq);
+        targets = new Int32Array(n * seq);
+        win.forEach((w, i) => {
+          tokens.set(w.subarray(0, seq), i * seq);
+          targets!.set(w.subarray(1), i * seq);
+        });
+        input = { tokens, shape: [n, seq] };
+      } else {
+        input = { x: await this.fetchInput(it.x!, act), shape: act };
+        if (it.kind === 'tail') {
+          const win = await this.windows(it);
+          targets = new Int32Array(n * seq);
+          win.forEach((w, i) => targets!.set(w.subarray(1), i * seq));
+        }
+      }
+    } catch (e) {
+      if (!isIotaError(e)) throw e;
+      await this.refuse(it, e);
+      return;
+    }
+    let dy: Float32Array | undefined;
+    if (it.kind === 'bwd') {
+      try {
+        dy = await this.fetchInput(it.dy!, act);
+      } catch (e) {
+        if (!isIotaError(e)) throw e;
+        await this.refuse(it, e);
+        return;
+      }
+    }
+
+    let out: Float32Array | undefined;
+    let losses: number[] | undefined;
+    const codec: Codec = it.kind === 'fwd' ? this.info.run.activation_codec : 'f32';
+    if (it.kind === 'fwd') {
+      out = (await this.compute.forward(input)).y;
+    } else if (it.kind === 'tail') {
+      const r = await this.compute.tail(it.lease, input, targets!);
+      out = r.dx;
+      losses = Array.from(r.losses);
+    } else {
+      out = (await this.compute.backward(it.lease, input, dy!, act)).dx;
+    }
+
+    let output: { size: number; sha256: string } | undefined;
+    if (it.output_key && out) {
+      const bytes = encodeActivation(out, act, codec);
+      output = await this.put('activation', it.output_key, bytes);
+    }
+    try {
+      const r = await this.client.post<{ credited: number }>('/v1/report', { lease: it.lease, ...(output ? { output } : {}), ...(losses ? { losses } : {}) });
+      if (r.credited > 0) {
+        await this.compute.commit(it.lease);
+        this.credited += r.credited;
+      }
+      this.stats[it.kind] += n;
+      if (it.kind !== 'fwd') this.stats.samples += n;
+      if (losses) {
+        this.stats.lastLoss = losses.reduce((a, b) => a + b, 0) / losses.length;
+        this.emit({ event: 'loss', epoch: it.epoch, item: it.item, samples: it.samples, loss: this.stats.lastLoss });
+      }
+      this.emit({ event: 'item', kind: it.kind, epoch: it.epoch, stage: it.stage, item: it.item, samples: n });
+    } catch (e) {
+      if (it.kind !== 'fwd') await this.compute.discard(it.lease);
+      if (e instanceof ApiError && ['E_LEASE_LOST', 'E_PHASE_CLOSED'].includes(e.code)) {
+        this.emit({ event: 'lost', lease: it.lease, code: e.code, message: e.message });
+        return;
+      }
+      throw e;
+    }
+  }
+
+  /** A bad input: tell the orchestrator (the item is dropped) and carry on. */
+  private async refuse(it: WorkItemMessage, e: IotaError): Promise<void> {
+    this.stats.refused++;
+    this.emit({ event: 'refused', item: it.item, kind: it.kind, code: e.code, message: e.message });
+    try {
+      await this.client.post('/v1/refuse', { lease: it.lease, code: e.code, message: e.message.slice(0, 300) });
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+    }
+  }
+
+  private async uploadGradient(epoch: number, stage: number, key: string, samples: number, lr: number, step: number): Promise<void> {
+    if (samples !== this.credited) this.emit({ event: 'warning', message: `the ledger credits ${samples} samples, this miner counted ${this.credited}` });
+    const sum = await this.compute.gradientSum();
+    const bytes = encodeGradient(sum);
+    const d = await this.put('gradient', key, bytes);
+    const params = this.info.params[stage];
+    await this.client.post('/v1/gradient', { epoch, stage, ...d, partitions: partitionHashes(bytes, params, partitionElements(this.info.run.merge.partition_bytes)) });
+    this.uploadedFor = epoch;
+    this.emit({ event: 'upload', epoch, stage, samples, bytes: bytes.length, lr, step });
+  }
+
+  private async put(kind: 'activation' | 'gradient', key: string, bytes: Uint8Array): Promise<{ size: number; sha256: string }> {
+    const d = describeUpload(bytes);
+    const plan = await this.client.post<UploadPlan>('/v1/storage/upload', { kind, key, size: d.size, sha256: d.sha256, chunk_hashes: d.chunkHashes, ...(d.partSize ? { part_size: d.partSize, part_sha256s: d.partSha256s } : {}) });
+    const { etags } = await upload(plan, bytes, this.o.transfer);
+    if (plan.uploadId) await this.client.post('/v1/storage/complete', { key, upload_id: plan.uploadId, etags });
+    this.stats.bytesOut += bytes.length;
+    return { size: d.size, sha256: d.sha256 };
+  }
+}
