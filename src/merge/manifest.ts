@@ -33,6 +33,9 @@ export interface StageManifest {
   step: number;
   /** elements of the flat vector */
   params: number;
+  /** the step that made these weights: the mean gradient's norm before clipping, and the clip factor */
+  grad_norm?: number;
+  clip_factor?: number;
   partitions: PartitionEntry[];
 }
 

@@ -41,6 +41,10 @@ export class IotaProcess {
   readonly child: ReturnType<typeof spawn>;
   readonly stderr: string[] = [];
   private lines: unknown[] = [];
+  /** every JSON line seen so far */
+  get events(): Array<Record<string, unknown>> {
+    return this.lines as Array<Record<string, unknown>>;
+  }
   private waiters: Array<{ test: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void; reject: (e: Error) => void }> = [];
   readonly exited: Promise<number | null>;
 

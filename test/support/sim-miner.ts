@@ -58,6 +58,11 @@ export class SimMiner extends SimParticipant {
     return this.last;
   }
 
+  /** the bytes to upload as an item's output (default: random bytes) */
+  outputFor: (it: WorkItemMessage) => Uint8Array = (it) => randomBytes(256 + it.samples.length);
+  /** called after an output is uploaded and before it is reported (a test may tamper with it) */
+  afterUpload?: (it: WorkItemMessage, key: string) => Promise<void> | void;
+
   /** Reads the item's inputs as a miner would, then uploads an output and reports. */
   async complete(it: WorkItemMessage, o: { skipInputs?: boolean } = {}): Promise<ReportReply> {
     if (!o.skipInputs) {
@@ -66,8 +71,8 @@ export class SimMiner extends SimParticipant {
     }
     let output: { size: number; sha256: string } | undefined;
     if (it.output_key) {
-      const bytes = randomBytes(256 + it.samples.length);
-      output = await this.put('activation', it.output_key, bytes);
+      output = await this.put('activation', it.output_key, this.outputFor(it));
+      await this.afterUpload?.(it, it.output_key);
     }
     const losses = it.kind === 'tail' ? it.samples.map(() => 5 + Math.random()) : undefined;
     const r = await this.client.post<ReportReply>('/v1/report', { lease: it.lease, ...(output ? { output } : {}), ...(losses ? { losses } : {}) });

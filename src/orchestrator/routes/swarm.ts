@@ -77,8 +77,17 @@ export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, config
       },
     );
 
-    app.get('/v1/swarm', { config: { auth: 'none' }, schema: { description: 'the run at a glance (what `iota status` shows); public, limited by address', querystring: Type.Object({}, { additionalProperties: false }), response: replies(SwarmStatus) } }, async () =>
-      coordinator.status(ctx.clock()),
+    app.get<{ Querystring: { ledger_from?: string } }>(
+      '/v1/swarm',
+      {
+        config: { auth: 'none' },
+        schema: {
+          description: 'the run at a glance (what `iota status` shows); public, limited by address',
+          querystring: Type.Object({ ledger_from: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$', description: 'ledger counts from this epoch on (default: the last four)' })) }, { additionalProperties: false }),
+          response: replies(SwarmStatus),
+        },
+      },
+      async (req) => coordinator.status(ctx.clock(), req.query.ledger_from === undefined ? undefined : Number(req.query.ledger_from)),
     );
   };
 }

@@ -569,7 +569,7 @@ export class Coordinator {
   }
 
   /** The run at a glance: phases, miners, queues, ledger counts, losses, throughput. */
-  status(now: number): SwarmStatus {
+  status(now: number, ledgerFrom?: number): SwarmStatus {
     const head = this.state.stage(0);
     const ep = this.state.epoch(head.epoch);
     const caps = capacities(this.loads(now));
@@ -606,7 +606,7 @@ export class Coordinator {
             })),
         };
       }),
-      ledger: this.state.ledgerCounts(Math.max(0, head.epoch - 3)),
+      ledger: this.state.ledgerCounts(ledgerFrom ?? Math.max(0, head.epoch - 3)),
       losses: this.state.recentLosses(20).map((l) => ({ epoch: l.epoch, item: l.item, loss: l.loss, at: l.done_at })),
       throughput: this.state.tailSamplesSince(now - 60_000) / 60,
       ...(mergeShare !== undefined ? { merge_share: mergeShare } : {}),

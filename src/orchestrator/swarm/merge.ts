@@ -480,6 +480,8 @@ export class MergeCoordinator implements MergeHooks {
       epoch: m.epoch + 1,
       step: prev.step + 1,
       params: m.plan.params,
+      grad_norm: Math.sqrt(m.norm2 ?? 0),
+      clip_factor: m.clip_factor ?? 1,
       partitions: m.plan.partitions.map((p) => {
         const r = results.get(p.index)!;
         return { index: p.index, offset: p.offset, length: p.length, key: r.w.key, size: r.w.size, sha256: r.w.sha256, optim: r.optim };
