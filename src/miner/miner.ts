@@ -18,8 +18,8 @@ import type { Identity } from '../protocol/keys.js';
 import type { ManifestRefSchema, WorkItemMessage, WorkReply, JoinReply } from '../protocol/swarm-messages.js';
 import { describeUpload, download, upload, type TransferOptions, type UploadPlan } from '../store/index.js';
 import { sha256Hex } from '../tensor-io/hash.js';
-import { Compute, type StageInput } from './compute.js';
-import { decodeActivation, encodeActivation, type Codec } from './tensors.js';
+import { Compute, type StageInput } from '../compute/compute.js';
+import { decodeActivation, encodeActivation, type Codec } from '../compute/tensors.js';
 import type { Static } from '@sinclair/typebox';
 
 export interface MinerOptions {
@@ -83,8 +83,18 @@ export class Miner {
   async run(): Promise<void> {
     try {
       await this.start();
+      let failures = 0;
       while (!this.stopping) {
-        await this.step();
+        try {
+          await this.step();
+          failures = 0;
+        } catch (e) {
+          // The orchestrator restarting or a network hiccup is not fatal: back off and ask again.
+          if (!isIotaError(e) || !(e.code === 'E_UNREACHABLE' || (e instanceof ApiError && e.status >= 500)) || ++failures > 60) throw e;
+          this.emit({ event: 'warning', message: `${e.message}; retrying (${failures})` });
+          await sleep(Math.min(5000, 250 * 2 ** Math.min(failures, 5)));
+          continue;
+        }
         if (this.o.maxSamples !== undefined && this.stats.samples >= this.o.maxSamples) break;
         if (this.o.maxEpochs !== undefined && this.stats.epochsDone >= this.o.maxEpochs) break;
       }

@@ -11,7 +11,7 @@ import { decodePartition, parseManifest } from '../../src/merge/manifest.js';
 import { stageLayout } from '../../src/model/params.js';
 import { newIdentity, writeKeyFile } from '../../src/protocol/keys.js';
 import type { SwarmStatus } from '../../src/protocol/swarm-messages.js';
-import { encodeActivation } from '../../src/miner/tensors.js';
+import { encodeActivation } from '../../src/compute/tensors.js';
 import { decodeSafetensors, encodeSafetensors } from '../../src/tensor-io/safetensors.js';
 import { IotaProcess, killAll, runIota } from '../support/cli.js';
 import { relErr } from '../support/model.js';

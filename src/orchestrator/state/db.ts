@@ -113,6 +113,7 @@ const MIGRATIONS: string[] = [
      output TEXT,
      loss REAL,
      done_at INTEGER,
+     gate INTEGER,
      PRIMARY KEY (item, stage, kind)
    ) WITHOUT ROWID;
    CREATE INDEX tasks_ready ON tasks (stage, epoch, kind, ready_at) WHERE state = 'ready';
@@ -177,7 +178,38 @@ const MIGRATIONS: string[] = [
      result TEXT NOT NULL,
      PRIMARY KEY (epoch, stage, round, step, partition)
    ) WITHOUT ROWID;
-   CREATE TABLE merge_faults (
+   CREATE TABLE manifests (
+     stage INTEGER NOT NULL,
+     epoch INTEGER NOT NULL,
+     manifest TEXT NOT NULL,
+     PRIMARY KEY (stage, epoch)
+   ) WITHOUT ROWID;
+   CREATE TABLE standing (
+     miner TEXT PRIMARY KEY,
+     probation INTEGER NOT NULL,
+     passes INTEGER NOT NULL DEFAULT 0,
+     failures INTEGER NOT NULL DEFAULT 0,
+     quarantined_at INTEGER
+   ) WITHOUT ROWID;
+   CREATE TABLE validations (
+     id INTEGER PRIMARY KEY,
+     epoch INTEGER NOT NULL,
+     stage INTEGER NOT NULL,
+     item INTEGER NOT NULL,
+     kind TEXT NOT NULL,
+     miner TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('open', 'assigned', 'passed', 'failed', 'void')),
+     validator TEXT,
+     expires INTEGER,
+     rel_err REAL,
+     detail TEXT,
+     created_at INTEGER NOT NULL,
+     done_at INTEGER
+   );
+   CREATE INDEX validations_state ON validations (state, id);
+   CREATE INDEX validations_miner ON validations (miner, state);
+   CREATE TABLE faults (
      id INTEGER PRIMARY KEY,
      epoch INTEGER NOT NULL,
      stage INTEGER NOT NULL,

@@ -49,8 +49,8 @@ export class MergeState {
       resultGet: p('SELECT result FROM merge_results WHERE epoch = ? AND stage = ? AND round = ? AND step = ? AND partition = ?'),
       resultPut: p('INSERT OR REPLACE INTO merge_results (epoch, stage, round, step, partition, result) VALUES (?, ?, ?, ?, ?, ?)'),
       results: p('SELECT partition, result FROM merge_results WHERE epoch = ? AND stage = ? AND round = ? AND step = ? ORDER BY partition'),
-      fault: p('INSERT INTO merge_faults (epoch, stage, miner, kind, detail, at) VALUES (?, ?, ?, ?, ?, ?)'),
-      faults: p('SELECT epoch, stage, miner, kind, detail, at FROM merge_faults WHERE epoch = ? AND stage = ? ORDER BY id'),
+      fault: p('INSERT INTO faults (epoch, stage, miner, kind, detail, at) VALUES (?, ?, ?, ?, ?, ?)'),
+      faults: p('SELECT epoch, stage, miner, kind, detail, at FROM faults WHERE epoch = ? AND stage = ? ORDER BY id'),
     };
   }
 

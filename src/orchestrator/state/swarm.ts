@@ -94,6 +94,8 @@ export interface TaskRow {
   output: ObjectRef | null;
   loss: number | null;
   done_at: number | null;
+  /** a validation holding this task back (the output of a miner on probation), or null */
+  gate: number | null;
 }
 
 export interface ItemRow {
@@ -163,13 +165,16 @@ export class SwarmState {
       memberFlush: p('UPDATE members SET last_seen = MAX(last_seen, ?), rate = COALESCE(?, rate), done = done + ? WHERE miner = ?'),
       taskByLease: p('SELECT * FROM tasks WHERE lease = ?'),
       taskGet: p('SELECT * FROM tasks WHERE item = ? AND stage = ? AND kind = ?'),
-      taskPut: p("INSERT INTO tasks (item, stage, kind, epoch, first_sample, n, state, prefer, ready_at, input) VALUES (?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?)"),
+      taskPut: p("INSERT INTO tasks (item, stage, kind, epoch, first_sample, n, state, prefer, ready_at, input, gate) VALUES (?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?, ?)"),
+      ungate: p('UPDATE tasks SET gate = NULL, ready_at = ? WHERE gate = ?'),
+      manifestPut: p('INSERT OR REPLACE INTO manifests (stage, epoch, manifest) VALUES (?, ?, ?)'),
+      manifestGet: p('SELECT manifest FROM manifests WHERE stage = ? AND epoch = ?'),
       taskLease: p("UPDATE tasks SET state = 'leased', miner = ?, lease = ?, leased_at = ?, expires = ? WHERE item = ? AND stage = ? AND kind = ?"),
       taskFinish: p('UPDATE tasks SET state = ?, output = ?, loss = ?, done_at = ? WHERE item = ? AND stage = ? AND kind = ?'),
       taskSetState: p('UPDATE tasks SET state = ? WHERE item = ? AND stage = ? AND kind = ?'),
-      readyPreferred: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind = 'bwd' AND prefer = ? ORDER BY ready_at, item LIMIT 1"),
-      readyBackward: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind = 'bwd' ORDER BY ready_at, item LIMIT 32"),
-      readyForward: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind IN ('fwd', 'tail') ORDER BY item LIMIT 1"),
+      readyPreferred: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind = 'bwd' AND prefer = ? AND gate IS NULL ORDER BY ready_at, item LIMIT 1"),
+      readyBackward: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind = 'bwd' AND gate IS NULL ORDER BY ready_at, item LIMIT 32"),
+      readyForward: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind IN ('fwd', 'tail') AND gate IS NULL ORDER BY item LIMIT 1"),
       heldItems: p("SELECT COUNT(DISTINCT item) AS n FROM tasks WHERE miner = ? AND state IN ('leased', 'held')"),
       minerTasks: p("SELECT COUNT(*) AS n FROM tasks WHERE miner = ? AND state IN ('leased', 'held')"),
       renew: p("UPDATE tasks SET expires = ? WHERE miner = ? AND state = 'leased' AND expires >= ?"),
@@ -194,6 +199,11 @@ export class SwarmState {
       ledgerCounts: p('SELECT epoch, stage, state, SUM(n) AS samples FROM ledger WHERE epoch >= ? GROUP BY epoch, stage, state ORDER BY epoch, stage, state'),
       ledgerSamples: p('SELECT item, stage, state, miner FROM ledger WHERE epoch = ? ORDER BY item, stage'),
       ledgerUnresolved: p("SELECT COUNT(*) AS n FROM ledger WHERE miner = ? AND state IN ('credited', 'uploaded')"),
+      upstreamExpiry: p("SELECT MIN(expires) AS t FROM tasks WHERE stage < ? AND epoch = ? AND state = 'leased'"),
+      leaseHolders: p("SELECT DISTINCT miner FROM tasks WHERE state = 'leased'"),
+      dropItemLedger: p("UPDATE ledger SET state = ? WHERE item = ? AND state = 'open'"),
+      voidItemTasks: p("UPDATE tasks SET state = 'void' WHERE item = ? AND state IN ('ready', 'leased', 'held')"),
+      fault: p('INSERT INTO faults (epoch, stage, miner, kind, detail, at) VALUES (?, ?, ?, ?, ?, ?)'),
       gradGet: p('SELECT * FROM gradients WHERE epoch = ? AND stage = ? AND miner = ?'),
       gradPut: p('INSERT INTO gradients (epoch, stage, miner, key, size, sha256, n, partitions, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       gradAll: p('SELECT * FROM gradients WHERE epoch = ? AND stage = ? ORDER BY miner'),
@@ -284,8 +294,20 @@ export class SwarmState {
   task(item: number, stage: number, kind: TaskKind): TaskRow | undefined {
     return task(this.s.taskGet.get(item, stage, kind) as Raw<TaskRow> | undefined);
   }
-  addTask(item: number, stage: number, kind: TaskKind, epoch: number, firstSample: number, n: number, prefer: string | null, now: number, input: TaskInput): void {
-    this.s.taskPut.run(item, stage, kind, epoch, firstSample, n, prefer, now, JSON.stringify(input));
+  addTask(item: number, stage: number, kind: TaskKind, epoch: number, firstSample: number, n: number, prefer: string | null, now: number, input: TaskInput, gate: number | null = null): void {
+    this.s.taskPut.run(item, stage, kind, epoch, firstSample, n, prefer, now, JSON.stringify(input), gate);
+  }
+  /** Releases the tasks a validation held back. */
+  ungate(validation: number, now: number): void {
+    this.s.ungate.run(now, validation);
+  }
+  /** The weights a stage trained epoch E with (every epoch's manifest is kept). */
+  putManifest(stage: number, epoch: number, m: ManifestRef): void {
+    this.s.manifestPut.run(stage, epoch, JSON.stringify(m));
+  }
+  manifest(stage: number, epoch: number): ManifestRef | undefined {
+    const r = this.s.manifestGet.get(stage, epoch) as { manifest: string } | undefined;
+    return r && (JSON.parse(r.manifest) as ManifestRef);
   }
   leaseTask(t: TaskRow, miner: string, lease: string, now: number, expires: number): void {
     this.s.taskLease.run(miner, lease, now, expires, t.item, t.stage, t.kind);
@@ -379,6 +401,23 @@ export class SwarmState {
   }
   ledgerRows(epoch: number): Array<{ item: number; stage: number; state: string; miner: string | null }> {
     return this.s.ledgerSamples.all(epoch) as Array<{ item: number; stage: number; state: string; miner: string | null }>;
+  }
+
+  /** The earliest lease expiry of an epoch's items before stage `below`. */
+  upstreamExpiry(below: number, epoch: number): number | null {
+    return (this.s.upstreamExpiry.get(below, epoch) as { t: number | null }).t;
+  }
+  leaseHolders(): Set<string> {
+    return new Set((this.s.leaseHolders.all() as Array<{ miner: string }>).map((r) => r.miner));
+  }
+  /** Drops an item wherever it is still open and voids its live tasks; returns the tasks voided. */
+  dropItem(item: number, state: string): number {
+    this.s.dropItemLedger.run(state, item);
+    return this.s.voidItemTasks.run(item).changes;
+  }
+  /** A fault for scoring (the validator's input): who, what, where. */
+  fault(epoch: number, stage: number, miner: string, kind: string, detail: string, now: number): void {
+    this.s.fault.run(epoch, stage, miner, kind, detail, now);
   }
 
   gradient(epoch: number, stage: number, miner: string): GradientRow | undefined {

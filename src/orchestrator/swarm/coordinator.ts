@@ -42,6 +42,16 @@ export interface MergeHooks {
   atDeadline?(stage: number, epoch: number, now: number): ManifestRef | undefined;
 }
 
+/**
+ * How validation plugs in (the validator issue): after a report is accepted the hook may ask
+ * for the work to be checked; a returned gate id holds the item's next task back until the
+ * verdict (the outputs of miners on probation are not forwarded unverified).
+ */
+export interface ValidationHooks {
+  afterReport(t: TaskRow, miner: string, now: number): number | null;
+  joined?(miner: string, now: number): void;
+}
+
 export interface SwarmSettings {
   /** the run's name: object keys live under runs/<name>/ */
   name: string;
@@ -54,6 +64,7 @@ export interface SwarmSettings {
   /** the data window of a sample id, with its shard's key and the window's sha256 */
   window(sampleId: number): WindowRef;
   merge?: MergeHooks;
+  validation?: ValidationHooks;
 }
 
 export interface Idle {
@@ -137,7 +148,10 @@ export class Coordinator {
   /** Creates the stages (epoch 0, TRAINING, the given manifests) of a new run. */
   createRun(configHash: string, manifests: ManifestRef[], now: number): void {
     this.state.putRun({ name: this.cfg.name, config: JSON.stringify({ run: this.cfg.run, model: this.cfg.model }), config_hash: configHash, stages: this.stages, created_at: now });
-    manifests.forEach((manifest, stage) => this.state.putStage({ stage, epoch: 0, phase: 'training', since: now, deadline: null, manifest, note: '' }));
+    manifests.forEach((manifest, stage) => {
+      this.state.putStage({ stage, epoch: 0, phase: 'training', since: now, deadline: null, manifest, note: '' });
+      this.state.putManifest(stage, 0, manifest);
+    });
     this.state.startEpoch(0, now);
   }
 
@@ -152,6 +166,7 @@ export class Coordinator {
     if (!m) {
       const stage = requested === 'auto' ? chooseStage(this.loads(now)) : requested;
       this.state.addMember(miner, stage, req, this.state.stage(0).epoch, now);
+      this.cfg.validation?.joined?.(miner, now);
       return this.view(stage);
     }
     this.state.seen(miner, now);
@@ -218,7 +233,7 @@ export class Coordinator {
     if (m.stage === 0 && ep && ep.closed_at !== null) {
       return { reason: 'epoch_full', message: `epoch ${st.epoch} has all ${this.cfg.run.samples_per_epoch} samples allocated; the pipeline is draining`, ...(ep.drain_deadline !== null ? { next_change_at: ep.drain_deadline } : {}) };
     }
-    const nextExpiry = this.state.db.prepare("SELECT MIN(expires) AS t FROM tasks WHERE stage < ? AND epoch = ? AND state = 'leased'").get(m.stage === 0 ? this.stages : m.stage, st.epoch) as { t: number | null };
+    const nextExpiry = { t: this.state.upstreamExpiry(m.stage === 0 ? this.stages : m.stage, st.epoch) };
     return {
       reason: 'waiting_for_upstream',
       message: m.stage === 0 ? 'no backward is ready for the head yet; items are in flight downstream' : `no item has reached stage ${m.stage} yet; items are in flight upstream`,
@@ -318,23 +333,26 @@ export class Coordinator {
     this.state.recordRate(miner, ewma(m.rate, (UNITS[t.kind] * t.n) / dt), t.kind === 'fwd' ? 0 : t.n, now);
 
     let credited = 0;
+    const done = { ...t, output: out, loss };
     if (t.kind === 'fwd') {
       // The miner keeps the input for the backward that comes back to it.
       this.state.finishTask(t, 'held', out, null, now);
+      const gate = this.cfg.validation?.afterReport(done, miner, now) ?? null;
       const next = t.stage + 1;
       const kind: TaskKind = next === this.stages - 1 ? 'tail' : 'fwd';
-      this.state.addTask(t.item, next, kind, t.epoch, t.first_sample, t.n, null, now, kind === 'tail' ? { x: out!, windows: this.state.item(t.item).windows } : { x: out! });
+      this.state.addTask(t.item, next, kind, t.epoch, t.first_sample, t.n, null, now, kind === 'tail' ? { x: out!, windows: this.state.item(t.item).windows } : { x: out! }, gate);
     } else {
       this.state.finishTask(t, 'done', out, loss, now);
       this.state.credit(t.item, t.stage, miner);
       credited = t.n;
+      const gate = this.cfg.validation?.afterReport(done, miner, now) ?? null;
       if (t.kind === 'bwd') {
         const fwd = this.state.task(t.item, t.stage, 'fwd');
         if (fwd && fwd.state === 'held') this.state.setTaskState(fwd, 'done');
       }
       if (t.stage > 0) {
         const prev = this.state.task(t.item, t.stage - 1, 'fwd')!;
-        this.state.addTask(t.item, t.stage - 1, 'bwd', t.epoch, t.first_sample, t.n, prev.miner, now, { ...prev.input, dy: out! });
+        this.state.addTask(t.item, t.stage - 1, 'bwd', t.epoch, t.first_sample, t.n, prev.miner, now, { ...prev.input, dy: out! }, gate);
       }
       this.advanceStage(t.stage, now);
     }
@@ -351,11 +369,8 @@ export class Coordinator {
     const t = this.state.taskByLease(lease);
     if (!t || t.miner !== miner || t.state !== 'leased') throw new HttpError('E_LEASE_LOST', `lease ${lease} is not held by you`);
     const producer = t.kind === 'bwd' ? this.state.task(t.item, t.stage + 1, t.stage + 1 === this.stages - 1 ? 'tail' : 'bwd') : t.stage > 0 ? this.state.task(t.item, t.stage - 1, 'fwd') : undefined;
-    this.state.db.prepare("UPDATE ledger SET state = 'dropped:bad_input' WHERE item = ? AND state = 'open'").run(t.item);
-    const dropped = this.state.db.prepare("UPDATE tasks SET state = 'void' WHERE item = ? AND state IN ('ready', 'leased', 'held')").run(t.item).changes;
-    this.state.db
-      .prepare('INSERT INTO merge_faults (epoch, stage, miner, kind, detail, at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(t.epoch, producer?.stage ?? t.stage, producer?.miner ?? '(data)', 'bad_output', `${code} from ${miner.slice(0, 8)} on item ${t.item}: ${message.slice(0, 200)}`, now);
+    const dropped = this.state.dropItem(t.item, 'dropped:bad_input');
+    this.state.fault(t.epoch, producer?.stage ?? t.stage, producer?.miner ?? '(data)', 'bad_output', `${code} from ${miner.slice(0, 8)} on item ${t.item}: ${message.slice(0, 200)}`, now);
     for (let s = 0; s < this.stages; s++) this.advanceStage(s, now);
     return { dropped };
   }
@@ -518,6 +533,7 @@ export class Coordinator {
     const next = st.epoch + 1;
     if (st.stage === 0 && st.phase !== 'training') this.state.addMergeTime(st.epoch, now);
     this.state.putStage({ stage: st.stage, epoch: next, phase: 'training', since: now, deadline: null, manifest, note });
+    this.state.putManifest(st.stage, next, manifest);
     if (st.stage === 0) {
       this.state.startEpoch(next, now);
       for (const move of rebalance(this.loads(now))) {
@@ -575,7 +591,7 @@ export class Coordinator {
     const caps = capacities(this.loads(now));
     const queue = this.state.queue();
     const members = this.state.members();
-    const working = new Set(queue.length ? (this.state.db.prepare("SELECT DISTINCT miner FROM tasks WHERE state = 'leased'").all() as Array<{ miner: string }>).map((r) => r.miner) : []);
+    const working = queue.length ? this.state.leaseHolders() : new Set<string>();
     const recent = this.state.recentEpochs(6).filter((e) => e.epoch < head.epoch);
     let mergeShare: number | undefined;
     if (recent.length > 0) {
