@@ -9,6 +9,8 @@ import { SwarmState } from '../orchestrator/state/swarm.js';
 import { swarmRoutes } from '../orchestrator/routes/swarm.js';
 import { MergeCoordinator } from '../orchestrator/swarm/merge.js';
 import { MergeState } from '../orchestrator/state/merge.js';
+import { ValidationCoordinator } from '../orchestrator/swarm/validation.js';
+import { ValidationState } from '../orchestrator/state/validation.js';
 import { stageSpecs } from '../config/model.js';
 import { stageLayout } from '../model/params.js';
 import { buildOrchestrator, pruneState } from '../orchestrator/server.js';
@@ -51,6 +53,7 @@ export function registerOrchestrator(program: Command): void {
       const log = (s: string) => (o.json ? printJson({ event: 'log', message: s }) : note(s));
       let coordinator: Coordinator | undefined;
       let merge: MergeCoordinator | undefined;
+      let validationCoordinator: ValidationCoordinator | undefined;
       let commit: (<T>(fn: () => T) => Promise<T>) | undefined;
       let configHash: string | undefined;
       let runName = o.runId;
@@ -60,15 +63,18 @@ export function registerOrchestrator(program: Command): void {
         const opened = await openRun({ run: loaded.run, model: loaded.model, state, store, log });
         const layouts = stageSpecs(loaded.model).map((s) => stageLayout(loaded.model, s).params);
         merge = new MergeCoordinator(new MergeState(repo.db), { name: loaded.run.name, run: loaded.run, model: loaded.model, layouts, params: opened.settings.params }, store, (fn) => commit!(fn), Date.now, log);
-        coordinator = new Coordinator(state, { ...opened.settings, merge });
+        const validation = new ValidationCoordinator(new ValidationState(repo.db), state, { run: loaded.run, model: loaded.model, params: opened.settings.params });
+        coordinator = new Coordinator(state, { ...opened.settings, merge, validation });
         merge.coordinator = coordinator;
+        validation.coordinator = coordinator;
+        validationCoordinator = validation;
         if (opened.manifests) {
           const manifests = opened.manifests;
           repo.transaction(() => coordinator!.createRun(opened.configHash, manifests, Date.now()));
         }
         configHash = opened.configHash;
         runName = loaded.run.name;
-        plugins.push(swarmRoutes(coordinator, store, configHash, merge));
+        plugins.push(swarmRoutes(coordinator, store, configHash, merge, validationCoordinator));
       }
       const verifyThreads = process.env.IOTA_VERIFY_THREADS === undefined ? undefined : Number(process.env.IOTA_VERIFY_THREADS);
       const { app, ctx } = await buildOrchestrator({ run: runName, version: pkg.version, repo, node, rateLimits, plugins, verifyThreads, configHash });

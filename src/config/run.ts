@@ -61,6 +61,20 @@ export const MergeSchema = Type.Object(
   { additionalProperties: false, default: {} },
 );
 
+export const ValidationSchema = Type.Object(
+  {
+    rate: Fraction(0.1, 'share of accepted work items a validator replays (miners on probation: all)'),
+    threshold: Positive('relative error ||v - m|| / ||v|| above which a replayed output fails', { default: 0.05 }),
+    probation_passes: Type.Integer({ minimum: 0, default: 3, description: 'consecutive passes that release a new or quarantined miner from probation' }),
+    task_s: Positive('a validator holds a task this long; a gate on a probation miner’s output lasts at most this', { default: 60 }),
+    window_epochs: Type.Integer({ minimum: 1, default: 10, description: 'scores count verified work of this many recent epochs' }),
+    penalty_items: Positive('a failed verdict costs the work of this many of the miner’s items', { default: 20 }),
+    burn_fraction: Fraction(0, 'share of incentive weight sent to the owner id (IOTA burns 0.8)'),
+    owner: Type.Optional(Type.String({ maxLength: 64, description: 'the id that receives burn_fraction' })),
+  },
+  { additionalProperties: false, default: {} },
+);
+
 export const RunConfigSchema = Type.Object(
   {
     name: Type.String({ minLength: 1, pattern: '^[A-Za-z0-9._-]+$' }),
@@ -77,6 +91,7 @@ export const RunConfigSchema = Type.Object(
     schedule: ScheduleSchema,
     phases: PhasesSchema,
     merge: MergeSchema,
+    validation: ValidationSchema,
   },
   { additionalProperties: false },
 );

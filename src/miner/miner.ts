@@ -7,19 +7,20 @@
  */
 import { stageSpecs, type ModelConfig } from '../config/model.js';
 import type { RunConfig } from '../config/run.js';
-import { readWindow } from '../data/windows.js';
 import { IotaError, isIotaError } from '../errors.js';
 import { encodeGradient, partitionHashes } from '../merge/gradient.js';
-import { decodePartition, parseManifest, partitionElements } from '../merge/manifest.js';
+import { partitionElements } from '../merge/manifest.js';
+import { loadStageWeights } from '../merge/weights.js';
 import { MergeWorker } from '../merge/worker.js';
 import { stageLayout } from '../model/params.js';
 import { ApiError, SignedClient } from '../protocol/client.js';
 import type { Identity } from '../protocol/keys.js';
 import type { ManifestRefSchema, WorkItemMessage, WorkReply, JoinReply } from '../protocol/swarm-messages.js';
-import { describeUpload, download, upload, type TransferOptions, type UploadPlan } from '../store/index.js';
+import { describeUpload, upload, type TransferOptions, type UploadPlan } from '../store/index.js';
 import { sha256Hex } from '../tensor-io/hash.js';
-import { Compute, type StageInput } from '../compute/compute.js';
-import { decodeActivation, encodeActivation, type Codec } from '../compute/tensors.js';
+import { Compute } from '../compute/compute.js';
+import { encodeActivation, type Codec } from '../compute/tensors.js';
+import { fetchInputs, type ItemInputs } from '../compute/inputs.js';
 import type { Static } from '@sinclair/typebox';
 
 export interface MinerOptions {
@@ -147,17 +148,7 @@ export class Miner {
 
   /** Downloads a stage manifest and every partition it lists, verifying each hash. */
   private async loadManifest(ref: ManifestRef): Promise<Float32Array> {
-    const bytes = await download(ref.url!, { sha256: ref.sha256, size: ref.size }, this.o.transfer);
-    const manifest = parseManifest(bytes);
-    const flat = new Float32Array(manifest.params);
-    for (const p of manifest.partitions) {
-      const info = await this.client.get<{ url: string; sha256: string; size: number }>(`/v1/storage/download?key=${encodeURIComponent(p.key)}`);
-      if (info.sha256 !== p.sha256) throw new IotaError('E_HASH_MISMATCH', `partition ${p.index} of ${ref.key}: the store holds another object`);
-      const b = await download(info.url, { sha256: p.sha256, size: p.size }, this.o.transfer);
-      this.stats.bytesIn += b.length;
-      flat.set(decodePartition(b, p.length), p.offset);
-    }
-    return flat;
+    return (await loadStageWeights(this.client, ref, this.o.transfer, (n) => (this.stats.bytesIn += n))).weights;
   }
 
   /** One exchange with the orchestrator and the work it gives. */
@@ -201,63 +192,17 @@ export class Miner {
     await sleep(Math.max(25, Math.min(w.phase === 'training' ? 100 : 250, until)));
   }
 
-  private async fetchInput(ref: { url?: string; sha256: string; size: number }, shape: [number, number, number]): Promise<Float32Array> {
-    const bytes = await download(ref.url!, { sha256: ref.sha256, size: ref.size }, this.o.transfer);
-    this.stats.bytesIn += bytes.length;
-    return decodeActivation(bytes, shape);
-  }
-
-  private async windows(it: WorkItemMessage): Promise<Int32Array[]> {
-    const seq = this.info.model.seq;
-    const out: Int32Array[] = [];
-    for (const w of it.windows ?? []) {
-      const bytes = await download(w.url!, { range: { start: w.start, end: w.end }, rangeSha256: w.sha256 }, this.o.transfer);
-      this.stats.bytesIn += bytes.length;
-      out.push(readWindow(bytes, (w.end - w.start) / (seq + 1) === 4 ? 4 : 2, { expectTokens: seq + 1, vocabSize: this.info.model.vocab_size }));
-    }
-    return out;
-  }
-
   private async item(it: WorkItemMessage): Promise<void> {
-    const seq = this.info.model.seq;
-    const n = it.samples.length;
-    const B = this.info.model.bottleneck;
-    const act: [number, number, number] = [n, seq, B];
-    let input: StageInput;
-    let targets: Int32Array | undefined;
+    let inputs: ItemInputs;
     try {
-      if (it.stage === 0) {
-        const win = await this.windows(it);
-        const tokens = new Int32Array(n * seq);
-        targets = new Int32Array(n * seq);
-        win.forEach((w, i) => {
-          tokens.set(w.subarray(0, seq), i * seq);
-          targets!.set(w.subarray(1), i * seq);
-        });
-        input = { tokens, shape: [n, seq] };
-      } else {
-        input = { x: await this.fetchInput(it.x!, act), shape: act };
-        if (it.kind === 'tail') {
-          const win = await this.windows(it);
-          targets = new Int32Array(n * seq);
-          win.forEach((w, i) => targets!.set(w.subarray(1), i * seq));
-        }
-      }
+      inputs = await fetchInputs(it, this.info.model, this.o.transfer, (b) => (this.stats.bytesIn += b));
     } catch (e) {
       if (!isIotaError(e)) throw e;
       await this.refuse(it, e);
       return;
     }
-    let dy: Float32Array | undefined;
-    if (it.kind === 'bwd') {
-      try {
-        dy = await this.fetchInput(it.dy!, act);
-      } catch (e) {
-        if (!isIotaError(e)) throw e;
-        await this.refuse(it, e);
-        return;
-      }
-    }
+    const { input, targets, dy, shape: act } = inputs;
+    const n = it.samples.length;
 
     let out: Float32Array | undefined;
     let losses: number[] | undefined;

@@ -187,3 +187,37 @@ export const UnavailableRequest = Type.Object(
 );
 export type UnavailableRequest = Static<typeof UnavailableRequest>;
 export const AcceptedReply = Type.Object({ accepted: Type.Boolean() });
+
+export const ValidationTaskSchema = Type.Object({
+  id: Type.Integer(),
+  epoch: Type.Integer(),
+  stage: Type.Integer(),
+  item: Type.Integer(),
+  kind: Type.Union([Type.Literal('fwd'), Type.Literal('bwd'), Type.Literal('tail')]),
+  miner: Type.String(),
+  samples: Type.Array(Type.Integer()),
+  weights: ManifestRefSchema,
+  windows: Type.Optional(Type.Array(WindowRefSchema)),
+  x: Type.Optional(ObjectRefSchema),
+  dy: Type.Optional(ObjectRefSchema),
+  output: Type.Optional(ObjectRefSchema),
+  loss: Type.Optional(Type.Number()),
+  codec: Type.String(),
+  expires_at: Ms,
+});
+export type ValidationTaskMessage = Static<typeof ValidationTaskSchema>;
+export const ValidationTasksReply = Type.Object({ tasks: Type.Array(ValidationTaskSchema), threshold: Type.Number() });
+export type ValidationTasksReply = Static<typeof ValidationTasksReply>;
+export const VerdictRequest = Type.Object(
+  { id: Type.Integer({ minimum: 1 }), passed: Type.Boolean(), rel_err: Type.Optional(Type.Number({ minimum: 0 })), detail: Type.String({ maxLength: 500 }) },
+  { additionalProperties: false },
+);
+export type VerdictRequest = Static<typeof VerdictRequest>;
+export const ScoresReply = Type.Object({
+  epoch_from: Type.Integer(),
+  scores: Type.Array(
+    Type.Object({ miner: Type.String(), work_flops: Type.Number(), failures: Type.Integer(), penalty_flops: Type.Number(), score: Type.Number(), weight: Type.Number(), probation: Type.Boolean() }),
+  ),
+  burn: Type.Optional(Type.Object({ owner: Type.String(), weight: Type.Number() })),
+});
+export type ScoresReply = Static<typeof ScoresReply>;

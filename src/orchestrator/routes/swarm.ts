@@ -16,9 +16,11 @@ import type { ServerContext } from '../server.js';
 import { registerSwarmMetrics } from '../metrics.js';
 import { URL_TTL_MS } from './storage.js';
 import { mergeRoutes } from './merge.js';
+import { validationRoutes } from './validate.js';
+import type { ValidationCoordinator } from '../swarm/validation.js';
 import type { MergeCoordinator } from '../swarm/merge.js';
 
-export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, configHash: string, merge?: MergeCoordinator) {
+export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, configHash: string, merge?: MergeCoordinator, validation?: ValidationCoordinator) {
   return async (app: FastifyInstance, ctx: ServerContext): Promise<void> => {
     ctx.onHeartbeat = (key, now) => coordinator.heartbeat(key, now);
     registerSwarmMetrics(ctx.metrics.registry, coordinator, ctx.clock, merge);
@@ -29,6 +31,7 @@ export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, config
       return undefined;
     };
     if (merge) await mergeRoutes(app, ctx, merge, store);
+    if (validation) await validationRoutes(app, ctx, validation, store);
 
     app.get('/v1/run', { config: { auth: 'registered' }, schema: { description: 'the run and model configs, and their hash (send it as x-iota-run-hash)', response: replies(RunReply) } }, async () => ({
       name: coordinator.cfg.name,

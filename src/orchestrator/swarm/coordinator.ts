@@ -50,6 +50,7 @@ export interface MergeHooks {
 export interface ValidationHooks {
   afterReport(t: TaskRow, miner: string, now: number): number | null;
   joined?(miner: string, now: number): void;
+  tick?(now: number): void;
 }
 
 export interface SwarmSettings {
@@ -441,6 +442,7 @@ export class Coordinator {
   /** Expires silent miners' leases, closes drained epochs and moves phases whose time has come. */
   tick(now: number): void {
     this.state.flushLiveness();
+    this.cfg.validation?.tick?.(now);
     for (const t of this.state.expiredLeases(now)) {
       this.state.unlease(t, now);
       this.expiries++;

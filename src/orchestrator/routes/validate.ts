@@ -1,0 +1,41 @@
+/** Validators' routes (tasks and verdicts) and the public scores. */
+import type { FastifyInstance } from 'fastify';
+import { Type } from '@sinclair/typebox';
+import { replies } from '../../protocol/messages.js';
+import { ScoresReply, ValidationTasksReply, VerdictRequest } from '../../protocol/swarm-messages.js';
+import type { ObjectStore } from '../../store/index.js';
+import type { ServerContext } from '../server.js';
+import type { ValidationCoordinator } from '../swarm/validation.js';
+
+export async function validationRoutes(app: FastifyInstance, ctx: ServerContext, v: ValidationCoordinator, store: ObjectStore): Promise<void> {
+  app.post<{ Body: { max?: number } }>(
+    '/v1/validate/tasks',
+    {
+      config: { auth: 'registered', roles: ['validator'] },
+      schema: { description: 'take up to `max` replay tasks (never of your own work), with read URLs', body: Type.Object({ max: Type.Optional(Type.Integer({ minimum: 1, maximum: 32 })) }, { additionalProperties: false }), response: replies(ValidationTasksReply) },
+    },
+    async (req) => {
+      const now = ctx.clock();
+      const tasks = await ctx.mutate(req, () => v.tasksFor(req.auth!.key, req.body.max ?? 1, ctx.clock()));
+      const out = structuredClone(tasks);
+      for (const t of out) {
+        const exp = Date.now() + Math.max(1000, t.expires_at - now);
+        const sign = async <T extends { key: string }>(r: T) => ({ ...r, url: await store.presignGet({ key: r.key, expiresAt: exp }) });
+        t.weights = await sign(t.weights);
+        if (t.windows) t.windows = await Promise.all(t.windows.map(sign));
+        if (t.x) t.x = await sign(t.x);
+        if (t.dy) t.dy = await sign(t.dy);
+        if (t.output) t.output = await sign(t.output);
+      }
+      return { tasks: out, threshold: v.cfg.run.validation.threshold };
+    },
+  );
+
+  app.post<{ Body: VerdictRequest }>(
+    '/v1/validate/verdict',
+    { config: { auth: 'registered', roles: ['validator'] }, schema: { description: 'the verdict of a replay, with the relative error measured', body: VerdictRequest, response: replies(Type.Object({ state: Type.String() })) } },
+    async (req) => ctx.mutate(req, () => v.verdict(req.auth!.key, req.body.id, req.body.passed, req.body.rel_err ?? null, req.body.detail, ctx.clock())),
+  );
+
+  app.get('/v1/scores', { config: { auth: 'none' }, schema: { description: 'verified work, penalties, scores and incentive weights (what `iota scores` shows); public', response: replies(ScoresReply) } }, async () => v.scores());
+}

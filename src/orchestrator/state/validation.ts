@@ -1,0 +1,107 @@
+/** Validation's tables: each miner's standing, and the replay tasks with their verdicts. */
+import type { Statement } from 'better-sqlite3';
+import type { DB } from './db.js';
+
+export interface Standing {
+  miner: string;
+  /** 1 while on probation (new, or quarantined after a failure) */
+  probation: number;
+  passes: number;
+  failures: number;
+  quarantined_at: number | null;
+}
+
+export interface ValidationRow {
+  id: number;
+  epoch: number;
+  stage: number;
+  item: number;
+  kind: string;
+  miner: string;
+  reason: string;
+  state: 'open' | 'assigned' | 'passed' | 'failed' | 'void';
+  validator: string | null;
+  expires: number | null;
+  rel_err: number | null;
+  detail: string | null;
+  created_at: number;
+  done_at: number | null;
+}
+
+export class ValidationState {
+  private s: Record<string, Statement>;
+
+  constructor(readonly db: DB) {
+    const p = (sql: string) => db.prepare(sql);
+    this.s = {
+      standing: p('SELECT * FROM standing WHERE miner = ?'),
+      standingPut: p('INSERT OR REPLACE INTO standing (miner, probation, passes, failures, quarantined_at) VALUES (@miner, @probation, @passes, @failures, @quarantined_at)'),
+      standings: p('SELECT * FROM standing ORDER BY miner'),
+      add: p("INSERT INTO validations (epoch, stage, item, kind, miner, reason, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)"),
+      get: p('SELECT * FROM validations WHERE id = ?'),
+      open: p("SELECT * FROM validations WHERE state = 'open' AND miner <> ? ORDER BY reason = 'random', id LIMIT ?"),
+      assign: p("UPDATE validations SET state = 'assigned', validator = ?, expires = ? WHERE id = ?"),
+      expired: p("SELECT * FROM validations WHERE state = 'assigned' AND expires < ?"),
+      reopen: p("UPDATE validations SET state = 'open', validator = NULL, expires = NULL WHERE id = ?"),
+      decide: p('UPDATE validations SET state = ?, rel_err = ?, detail = ?, done_at = ? WHERE id = ?'),
+      staleGates: p("SELECT DISTINCT t.gate AS id FROM tasks t JOIN validations v ON v.id = t.gate WHERE t.gate IS NOT NULL AND v.created_at < ?"),
+      counts: p('SELECT miner, state, COUNT(*) AS n FROM validations GROUP BY miner, state'),
+      recent: p('SELECT * FROM validations WHERE state IN (\'passed\', \'failed\') ORDER BY done_at DESC LIMIT ?'),
+      work: p(
+        `SELECT miner, stage, kind, SUM(n) AS samples FROM tasks
+         WHERE state IN ('done', 'held') AND miner IS NOT NULL AND epoch >= ?
+         GROUP BY miner, stage, kind`,
+      ),
+      failures: p("SELECT miner, COUNT(*) AS n FROM validations WHERE state = 'failed' AND epoch >= ? GROUP BY miner"),
+    };
+  }
+
+  standing(miner: string): Standing | undefined {
+    return this.s.standing.get(miner) as Standing | undefined;
+  }
+  putStanding(s: Standing): void {
+    this.s.standingPut.run(s);
+  }
+  standings(): Standing[] {
+    return this.s.standings.all() as Standing[];
+  }
+  add(epoch: number, stage: number, item: number, kind: string, miner: string, reason: string, now: number): number {
+    return Number(this.s.add.run(epoch, stage, item, kind, miner, reason, now).lastInsertRowid);
+  }
+  get(id: number): ValidationRow | undefined {
+    return this.s.get.get(id) as ValidationRow | undefined;
+  }
+  /** Open tasks not about `notFor`'s own work, probation first, oldest first. */
+  open(notFor: string, max: number): ValidationRow[] {
+    return this.s.open.all(notFor, max) as ValidationRow[];
+  }
+  assign(id: number, validator: string, expires: number): void {
+    this.s.assign.run(validator, expires, id);
+  }
+  expired(now: number): ValidationRow[] {
+    return this.s.expired.all(now) as ValidationRow[];
+  }
+  reopen(id: number): void {
+    this.s.reopen.run(id);
+  }
+  decide(id: number, state: 'passed' | 'failed' | 'void', relErr: number | null, detail: string, now: number): void {
+    this.s.decide.run(state, relErr, detail, now, id);
+  }
+  /** Validations that have held a task back since before `before`. */
+  staleGates(before: number): number[] {
+    return (this.s.staleGates.all(before) as Array<{ id: number }>).map((r) => r.id);
+  }
+  counts(): Array<{ miner: string; state: string; n: number }> {
+    return this.s.counts.all() as Array<{ miner: string; state: string; n: number }>;
+  }
+  recent(n: number): ValidationRow[] {
+    return this.s.recent.all(n) as ValidationRow[];
+  }
+  /** Samples of work per miner, stage and kind since an epoch. */
+  work(fromEpoch: number): Array<{ miner: string; stage: number; kind: string; samples: number }> {
+    return this.s.work.all(fromEpoch) as Array<{ miner: string; stage: number; kind: string; samples: number }>;
+  }
+  failures(fromEpoch: number): Map<string, number> {
+    return new Map((this.s.failures.all(fromEpoch) as Array<{ miner: string; n: number }>).map((r) => [r.miner, r.n]));
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * The orchestrator's side of validation (DESIGN.md section 5): which accepted work items a
+ * validator replays, each miner's standing (new and quarantined miners are on probation: all
+ * their items are replayed and their outputs wait for the verdict), verdicts and what a
+ * failure costs, and the scores that turn verified work into incentive weights.
+ */
+import type { ModelConfig } from '../../config/model.js';
+import type { RunConfig } from '../../config/run.js';
+import { HttpError } from '../errors.js';
+import type { ManifestRef, ObjectRef, SwarmState, TaskRow, WindowRef } from '../state/swarm.js';
+import type { ValidationState } from '../state/validation.js';
+import type { Coordinator, ValidationHooks } from './coordinator.js';
+import { UNITS } from './scheduler.js';
+
+export interface ValidationTask {
+  id: number;
+  epoch: number;
+  stage: number;
+  item: number;
+  kind: 'fwd' | 'bwd' | 'tail';
+  miner: string;
+  samples: number[];
+  /** the weights the miner used: the stage's manifest for that epoch */
+  weights: ManifestRef;
+  windows?: WindowRef[];
+  x?: ObjectRef;
+  dy?: ObjectRef;
+  /** what the miner reported: its output and, at the tail, its mean loss */
+  output?: ObjectRef;
+  loss?: number;
+  /** how forward outputs travel (the replay encodes its own the same way before comparing) */
+  codec: string;
+  expires_at: number;
+}
+
+export interface Score {
+  miner: string;
+  work_flops: number;
+  failures: number;
+  penalty_flops: number;
+  score: number;
+  weight: number;
+  probation: boolean;
+}
+
+export class ValidationCoordinator implements ValidationHooks {
+  coordinator!: Coordinator;
+  private validatorsSeen = new Map<string, number>();
+
+  constructor(
+    readonly state: ValidationState,
+    private readonly swarm: SwarmState,
+    readonly cfg: { run: RunConfig; model: ModelConfig; params: number[] },
+    private readonly random: () => number = Math.random,
+  ) {}
+
+  private get v() {
+    return this.cfg.run.validation;
+  }
+
+  joined(miner: string): void {
+    if (!this.state.standing(miner)) this.state.putStanding({ miner, probation: this.v.probation_passes > 0 ? 1 : 0, passes: 0, failures: 0, quarantined_at: null });
+  }
+
+  /** Validators that asked for work lately: without one, nothing is held back waiting for them. */
+  private validatorsLive(now: number): boolean {
+    for (const t of this.validatorsSeen.values()) if (t >= now - 2 * this.v.task_s * 1000) return true;
+    return false;
+  }
+
+  afterReport(t: TaskRow, miner: string, now: number): number | null {
+    if (t.kind === 'bwd' && t.stage === 0) return null; // the head's backward leaves nothing to compare
+    const probation = this.state.standing(miner)?.probation === 1;
+    if (!probation && this.random() >= this.v.rate) return null;
+    const id = this.state.add(t.epoch, t.stage, t.item, t.kind, miner, probation ? 'probation' : 'random', now);
+    return probation && this.validatorsLive(now) ? id : null;
+  }
+
+  tick(now: number): void {
+    for (const r of this.state.expired(now)) this.state.reopen(r.id);
+    for (const id of this.state.staleGates(now - this.v.task_s * 1000)) this.swarm.ungate(id, now);
+  }
+
+  /** Assigns up to `max` open tasks to a validator (never about its own work). */
+  tasksFor(validator: string, max: number, now: number): ValidationTask[] {
+    this.validatorsSeen.set(validator, now);
+    const out: ValidationTask[] = [];
+    for (const r of this.state.open(validator, max)) {
+      const t = this.swarm.task(r.item, r.stage, r.kind as TaskRow['kind']);
+      const weights = this.swarm.manifest(r.stage, r.epoch);
+      if (!t || !weights || t.state === 'void') {
+        this.state.decide(r.id, 'void', null, 'the item was dropped before it could be checked', now);
+        this.swarm.ungate(r.id, now);
+        continue;
+      }
+      const expires = now + this.v.task_s * 1000;
+      this.state.assign(r.id, validator, expires);
+      const item = this.swarm.item(r.item);
+      out.push({
+        id: r.id,
+        epoch: r.epoch,
+        stage: r.stage,
+        item: r.item,
+        kind: t.kind,
+        miner: r.miner,
+        samples: Array.from({ length: t.n }, (_, i) => item.first_sample + i),
+        weights,
+        ...t.input,
+        ...(t.output ? { output: t.output } : {}),
+        ...(t.loss !== null ? { loss: t.loss } : {}),
+        codec: t.kind === 'fwd' ? this.cfg.run.activation_codec : 'f32',
+        expires_at: expires,
+      });
+    }
+    return out;
+  }
+
+  verdict(validator: string, id: number, passed: boolean, relErr: number | null, detail: string, now: number): { state: string } {
+    this.validatorsSeen.set(validator, now);
+    const r = this.state.get(id);
+    if (!r || r.state !== 'assigned' || r.validator !== validator) throw new HttpError('E_NO_TASK', `validation ${id} is not assigned to you`, 'ask for tasks again (GET /v1/validate/tasks)');
+    this.state.decide(id, passed ? 'passed' : 'failed', relErr, detail.slice(0, 500), now);
+    const s = this.state.standing(r.miner) ?? { miner: r.miner, probation: 0, passes: 0, failures: 0, quarantined_at: null };
+    if (passed) {
+      s.passes++;
+      if (s.probation === 1 && s.passes >= this.v.probation_passes) s.probation = 0;
+      this.state.putStanding(s);
+      this.swarm.ungate(id, now);
+      return { state: 'passed' };
+    }
+    // A failure: quarantine (probation again), the item is dropped where still open, and the
+    // miner's credit at that stage and epoch is void (its gradient sum cannot be trusted).
+    this.state.putStanding({ ...s, probation: 1, passes: 0, failures: s.failures + 1, quarantined_at: now });
+    this.swarm.dropItem(r.item, 'dropped:failed_validation');
+    this.swarm.moveLedger(r.epoch, r.stage, 'credited', 'dropped:failed_validation', r.miner);
+    this.swarm.fault(r.epoch, r.stage, r.miner, 'failed_validation', `${r.kind} of item ${r.item}: ${detail.slice(0, 200)}`, now);
+    return { state: 'failed' };
+  }
+
+  /** FLOPs of one sample of work: 2 per parameter per token forward, in units of the work kind. */
+  private flops(stage: number, kind: string): number {
+    return 2 * this.cfg.params[stage] * this.cfg.model.seq * (UNITS[kind as keyof typeof UNITS] ?? 1);
+  }
+
+  /**
+   * Scores over the last `window_epochs` epochs: work in FLOPs (from the config's shapes, so
+   * costly stages pay more) minus `penalty_items` items' worth per failed verdict, clamped at
+   * zero; weights are the normalised scores, with `burn_fraction` to the owner.
+   */
+  scores(): { epoch_from: number; scores: Score[]; burn?: { owner: string; weight: number } } {
+    const head = this.swarm.stage(0).epoch;
+    const from = Math.max(0, head - this.v.window_epochs + 1);
+    const work = new Map<string, number>();
+    const perItem = new Map<string, number>();
+    for (const w of this.state.work(from)) {
+      work.set(w.miner, (work.get(w.miner) ?? 0) + w.samples * this.flops(w.stage, w.kind));
+      perItem.set(w.miner, Math.max(perItem.get(w.miner) ?? 0, this.cfg.run.batch * this.flops(w.stage, w.kind)));
+    }
+    const failures = this.state.failures(from);
+    const standing = new Map(this.state.standings().map((s) => [s.miner, s]));
+    const miners = [...new Set([...work.keys(), ...failures.keys()])].sort();
+    const rows = miners.map((miner) => {
+      const f = failures.get(miner) ?? 0;
+      const penalty = f * this.v.penalty_items * (perItem.get(miner) ?? 0);
+      const w = work.get(miner) ?? 0;
+      return { miner, work_flops: w, failures: f, penalty_flops: penalty, score: Math.max(0, w - penalty), weight: 0, probation: standing.get(miner)?.probation === 1 };
+    });
+    const total = rows.reduce((a, r) => a + r.score, 0);
+    const burn = this.v.owner ? this.v.burn_fraction : 0;
+    for (const r of rows) r.weight = total > 0 ? ((1 - burn) * r.score) / total : 0;
+    return { epoch_from: from, scores: rows, ...(this.v.owner ? { burn: { owner: this.v.owner, weight: total > 0 ? burn : 1 } } : {}) };
+  }
+}
