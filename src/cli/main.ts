@@ -8,6 +8,7 @@ import { registerKeys } from './keys.js';
 import { registerOrchestrator } from './orchestrator.js';
 import { registerStatus } from './status.js';
 import { registerMiner } from './miner.js';
+import { registerValidator } from './validator.js';
 import { registerTrain } from './train.js';
 import { reportError } from './output.js';
 
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerOrchestrator(program);
   registerStatus(program);
   registerMiner(program);
+  registerValidator(program);
   return program;
 }
 

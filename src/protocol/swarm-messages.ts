@@ -209,7 +209,13 @@ export type ValidationTaskMessage = Static<typeof ValidationTaskSchema>;
 export const ValidationTasksReply = Type.Object({ tasks: Type.Array(ValidationTaskSchema), threshold: Type.Number() });
 export type ValidationTasksReply = Static<typeof ValidationTasksReply>;
 export const VerdictRequest = Type.Object(
-  { id: Type.Integer({ minimum: 1 }), passed: Type.Boolean(), rel_err: Type.Optional(Type.Number({ minimum: 0 })), detail: Type.String({ maxLength: 500 }) },
+  {
+    id: Type.Integer({ minimum: 1 }),
+    passed: Type.Boolean(),
+    abstain: Type.Optional(Type.Boolean({ description: 'the replay could not judge (e.g. an input it was given is bad): no verdict on the miner' })),
+    rel_err: Type.Optional(Type.Number({ minimum: 0 })),
+    detail: Type.String({ maxLength: 500 }),
+  },
   { additionalProperties: false },
 );
 export type VerdictRequest = Static<typeof VerdictRequest>;

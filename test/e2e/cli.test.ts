@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { listedCommands, runIota } from '../support/cli.js';
 
 /** Every command `iota --help` lists must be exercised by an end-to-end test; this list names them. */
-const EXERCISED = ['doctor', 'data', 'train', 'generate', 'keys', 'orchestrator', 'status', 'miner'];
+const EXERCISED = ['doctor', 'data', 'train', 'generate', 'keys', 'orchestrator', 'status', 'miner', 'validator', 'scores'];
 
 describe('iota executable', () => {
   it('lists only the commands the end-to-end tests exercise', async () => {

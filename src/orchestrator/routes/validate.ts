@@ -34,7 +34,7 @@ export async function validationRoutes(app: FastifyInstance, ctx: ServerContext,
   app.post<{ Body: VerdictRequest }>(
     '/v1/validate/verdict',
     { config: { auth: 'registered', roles: ['validator'] }, schema: { description: 'the verdict of a replay, with the relative error measured', body: VerdictRequest, response: replies(Type.Object({ state: Type.String() })) } },
-    async (req) => ctx.mutate(req, () => v.verdict(req.auth!.key, req.body.id, req.body.passed, req.body.rel_err ?? null, req.body.detail, ctx.clock())),
+    async (req) => ctx.mutate(req, () => v.verdict(req.auth!.key, req.body.id, req.body.abstain ? null : req.body.passed, req.body.rel_err ?? null, req.body.detail, ctx.clock())),
   );
 
   app.get('/v1/scores', { config: { auth: 'none' }, schema: { description: 'verified work, penalties, scores and incentive weights (what `iota scores` shows); public', response: replies(ScoresReply) } }, async () => v.scores());

@@ -115,10 +115,16 @@ export class ValidationCoordinator implements ValidationHooks {
     return out;
   }
 
-  verdict(validator: string, id: number, passed: boolean, relErr: number | null, detail: string, now: number): { state: string } {
+  /** `passed` null: the validator abstains (it could not judge); the miner is neither credited nor blamed. */
+  verdict(validator: string, id: number, passed: boolean | null, relErr: number | null, detail: string, now: number): { state: string } {
     this.validatorsSeen.set(validator, now);
     const r = this.state.get(id);
-    if (!r || r.state !== 'assigned' || r.validator !== validator) throw new HttpError('E_NO_TASK', `validation ${id} is not assigned to you`, 'ask for tasks again (GET /v1/validate/tasks)');
+    if (!r || r.state !== 'assigned' || r.validator !== validator) throw new HttpError('E_NO_TASK', `validation ${id} is not assigned to you`, 'ask for tasks again (POST /v1/validate/tasks)');
+    if (passed === null) {
+      this.state.decide(id, 'void', relErr, `abstained: ${detail.slice(0, 480)}`, now);
+      this.swarm.ungate(id, now);
+      return { state: 'void' };
+    }
     this.state.decide(id, passed ? 'passed' : 'failed', relErr, detail.slice(0, 500), now);
     const s = this.state.standing(r.miner) ?? { miner: r.miner, probation: 0, passes: 0, failures: 0, quarantined_at: null };
     if (passed) {

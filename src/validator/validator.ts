@@ -1,0 +1,166 @@
+/**
+ * The validator: takes replay tasks, recomputes the miner's work from the same inputs and
+ * weights, and compares by relative error `||v - m|| / ||v||` against the run's threshold. A
+ * forward's replay is passed through the same codec as the miner's output first, so honest
+ * rounding does not count against anyone. An input the validator cannot use is not the miner's
+ * fault: it abstains.
+ */
+import { stageSpecs, type ModelConfig } from '../config/model.js';
+import type { RunConfig } from '../config/run.js';
+import { Compute } from '../compute/compute.js';
+import { fetchActivation, fetchInputs } from '../compute/inputs.js';
+import { decodeActivation, encodeActivation, type Codec } from '../compute/tensors.js';
+import { IotaError, isIotaError } from '../errors.js';
+import { loadStageWeights } from '../merge/weights.js';
+import { SignedClient } from '../protocol/client.js';
+import type { Identity } from '../protocol/keys.js';
+import type { ValidationTaskMessage, ValidationTasksReply } from '../protocol/swarm-messages.js';
+import type { TransferOptions } from '../store/index.js';
+
+export interface ValidatorOptions {
+  orchestrator: string;
+  identity: Identity;
+  backend: string;
+  version: string;
+  maxTasks?: number;
+  onEvent: (e: { event: string; [k: string]: unknown }) => void;
+  transfer?: TransferOptions;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** ||v - m|| / ||v|| (0 when both are zero). */
+export function relativeError(v: ArrayLike<number>, m: ArrayLike<number>): number {
+  if (v.length !== m.length) return Infinity;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < v.length; i++) {
+    num += (v[i] - m[i]) ** 2;
+    den += v[i] ** 2;
+  }
+  if (den === 0) return num === 0 ? 0 : Infinity;
+  return Math.sqrt(num / den);
+}
+
+export class Validator {
+  readonly client: SignedClient;
+  private run!: RunConfig;
+  private model!: ModelConfig;
+  private computes = new Map<number, { compute: Compute; weightsKey: string }>();
+  private stopping = false;
+  readonly stats = { checked: 0, passed: 0, failed: 0, abstained: 0 };
+
+  constructor(private readonly o: ValidatorOptions) {
+    this.client = new SignedClient({ baseUrl: o.orchestrator, identity: o.identity, run: '' });
+  }
+
+  stop(): void {
+    this.stopping = true;
+  }
+
+  async runLoop(): Promise<void> {
+    const hello = await this.client.get<{ run: string; config_hash?: string }>('/v1/info');
+    if (!hello.config_hash) throw new IotaError('E_NO_RUN', `${this.o.orchestrator} serves no run`, 'start the orchestrator with --run FILE');
+    (this.client.o as { run: string }).run = hello.run;
+    const reg = await this.client.post<{ role: string }>('/v1/register', { version: this.o.version });
+    if (reg.role !== 'validator') throw new IotaError('E_NOT_VALIDATOR', 'this key is not one of the run’s validators', 'the operator lists validator key ids in the node config (validators: [...])');
+    const info = await this.client.get<{ run: RunConfig; model: ModelConfig; config_hash: string }>('/v1/run');
+    this.run = info.run;
+    this.model = info.model;
+    this.client.runHash = info.config_hash;
+    this.o.onEvent({ event: 'started', run: hello.run });
+    try {
+      while (!this.stopping && (this.o.maxTasks === undefined || this.stats.checked < this.o.maxTasks)) {
+        const r = await this.client.post<ValidationTasksReply>('/v1/validate/tasks', { max: 4 });
+        if (r.tasks.length === 0) {
+          await sleep(200);
+          continue;
+        }
+        for (const t of r.tasks) await this.check(t, r.threshold);
+      }
+    } finally {
+      for (const c of this.computes.values()) await c.compute.close();
+      await this.client.close();
+      this.o.onEvent({ event: 'stopped', ...this.stats });
+    }
+  }
+
+  private async computeFor(stage: number, weights: ValidationTaskMessage['weights']): Promise<Compute> {
+    let c = this.computes.get(stage);
+    if (c && c.weightsKey === weights.key) return c.compute;
+    const { weights: flat } = await loadStageWeights(this.client, weights, this.o.transfer);
+    if (!c) {
+      const compute = new Compute();
+      await compute.init(this.model, stage, flat, this.o.backend);
+      c = { compute, weightsKey: weights.key };
+      this.computes.set(stage, c);
+    } else {
+      await c.compute.setWeights(flat);
+      c.weightsKey = weights.key;
+    }
+    return c.compute;
+  }
+
+  private async verdict(t: ValidationTaskMessage, passed: boolean | null, relErr: number | undefined, detail: string): Promise<void> {
+    await this.client.post('/v1/validate/verdict', { id: t.id, passed: passed ?? false, ...(passed === null ? { abstain: true } : {}), ...(relErr !== undefined && Number.isFinite(relErr) ? { rel_err: relErr } : {}), detail });
+    this.stats.checked++;
+    if (passed === null) this.stats.abstained++;
+    else if (passed) this.stats.passed++;
+    else this.stats.failed++;
+    this.o.onEvent({ event: 'verdict', id: t.id, miner: t.miner, kind: t.kind, stage: t.stage, epoch: t.epoch, passed, abstained: passed === null, rel_err: relErr, detail });
+  }
+
+  private async check(t: ValidationTaskMessage, threshold: number): Promise<void> {
+    if (stageSpecs(this.model)[t.stage] === undefined) return this.verdict(t, null, undefined, `no stage ${t.stage}`);
+    let inputs;
+    try {
+      inputs = await fetchInputs(t, this.model, this.o.transfer);
+    } catch (e) {
+      if (!isIotaError(e)) throw e;
+      return this.verdict(t, null, undefined, `an input is unusable (${e.code}): ${e.message}`);
+    }
+    // The miner's claim: its output (and the tail's loss), checked as strictly as any input.
+    let claimed: Float32Array | undefined;
+    if (t.output) {
+      try {
+        claimed = await fetchActivation(t.output, inputs.shape, this.o.transfer);
+      } catch (e) {
+        if (!isIotaError(e)) throw e;
+        return this.verdict(t, false, undefined, `the miner's output is unusable (${e.code}): ${e.message}`);
+      }
+    }
+    const compute = await this.computeFor(t.stage, t.weights);
+    let replay: Float32Array | undefined;
+    let loss: number | undefined;
+    const key = `validate-${t.id}`;
+    if (t.kind === 'fwd') {
+      replay = (await compute.forward(inputs.input)).y;
+    } else if (t.kind === 'tail') {
+      const r = await compute.tail(key, inputs.input, inputs.targets!);
+      replay = r.dx;
+      loss = r.losses.reduce((a, b) => a + b, 0) / r.losses.length;
+      await compute.discard(key);
+    } else {
+      replay = (await compute.backward(key, inputs.input, inputs.dy!, inputs.shape)).dx;
+      await compute.discard(key);
+    }
+    const errors: number[] = [];
+    const notes: string[] = [];
+    if (replay && claimed) {
+      // Round the replay through the codec the miner had to use, then compare like with like.
+      const v = decodeActivation(encodeActivation(replay, inputs.shape, t.codec as Codec), inputs.shape);
+      const e = relativeError(v, claimed);
+      errors.push(e);
+      notes.push(`output rel err ${e.toExponential(3)}`);
+    } else if (replay && !claimed) {
+      return this.verdict(t, false, undefined, 'the miner reported no output where one is due');
+    }
+    if (loss !== undefined) {
+      const e = t.loss === undefined ? Infinity : Math.abs(loss - t.loss) / Math.max(Math.abs(loss), 1e-12);
+      errors.push(e);
+      notes.push(`loss ${t.loss?.toFixed(5)} vs ${loss.toFixed(5)}`);
+    }
+    const worst = errors.length ? Math.max(...errors) : 0;
+    return this.verdict(t, worst <= threshold, worst, `${notes.join('; ')} (threshold ${threshold})`);
+  }
+}
