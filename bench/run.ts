@@ -5,6 +5,7 @@
 import { isIotaError } from '../src/errors.js';
 
 const BENCHES: Record<string, { about: string; load: () => Promise<{ run(args: string[]): Promise<void> }> }> = {
+  disagreement: { about: 'honest disagreement across backends (native, wasm, cpu): the validator threshold it suggests', load: () => import('./disagreement.js') },
   merge: { about: 'per-miner merge traffic relative to the stage size W, for k = 2, 4, 8, 16 simulated miners', load: () => import('./merge.js') },
   kernels: { about: 'native CPU kernels vs PyTorch: one stage forward + backward + AdamW, tokens/s, GFLOP/s', load: () => import('./kernels.js') },
   orchestrator: { about: 'signed requests/s and latency from 1,000 simulated miners on loopback', load: () => import('./orchestrator.js') },

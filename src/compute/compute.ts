@@ -43,8 +43,9 @@ export class Compute {
   private waiting = new Map<number, { resolve: (r: ComputeReply) => void; reject: (e: Error) => void }>();
   backend = '';
 
-  constructor() {
-    this.worker = new Worker(new URL('./compute-worker.js', import.meta.url));
+  /** `workerUrl`: where the built compute-worker.js is (tests running from sources point at dist/). */
+  constructor(workerUrl: URL = new URL('./compute-worker.js', import.meta.url)) {
+    this.worker = new Worker(workerUrl);
     this.worker.on('message', (r: ComputeReply) => {
       const w = this.waiting.get(r.id);
       this.waiting.delete(r.id);

@@ -64,7 +64,11 @@ export const MergeSchema = Type.Object(
 export const ValidationSchema = Type.Object(
   {
     rate: Fraction(0.1, 'share of accepted work items a validator replays (miners on probation: all)'),
-    threshold: Positive('relative error ||v - m|| / ||v|| above which a replayed output fails', { default: 0.05 }),
+    // Defaults: 10x the largest honest disagreement across the native, wasm and cpu backends,
+    // measured with `npm run bench -- disagreement` (tiny, 180 comparisons: forward after bf16
+    // 3.3e-4, input gradient 5.5e-7, loss 1.7e-7).
+    threshold: Positive('relative error ||v - m|| / ||v|| above which an output sent through a lossy codec (bf16, int8) fails', { default: 0.0033 }),
+    exact_threshold: Positive('the same for float32 outputs (input gradients, f32 activations) and tail losses', { default: 6e-6 }),
     probation_passes: Type.Integer({ minimum: 0, default: 3, description: 'consecutive passes that release a new or quarantined miner from probation' }),
     task_s: Positive('a validator holds a task this long; a gate on a probation miner’s output lasts at most this', { default: 60 }),
     window_epochs: Type.Integer({ minimum: 1, default: 10, description: 'scores count verified work of this many recent epochs' }),

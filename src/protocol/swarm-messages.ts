@@ -206,7 +206,11 @@ export const ValidationTaskSchema = Type.Object({
   expires_at: Ms,
 });
 export type ValidationTaskMessage = Static<typeof ValidationTaskSchema>;
-export const ValidationTasksReply = Type.Object({ tasks: Type.Array(ValidationTaskSchema), threshold: Type.Number() });
+export const ValidationTasksReply = Type.Object({
+  tasks: Type.Array(ValidationTaskSchema),
+  threshold: Type.Number({ description: 'for outputs sent through a lossy codec' }),
+  exact_threshold: Type.Number({ description: 'for float32 outputs and losses' }),
+});
 export type ValidationTasksReply = Static<typeof ValidationTasksReply>;
 export const VerdictRequest = Type.Object(
   {

@@ -76,7 +76,7 @@ export class Validator {
           await sleep(200);
           continue;
         }
-        for (const t of r.tasks) await this.check(t, r.threshold);
+        for (const t of r.tasks) await this.check(t, r.threshold, r.exact_threshold);
       }
     } finally {
       for (const c of this.computes.values()) await c.compute.close();
@@ -110,7 +110,7 @@ export class Validator {
     this.o.onEvent({ event: 'verdict', id: t.id, miner: t.miner, kind: t.kind, stage: t.stage, epoch: t.epoch, passed, abstained: passed === null, rel_err: relErr, detail });
   }
 
-  private async check(t: ValidationTaskMessage, threshold: number): Promise<void> {
+  private async check(t: ValidationTaskMessage, lossy: number, exact: number): Promise<void> {
     if (stageSpecs(this.model)[t.stage] === undefined) return this.verdict(t, null, undefined, `no stage ${t.stage}`);
     let inputs;
     try {
@@ -144,23 +144,28 @@ export class Validator {
       replay = (await compute.backward(key, inputs.input, inputs.dy!, inputs.shape)).dx;
       await compute.discard(key);
     }
-    const errors: number[] = [];
+    // Each comparison is scaled by its threshold: a verdict fails when any ratio is over 1.
+    const ratios: number[] = [];
     const notes: string[] = [];
+    let worst = 0;
     if (replay && claimed) {
       // Round the replay through the codec the miner had to use, then compare like with like.
       const v = decodeActivation(encodeActivation(replay, inputs.shape, t.codec as Codec), inputs.shape);
       const e = relativeError(v, claimed);
-      errors.push(e);
-      notes.push(`output rel err ${e.toExponential(3)}`);
+      const limit = t.codec === 'f32' ? exact : lossy;
+      ratios.push(e / limit);
+      worst = Math.max(worst, e);
+      notes.push(`output rel err ${e.toExponential(3)} (limit ${limit})`);
     } else if (replay && !claimed) {
       return this.verdict(t, false, undefined, 'the miner reported no output where one is due');
     }
     if (loss !== undefined) {
       const e = t.loss === undefined ? Infinity : Math.abs(loss - t.loss) / Math.max(Math.abs(loss), 1e-12);
-      errors.push(e);
-      notes.push(`loss ${t.loss?.toFixed(5)} vs ${loss.toFixed(5)}`);
+      ratios.push(e / exact);
+      worst = Math.max(worst, e);
+      notes.push(`loss ${t.loss?.toFixed(6)} vs ${loss.toFixed(6)}, rel err ${e.toExponential(3)} (limit ${exact})`);
     }
-    const worst = errors.length ? Math.max(...errors) : 0;
-    return this.verdict(t, worst <= threshold, worst, `${notes.join('; ')} (threshold ${threshold})`);
+    const passed = ratios.every((r) => r <= 1);
+    return this.verdict(t, passed, worst, notes.join('; '));
   }
 }

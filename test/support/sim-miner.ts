@@ -59,7 +59,9 @@ export class SimMiner extends SimParticipant {
   }
 
   /** the bytes to upload as an item's output (default: random bytes) */
-  outputFor: (it: WorkItemMessage) => Uint8Array = (it) => randomBytes(256 + it.samples.length);
+  outputFor: (it: WorkItemMessage) => Uint8Array | Promise<Uint8Array> = (it) => randomBytes(256 + it.samples.length);
+  /** per-sample losses a tail item reports (default: made up) */
+  lossesFor: (it: WorkItemMessage) => number[] | Promise<number[]> = (it) => it.samples.map(() => 5 + Math.random());
   /** called after an output is uploaded and before it is reported (a test may tamper with it) */
   afterUpload?: (it: WorkItemMessage, key: string) => Promise<void> | void;
 
@@ -71,10 +73,10 @@ export class SimMiner extends SimParticipant {
     }
     let output: { size: number; sha256: string } | undefined;
     if (it.output_key) {
-      output = await this.put('activation', it.output_key, this.outputFor(it));
+      output = await this.put('activation', it.output_key, await this.outputFor(it));
       await this.afterUpload?.(it, it.output_key);
     }
-    const losses = it.kind === 'tail' ? it.samples.map(() => 5 + Math.random()) : undefined;
+    const losses = it.kind === 'tail' ? await this.lossesFor(it) : undefined;
     const r = await this.client.post<ReportReply>('/v1/report', { lease: it.lease, ...(output ? { output } : {}), ...(losses ? { losses } : {}) });
     this.credited += r.credited;
     this.held = this.held.filter((h) => h.lease !== it.lease);

@@ -27,7 +27,7 @@ export async function validationRoutes(app: FastifyInstance, ctx: ServerContext,
         if (t.dy) t.dy = await sign(t.dy);
         if (t.output) t.output = await sign(t.output);
       }
-      return { tasks: out, threshold: v.cfg.run.validation.threshold };
+      return { tasks: out, threshold: v.cfg.run.validation.threshold, exact_threshold: v.cfg.run.validation.exact_threshold };
     },
   );
 

@@ -1,0 +1,129 @@
+/**
+ * Adversarial miners for the validator's harness (test code, never options of the shipped
+ * miner). Each computes the honest result with the real model on a compute thread, then
+ * cheats in one way: random, zeroed or NaN outputs, the input copied to the output, an 8-bit
+ * round trip of the output, the previous item's output replayed, weights that stay at epoch 0,
+ * a skipped block, or (at the tail) a flattering loss.
+ */
+import { stageSpecs, type ModelConfig } from '../../src/config/model.js';
+import type { RunConfig } from '../../src/config/run.js';
+import { Compute } from '../../src/compute/compute.js';
+import { fetchInputs } from '../../src/compute/inputs.js';
+import { encodeActivation } from '../../src/compute/tensors.js';
+import { loadStageWeights } from '../../src/merge/weights.js';
+import { MergeWorker } from '../../src/merge/worker.js';
+import { blockPrefix, stageLayout } from '../../src/model/params.js';
+import type { WorkItemMessage, WorkReply } from '../../src/protocol/swarm-messages.js';
+import { dequantizeRows8, quantizeRows8 } from '../../src/tensor-io/codecs.js';
+import { encodeSafetensors } from '../../src/tensor-io/safetensors.js';
+import { SimMiner } from './sim-miner.js';
+
+export const ADVERSARIES = ['random', 'zeroed', 'nan', 'copy_input', 'int8_roundtrip', 'replay', 'stale_weights', 'skipped_block', 'lying_loss'] as const;
+export type AdversaryKind = (typeof ADVERSARIES)[number];
+
+const WORKER = new URL('../../dist/compute/compute-worker.js', import.meta.url);
+
+export class Adversary extends SimMiner {
+  private compute = new Compute(WORKER);
+  private manifestKey = '';
+  private previous = new Map<string, Float32Array>();
+  private losses: number[] = [];
+  private merger!: MergeWorker;
+
+  constructor(
+    url: string,
+    runName: string,
+    readonly kind: AdversaryKind,
+    readonly stage: number,
+    private readonly model: ModelConfig,
+    private readonly run: RunConfig,
+  ) {
+    super(url, runName);
+  }
+
+  async start(configHash: string): Promise<void> {
+    await this.register(this.kind);
+    this.client.runHash = configHash;
+    const joined = await this.join(this.stage);
+    const layout = stageLayout(this.model, stageSpecs(this.model)[this.stage]);
+    await this.compute.init(this.model, this.stage, await this.weightsFor(joined.manifest), 'auto');
+    this.manifestKey = joined.manifest.key;
+    const o = this.run.optimizer;
+    this.merger = new MergeWorker({ client: this.client, layout: () => layout.params, adamw: { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay } });
+    this.outputFor = (it) => this.cheat(it);
+    this.lossesFor = () => (this.kind === 'lying_loss' ? this.losses.map((l) => l * 0.8) : this.losses);
+  }
+
+  private async weightsFor(ref: WorkReply['manifest']): Promise<Float32Array> {
+    const { weights } = await loadStageWeights(this.client, ref);
+    if (this.kind !== 'skipped_block') return weights;
+    // Skipping the stage's first block: zero its weights, so the block adds nothing to its residual.
+    for (const p of stageLayout(this.model, stageSpecs(this.model)[this.stage]).params) if (p.name.startsWith(blockPrefix(0))) weights.fill(0, p.offset, p.offset + p.size);
+    return weights;
+  }
+
+  /** One round: work (and merge jobs, and the upload duty); the stale adversary never reloads. */
+  async play(): Promise<number> {
+    const w = await this.work(1);
+    if (w.manifest.key !== this.manifestKey && this.kind !== 'stale_weights') {
+      await this.compute.setWeights(await this.weightsFor(w.manifest));
+      this.manifestKey = w.manifest.key;
+    }
+    let did = 0;
+    for (const it of w.items) {
+      await this.complete(it, { skipInputs: true }).catch(() => undefined);
+      did++;
+    }
+    if (w.duty) await this.uploadGradient(w.duty.epoch, w.duty.stage, w.duty.key, w.duty.samples).catch(() => undefined);
+    if (w.phase === 'merging') did += await this.merger.runOnce().catch(() => 0);
+    return did;
+  }
+
+  private async honest(it: WorkItemMessage): Promise<{ out: Float32Array; x?: Float32Array; dy?: Float32Array; shape: [number, number, number] }> {
+    const inputs = await fetchInputs(it, this.model);
+    const x = 'x' in inputs.input ? inputs.input.x : undefined;
+    if (it.kind === 'fwd') return { out: (await this.compute.forward(inputs.input)).y, x, shape: inputs.shape };
+    if (it.kind === 'tail') {
+      const r = await this.compute.tail(it.lease, inputs.input, inputs.targets!);
+      await this.compute.discard(it.lease);
+      this.losses = Array.from(r.losses);
+      return { out: r.dx!, x, shape: inputs.shape };
+    }
+    const r = await this.compute.backward(it.lease, inputs.input, inputs.dy!, inputs.shape);
+    await this.compute.discard(it.lease);
+    return { out: r.dx!, x, dy: inputs.dy, shape: inputs.shape };
+  }
+
+  private async cheat(it: WorkItemMessage): Promise<Uint8Array> {
+    const h = await this.honest(it);
+    const codec = it.kind === 'fwd' ? this.run.activation_codec : 'f32';
+    const send = (d: Float32Array) => encodeActivation(d, h.shape, codec);
+    const n = h.out.length;
+    switch (this.kind) {
+      case 'random':
+        return send(new Float32Array(n).map(() => Math.random() - 0.5));
+      case 'zeroed':
+        return send(new Float32Array(n));
+      case 'nan':
+        return encodeSafetensors({ a: { dtype: 'F32', shape: h.shape, data: new Float32Array(n).fill(Number.NaN) } }, { codec: 'f32' });
+      case 'copy_input':
+        return send(it.kind === 'bwd' ? h.dy! : h.x ?? h.out);
+      case 'int8_roundtrip': {
+        const rows = h.shape[0] * h.shape[1];
+        return send(dequantizeRows8(quantizeRows8(h.out, rows, h.shape[2]), rows, h.shape[2]));
+      }
+      case 'replay': {
+        const before = this.previous.get(it.kind);
+        this.previous.set(it.kind, h.out);
+        return send(before && before.length === n ? before : h.out);
+      }
+      default: // stale_weights, skipped_block, lying_loss: honest arithmetic on what they chose
+        return send(h.out);
+    }
+  }
+
+  override async close(): Promise<void> {
+    await this.compute.close();
+    await super.close();
+  }
+}
