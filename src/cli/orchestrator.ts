@@ -64,7 +64,8 @@ export function registerOrchestrator(program: Command): void {
         const layouts = stageSpecs(loaded.model).map((s) => stageLayout(loaded.model, s).params);
         merge = new MergeCoordinator(new MergeState(repo.db), { name: loaded.run.name, run: loaded.run, model: loaded.model, layouts, params: opened.settings.params }, store, (fn) => commit!(fn), Date.now, log);
         const validation = new ValidationCoordinator(new ValidationState(repo.db), state, { run: loaded.run, model: loaded.model, params: opened.settings.params });
-        coordinator = new Coordinator(state, { ...opened.settings, merge, validation });
+        validation.heldOut = opened.settings.heldOut;
+        coordinator = new Coordinator(state, { ...opened.settings, merge, validation, evals: () => validation.evals() });
         merge.coordinator = coordinator;
         validation.coordinator = coordinator;
         validationCoordinator = validation;

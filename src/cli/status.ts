@@ -62,5 +62,6 @@ export function render(s: SwarmStatus): string {
     }
   }
   if (s.losses.length) out.push('', `recent losses: ${s.losses.slice(0, 10).map((l) => l.loss.toFixed(3)).join(' ')}`);
+  if (s.evals.length) out.push(`held-out loss: ${s.evals.slice(0, 5).map((e) => `e${e.epoch} ${e.loss.toFixed(3)}`).join(', ')}`);
   return out.join('\n');
 }

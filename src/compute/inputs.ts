@@ -37,7 +37,8 @@ export async function fetchActivation(ref: Ref, shape: [number, number, number],
   return decodeActivation(bytes, shape);
 }
 
-async function windows(ws: readonly Window[], model: ModelConfig, transfer: TransferOptions | undefined, onBytes: (n: number) => void): Promise<Int32Array[]> {
+/** The token windows (seq + 1 tokens each), read by exact Range and checked against their sha256. */
+export async function fetchWindows(ws: readonly Window[], model: ModelConfig, transfer?: TransferOptions, onBytes: (n: number) => void = () => {}): Promise<Int32Array[]> {
   const out: Int32Array[] = [];
   for (const w of ws) {
     const bytes = await download(w.url!, { range: { start: w.start, end: w.end }, rangeSha256: w.sha256 }, transfer);
@@ -61,7 +62,7 @@ export async function fetchInputs(
   let targets: Int32Array | undefined;
   const needTargets = it.kind === 'tail';
   if (it.stage === 0) {
-    const win = await windows(it.windows ?? [], model, transfer, onBytes);
+    const win = await fetchWindows(it.windows ?? [], model, transfer, onBytes);
     const tokens = new Int32Array(n * seq);
     targets = new Int32Array(n * seq);
     win.forEach((w, i) => {
@@ -72,7 +73,7 @@ export async function fetchInputs(
   } else {
     input = { x: await fetchActivation(it.x!, shape, transfer, onBytes), shape };
     if (needTargets) {
-      const win = await windows(it.windows ?? [], model, transfer, onBytes);
+      const win = await fetchWindows(it.windows ?? [], model, transfer, onBytes);
       targets = new Int32Array(n * seq);
       win.forEach((w, i) => targets!.set(w.subarray(1), i * seq));
     }

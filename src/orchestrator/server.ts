@@ -187,7 +187,7 @@ function mutate<T>(repo: Repository, clock: () => number, req: FastifyRequest, f
     return stored.reply as T;
   }
   repo.recordNonce(auth.key, auth.nonce, auth.timestamp);
-  const reply = fn();
+  const reply = (fn() ?? null) as T; // a stored reply is JSON: "nothing" is null
   repo.storeReply(auth.key, requestId, { method: req.method, path, status: 200, reply }, clock());
   return reply;
 }

@@ -141,6 +141,7 @@ export const SwarmStatus = Type.Object({
   ledger: Type.Array(Type.Object({ epoch: Type.Integer(), stage: Type.Integer(), state: Type.String(), samples: Count })),
   losses: Type.Array(Type.Object({ epoch: Type.Integer(), item: Type.Integer(), loss: Type.Number(), at: Ms })),
   throughput: Type.Number({ description: 'samples/s through the tail over the last minute' }),
+  evals: Type.Array(Type.Object({ epoch: Type.Integer(), loss: Type.Number(), windows: Type.Integer(), at: Ms }), { description: 'held-out evaluation losses, newest first' }),
   merge_share: Type.Optional(Type.Number({ description: 'share of recent epochs’ time the head spent uploading and merging' })),
   lease_expiries: Count,
 });
@@ -231,3 +232,20 @@ export const ScoresReply = Type.Object({
   burn: Type.Optional(Type.Object({ owner: Type.String(), weight: Type.Number() })),
 });
 export type ScoresReply = Static<typeof ScoresReply>;
+
+export const EvalTaskReply = Type.Object({
+  task: Type.Optional(
+    Type.Object({
+      epoch: Type.Integer({ description: 'evaluate the weights every stage trains this epoch with' }),
+      stages: Type.Array(ManifestRefSchema),
+      windows: Type.Array(WindowRefSchema),
+      expires_at: Ms,
+    }),
+  ),
+});
+export type EvalTaskReply = Static<typeof EvalTaskReply>;
+export const EvalRequest = Type.Object(
+  { epoch: Type.Integer({ minimum: 0 }), loss: Type.Number({ minimum: 0 }), windows: Type.Integer({ minimum: 1 }) },
+  { additionalProperties: false },
+);
+export type EvalRequest = Static<typeof EvalRequest>;

@@ -7,14 +7,14 @@
  */
 import { stageSpecs, type ModelConfig } from '../config/model.js';
 import type { RunConfig } from '../config/run.js';
-import { Compute } from '../compute/compute.js';
-import { fetchActivation, fetchInputs } from '../compute/inputs.js';
+import { Compute, type StageInput } from '../compute/compute.js';
+import { fetchActivation, fetchInputs, fetchWindows } from '../compute/inputs.js';
 import { decodeActivation, encodeActivation, type Codec } from '../compute/tensors.js';
 import { IotaError, isIotaError } from '../errors.js';
 import { loadStageWeights } from '../merge/weights.js';
 import { SignedClient } from '../protocol/client.js';
 import type { Identity } from '../protocol/keys.js';
-import type { ValidationTaskMessage, ValidationTasksReply } from '../protocol/swarm-messages.js';
+import type { EvalTaskReply, ValidationTaskMessage, ValidationTasksReply } from '../protocol/swarm-messages.js';
 import type { TransferOptions } from '../store/index.js';
 
 export interface ValidatorOptions {
@@ -71,9 +71,12 @@ export class Validator {
     this.o.onEvent({ event: 'started', run: hello.run });
     try {
       while (!this.stopping && (this.o.maxTasks === undefined || this.stats.checked < this.o.maxTasks)) {
+        // A pending evaluation first (they are rare), then replays.
+        const e = await this.client.post<EvalTaskReply>('/v1/validate/eval-task', {});
+        if (e.task) await this.evaluate(e.task);
         const r = await this.client.post<ValidationTasksReply>('/v1/validate/tasks', { max: 4 });
         if (r.tasks.length === 0) {
-          await sleep(200);
+          if (!e.task) await sleep(200);
           continue;
         }
         for (const t of r.tasks) await this.check(t, r.threshold, r.exact_threshold);
@@ -99,6 +102,40 @@ export class Validator {
       c.weightsKey = weights.key;
     }
     return c.compute;
+  }
+
+  /** The mean loss of an epoch's weights over held-out windows, every stage chained. */
+  private async evaluate(task: NonNullable<EvalTaskReply['task']>): Promise<void> {
+    const seq = this.model.seq;
+    const windows = await fetchWindows(task.windows, this.model, this.o.transfer);
+    const batch = Math.max(1, this.run.batch);
+    let total = 0;
+    for (let i = 0; i < windows.length; i += batch) {
+      const chunk = windows.slice(i, i + batch);
+      const n = chunk.length;
+      const tokens = new Int32Array(n * seq);
+      const targets = new Int32Array(n * seq);
+      chunk.forEach((w, j) => {
+        tokens.set(w.subarray(0, seq), j * seq);
+        targets.set(w.subarray(1), j * seq);
+      });
+      let input: StageInput = { tokens, shape: [n, seq] };
+      for (let s = 0; s < task.stages.length; s++) {
+        const compute = await this.computeFor(s, task.stages[s]);
+        if (s === task.stages.length - 1) {
+          const key = `eval-${task.epoch}-${i}`;
+          const r = await compute.tail(key, input, targets);
+          await compute.discard(key);
+          total += r.losses.reduce((a, b) => a + b, 0);
+        } else {
+          const y = await compute.forward(input);
+          input = { x: y.y, shape: y.shape as [number, number, number] };
+        }
+      }
+    }
+    const loss = total / windows.length;
+    await this.client.post('/v1/validate/eval', { epoch: task.epoch, loss, windows: windows.length });
+    this.o.onEvent({ event: 'eval', epoch: task.epoch, loss, windows: windows.length });
   }
 
   private async verdict(t: ValidationTaskMessage, passed: boolean | null, relErr: number | undefined, detail: string): Promise<void> {

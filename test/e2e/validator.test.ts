@@ -71,6 +71,14 @@ describe('iota validator', () => {
     await validator.waitFor(() => honestVerdicts().length >= 50);
     expect(honestVerdicts().filter((e) => e.passed === false)).toEqual([]);
 
+    // Evaluation: a validator chains the merged stages over held-out windows; `iota status` shows it.
+    const ev = (await validator.waitFor((e) => e.event === 'eval')) as { epoch: number; loss: number };
+    expect(ev.epoch).toBeGreaterThanOrEqual(1);
+    expect(ev.loss).toBeGreaterThan(0);
+    expect(ev.loss).toBeLessThan(10);
+    const status = await runIota(['status', '--orchestrator', url]);
+    expect(status.stdout).toMatch(new RegExp(`held-out loss: .*e${ev.epoch} ${ev.loss.toFixed(3)}`));
+
     const scores = JSON.parse((await runIota(['scores', '--orchestrator', url, '--json'])).stdout) as ScoresReply;
     for (const a of adversaries) {
       const s = scores.scores.find((x) => x.miner === a.id)!;

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { replies } from '../../protocol/messages.js';
-import { ScoresReply, ValidationTasksReply, VerdictRequest } from '../../protocol/swarm-messages.js';
+import { EvalRequest, EvalTaskReply, ScoresReply, ValidationTasksReply, VerdictRequest } from '../../protocol/swarm-messages.js';
 import type { ObjectStore } from '../../store/index.js';
 import type { ServerContext } from '../server.js';
 import type { ValidationCoordinator } from '../swarm/validation.js';
@@ -35,6 +35,25 @@ export async function validationRoutes(app: FastifyInstance, ctx: ServerContext,
     '/v1/validate/verdict',
     { config: { auth: 'registered', roles: ['validator'] }, schema: { description: 'the verdict of a replay, with the relative error measured', body: VerdictRequest, response: replies(Type.Object({ state: Type.String() })) } },
     async (req) => ctx.mutate(req, () => v.verdict(req.auth!.key, req.body.id, req.body.abstain ? null : req.body.passed, req.body.rel_err ?? null, req.body.detail, ctx.clock())),
+  );
+
+  app.post(
+    '/v1/validate/eval-task',
+    { config: { auth: 'registered', roles: ['validator'] }, schema: { description: 'take the newest pending held-out evaluation: every stage’s weights of an epoch and the held-out windows', body: Type.Object({}, { additionalProperties: false }), response: replies(EvalTaskReply) } },
+    async (req) => {
+      const now = ctx.clock();
+      const task = await ctx.mutate(req, () => v.evalTask(req.auth!.key, ctx.clock()) ?? null);
+      if (!task) return {};
+      const exp = Date.now() + Math.max(1000, task.expires_at - now);
+      const sign = async <T extends { key: string }>(r: T) => ({ ...r, url: await store.presignGet({ key: r.key, expiresAt: exp }) });
+      return { task: { ...task, stages: await Promise.all(task.stages.map(sign)), windows: await Promise.all(task.windows.map(sign)) } };
+    },
+  );
+
+  app.post<{ Body: EvalRequest }>(
+    '/v1/validate/eval',
+    { config: { auth: 'registered', roles: ['validator'] }, schema: { description: 'the mean held-out loss of an epoch’s weights', body: EvalRequest, response: replies(Type.Object({ epoch: Type.Integer() })) } },
+    async (req) => ctx.mutate(req, () => v.evalDone(req.auth!.key, req.body.epoch, req.body.loss, req.body.windows, ctx.clock())),
   );
 
   app.get('/v1/scores', { config: { auth: 'none' }, schema: { description: 'verified work, penalties, scores and incentive weights (what `iota scores` shows); public', response: replies(ScoresReply) } }, async () => v.scores());

@@ -209,6 +209,16 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX validations_state ON validations (state, id);
    CREATE INDEX validations_miner ON validations (miner, state);
+   CREATE TABLE evals (
+     epoch INTEGER PRIMARY KEY,
+     state TEXT NOT NULL CHECK (state IN ('open', 'assigned', 'done')),
+     validator TEXT,
+     expires INTEGER,
+     loss REAL,
+     windows INTEGER,
+     created_at INTEGER NOT NULL,
+     done_at INTEGER
+   );
    CREATE TABLE faults (
      id INTEGER PRIMARY KEY,
      epoch INTEGER NOT NULL,

@@ -53,6 +53,12 @@ export class ValidationState {
          GROUP BY miner, stage, kind`,
       ),
       failures: p("SELECT miner, COUNT(*) AS n FROM validations WHERE state = 'failed' AND epoch >= ? GROUP BY miner"),
+      evalAdd: p("INSERT OR IGNORE INTO evals (epoch, state, created_at) VALUES (?, 'open', ?)"),
+      evalOpen: p("SELECT epoch FROM evals WHERE state = 'open' OR (state = 'assigned' AND expires < ?) ORDER BY epoch DESC LIMIT 1"),
+      evalAssign: p("UPDATE evals SET state = 'assigned', validator = ?, expires = ? WHERE epoch = ?"),
+      evalGet: p('SELECT * FROM evals WHERE epoch = ?'),
+      evalDone: p("UPDATE evals SET state = 'done', loss = ?, windows = ?, done_at = ? WHERE epoch = ?"),
+      evalsRecent: p("SELECT epoch, loss, windows, done_at FROM evals WHERE state = 'done' ORDER BY epoch DESC LIMIT ?"),
     };
   }
 
@@ -100,6 +106,25 @@ export class ValidationState {
   /** Samples of work per miner, stage and kind since an epoch. */
   work(fromEpoch: number): Array<{ miner: string; stage: number; kind: string; samples: number }> {
     return this.s.work.all(fromEpoch) as Array<{ miner: string; stage: number; kind: string; samples: number }>;
+  }
+  addEval(epoch: number, now: number): void {
+    this.s.evalAdd.run(epoch, now);
+  }
+  /** The newest evaluation nobody holds (an expired assignment is free again). */
+  openEval(now: number): number | undefined {
+    return (this.s.evalOpen.get(now) as { epoch: number } | undefined)?.epoch;
+  }
+  assignEval(epoch: number, validator: string, expires: number): void {
+    this.s.evalAssign.run(validator, expires, epoch);
+  }
+  evalRow(epoch: number): { epoch: number; state: string; validator: string | null } | undefined {
+    return this.s.evalGet.get(epoch) as { epoch: number; state: string; validator: string | null } | undefined;
+  }
+  finishEval(epoch: number, loss: number, windows: number, now: number): void {
+    this.s.evalDone.run(loss, windows, now, epoch);
+  }
+  recentEvals(n: number): Array<{ epoch: number; loss: number; windows: number; done_at: number }> {
+    return this.s.evalsRecent.all(n) as Array<{ epoch: number; loss: number; windows: number; done_at: number }>;
   }
   failures(fromEpoch: number): Map<string, number> {
     return new Map((this.s.failures.all(fromEpoch) as Array<{ miner: string; n: number }>).map((r) => [r.miner, r.n]));

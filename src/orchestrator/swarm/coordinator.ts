@@ -51,6 +51,8 @@ export interface ValidationHooks {
   afterReport(t: TaskRow, miner: string, now: number): number | null;
   joined?(miner: string, now: number): void;
   tick?(now: number): void;
+  /** a stage entered TRAINING(epoch) */
+  stageAdvanced?(stage: number, epoch: number, now: number): void;
 }
 
 export interface SwarmSettings {
@@ -64,8 +66,12 @@ export interface SwarmSettings {
   params: number[];
   /** the data window of a sample id, with its shard's key and the window's sha256 */
   window(sampleId: number): WindowRef;
+  /** held-out window j (evaluation), and how many there are */
+  heldOut?: { count: number; window(j: number): WindowRef };
   merge?: MergeHooks;
   validation?: ValidationHooks;
+  /** recent held-out evaluation losses, for status */
+  evals?: () => Array<{ epoch: number; loss: number; windows: number; at: number }>;
 }
 
 export interface Idle {
@@ -536,6 +542,7 @@ export class Coordinator {
     if (st.stage === 0 && st.phase !== 'training') this.state.addMergeTime(st.epoch, now);
     this.state.putStage({ stage: st.stage, epoch: next, phase: 'training', since: now, deadline: null, manifest, note });
     this.state.putManifest(st.stage, next, manifest);
+    this.cfg.validation?.stageAdvanced?.(st.stage, next, now);
     if (st.stage === 0) {
       this.state.startEpoch(next, now);
       for (const move of rebalance(this.loads(now))) {
@@ -627,6 +634,7 @@ export class Coordinator {
       ledger: this.state.ledgerCounts(ledgerFrom ?? Math.max(0, head.epoch - 3)),
       losses: this.state.recentLosses(20).map((l) => ({ epoch: l.epoch, item: l.item, loss: l.loss, at: l.done_at })),
       throughput: this.state.tailSamplesSince(now - 60_000) / 60,
+      evals: this.cfg.evals?.() ?? [],
       ...(mergeShare !== undefined ? { merge_share: mergeShare } : {}),
       lease_expiries: this.expiries,
     };

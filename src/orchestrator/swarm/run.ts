@@ -68,6 +68,14 @@ export async function openRun(o: { run: RunConfig; model: ModelConfig; state: Sw
       const r = windows.index.byteRange(w);
       return { key: dataKey(run.name, r.shard), start: r.start, end: r.end, sha256: sha256Hex(windows.windowBytes(w)) };
     },
+    heldOut: {
+      count: windows.index.numHeldOut,
+      window: (j: number): WindowRef => {
+        const w = windows.index.heldOutWindow(j);
+        const r = windows.index.byteRange(w);
+        return { key: dataKey(run.name, r.shard), start: r.start, end: r.end, sha256: sha256Hex(windows.windowBytes(w)) };
+      },
+    },
   };
   if (existing) return { settings, configHash, windows };
 

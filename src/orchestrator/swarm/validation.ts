@@ -76,6 +76,41 @@ export class ValidationCoordinator implements ValidationHooks {
     return probation && this.validatorsLive(now) ? id : null;
   }
 
+  /** Held-out windows an evaluation uses. */
+  static readonly EVAL_WINDOWS = 16;
+
+  /** When every stage trains epoch E (E a multiple of eval_every), the weights of E get evaluated. */
+  stageAdvanced(_stage: number, epoch: number, now: number): void {
+    const every = this.cfg.run.eval_every;
+    if (every <= 0 || epoch % every !== 0 || !this.heldOut || this.heldOut.count === 0) return;
+    if (this.swarm.stages().every((s) => s.epoch >= epoch)) this.state.addEval(epoch, now);
+  }
+
+  heldOut?: { count: number; window(j: number): WindowRef };
+
+  evalTask(validator: string, now: number): { epoch: number; stages: ManifestRef[]; windows: WindowRef[]; expires_at: number } | undefined {
+    this.validatorsSeen.set(validator, now);
+    const epoch = this.state.openEval(now);
+    if (epoch === undefined || !this.heldOut) return undefined;
+    const stages = this.swarm.stages().map((s) => this.swarm.manifest(s.stage, epoch));
+    if (stages.some((m) => !m)) return undefined;
+    const expires = now + this.v.task_s * 1000;
+    this.state.assignEval(epoch, validator, expires);
+    const n = Math.min(this.heldOut.count, ValidationCoordinator.EVAL_WINDOWS);
+    return { epoch, stages: stages as ManifestRef[], windows: Array.from({ length: n }, (_, j) => this.heldOut!.window(j)), expires_at: expires };
+  }
+
+  evalDone(validator: string, epoch: number, loss: number, windows: number, now: number): { epoch: number } {
+    const r = this.state.evalRow(epoch);
+    if (!r || r.state !== 'assigned' || r.validator !== validator) throw new HttpError('E_NO_TASK', `the evaluation of epoch ${epoch} is not assigned to you`);
+    this.state.finishEval(epoch, loss, windows, now);
+    return { epoch };
+  }
+
+  evals(): Array<{ epoch: number; loss: number; windows: number; at: number }> {
+    return this.state.recentEvals(10).map((e) => ({ epoch: e.epoch, loss: e.loss, windows: e.windows, at: e.done_at }));
+  }
+
   tick(now: number): void {
     for (const r of this.state.expired(now)) this.state.reopen(r.id);
     for (const id of this.state.staleGates(now - this.v.task_s * 1000)) this.swarm.ungate(id, now);
