@@ -1,11 +1,9 @@
 /** `iota status`: the run at a glance, from the orchestrator's public status route. */
 import type { Command } from 'commander';
 import chalk from 'chalk';
-import { request } from 'undici';
-import { loadNodeConfig } from '../config/index.js';
-import { IotaError } from '../errors.js';
 import type { SwarmStatus } from '../protocol/swarm-messages.js';
 import { printJson } from './output.js';
+import { getPublic, orchestratorBase } from './common.js';
 
 export function registerStatus(program: Command): void {
   program
@@ -15,19 +13,7 @@ export function registerStatus(program: Command): void {
     .option('--node <file>', 'node config to take the URL from')
     .option('--json', 'print the status object as JSON')
     .action(async (o: { orchestrator?: string; node?: string; json?: boolean }) => {
-      const node = loadNodeConfig(o.node, { env: process.env });
-      const base = (o.orchestrator ?? node.orchestrator_url ?? `http://127.0.0.1:${node.port}`).replace(/\/$/, '');
-      let s: SwarmStatus;
-      try {
-        const r = await request(`${base}/v1/swarm`, { headersTimeout: 10_000, bodyTimeout: 10_000 });
-        const body = (await r.body.json()) as SwarmStatus & { error?: { code: string; message: string } };
-        if (r.statusCode === 404) throw new IotaError('E_NO_RUN', `${base} serves no run`, 'start the orchestrator with --run FILE');
-        if (r.statusCode >= 400) throw new IotaError(body.error?.code ?? 'E_STATUS', body.error?.message ?? `HTTP ${r.statusCode}`);
-        s = body;
-      } catch (e) {
-        if (e instanceof IotaError) throw e;
-        throw new IotaError('E_UNREACHABLE', `cannot reach the orchestrator at ${base}: ${(e as Error).message}`, 'check --orchestrator and that the server is running');
-      }
+      const s = await getPublic<SwarmStatus>(orchestratorBase(o.orchestrator, o.node), '/v1/swarm');
       if (o.json) printJson(s);
       else console.log(render(s));
     });

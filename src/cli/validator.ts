@@ -3,13 +3,12 @@ import { createRequire } from 'node:module';
 import type { Command } from 'commander';
 import chalk from 'chalk';
 import ora from 'ora';
-import { request } from 'undici';
 import { loadNodeConfig } from '../config/index.js';
 import { IotaError } from '../errors.js';
 import { readKeyFile } from '../protocol/keys.js';
 import type { ScoresReply } from '../protocol/swarm-messages.js';
 import { Validator } from '../validator/validator.js';
-import { addBackendOption, positiveInt } from './common.js';
+import { addBackendOption, getPublic, orchestratorBase, positiveInt } from './common.js';
 import { note, printJson } from './output.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
@@ -61,18 +60,7 @@ export function registerValidator(program: Command): void {
     .option('--node <file>', 'node config')
     .option('--json', 'print the scores object as JSON')
     .action(async (o: { orchestrator?: string; node?: string; json?: boolean }) => {
-      const node = loadNodeConfig(o.node, { env: process.env });
-      const base = (o.orchestrator ?? node.orchestrator_url ?? `http://127.0.0.1:${node.port}`).replace(/\/$/, '');
-      let s: ScoresReply;
-      try {
-        const r = await request(`${base}/v1/scores`, { headersTimeout: 10_000, bodyTimeout: 10_000 });
-        const body = (await r.body.json()) as ScoresReply & { error?: { code: string; message: string } };
-        if (r.statusCode >= 400) throw new IotaError(body.error?.code ?? 'E_SCORES', body.error?.message ?? `HTTP ${r.statusCode}`, 'is the orchestrator serving a run (--run)?');
-        s = body;
-      } catch (e) {
-        if (e instanceof IotaError) throw e;
-        throw new IotaError('E_UNREACHABLE', `cannot reach the orchestrator at ${base}: ${(e as Error).message}`, 'check --orchestrator and that the server is running');
-      }
+      const s = await getPublic<ScoresReply>(orchestratorBase(o.orchestrator, o.node), '/v1/scores');
       if (o.json) return printJson(s);
       console.log(chalk.bold(`scores over epochs ${s.epoch_from} and later`));
       for (const r of s.scores) {

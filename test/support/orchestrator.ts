@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { buildOrchestrator, type OrchestratorOptions, type ServerContext } from '../../src/orchestrator/server.js';
 import { Repository } from '../../src/orchestrator/state/repository.js';
+import { ApiError } from '../../src/protocol/client.js';
 
 export interface TestOrchestrator {
   url: string;
@@ -31,4 +32,15 @@ export async function startTestOrchestrator(o: Partial<OrchestratorOptions> & { 
       repo.close();
     },
   };
+}
+
+/** Awaits a call that must be refused, and returns the refusal. */
+export async function refusal(p: Promise<unknown>): Promise<ApiError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(ApiError);
+    return e as ApiError;
+  }
+  throw new Error('expected the call to be refused');
 }

@@ -5,6 +5,7 @@
  */
 import type { Statement } from 'better-sqlite3';
 import type { DB } from './db.js';
+import type { PlanParticipant } from '../../merge/plan.js';
 
 export type Phase = 'training' | 'uploading' | 'merging';
 export type TaskKind = 'fwd' | 'bwd' | 'tail';
@@ -107,16 +108,10 @@ export interface ItemRow {
   created_at: number;
 }
 
-export interface GradientRow {
+/** An accepted gradient upload: the merge's participant record, for one epoch and stage. */
+export interface GradientRow extends PlanParticipant {
   epoch: number;
   stage: number;
-  miner: string;
-  key: string;
-  size: number;
-  sha256: string;
-  n: number;
-  /** sha256 of each partition's bytes, declared with the upload */
-  partitions: string[];
   uploaded_at: number;
 }
 

@@ -14,20 +14,14 @@ import { randomBytes } from 'node:crypto';
 import type { ModelConfig } from '../../config/model.js';
 import type { RunConfig } from '../../config/run.js';
 import { learningRate } from '../../model/schedule.js';
+import type { PlanParticipant } from '../../merge/plan.js';
 import { HttpError } from '../errors.js';
 import type { GradientRow, ManifestRef, MemberRow, ObjectRef, Phase, StageRow, SwarmState, TaskInput, TaskKind, TaskRow, WindowRef } from '../state/swarm.js';
 import type { SwarmStatus } from '../../protocol/swarm-messages.js';
 import { UNITS, chooseStage, capacities, ewma, rebalance, requiredFraction, requiredSamples, type StageLoad } from './scheduler.js';
 
-export interface MergeParticipant {
-  miner: string;
-  key: string;
-  size: number;
-  sha256: string;
-  n: number;
-  /** sha256 of each partition's bytes of the gradient */
-  partitions: string[];
-}
+/** A participant of a stage's merge: its accepted gradient upload and its ledger credit. */
+export type MergeParticipant = PlanParticipant;
 
 /**
  * How the MERGING phase plugs in (the merge module provides it). `begin` is called once when a

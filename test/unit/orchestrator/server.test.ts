@@ -1,19 +1,9 @@
 import { request } from 'undici';
-import { ApiError, newRequestId } from '../../../src/protocol/client.js';
+import { newRequestId } from '../../../src/protocol/client.js';
 import { newIdentity } from '../../../src/protocol/keys.js';
 import { HEADERS, signRequest } from '../../../src/protocol/signing.js';
-import { startTestOrchestrator, type TestOrchestrator } from '../../support/orchestrator.js';
+import { refusal, startTestOrchestrator, type TestOrchestrator } from '../../support/orchestrator.js';
 import { SimParticipant } from '../../support/sim-miner.js';
-
-async function refusal(p: Promise<unknown>): Promise<ApiError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(ApiError);
-    return e as ApiError;
-  }
-  throw new Error('expected the call to be refused');
-}
 
 describe('orchestrator server', () => {
   let o: TestOrchestrator;

@@ -3,23 +3,14 @@
  * run through the orchestrator's routes, with the test's clock.
  */
 import { request } from 'undici';
-import { newRequestId, ApiError } from '../../../src/protocol/client.js';
+import { newRequestId } from '../../../src/protocol/client.js';
+import { refusal } from '../../support/orchestrator.js';
 import type { WorkReply } from '../../../src/protocol/swarm-messages.js';
 import { SimMiner } from '../../support/sim-miner.js';
 import { startSwarmServer, type SwarmServer } from '../../support/swarm-server.js';
 import { MergeWorker } from '../../../src/merge/worker.js';
 import { stageSpecs } from '../../../src/config/model.js';
 import { stageLayout } from '../../../src/model/params.js';
-
-async function refusal(p: Promise<unknown>): Promise<ApiError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(ApiError);
-    return e as ApiError;
-  }
-  throw new Error('expected the call to be refused');
-}
 
 function ledger(o: SwarmServer, epoch: number): Record<string, number> {
   const out: Record<string, number> = {};
