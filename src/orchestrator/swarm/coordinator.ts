@@ -18,7 +18,8 @@ import type { PlanParticipant } from '../../merge/plan.js';
 import { HttpError } from '../errors.js';
 import type { GradientRow, ManifestRef, MemberRow, ObjectRef, Phase, StageRow, SwarmState, TaskInput, TaskKind, TaskRow, WindowRef } from '../state/swarm.js';
 import type { SwarmStatus } from '../../protocol/swarm-messages.js';
-import { UNITS, chooseStage, capacities, ewma, rebalance, requiredFraction, requiredSamples, type StageLoad } from './scheduler.js';
+import { UNITS, chooseStage, ewma, rebalance, requiredFraction, requiredSamples, type StageLoad } from './scheduler.js';
+import { buildStatus } from './status.js';
 
 /** A participant of a stage's merge: its accepted gradient upload and its ledger credit. */
 export type MergeParticipant = PlanParticipant;
@@ -134,7 +135,7 @@ export const PHASE_CALLS: Record<Phase, string[]> = {
 
 export class Coordinator {
   readonly stages: number;
-  private readonly leaseMs: number;
+  readonly leaseMs: number;
   /** lease expiries since start, for metrics */
   expiries = 0;
 
@@ -587,50 +588,8 @@ export class Coordinator {
     return { stage, epoch: st.epoch, phase: st.phase, since: st.since, ...(st.deadline !== null ? { deadline: st.deadline } : {}), manifest: st.manifest, ...(st.note ? { note: st.note } : {}) };
   }
 
-  /** The run at a glance: phases, miners, queues, ledger counts, losses, throughput. */
+  /** The run at a glance (status.ts builds it). */
   status(now: number, ledgerFrom?: number): SwarmStatus {
-    const head = this.state.stage(0);
-    const ep = this.state.epoch(head.epoch);
-    const caps = capacities(this.loads(now));
-    const queue = this.state.queue();
-    const members = this.state.members();
-    const working = queue.length ? this.state.leaseHolders() : new Set<string>();
-    const recent = this.state.recentEpochs(6).filter((e) => e.epoch < head.epoch);
-    let mergeShare: number | undefined;
-    if (recent.length > 0) {
-      const span = this.state.epoch(head.epoch)!.started_at - recent[recent.length - 1].started_at;
-      if (span > 0) mergeShare = recent.reduce((a, e) => a + e.merge_ms, 0) / span;
-    }
-    return {
-      run: this.cfg.name,
-      server_time: now,
-      epoch: head.epoch,
-      target: this.cfg.run.samples_per_epoch,
-      allocation: { epoch: head.epoch, allocated: ep?.allocated ?? 0, ...(ep?.closed_at != null ? { closed_at: ep.closed_at } : {}), ...(ep?.drain_deadline != null ? { drain_deadline: ep.drain_deadline } : {}) },
-      stages: this.state.stages().map((st) => {
-        const q = (state: string) => queue.filter((r) => r.stage === st.stage && r.state === state).reduce((a, r) => a + r.n, 0);
-        return {
-          ...this.view(st.stage),
-          capacity: caps[st.stage],
-          queue: { ready: q('ready'), leased: q('leased'), held: q('held') },
-          miners: members
-            .filter((m) => m.stage === st.stage)
-            .map((m) => ({
-              id: m.miner,
-              state: m.last_seen < now - this.leaseMs ? 'silent' : working.has(m.miner) ? 'working' : 'idle',
-              ...(m.rate !== null ? { rate: m.rate } : {}),
-              done: m.done,
-              last_seen: m.last_seen,
-              ...(m.next_stage !== null ? { next_stage: m.next_stage } : {}),
-            })),
-        };
-      }),
-      ledger: this.state.ledgerCounts(ledgerFrom ?? Math.max(0, head.epoch - 3)),
-      losses: this.state.recentLosses(20).map((l) => ({ epoch: l.epoch, item: l.item, loss: l.loss, at: l.done_at })),
-      throughput: this.state.tailSamplesSince(now - 60_000) / 60,
-      evals: this.cfg.evals?.() ?? [],
-      ...(mergeShare !== undefined ? { merge_share: mergeShare } : {}),
-      lease_expiries: this.expiries,
-    };
+    return buildStatus(this, now, ledgerFrom);
   }
 }
