@@ -64,6 +64,7 @@ export const MergeSchema = Type.Object(
 export const ValidationSchema = Type.Object(
   {
     rate: Fraction(0.1, 'share of accepted work items a validator replays (miners on probation: all)'),
+    upload_rate: Fraction(0.1, 'probability, per miner and epoch, that every sample credited to it is replayed and its gradient upload compared'),
     // Defaults: 10x the largest honest disagreement across the native, wasm and cpu backends,
     // measured with `npm run bench -- disagreement` (tiny, 180 comparisons: forward after bf16
     // 3.3e-4, input gradient 5.5e-7, loss 1.7e-7).

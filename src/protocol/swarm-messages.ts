@@ -189,12 +189,21 @@ export const UnavailableRequest = Type.Object(
 export type UnavailableRequest = Static<typeof UnavailableRequest>;
 export const AcceptedReply = Type.Object({ accepted: Type.Boolean() });
 
+const ReplayItem = Type.Object({
+  item: Type.Integer(),
+  kind: Type.Union([Type.Literal('bwd'), Type.Literal('tail')]),
+  samples: Type.Array(Type.Integer()),
+  windows: Type.Optional(Type.Array(WindowRefSchema)),
+  x: Type.Optional(ObjectRefSchema),
+  dy: Type.Optional(ObjectRefSchema),
+});
+
 export const ValidationTaskSchema = Type.Object({
   id: Type.Integer(),
   epoch: Type.Integer(),
   stage: Type.Integer(),
-  item: Type.Integer(),
-  kind: Type.Union([Type.Literal('fwd'), Type.Literal('bwd'), Type.Literal('tail')]),
+  item: Type.Integer({ description: '-1 for a whole upload' }),
+  kind: Type.Union([Type.Literal('fwd'), Type.Literal('bwd'), Type.Literal('tail'), Type.Literal('upload')]),
   miner: Type.String(),
   samples: Type.Array(Type.Integer()),
   weights: ManifestRefSchema,
@@ -205,6 +214,9 @@ export const ValidationTaskSchema = Type.Object({
   loss: Type.Optional(Type.Number()),
   codec: Type.String(),
   expires_at: Ms,
+  /** an upload: the miner's gradient sum and every item credited to it at that stage and epoch */
+  gradient: Type.Optional(ObjectRefSchema),
+  items: Type.Optional(Type.Array(ReplayItem)),
 });
 export type ValidationTaskMessage = Static<typeof ValidationTaskSchema>;
 export const ValidationTasksReply = Type.Object({

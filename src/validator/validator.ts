@@ -15,7 +15,8 @@ import { loadStageWeights } from '../merge/weights.js';
 import { SignedClient } from '../protocol/client.js';
 import type { Identity } from '../protocol/keys.js';
 import type { EvalTaskReply, ValidationTaskMessage, ValidationTasksReply } from '../protocol/swarm-messages.js';
-import type { TransferOptions } from '../store/index.js';
+import { download, type TransferOptions } from '../store/index.js';
+import { decodeSafetensors } from '../tensor-io/safetensors.js';
 
 export interface ValidatorOptions {
   orchestrator: string;
@@ -147,11 +148,51 @@ export class Validator {
     this.o.onEvent({ event: 'verdict', id: t.id, miner: t.miner, kind: t.kind, stage: t.stage, epoch: t.epoch, passed, abstained: passed === null, rel_err: relErr, detail });
   }
 
+  /**
+   * A whole upload: every item credited to the miner at that stage and epoch, replayed into a
+   * fresh gradient sum, against the sum it uploaded (the order of the additions differs, so the
+   * lossy threshold applies). A zero or made-up gradient is far outside it.
+   */
+  private async checkUpload(t: ValidationTaskMessage, lossy: number): Promise<void> {
+    const compute = await this.computeFor(t.stage, t.weights);
+    await compute.reset();
+    try {
+      for (const it of t.items ?? []) {
+        let inputs;
+        try {
+          inputs = await fetchInputs({ ...it, stage: t.stage }, this.model, this.o.transfer);
+        } catch (e) {
+          if (!isIotaError(e)) throw e;
+          return await this.verdict(t, null, undefined, `an input of item ${it.item} is unusable (${e.code}): ${e.message}`);
+        }
+        const key = `upload-${t.id}-${it.item}`;
+        if (it.kind === 'tail') await compute.tail(key, inputs.input, inputs.targets!);
+        else await compute.backward(key, inputs.input, inputs.dy!, inputs.shape);
+        await compute.commit(key);
+      }
+      const replay = await compute.gradientSum();
+      let claimed: Float32Array;
+      try {
+        const bytes = await download(t.gradient!.url!, { sha256: t.gradient!.sha256, size: t.gradient!.size }, this.o.transfer);
+        const d = decodeSafetensors(bytes, { expect: { g: { dtype: 'F32', shape: [replay.length] } } });
+        claimed = d.tensors.g.data as Float32Array;
+      } catch (e) {
+        if (!isIotaError(e)) throw e;
+        return await this.verdict(t, false, undefined, `the uploaded gradient is unusable (${e.code}): ${e.message}`);
+      }
+      const e = relativeError(replay, claimed);
+      return await this.verdict(t, e <= lossy, e, `gradient sum of ${t.items?.length ?? 0} items: rel err ${e.toExponential(3)} (limit ${lossy})`);
+    } finally {
+      await compute.reset();
+    }
+  }
+
   private async check(t: ValidationTaskMessage, lossy: number, exact: number): Promise<void> {
     if (stageSpecs(this.model)[t.stage] === undefined) return this.verdict(t, null, undefined, `no stage ${t.stage}`);
+    if (t.kind === 'upload') return this.checkUpload(t, lossy);
     let inputs;
     try {
-      inputs = await fetchInputs(t, this.model, this.o.transfer);
+      inputs = await fetchInputs({ ...t, kind: t.kind }, this.model, this.o.transfer);
     } catch (e) {
       if (!isIotaError(e)) throw e;
       return this.verdict(t, null, undefined, `an input is unusable (${e.code}): ${e.message}`);

@@ -1,7 +1,7 @@
 /**
  * The validator's harness, short version: honest miners (real processes) beside adversaries
  * (test code: each computes the honest result with the real model, then cheats one way) and a
- * validator process replaying every item. Every adversary is caught and put on probation;
+ * validator process replaying every item and every gradient upload. Every adversary is caught and put on probation;
  * honest miners get no failed verdict over at least 50 checks; `iota scores` shows it.
  */
 import { mkdtempSync } from 'node:fs';
@@ -24,7 +24,7 @@ describe('iota validator', () => {
       samples_per_epoch: 48,
       batch: 1,
       in_flight: 2,
-      validation: { rate: 1, probation_passes: 2 },
+      validation: { rate: 1, upload_rate: 1, probation_passes: 2 },
       phases: { drain_s: 60, upload_s: 10, merge_s: 60, lease_s: 5 },
     });
     const validatorKey = join(dir, 'validator.key');
@@ -66,6 +66,7 @@ describe('iota validator', () => {
     // The subtle ones fail by measured error, not by a malformed tensor.
     for (const k of ['int8_roundtrip', 'skipped_block', 'stale_weights', 'copy_input'] as const) expect(caught.get(k)!.detail).toMatch(/rel err/);
     expect(caught.get('lying_loss')!.detail).toMatch(/loss/);
+    expect(caught.get('free_rider')!).toMatchObject({ kind: 'upload', detail: expect.stringMatching(/gradient sum/) });
 
     const honestVerdicts = () => validator.events.filter((e) => e.event === 'verdict' && honestIds.includes(e.miner as string) && e.abstained !== true);
     await validator.waitFor(() => honestVerdicts().length >= 50);

@@ -3,7 +3,8 @@
  * miner). Each computes the honest result with the real model on a compute thread, then
  * cheats in one way: random, zeroed or NaN outputs, the input copied to the output, an 8-bit
  * round trip of the output, the previous item's output replayed, weights that stay at epoch 0,
- * a skipped block, or (at the tail) a flattering loss.
+ * a skipped block, (at the tail) a flattering loss, or honest work with a zero gradient
+ * uploaded (a free-rider, caught only by replaying its whole upload).
  */
 import { stageSpecs, type ModelConfig } from '../../src/config/model.js';
 import type { RunConfig } from '../../src/config/run.js';
@@ -18,7 +19,7 @@ import { dequantizeRows8, quantizeRows8 } from '../../src/tensor-io/codecs.js';
 import { encodeSafetensors } from '../../src/tensor-io/safetensors.js';
 import { SimMiner } from './sim-miner.js';
 
-export const ADVERSARIES = ['random', 'zeroed', 'nan', 'copy_input', 'int8_roundtrip', 'replay', 'stale_weights', 'skipped_block', 'lying_loss'] as const;
+export const ADVERSARIES = ['random', 'zeroed', 'nan', 'copy_input', 'int8_roundtrip', 'replay', 'stale_weights', 'skipped_block', 'lying_loss', 'free_rider'] as const;
 export type AdversaryKind = (typeof ADVERSARIES)[number];
 
 const WORKER = new URL('../../dist/compute/compute-worker.js', import.meta.url);
@@ -51,6 +52,8 @@ export class Adversary extends SimMiner {
     const o = this.run.optimizer;
     this.merger = new MergeWorker({ client: this.client, layout: () => layout.params, adamw: { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay } });
     this.outputFor = (it) => this.cheat(it);
+    // The gradient sum it uploads is what it computed (a free-rider uploads zeros instead).
+    this.makeGradient = (params) => (this.kind === 'free_rider' ? new Float32Array(params) : this.compute.gradientSum());
     this.lossesFor = () => (this.kind === 'lying_loss' ? this.losses.map((l) => l * 0.8) : this.losses);
   }
 
@@ -65,13 +68,16 @@ export class Adversary extends SimMiner {
   /** One round: work (and merge jobs, and the upload duty); the stale adversary never reloads. */
   async play(): Promise<number> {
     const w = await this.work(1);
-    if (w.manifest.key !== this.manifestKey && this.kind !== 'stale_weights') {
-      await this.compute.setWeights(await this.weightsFor(w.manifest));
+    if (w.manifest.key !== this.manifestKey) {
+      if (this.kind !== 'stale_weights') await this.compute.setWeights(await this.weightsFor(w.manifest));
+      await this.compute.reset(); // a new epoch: a new gradient sum
       this.manifestKey = w.manifest.key;
     }
     let did = 0;
     for (const it of w.items) {
-      await this.complete(it, { skipInputs: true }).catch(() => undefined);
+      // An item's gradient joins the sum once the report is acknowledged, as a miner's does.
+      const r = await this.complete(it, { skipInputs: true }).catch(() => undefined);
+      if (it.kind !== 'fwd') await (r && r.credited > 0 ? this.compute.commit(it.lease) : this.compute.discard(it.lease));
       did++;
     }
     if (w.duty) await this.uploadGradient(w.duty.epoch, w.duty.stage, w.duty.key, w.duty.samples).catch(() => undefined);
@@ -85,12 +91,10 @@ export class Adversary extends SimMiner {
     if (it.kind === 'fwd') return { out: (await this.compute.forward(inputs.input)).y, x, shape: inputs.shape };
     if (it.kind === 'tail') {
       const r = await this.compute.tail(it.lease, inputs.input, inputs.targets!);
-      await this.compute.discard(it.lease);
       this.losses = Array.from(r.losses);
       return { out: r.dx!, x, shape: inputs.shape };
     }
     const r = await this.compute.backward(it.lease, inputs.input, inputs.dy!, inputs.shape);
-    await this.compute.discard(it.lease);
     return { out: r.dx!, x, dy: inputs.dy, shape: inputs.shape };
   }
 
@@ -117,7 +121,7 @@ export class Adversary extends SimMiner {
         this.previous.set(it.kind, h.out);
         return send(before && before.length === n ? before : h.out);
       }
-      default: // stale_weights, skipped_block, lying_loss: honest arithmetic on what they chose
+      default: // stale_weights, skipped_block, lying_loss, free_rider: honest arithmetic on what they chose
         return send(h.out);
     }
   }

@@ -94,13 +94,13 @@ export class SimMiner extends SimParticipant {
   /** gradient sums this miner uploaded, by `epoch/stage` */
   readonly gradients = new Map<string, Float32Array>();
   /** makes the gradient sum to upload (default: uniform in [-0.5, 0.5) per element) */
-  makeGradient: (params: number, samples: number) => Float32Array = (params) => new Float32Array(params).map(() => Math.random() - 0.5);
+  makeGradient: (params: number, samples: number) => Float32Array | Promise<Float32Array> = (params) => new Float32Array(params).map(() => Math.random() - 0.5);
 
   /** A made-up gradient of the stage's real length (`params`), with its partition hashes. */
   async uploadGradient(epoch: number, stage: number, key: string, samples = 1): Promise<GradientReply> {
     const run = await this.runInfo();
     const params = run.params[stage];
-    const g = this.makeGradient(params, samples);
+    const g = await this.makeGradient(params, samples);
     this.gradients.set(`${epoch}/${stage}`, g);
     const bytes = encodeGradient(g);
     const d = await this.put('gradient', key, bytes);

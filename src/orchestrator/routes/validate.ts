@@ -26,6 +26,12 @@ export async function validationRoutes(app: FastifyInstance, ctx: ServerContext,
         if (t.x) t.x = await sign(t.x);
         if (t.dy) t.dy = await sign(t.dy);
         if (t.output) t.output = await sign(t.output);
+        if (t.gradient) t.gradient = await sign(t.gradient);
+        for (const it of t.items ?? []) {
+          if (it.windows) it.windows = await Promise.all(it.windows.map(sign));
+          if (it.x) it.x = await sign(it.x);
+          if (it.dy) it.dy = await sign(it.dy);
+        }
       }
       return { tasks: out, threshold: v.cfg.run.validation.threshold, exact_threshold: v.cfg.run.validation.exact_threshold };
     },

@@ -198,6 +198,7 @@ export class SwarmState {
       leaseHolders: p("SELECT DISTINCT miner FROM tasks WHERE state = 'leased'"),
       dropItemLedger: p("UPDATE ledger SET state = ? WHERE item = ? AND state = 'open'"),
       voidItemTasks: p("UPDATE tasks SET state = 'void' WHERE item = ? AND state IN ('ready', 'leased', 'held')"),
+      creditedItems: p("SELECT item FROM ledger WHERE epoch = ? AND stage = ? AND miner = ? AND state IN ('credited', 'uploaded', 'merged') ORDER BY item"),
       fault: p('INSERT INTO faults (epoch, stage, miner, kind, detail, at) VALUES (?, ?, ?, ?, ?, ?)'),
       gradGet: p('SELECT * FROM gradients WHERE epoch = ? AND stage = ? AND miner = ?'),
       gradPut: p('INSERT INTO gradients (epoch, stage, miner, key, size, sha256, n, partitions, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
@@ -409,6 +410,10 @@ export class SwarmState {
   dropItem(item: number, state: string): number {
     this.s.dropItemLedger.run(state, item);
     return this.s.voidItemTasks.run(item).changes;
+  }
+  /** Items whose gradient at a stage and epoch is credited to a miner (merged or not yet). */
+  creditedItems(epoch: number, stage: number, miner: string): number[] {
+    return (this.s.creditedItems.all(epoch, stage, miner) as Array<{ item: number }>).map((r) => r.item);
   }
   /** A fault for scoring (the validator's input): who, what, where. */
   fault(epoch: number, stage: number, miner: string, kind: string, detail: string, now: number): void {

@@ -48,6 +48,8 @@ export interface ValidationHooks {
   tick?(now: number): void;
   /** a stage entered TRAINING(epoch) */
   stageAdvanced?(stage: number, epoch: number, now: number): void;
+  /** a stage closed UPLOADING(epoch) with these uploads */
+  uploadsClosed?(stage: number, epoch: number, uploads: GradientRow[], now: number): void;
 }
 
 export interface SwarmSettings {
@@ -502,6 +504,7 @@ export class Coordinator {
       else this.state.moveLedger(E, st.stage, 'credited', this.isSilent(c.miner, now) ? 'lost_with_miner' : 'dropped:upload_late', c.miner);
     }
     this.state.putStage({ ...st, phase: 'merging', since: now, deadline: now + this.cfg.run.phases.merge_s * 1000, note: '' });
+    this.cfg.validation?.uploadsClosed?.(st.stage, E, uploads, now);
     this.cfg.merge?.begin(st.stage, E, uploads.map((g) => ({ miner: g.miner, key: g.key, size: g.size, sha256: g.sha256, n: g.n, partitions: g.partitions })), now);
   }
 

@@ -7,17 +7,26 @@
 import type { ModelConfig } from '../../config/model.js';
 import type { RunConfig } from '../../config/run.js';
 import { HttpError } from '../errors.js';
-import type { ManifestRef, ObjectRef, SwarmState, TaskRow, WindowRef } from '../state/swarm.js';
-import type { ValidationState } from '../state/validation.js';
+import type { GradientRow, ManifestRef, ObjectRef, SwarmState, TaskRow, WindowRef } from '../state/swarm.js';
+import type { ValidationRow, ValidationState } from '../state/validation.js';
 import type { Coordinator, ValidationHooks } from './coordinator.js';
 import { UNITS } from './scheduler.js';
+
+export interface ReplayItem {
+  item: number;
+  kind: 'bwd' | 'tail';
+  samples: number[];
+  windows?: WindowRef[];
+  x?: ObjectRef;
+  dy?: ObjectRef;
+}
 
 export interface ValidationTask {
   id: number;
   epoch: number;
   stage: number;
   item: number;
-  kind: 'fwd' | 'bwd' | 'tail';
+  kind: 'fwd' | 'bwd' | 'tail' | 'upload';
   miner: string;
   samples: number[];
   /** the weights the miner used: the stage's manifest for that epoch */
@@ -31,6 +40,8 @@ export interface ValidationTask {
   /** how forward outputs travel (the replay encodes its own the same way before comparing) */
   codec: string;
   expires_at: number;
+  gradient?: ObjectRef;
+  items?: ReplayItem[];
 }
 
 export interface Score {
@@ -111,6 +122,24 @@ export class ValidationCoordinator implements ValidationHooks {
     return this.state.recentEvals(10).map((e) => ({ epoch: e.epoch, loss: e.loss, windows: e.windows, at: e.done_at }));
   }
 
+  /** With probability upload_rate per miner, every sample credited to it will be replayed. */
+  uploadsClosed(stage: number, epoch: number, uploads: GradientRow[], now: number): void {
+    for (const g of uploads) if (this.random() < this.v.upload_rate) this.state.add(epoch, stage, -1, 'upload', g.miner, 'upload', now);
+  }
+
+  private uploadTask(r: ValidationRow, weights: ManifestRef, expires: number): ValidationTask | undefined {
+    const g = this.swarm.gradient(r.epoch, r.stage, r.miner);
+    if (!g) return undefined;
+    const kind = r.stage === this.swarm.stages().length - 1 ? 'tail' : 'bwd';
+    const items: ReplayItem[] = [];
+    for (const item of this.swarm.creditedItems(r.epoch, r.stage, r.miner)) {
+      const t = this.swarm.task(item, r.stage, kind);
+      if (!t) return undefined;
+      items.push({ item, kind, samples: Array.from({ length: t.n }, (_, i) => t.first_sample + i), ...t.input });
+    }
+    return { id: r.id, epoch: r.epoch, stage: r.stage, item: -1, kind: 'upload', miner: r.miner, samples: [], weights, codec: 'f32', expires_at: expires, gradient: { key: g.key, size: g.size, sha256: g.sha256 }, items };
+  }
+
   tick(now: number): void {
     for (const r of this.state.expired(now)) this.state.reopen(r.id);
     for (const id of this.state.staleGates(now - this.v.task_s * 1000)) this.swarm.ungate(id, now);
@@ -121,8 +150,19 @@ export class ValidationCoordinator implements ValidationHooks {
     this.validatorsSeen.set(validator, now);
     const out: ValidationTask[] = [];
     for (const r of this.state.open(validator, max)) {
-      const t = this.swarm.task(r.item, r.stage, r.kind as TaskRow['kind']);
       const weights = this.swarm.manifest(r.stage, r.epoch);
+      if (r.kind === 'upload') {
+        const expires = now + this.v.task_s * 1000;
+        const task = weights && this.uploadTask(r, weights, expires);
+        if (!task) {
+          this.state.decide(r.id, 'void', null, 'the upload or its items are gone', now);
+          continue;
+        }
+        this.state.assign(r.id, validator, expires);
+        out.push(task);
+        continue;
+      }
+      const t = this.swarm.task(r.item, r.stage, r.kind as TaskRow['kind']);
       if (!t || !weights || t.state === 'void') {
         this.state.decide(r.id, 'void', null, 'the item was dropped before it could be checked', now);
         this.swarm.ungate(r.id, now);
@@ -163,7 +203,8 @@ export class ValidationCoordinator implements ValidationHooks {
     this.state.decide(id, passed ? 'passed' : 'failed', relErr, detail.slice(0, 500), now);
     const s = this.state.standing(r.miner) ?? { miner: r.miner, probation: 0, passes: 0, failures: 0, quarantined_at: null };
     if (passed) {
-      s.passes++;
+      // Only work done after a quarantine counts towards the release from it.
+      if (s.quarantined_at === null || r.created_at > s.quarantined_at) s.passes++;
       if (s.probation === 1 && s.passes >= this.v.probation_passes) s.probation = 0;
       this.state.putStanding(s);
       this.swarm.ungate(id, now);
@@ -172,8 +213,9 @@ export class ValidationCoordinator implements ValidationHooks {
     // A failure: quarantine (probation again), the item is dropped where still open, and the
     // miner's credit at that stage and epoch is void (its gradient sum cannot be trusted).
     this.state.putStanding({ ...s, probation: 1, passes: 0, failures: s.failures + 1, quarantined_at: now });
-    this.swarm.dropItem(r.item, 'dropped:failed_validation');
+    if (r.item >= 0) this.swarm.dropItem(r.item, 'dropped:failed_validation');
     this.swarm.moveLedger(r.epoch, r.stage, 'credited', 'dropped:failed_validation', r.miner);
+    this.swarm.moveLedger(r.epoch, r.stage, 'uploaded', 'dropped:failed_validation', r.miner);
     this.swarm.fault(r.epoch, r.stage, r.miner, 'failed_validation', `${r.kind} of item ${r.item}: ${detail.slice(0, 200)}`, now);
     return { state: 'failed' };
   }
