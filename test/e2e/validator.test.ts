@@ -21,7 +21,7 @@ describe('iota validator', () => {
   it('catches every adversary and never fails an honest miner', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'iota-validator-e2e-'));
     const runFile = writeRun(dir, {
-      samples_per_epoch: 48,
+      samples_per_epoch: 24,
       batch: 1,
       in_flight: 2,
       validation: { rate: 1, upload_rate: 1, probation_passes: 2 },
@@ -49,7 +49,7 @@ describe('iota validator', () => {
     const adversaries = ADVERSARIES.map((kind) => new Adversary(url, run.name, kind, kind === 'lying_loss' ? 2 : 1, model, run));
     for (const a of adversaries) await a.start(hash);
     const caught = new Map<string, Record<string, unknown>>();
-    const deadline = Date.now() + 150_000;
+    const deadline = Date.now() + 240_000; // generous: CI runs other suites beside this one
     // Every adversary works until the validator has failed it.
     await Promise.all(
       adversaries.map(async (a) => {
@@ -92,5 +92,5 @@ describe('iota validator', () => {
     for (const p of [...honest, validator]) p.kill('SIGTERM');
     expect(await Promise.all([...honest, validator].map((p) => p.exited))).toEqual([0, 0, 0, 0]);
     expect(await orch.kill('SIGTERM')).toBe(0);
-  }, 240_000);
+  }, 330_000);
 });
