@@ -68,6 +68,8 @@ export function registerOrchestrator(program: Command): void {
         coordinator = new Coordinator(state, { ...opened.settings, merge, validation, evals: () => validation.evals() });
         merge.coordinator = coordinator;
         validation.coordinator = coordinator;
+        validation.merges = merge;
+        merge.audit = validation;
         validationCoordinator = validation;
         if (opened.manifests) {
           const manifests = opened.manifests;

@@ -202,8 +202,8 @@ export const ValidationTaskSchema = Type.Object({
   id: Type.Integer(),
   epoch: Type.Integer(),
   stage: Type.Integer(),
-  item: Type.Integer({ description: '-1 for a whole upload' }),
-  kind: Type.Union([Type.Literal('fwd'), Type.Literal('bwd'), Type.Literal('tail'), Type.Literal('upload')]),
+  item: Type.Integer({ description: '-1 for a whole upload; the partition for a merge' }),
+  kind: Type.Union([Type.Literal('fwd'), Type.Literal('bwd'), Type.Literal('tail'), Type.Literal('upload'), Type.Literal('merge')]),
   miner: Type.String(),
   samples: Type.Array(Type.Integer()),
   weights: ManifestRefSchema,
@@ -217,6 +217,20 @@ export const ValidationTaskSchema = Type.Object({
   /** an upload: the miner's gradient sum and every item credited to it at that stage and epoch */
   gradient: Type.Optional(ObjectRefSchema),
   items: Type.Optional(Type.Array(ReplayItem)),
+  /** a merged partition: spot-check a few runs of its elements (w_E and the moments come from `weights`) */
+  merge: Type.Optional(
+    Type.Object({
+      partition: Type.Integer(),
+      offset: Type.Integer(),
+      length: Type.Integer(),
+      N: Type.Integer(),
+      clip_factor: Type.Number(),
+      lr: Type.Number(),
+      t: Type.Integer({ description: 'the optimizer step the merge took' }),
+      inputs: Type.Array(Type.Object({ miner: Type.String(), key: Type.String(), start: Type.Integer(), end: Type.Integer() })),
+      result: Type.Object({ w: Type.String(), optim: Type.String() }),
+    }),
+  ),
 });
 export type ValidationTaskMessage = Static<typeof ValidationTaskSchema>;
 export const ValidationTasksReply = Type.Object({

@@ -5,13 +5,17 @@
  * rounding does not count against anyone. An input the validator cannot use is not the miner's
  * fault: it abstains.
  */
+import { randomInt } from 'node:crypto';
 import { stageSpecs, type ModelConfig } from '../config/model.js';
 import type { RunConfig } from '../config/run.js';
 import { Compute, type StageInput } from '../compute/compute.js';
 import { fetchActivation, fetchInputs, fetchWindows } from '../compute/inputs.js';
 import { decodeActivation, encodeActivation, type Codec } from '../compute/tensors.js';
 import { IotaError, isIotaError } from '../errors.js';
+import { auditMerge, pickRuns, type RangeReader } from '../merge/audit.js';
+import { parseManifest } from '../merge/manifest.js';
 import { loadStageWeights } from '../merge/weights.js';
+import { stageLayout } from '../model/params.js';
 import { SignedClient } from '../protocol/client.js';
 import type { Identity } from '../protocol/keys.js';
 import type { EvalTaskReply, ValidationTaskMessage, ValidationTasksReply } from '../protocol/swarm-messages.js';
@@ -187,9 +191,61 @@ export class Validator {
     }
   }
 
+  /** Verified Range reads of any object of the run, through the orchestrator's download URLs. */
+  private rangeReader(): RangeReader {
+    const infos = new Map<string, Promise<{ url: string; size: number; chunk_hashes?: string[] }>>();
+    const info = (key: string) => {
+      let i = infos.get(key);
+      if (!i) infos.set(key, (i = this.client.get(`/v1/storage/download?key=${encodeURIComponent(key)}`)));
+      return i;
+    };
+    return {
+      read: async (key, start, end) => {
+        const i = await info(key);
+        if (!i.chunk_hashes) throw new IotaError('E_BAD_RANGE', `${key} has no chunk hashes to check a Range read against`);
+        return download(i.url, { range: { start, end }, size: i.size, chunkHashes: i.chunk_hashes }, this.o.transfer);
+      },
+      size: async (key) => (await info(key)).size,
+    };
+  }
+
+  /**
+   * A merged partition: runs of elements at random places (the merger cannot know which),
+   * recomputed from the participants' gradients, w_E and the moments, against the merger's
+   * uploaded weights and moments. Honest bytes are reproduced exactly.
+   */
+  private async checkMerge(t: ValidationTaskMessage, exact: number): Promise<void> {
+    const spec = t.merge!;
+    const reader = this.rangeReader();
+    let manifest;
+    try {
+      const info = await this.client.get<{ url: string }>(`/v1/storage/download?key=${encodeURIComponent(t.weights.key)}`);
+      manifest = parseManifest(await download(info.url, { sha256: t.weights.sha256, size: t.weights.size }, this.o.transfer));
+    } catch (e) {
+      if (!isIotaError(e)) throw e;
+      return this.verdict(t, null, undefined, `the weights the merge started from are unusable (${e.code}): ${e.message}`);
+    }
+    const entry = manifest.partitions[spec.partition];
+    if (!entry || entry.offset !== spec.offset || entry.length !== spec.length) return this.verdict(t, null, undefined, `partition ${spec.partition} is not in the manifest as described`);
+    const o = this.run.optimizer;
+    const layout = stageLayout(this.model, stageSpecs(this.model)[t.stage]).params;
+    const runs = pickRuns(spec.length, 4, 32, () => randomInt(2 ** 32) / 2 ** 32);
+    let r;
+    try {
+      r = await auditMerge({ ...spec, w: entry.key, ...(entry.optim ? { optim: entry.optim.key } : {}) }, runs, reader, layout, { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay });
+    } catch (e) {
+      if (!isIotaError(e)) throw e;
+      // Only the merger's own objects are its claim; another unreadable input is not its fault.
+      return this.verdict(t, e.code === 'E_MERGE_RESULT_UNUSABLE' ? false : null, undefined, `${e.code}: ${e.message}`);
+    }
+    const passed = r.relErr <= exact;
+    return this.verdict(t, passed, r.relErr, `merged partition ${spec.partition}: ${r.mismatches} of ${3 * r.elements} values differ, rel err ${r.relErr.toExponential(3)} (limit ${exact})`);
+  }
+
   private async check(t: ValidationTaskMessage, lossy: number, exact: number): Promise<void> {
     if (stageSpecs(this.model)[t.stage] === undefined) return this.verdict(t, null, undefined, `no stage ${t.stage}`);
     if (t.kind === 'upload') return this.checkUpload(t, lossy);
+    if (t.kind === 'merge') return t.merge ? this.checkMerge(t, exact) : this.verdict(t, null, undefined, 'a merge task without its description');
     let inputs;
     try {
       inputs = await fetchInputs({ ...t, kind: t.kind }, this.model, this.o.transfer);

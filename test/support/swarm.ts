@@ -8,6 +8,8 @@ import { loadModelConfig, validateConfig, type RunConfig } from '../../src/confi
 import { Repository } from '../../src/orchestrator/state/repository.js';
 import { SwarmState, type ManifestRef, type WindowRef } from '../../src/orchestrator/state/swarm.js';
 import { Coordinator, type MergeHooks, type MergeParticipant, type WorkItem } from '../../src/orchestrator/swarm/coordinator.js';
+import { ValidationState } from '../../src/orchestrator/state/validation.js';
+import { ValidationCoordinator } from '../../src/orchestrator/swarm/validation.js';
 
 export const RUN = 'test-run';
 
@@ -62,15 +64,22 @@ export interface TestSwarm {
   /** run fn in a transaction, as the server does */
   tx<T>(fn: () => T): T;
   dump(): string;
+  /** present when made with `validate` */
+  validation?: ValidationCoordinator;
 }
 
-export function makeSwarm(o: { costs?: number[]; run?: RunConfig; merge?: MergeHooks | 'instant' } = {}): TestSwarm {
+/** `validate`: a ValidationCoordinator plugged in, drawing its random checks from `random`. */
+export function makeSwarm(o: { costs?: number[]; run?: RunConfig; merge?: MergeHooks | 'instant'; validate?: { random: () => number } } = {}): TestSwarm {
   const repo = Repository.open(':memory:');
   const state = new SwarmState(repo.db);
   const clock = { now: 1_000_000 };
   const costs = o.costs ?? [1, 1, 1];
   const merge = o.merge === 'instant' ? new InstantMerge() : o.merge;
-  const coord = new Coordinator(state, { name: RUN, run: o.run ?? runConfig(), model: loadModelConfig('configs/tiny.yaml'), costs, params: costs.map(() => 1000), window: fakeWindow, merge });
+  const run = o.run ?? runConfig();
+  const model = loadModelConfig('configs/tiny.yaml');
+  const validation = o.validate && new ValidationCoordinator(new ValidationState(repo.db), state, { run, model, params: costs.map(() => 1000) }, o.validate.random);
+  const coord = new Coordinator(state, { name: RUN, run, model, costs, params: costs.map(() => 1000), window: fakeWindow, merge, validation });
+  if (validation) validation.coordinator = coord;
   if (merge instanceof InstantMerge) merge.coordinator = coord;
   const tx = <T>(fn: () => T) => repo.transaction(fn);
   tx(() => coord.createRun('hash', costs.map((_, s) => fakeManifest(s, 0)), clock.now));
@@ -85,6 +94,7 @@ export function makeSwarm(o: { costs?: number[]; run?: RunConfig; merge?: MergeH
       tx(() => coord.tick(clock.now));
     },
     dump: () => repo.dump(),
+    validation,
   };
 }
 

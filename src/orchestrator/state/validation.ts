@@ -39,7 +39,11 @@ export class ValidationState {
       standings: p('SELECT * FROM standing ORDER BY miner'),
       add: p("INSERT INTO validations (epoch, stage, item, kind, miner, reason, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)"),
       get: p('SELECT * FROM validations WHERE id = ?'),
-      open: p("SELECT * FROM validations WHERE state = 'open' AND miner <> ? ORDER BY reason = 'random', id LIMIT ?"),
+      open: p(
+        `SELECT * FROM validations WHERE state = 'open' AND miner <> ?
+         ORDER BY CASE reason WHEN 'attribution' THEN 0 WHEN 'probation' THEN 1 WHEN 'random' THEN 3 ELSE 2 END, id LIMIT ?`,
+      ),
+      promote: p("UPDATE validations SET reason = 'attribution' WHERE miner = ? AND state = 'open' AND reason = 'random'"),
       assign: p("UPDATE validations SET state = 'assigned', validator = ?, expires = ? WHERE id = ?"),
       expired: p("SELECT * FROM validations WHERE state = 'assigned' AND expires < ?"),
       reopen: p("UPDATE validations SET state = 'open', validator = NULL, expires = NULL WHERE id = ?"),
@@ -77,9 +81,13 @@ export class ValidationState {
   get(id: number): ValidationRow | undefined {
     return this.s.get.get(id) as ValidationRow | undefined;
   }
-  /** Open tasks not about `notFor`'s own work, probation first, oldest first. */
+  /** Open tasks not about `notFor`'s own work: attribution's first, then probation, uploads and merges, random; oldest first. */
   open(notFor: string, max: number): ValidationRow[] {
     return this.s.open.all(notFor, max) as ValidationRow[];
+  }
+  /** A miner's open random checks go to the front (pathway attribution flagged it). */
+  promote(miner: string): void {
+    this.s.promote.run(miner);
   }
   assign(id: number, validator: string, expires: number): void {
     this.s.assign.run(validator, expires, id);

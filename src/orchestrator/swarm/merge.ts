@@ -81,8 +81,25 @@ export interface MergeSettings {
   params: number[];
 }
 
+/** What validation learns from merges: results to spot-check, and results that lost a dispute. */
+export interface MergeAudit {
+  updated(epoch: number, stage: number, partition: number, merger: string, now: number): void;
+  disputed(epoch: number, stage: number, partition: number, merger: string, detail: string, now: number): void;
+}
+
+/** A merger's step-2 result and what it was computed from (the validator reads w_E and the moments from the manifest). */
+export interface MergeAuditInputs {
+  offset: number;
+  length: number;
+  N: number;
+  clip_factor: number;
+  inputs: Array<{ miner: string; key: string; start: number; end: number }>;
+  result: { w: string; optim: string };
+}
+
 export class MergeCoordinator implements MergeHooks {
   coordinator!: Coordinator;
+  audit?: MergeAudit;
   private manifests = new Map<string, StageManifest>();
   private pumping: Promise<void> | undefined;
   /**
@@ -271,8 +288,26 @@ export class MergeCoordinator implements MergeHooks {
     const slices = reducedIt ? 0 : 4 * m.plan.partitions[b.partition].length * m.plan.participants.length;
     const optimBytes = this.coordinator.view(m.stage).manifest.step > 0 ? 8 * m.plan.partitions[b.partition].length : 0;
     this.count(m, miner, slices + optimBytes, b.w.size + b.optim.size);
+    this.audit?.updated(m.epoch, m.stage, b.partition, miner, now);
     this.settle(m, 2, b.partition, now);
     return { accepted: true };
+  }
+
+  /** A merger's accepted step-2 result with its inputs, for a spot check (undefined once gone). */
+  auditInputs(epoch: number, stage: number, partition: number, merger: string): MergeAuditInputs | undefined {
+    const m = this.state.merge(epoch, stage);
+    const j = m && this.state.jobs(m, 2).find((x) => x.partition === partition && x.merger === merger && x.state === 'done');
+    if (!m || !j || m.clip_factor === null) return undefined;
+    const p = m.plan.partitions[partition];
+    const r = j.result as unknown as Updated;
+    return {
+      offset: p.offset,
+      length: p.length,
+      N: m.plan.N,
+      clip_factor: m.clip_factor,
+      inputs: m.plan.participants.map((q) => ({ miner: q.miner, key: q.key, ...sliceRange(m.plan.params, p.offset, p.length) })),
+      result: { w: r.w.key, optim: r.optim.key },
+    };
   }
 
   unavailable(miner: string, b: { epoch: number; stage: number; round: number; partition: number; step: 1 | 2; participant: string; reason: string }, now: number): { accepted: true } {
@@ -320,7 +355,9 @@ export class MergeCoordinator implements MergeHooks {
     const want = this.resultHash(step, agreed.result!);
     for (const j of done) {
       if (j.merger !== ORCHESTRATOR && this.resultHash(step, j.result!) !== want) {
-        this.state.fault(m.epoch, m.stage, j.merger, 'merge_mismatch', `partition ${partition} step ${step}: ${this.resultHash(step, j.result!).slice(0, 16)} against the agreed ${want.slice(0, 16)}`, now);
+        const detail = `partition ${partition} step ${step}: ${this.resultHash(step, j.result!).slice(0, 16)} against the agreed ${want.slice(0, 16)}`;
+        this.state.fault(m.epoch, m.stage, j.merger, 'merge_mismatch', detail, now);
+        this.audit?.disputed(m.epoch, m.stage, partition, j.merger, detail, now);
       }
     }
     this.state.putResult(m, step, partition, agreed.result);

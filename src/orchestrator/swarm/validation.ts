@@ -9,7 +9,10 @@ import type { RunConfig } from '../../config/run.js';
 import { HttpError } from '../errors.js';
 import type { GradientRow, ManifestRef, ObjectRef, SwarmState, TaskRow, WindowRef } from '../state/swarm.js';
 import type { ValidationRow, ValidationState } from '../state/validation.js';
+import { learningRate } from '../../model/schedule.js';
 import type { Coordinator, ValidationHooks } from './coordinator.js';
+import type { MergeAudit, MergeAuditInputs } from './merge.js';
+import { Pathways } from './pathways.js';
 import { UNITS } from './scheduler.js';
 
 export interface ReplayItem {
@@ -26,7 +29,7 @@ export interface ValidationTask {
   epoch: number;
   stage: number;
   item: number;
-  kind: 'fwd' | 'bwd' | 'tail' | 'upload';
+  kind: 'fwd' | 'bwd' | 'tail' | 'upload' | 'merge';
   miner: string;
   samples: number[];
   /** the weights the miner used: the stage's manifest for that epoch */
@@ -42,6 +45,8 @@ export interface ValidationTask {
   expires_at: number;
   gradient?: ObjectRef;
   items?: ReplayItem[];
+  /** a merged partition (item is the partition): what the merger used and uploaded */
+  merge?: MergeAuditInputs & { partition: number; lr: number; t: number };
 }
 
 export interface Score {
@@ -54,9 +59,13 @@ export interface Score {
   probation: boolean;
 }
 
-export class ValidationCoordinator implements ValidationHooks {
+export class ValidationCoordinator implements ValidationHooks, MergeAudit {
   coordinator!: Coordinator;
+  /** the merge's side, for spot checks of merged partitions */
+  merges?: { auditInputs(epoch: number, stage: number, partition: number, merger: string): MergeAuditInputs | undefined };
   private validatorsSeen = new Map<string, number>();
+  /** pathway attribution: which miners' samples end with worse losses than their stage's */
+  readonly pathways = new Pathways();
 
   constructor(
     readonly state: ValidationState,
@@ -80,11 +89,45 @@ export class ValidationCoordinator implements ValidationHooks {
   }
 
   afterReport(t: TaskRow, miner: string, now: number): number | null {
+    if (t.kind === 'tail' && t.loss !== null) this.attribute(t, miner);
     if (t.kind === 'bwd' && t.stage === 0) return null; // the head's backward leaves nothing to compare
     const probation = this.state.standing(miner)?.probation === 1;
-    if (!probation && this.random() >= this.v.rate) return null;
-    const id = this.state.add(t.epoch, t.stage, t.item, t.kind, miner, probation ? 'probation' : 'random', now);
+    const flagged = this.pathways.isFlagged(miner);
+    if (!probation && !flagged && this.random() >= this.v.rate) return null;
+    const id = this.state.add(t.epoch, t.stage, t.item, t.kind, miner, flagged ? 'attribution' : probation ? 'probation' : 'random', now);
     return probation && this.validatorsLive(now) ? id : null;
+  }
+
+  /**
+   * A tail's loss joins the pathway of its item: the miner of every stage's forward and the
+   * tail's own. A miner newly flagged has its open random checks moved to the front.
+   */
+  private attribute(t: TaskRow, tailMiner: string): void {
+    const S = this.swarm.stages().length;
+    const path: string[] = [];
+    for (let s = 0; s < S - 1; s++) {
+      const fwd = this.swarm.task(t.item, s, 'fwd');
+      if (!fwd?.miner) return;
+      path.push(fwd.miner);
+    }
+    path.push(tailMiner);
+    for (const miner of this.pathways.add(t.epoch, path, t.loss!)) this.state.promote(miner);
+  }
+
+  // ---- merges (MergeAudit) ----------------------------------------------------------------
+
+  /** A merger's step-2 result: spot-checked at the random rate, always while on probation. */
+  updated(epoch: number, stage: number, partition: number, merger: string, now: number): void {
+    const probation = this.state.standing(merger)?.probation === 1;
+    if (!probation && this.random() >= this.v.rate) return;
+    this.state.add(epoch, stage, partition, 'merge', merger, probation ? 'probation' : 'random', now);
+  }
+
+  /** A merger's result lost a dispute the orchestrator settled by recomputing: a failed verdict of the orchestrator's. */
+  disputed(epoch: number, stage: number, partition: number, merger: string, detail: string, now: number): void {
+    const id = this.state.add(epoch, stage, partition, 'merge', merger, 'dispute', now);
+    this.state.assign(id, 'orchestrator', now);
+    this.fail(this.state.get(id)!, `merge dispute: ${detail}`, null, now);
   }
 
   /** Held-out windows an evaluation uses. */
@@ -151,6 +194,19 @@ export class ValidationCoordinator implements ValidationHooks {
     const out: ValidationTask[] = [];
     for (const r of this.state.open(validator, max)) {
       const weights = this.swarm.manifest(r.stage, r.epoch);
+      if (r.kind === 'merge') {
+        const inputs = weights && this.merges?.auditInputs(r.epoch, r.stage, r.item, r.miner);
+        if (!inputs) {
+          this.state.decide(r.id, 'void', null, 'the merge result is gone', now);
+          continue;
+        }
+        const expires = now + this.v.task_s * 1000;
+        this.state.assign(r.id, validator, expires);
+        const run = this.cfg.run;
+        const merge = { ...inputs, partition: r.item, lr: learningRate(r.epoch, run.optimizer.lr, run.schedule), t: weights.step + 1 };
+        out.push({ id: r.id, epoch: r.epoch, stage: r.stage, item: r.item, kind: 'merge', miner: r.miner, samples: [], weights, codec: 'f32', expires_at: expires, merge });
+        continue;
+      }
       if (r.kind === 'upload') {
         const expires = now + this.v.task_s * 1000;
         const task = weights && this.uploadTask(r, weights, expires);
@@ -200,24 +256,35 @@ export class ValidationCoordinator implements ValidationHooks {
       this.swarm.ungate(id, now);
       return { state: 'void' };
     }
-    this.state.decide(id, passed ? 'passed' : 'failed', relErr, detail.slice(0, 500), now);
-    const s = this.state.standing(r.miner) ?? { miner: r.miner, probation: 0, passes: 0, failures: 0, quarantined_at: null };
-    if (passed) {
-      // Only work done after a quarantine counts towards the release from it.
-      if (s.quarantined_at === null || r.created_at > s.quarantined_at) s.passes++;
-      if (s.probation === 1 && s.passes >= this.v.probation_passes) s.probation = 0;
-      this.state.putStanding(s);
-      this.swarm.ungate(id, now);
-      return { state: 'passed' };
+    if (!passed) {
+      this.fail(r, detail, relErr, now);
+      return { state: 'failed' };
     }
-    // A failure: quarantine (probation again), the item is dropped where still open, and the
-    // miner's credit at that stage and epoch is void (its gradient sum cannot be trusted).
+    this.state.decide(id, 'passed', relErr, detail.slice(0, 500), now);
+    const s = this.state.standing(r.miner) ?? { miner: r.miner, probation: 0, passes: 0, failures: 0, quarantined_at: null };
+    // Only work done after a quarantine counts towards the release from it.
+    if (s.quarantined_at === null || r.created_at > s.quarantined_at) s.passes++;
+    if (s.probation === 1 && s.passes >= this.v.probation_passes) s.probation = 0;
+    this.state.putStanding(s);
+    this.swarm.ungate(id, now);
+    return { state: 'passed' };
+  }
+
+  /**
+   * A failure: quarantine (probation again) and a penalty. For work items, the item is dropped
+   * where still open and the miner's credit at that stage and epoch is void (its gradient sum
+   * cannot be trusted); a bad merge result says nothing about the merger's gradient.
+   */
+  private fail(r: ValidationRow, detail: string, relErr: number | null, now: number): void {
+    this.state.decide(r.id, 'failed', relErr, detail.slice(0, 500), now);
+    const s = this.state.standing(r.miner) ?? { miner: r.miner, probation: 0, passes: 0, failures: 0, quarantined_at: null };
     this.state.putStanding({ ...s, probation: 1, passes: 0, failures: s.failures + 1, quarantined_at: now });
+    const what = r.kind === 'merge' ? `merge of partition ${r.item}` : `${r.kind} of item ${r.item}`;
+    this.swarm.fault(r.epoch, r.stage, r.miner, 'failed_validation', `${what}: ${detail.slice(0, 200)}`, now);
+    if (r.kind === 'merge') return;
     if (r.item >= 0) this.swarm.dropItem(r.item, 'dropped:failed_validation');
     this.swarm.moveLedger(r.epoch, r.stage, 'credited', 'dropped:failed_validation', r.miner);
     this.swarm.moveLedger(r.epoch, r.stage, 'uploaded', 'dropped:failed_validation', r.miner);
-    this.swarm.fault(r.epoch, r.stage, r.miner, 'failed_validation', `${r.kind} of item ${r.item}: ${detail.slice(0, 200)}`, now);
-    return { state: 'failed' };
   }
 
   /** FLOPs of one sample of work: 2 per parameter per token forward, in units of the work kind. */
@@ -228,7 +295,8 @@ export class ValidationCoordinator implements ValidationHooks {
   /**
    * Scores over the last `window_epochs` epochs: work in FLOPs (from the config's shapes, so
    * costly stages pay more) minus `penalty_items` items' worth per failed verdict, clamped at
-   * zero; weights are the normalised scores, with `burn_fraction` to the owner.
+   * zero (a quarantined miner scores zero until released); weights are the normalised scores,
+   * with `burn_fraction` to the owner.
    */
   scores(): { epoch_from: number; scores: Score[]; burn?: { owner: string; weight: number } } {
     const head = this.swarm.stage(0).epoch;
@@ -246,7 +314,9 @@ export class ValidationCoordinator implements ValidationHooks {
       const f = failures.get(miner) ?? 0;
       const penalty = f * this.v.penalty_items * (perItem.get(miner) ?? 0);
       const w = work.get(miner) ?? 0;
-      return { miner, work_flops: w, failures: f, penalty_flops: penalty, score: Math.max(0, w - penalty), weight: 0, probation: standing.get(miner)?.probation === 1 };
+      const st = standing.get(miner);
+      const quarantined = st?.probation === 1 && st.quarantined_at !== null;
+      return { miner, work_flops: w, failures: f, penalty_flops: penalty, score: quarantined ? 0 : Math.max(0, w - penalty), weight: 0, probation: st?.probation === 1 };
     });
     const total = rows.reduce((a, r) => a + r.score, 0);
     const burn = this.v.owner ? this.v.burn_fraction : 0;
