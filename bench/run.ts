@@ -9,6 +9,7 @@ const BENCHES: Record<string, { about: string; load: () => Promise<{ run(args: s
   merge: { about: 'per-miner merge traffic relative to the stage size W, for k = 2, 4, 8, 16 simulated miners', load: () => import('./merge.js') },
   kernels: { about: 'native CPU kernels vs PyTorch: one stage forward + backward + AdamW, tokens/s, GFLOP/s', load: () => import('./kernels.js') },
   orchestrator: { about: 'signed requests/s and latency from 1,000 simulated miners on loopback', load: () => import('./orchestrator.js') },
+  validator: { about: 'the validator harness, full: adversaries detected, checks to detect, honest false positives (npm run build first)', load: () => import('./validator.js') },
   stage: { about: 'one stage forward + backward + AdamW, tokens/s per backend', load: () => import('./stage.js') },
 };
 

@@ -258,6 +258,25 @@ export const ScoresReply = Type.Object({
   burn: Type.Optional(Type.Object({ owner: Type.String(), weight: Type.Number() })),
 });
 export type ScoresReply = Static<typeof ScoresReply>;
+export const VerdictsReply = Type.Object({
+  miner: Type.String(),
+  verdicts: Type.Array(
+    Type.Object({
+      id: Type.Integer(),
+      epoch: Type.Integer(),
+      stage: Type.Integer(),
+      item: Type.Integer({ description: 'the work item; -1 for a whole upload; the partition for a merge' }),
+      kind: Type.String(),
+      reason: Type.String({ description: 'why it was checked: random, probation, attribution, upload, dispute' }),
+      passed: Type.Boolean(),
+      by: Type.Union([Type.Literal('validator'), Type.Literal('orchestrator')]),
+      rel_err: Type.Union([Type.Number(), Type.Null()]),
+      detail: Type.String(),
+      at: Type.Integer(),
+    }),
+  ),
+});
+export type VerdictsReply = Static<typeof VerdictsReply>;
 
 export const EvalTaskReply = Type.Object({
   task: Type.Optional(

@@ -3,9 +3,13 @@
  * miner). Each computes the honest result with the real model on a compute thread, then
  * cheats in one way: random, zeroed or NaN outputs, the input copied to the output, an 8-bit
  * round trip of the output, the previous item's output replayed, weights that stay at epoch 0,
- * a skipped block, (at the tail) a flattering loss, or honest work with a zero gradient
- * uploaded (a free-rider, caught only by replaying its whole upload).
+ * a skipped block, (at the tail) a flattering loss, honest work with a zero gradient
+ * uploaded (a free-rider, caught only by replaying its whole upload), or honest work and a
+ * merge whose uploaded partitions it nudged (caught by the dispute with its co-merger and by
+ * the spot checks of merged partitions).
  */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { stageSpecs, type ModelConfig } from '../../src/config/model.js';
 import type { RunConfig } from '../../src/config/run.js';
 import { Compute } from '../../src/compute/compute.js';
@@ -19,10 +23,11 @@ import { dequantizeRows8, quantizeRows8 } from '../../src/tensor-io/codecs.js';
 import { encodeSafetensors } from '../../src/tensor-io/safetensors.js';
 import { SimMiner } from './sim-miner.js';
 
-export const ADVERSARIES = ['random', 'zeroed', 'nan', 'copy_input', 'int8_roundtrip', 'replay', 'stale_weights', 'skipped_block', 'lying_loss', 'free_rider'] as const;
+export const ADVERSARIES = ['random', 'zeroed', 'nan', 'copy_input', 'int8_roundtrip', 'replay', 'stale_weights', 'skipped_block', 'lying_loss', 'free_rider', 'tampered_merge'] as const;
 export type AdversaryKind = (typeof ADVERSARIES)[number];
 
-const WORKER = new URL('../../dist/compute/compute-worker.js', import.meta.url);
+// From the repository root (jest and the benches run there; the bench's build lives elsewhere).
+const WORKER = pathToFileURL(resolve('dist/compute/compute-worker.js'));
 
 export class Adversary extends SimMiner {
   private compute = new Compute(WORKER);
@@ -30,6 +35,8 @@ export class Adversary extends SimMiner {
   private previous = new Map<string, Float32Array>();
   private losses: number[] = [];
   private merger!: MergeWorker;
+  /** samples of accepted work, by `stage/kind` (the harness's own count) */
+  readonly worked = new Map<string, number>();
 
   constructor(
     url: string,
@@ -50,7 +57,9 @@ export class Adversary extends SimMiner {
     await this.compute.init(this.model, this.stage, await this.weightsFor(joined.manifest), 'auto');
     this.manifestKey = joined.manifest.key;
     const o = this.run.optimizer;
-    this.merger = new MergeWorker({ client: this.client, layout: () => layout.params, adamw: { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay } });
+    // The tampered merger scales its new weights by 1.001: small, but not the agreed bytes.
+    const tamper = this.kind === 'tampered_merge' ? { update: (u: { w: Float32Array; m: Float32Array; v: Float32Array }) => ({ ...u, w: u.w.map((x) => x * 1.001) }) } : undefined;
+    this.merger = new MergeWorker({ client: this.client, layout: () => layout.params, adamw: { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay }, tamper });
     this.outputFor = (it) => this.cheat(it);
     // The gradient sum it uploads is what it computed (a free-rider uploads zeros instead).
     this.makeGradient = (params) => (this.kind === 'free_rider' ? new Float32Array(params) : this.compute.gradientSum());
@@ -77,6 +86,7 @@ export class Adversary extends SimMiner {
     for (const it of w.items) {
       // An item's gradient joins the sum once the report is acknowledged, as a miner's does.
       const r = await this.complete(it, { skipInputs: true }).catch(() => undefined);
+      if (r) this.worked.set(`${it.stage}/${it.kind}`, (this.worked.get(`${it.stage}/${it.kind}`) ?? 0) + it.samples.length);
       if (it.kind !== 'fwd') await (r && r.credited > 0 ? this.compute.commit(it.lease) : this.compute.discard(it.lease));
       did++;
     }
@@ -121,7 +131,7 @@ export class Adversary extends SimMiner {
         this.previous.set(it.kind, h.out);
         return send(before && before.length === n ? before : h.out);
       }
-      default: // stale_weights, skipped_block, lying_loss, free_rider: honest arithmetic on what they chose
+      default: // stale_weights, skipped_block, lying_loss, free_rider, tampered_merge: honest arithmetic on what they chose
         return send(h.out);
     }
   }

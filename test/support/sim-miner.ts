@@ -107,6 +107,7 @@ export class SimMiner extends SimParticipant {
     return this.client.post<GradientReply>('/v1/gradient', { epoch, stage, ...d, partitions: partitionHashes(bytes, params, partitionElements(run.run.merge.partition_bytes)) });
   }
 
+  /** the run as `GET /v1/run` describes it (cached) */
   private info?: { params: number[]; run: { merge: { partition_bytes: number } } };
   async runInfo() {
     this.info ??= await this.client.get<{ params: number[]; run: { merge: { partition_bytes: number } } }>('/v1/run');

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { replies } from '../../protocol/messages.js';
-import { EvalRequest, EvalTaskReply, ScoresReply, ValidationTasksReply, VerdictRequest } from '../../protocol/swarm-messages.js';
+import { EvalRequest, EvalTaskReply, ScoresReply, ValidationTasksReply, VerdictRequest, VerdictsReply } from '../../protocol/swarm-messages.js';
 import type { ObjectStore } from '../../store/index.js';
 import type { ServerContext } from '../server.js';
 import type { ValidationCoordinator } from '../swarm/validation.js';
@@ -60,6 +60,19 @@ export async function validationRoutes(app: FastifyInstance, ctx: ServerContext,
     '/v1/validate/eval',
     { config: { auth: 'registered', roles: ['validator'] }, schema: { description: 'the mean held-out loss of an epoch’s weights', body: EvalRequest, response: replies(Type.Object({ epoch: Type.Integer() })) } },
     async (req) => ctx.mutate(req, () => v.evalDone(req.auth!.key, req.body.epoch, req.body.loss, req.body.windows, ctx.clock())),
+  );
+
+  app.get<{ Querystring: { miner: string; limit?: string } }>(
+    '/v1/verdicts',
+    {
+      config: { auth: 'none' },
+      schema: {
+        description: 'a miner’s verdicts, oldest first (why it is on probation, what each check measured); public',
+        querystring: Type.Object({ miner: Type.String({ minLength: 1, maxLength: 64 }), limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$', description: 'at most this many, 1 to 1000 (default 100)' })) }, { additionalProperties: false }),
+        response: replies(VerdictsReply),
+      },
+    },
+    async (req) => ({ miner: req.query.miner, verdicts: v.verdicts(req.query.miner, Math.min(1000, Math.max(1, Number(req.query.limit ?? 100)))) }),
   );
 
   app.get('/v1/scores', { config: { auth: 'none' }, schema: { description: 'verified work, penalties, scores and incentive weights (what `iota scores` shows); public', response: replies(ScoresReply) } }, async () => v.scores());

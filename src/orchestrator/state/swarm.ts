@@ -175,7 +175,9 @@ export class SwarmState {
       renew: p("UPDATE tasks SET expires = ? WHERE miner = ? AND state = 'leased' AND expires >= ?"),
       expired: p("SELECT * FROM tasks WHERE state = 'leased' AND expires < ?"),
       unlease: p("UPDATE tasks SET state = 'ready', miner = NULL, lease = NULL, leased_at = NULL, expires = NULL, ready_at = ? WHERE item = ? AND stage = ? AND kind = ?"),
-      voidEpoch: p("UPDATE tasks SET state = 'void' WHERE epoch = ? AND state IN ('ready', 'leased', 'held')"),
+      voidEpoch: p("UPDATE tasks SET state = 'void' WHERE epoch = ? AND state IN ('ready', 'leased')"),
+      // A forward waiting for its backward was work done in good faith: it stays counted.
+      closeEpochHeld: p("UPDATE tasks SET state = 'done' WHERE epoch = ? AND state = 'held'"),
       queue: p("SELECT stage, kind, state, COUNT(*) AS n FROM tasks WHERE state IN ('ready', 'leased', 'held') GROUP BY stage, kind, state"),
       recentLosses: p("SELECT epoch, item, n, loss, done_at FROM tasks WHERE kind = 'tail' AND state IN ('done', 'held') AND done_at IS NOT NULL ORDER BY done_at DESC, item DESC LIMIT ?"),
       tailSince: p("SELECT COALESCE(SUM(n), 0) AS n FROM tasks WHERE kind = 'tail' AND done_at >= ?"),
@@ -197,7 +199,8 @@ export class SwarmState {
       upstreamExpiry: p("SELECT MIN(expires) AS t FROM tasks WHERE stage < ? AND epoch = ? AND state = 'leased'"),
       leaseHolders: p("SELECT DISTINCT miner FROM tasks WHERE state = 'leased'"),
       dropItemLedger: p("UPDATE ledger SET state = ? WHERE item = ? AND state = 'open'"),
-      voidItemTasks: p("UPDATE tasks SET state = 'void' WHERE item = ? AND state IN ('ready', 'leased', 'held')"),
+      voidItemTasks: p("UPDATE tasks SET state = 'void' WHERE item = ? AND state IN ('ready', 'leased')"),
+      closeItemHeld: p("UPDATE tasks SET state = 'done' WHERE item = ? AND state = 'held'"),
       creditedItems: p("SELECT item FROM ledger WHERE epoch = ? AND stage = ? AND miner = ? AND state IN ('credited', 'uploaded', 'merged') ORDER BY item"),
       fault: p('INSERT INTO faults (epoch, stage, miner, kind, detail, at) VALUES (?, ?, ?, ?, ?, ?)'),
       gradGet: p('SELECT * FROM gradients WHERE epoch = ? AND stage = ? AND miner = ?'),
@@ -347,6 +350,7 @@ export class SwarmState {
   }
   voidEpochTasks(epoch: number): void {
     this.s.voidEpoch.run(epoch);
+    this.s.closeEpochHeld.run(epoch);
   }
   queue(): Array<{ stage: number; kind: TaskKind; state: TaskState; n: number }> {
     return this.s.queue.all() as Array<{ stage: number; kind: TaskKind; state: TaskState; n: number }>;
@@ -406,9 +410,13 @@ export class SwarmState {
   leaseHolders(): Set<string> {
     return new Set((this.s.leaseHolders.all() as Array<{ miner: string }>).map((r) => r.miner));
   }
-  /** Drops an item wherever it is still open and voids its live tasks; returns the tasks voided. */
+  /**
+   * Drops an item wherever it is still open and voids the tasks nobody has done; forwards done
+   * and waiting for their backward count as done (their miners did the work). Returns the tasks voided.
+   */
   dropItem(item: number, state: string): number {
     this.s.dropItemLedger.run(state, item);
+    this.s.closeItemHeld.run(item);
     return this.s.voidItemTasks.run(item).changes;
   }
   /** Items whose gradient at a stage and epoch is credited to a miner (merged or not yet). */

@@ -51,6 +51,7 @@ export class ValidationState {
       staleGates: p("SELECT DISTINCT t.gate AS id FROM tasks t JOIN validations v ON v.id = t.gate WHERE t.gate IS NOT NULL AND v.created_at < ?"),
       counts: p('SELECT miner, state, COUNT(*) AS n FROM validations GROUP BY miner, state'),
       recent: p('SELECT * FROM validations WHERE state IN (\'passed\', \'failed\') ORDER BY done_at DESC LIMIT ?'),
+      decidedFor: p("SELECT * FROM validations WHERE miner = ? AND state IN ('passed', 'failed') ORDER BY done_at, id LIMIT ?"),
       work: p(
         `SELECT miner, stage, kind, SUM(n) AS samples FROM tasks
          WHERE state IN ('done', 'held') AND miner IS NOT NULL AND epoch >= ?
@@ -107,6 +108,10 @@ export class ValidationState {
   }
   counts(): Array<{ miner: string; state: string; n: number }> {
     return this.s.counts.all() as Array<{ miner: string; state: string; n: number }>;
+  }
+  /** A miner's verdicts, oldest first. */
+  decidedFor(miner: string, n: number): ValidationRow[] {
+    return this.s.decidedFor.all(miner, n) as ValidationRow[];
   }
   recent(n: number): ValidationRow[] {
     return this.s.recent.all(n) as ValidationRow[];

@@ -282,9 +282,29 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
     const what = r.kind === 'merge' ? `merge of partition ${r.item}` : `${r.kind} of item ${r.item}`;
     this.swarm.fault(r.epoch, r.stage, r.miner, 'failed_validation', `${what}: ${detail.slice(0, 200)}`, now);
     if (r.kind === 'merge') return;
-    if (r.item >= 0) this.swarm.dropItem(r.item, 'dropped:failed_validation');
+    if (r.item >= 0) {
+      this.swarm.setTaskState({ item: r.item, stage: r.stage, kind: r.kind as TaskRow['kind'] }, 'void'); // failed work is no work
+      this.swarm.dropItem(r.item, 'dropped:failed_validation');
+    }
     this.swarm.moveLedger(r.epoch, r.stage, 'credited', 'dropped:failed_validation', r.miner);
     this.swarm.moveLedger(r.epoch, r.stage, 'uploaded', 'dropped:failed_validation', r.miner);
+  }
+
+  /** A miner's verdicts, oldest first: what was checked, by whom, and the numbers. */
+  verdicts(miner: string, limit: number): Array<{ id: number; epoch: number; stage: number; item: number; kind: string; reason: string; passed: boolean; by: string; rel_err: number | null; detail: string; at: number }> {
+    return this.state.decidedFor(miner, limit).map((r) => ({
+      id: r.id,
+      epoch: r.epoch,
+      stage: r.stage,
+      item: r.item,
+      kind: r.kind,
+      reason: r.reason,
+      passed: r.state === 'passed',
+      by: r.validator === 'orchestrator' ? 'orchestrator' : 'validator',
+      rel_err: r.rel_err,
+      detail: r.detail ?? '',
+      at: r.done_at ?? r.created_at,
+    }));
   }
 
   /** FLOPs of one sample of work: 2 per parameter per token forward, in units of the work kind. */
