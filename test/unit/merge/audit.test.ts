@@ -5,16 +5,7 @@ import { encodePartition } from '../../../src/merge/manifest.js';
 import { reduceSlices } from '../../../src/merge/reduce.js';
 import { encodeOptimState, updatePartition } from '../../../src/merge/update.js';
 import type { ParamSpec } from '../../../src/model/params.js';
-
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../../support/rng.js';
 
 const PARAMS = 600;
 const layout: ParamSpec[] = [

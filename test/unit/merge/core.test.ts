@@ -8,20 +8,11 @@ import { adamwUpdate } from '../../../src/model/optimizer.js';
 import type { ParamSpec } from '../../../src/model/params.js';
 import { encodeSafetensors } from '../../../src/tensor-io/safetensors.js';
 import { sha256Hex } from '../../../src/tensor-io/hash.js';
+import { rng } from '../../support/rng.js';
 
 const hex = (s: string) => sha256Hex(s);
 const participants = (k: number): PlanParticipant[] =>
   Array.from({ length: k }, (_, i) => ({ miner: `miner-${String.fromCharCode(97 + ((i * 7) % 26))}${i}`, key: `k${i}`, size: 1, sha256: hex(`upload ${i}`), n: i + 1, partitions: [] }));
-
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
 
 describe('merge plan', () => {
   it('gives every partition r distinct participants with loads within one of each other', () => {

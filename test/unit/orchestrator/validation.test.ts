@@ -5,16 +5,7 @@
 import { FLAG_MIN_ITEMS, Pathways } from '../../../src/orchestrator/swarm/pathways.js';
 import type { WorkItem } from '../../../src/orchestrator/swarm/coordinator.js';
 import { CoordMiner, makeSwarm, outputOf, runConfig, type TestSwarm } from '../../support/swarm.js';
-
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../../support/rng.js';
 
 /** Roughly normal noise (sum of uniforms), mean 0, standard deviation `sd`. */
 const noise = (r: () => number, sd: number) => (r() + r() + r() + r() - 2) * sd * Math.sqrt(3);
