@@ -5,19 +5,16 @@
  * clip factor between the steps, filters participants with absurd gradient norms, re-assigns
  * the jobs of mergers that go silent, and publishes the next epoch's stage manifest.
  *
- * The orchestrator is itself a merger of last resort, named `orchestrator`: it breaks ties
- * (recomputing the partition from the store it holds), checks a claim that an input is
- * unreadable, and takes partitions nobody live can take. Its jobs run in `pump()`, outside any
- * transaction; their results are committed like anyone's.
+ * The orchestrator is itself a merger of last resort, named `orchestrator` (merge-referee.ts):
+ * it breaks ties, checks claims that an input is unreadable, takes partitions nobody live can
+ * take, and publishes the manifest.
  */
 import type { ModelConfig } from '../../config/model.js';
 import type { RunConfig } from '../../config/run.js';
 import { IotaError } from '../../errors.js';
-import { decodeSlice, sliceRange } from '../../merge/gradient.js';
-import { decodePartition, encodeManifest, encodePartition, parseManifest, partitionElements, MANIFEST_FORMAT, type StageManifest } from '../../merge/manifest.js';
+import { sliceRange } from '../../merge/gradient.js';
+import { parseManifest, partitionElements, type StageManifest } from '../../merge/manifest.js';
 import { makePlan, type MergePlan, type PlanParticipant } from '../../merge/plan.js';
-import { reduceSlices } from '../../merge/reduce.js';
-import { decodeOptimState, encodeOptimState, updatePartition } from '../../merge/update.js';
 import { clipFactor } from '../../model/optimizer.js';
 import type { ParamSpec } from '../../model/params.js';
 import { learningRate } from '../../model/schedule.js';
@@ -27,6 +24,7 @@ import { HttpError } from '../errors.js';
 import type { MergeState, MergeRow, JobRow } from '../state/merge.js';
 import type { ManifestRef, ObjectRef } from '../state/swarm.js';
 import type { Coordinator, MergeHooks, MergeParticipant } from './coordinator.js';
+import { MergeReferee } from './merge-referee.js';
 
 export const ORCHESTRATOR = 'orchestrator';
 
@@ -100,8 +98,9 @@ export interface MergeAuditInputs {
 export class MergeCoordinator implements MergeHooks {
   coordinator!: Coordinator;
   audit?: MergeAudit;
-  private manifests = new Map<string, StageManifest>();
-  private pumping: Promise<void> | undefined;
+  /** parsed manifests by key (the referee adds the ones it publishes) */
+  readonly manifests = new Map<string, StageManifest>();
+  private readonly referee: MergeReferee;
   /**
    * Bytes each merger moved per merge (`epoch/stage/miner`), from the sizes of what its jobs
    * read and wrote: slices, optimizer state, outputs, and the new weights it then loads.
@@ -129,11 +128,13 @@ export class MergeCoordinator implements MergeHooks {
   constructor(
     readonly state: MergeState,
     readonly cfg: MergeSettings,
-    private readonly store: ObjectStore,
-    private readonly commit: <T>(fn: () => T) => Promise<T>,
-    private readonly clock: () => number,
-    private readonly log: (s: string) => void = () => {},
-  ) {}
+    readonly store: ObjectStore,
+    readonly commit: <T>(fn: () => T) => Promise<T>,
+    readonly clock: () => number,
+    readonly log: (s: string) => void = () => {},
+  ) {
+    this.referee = new MergeReferee(this);
+  }
 
   private get elements(): number {
     return partitionElements(this.cfg.run.merge.partition_bytes);
@@ -218,7 +219,7 @@ export class MergeCoordinator implements MergeHooks {
     return out;
   }
 
-  private async describe(m: MergeRow, step: 1 | 2, partition: number, miner: string, now: number): Promise<MergeJob> {
+  async describe(m: MergeRow, step: 1 | 2, partition: number, miner: string, now: number): Promise<MergeJob> {
     const p = m.plan.partitions[partition];
     const st = this.coordinator.view(m.stage);
     const job: MergeJob = {
@@ -335,7 +336,7 @@ export class MergeCoordinator implements MergeHooks {
   }
 
   /** Decides a partition's result once enough jobs are done; a dispute brings in the orchestrator. */
-  private settle(m: MergeRow, step: 1 | 2, partition: number, now: number): void {
+  settle(m: MergeRow, step: 1 | 2, partition: number, now: number): void {
     if (this.state.result(m, step, partition)) return;
     const jobs = this.state.jobs(m, step).filter((j) => j.partition === partition && j.state !== 'reassigned');
     const done = jobs.filter((j) => j.state === 'done');
@@ -392,7 +393,7 @@ export class MergeCoordinator implements MergeHooks {
   }
 
   /** A new round without some participants (their samples are dropped with the reason). */
-  private replan(m: MergeRow, drop: Record<string, string>, now: number): void {
+  replan(m: MergeRow, drop: Record<string, string>, now: number): void {
     const excluded = { ...m.excluded, ...drop };
     const remaining = m.plan.participants.filter((p) => !(p.miner in excluded));
     if (remaining.length === 0) {
@@ -406,137 +407,13 @@ export class MergeCoordinator implements MergeHooks {
     this.log(`merge e${m.epoch} stage ${m.stage}: re-planned without ${Object.keys(drop).map((d) => d.slice(0, 8)).join(', ')}`);
   }
 
-  // ---- the orchestrator's own work ------------------------------------------------------
-
-  /** Runs the orchestrator's jobs, checks unavailability claims, publishes agreed merges. */
+  /** Runs the orchestrator's jobs, checks unavailability claims, publishes agreed merges (see merge-referee.ts). */
   pump(): Promise<void> {
-    this.pumping ??= this.pumpOnce().finally(() => (this.pumping = undefined));
-    return this.pumping;
+    return this.referee.pump();
   }
 
-  private async pumpOnce(): Promise<void> {
-    for (const m of this.state.active()) {
-      const st = this.coordinator.view(m.stage);
-      if (st.phase !== 'merging' || st.epoch !== m.epoch) continue; // abandoned at its deadline
-      if (m.step === 3) {
-        await this.publish(m);
-        continue;
-      }
-      const step = m.step as 1 | 2;
-      for (const j of this.state.jobs(m, step)) {
-        if (j.state === 'unavailable') await this.checkClaim(m, j);
-        else if (j.merger === ORCHESTRATOR && j.state === 'assigned') await this.runOwnJob(m, step, j.partition);
-      }
-    }
-  }
-
-  private async slices(m: MergeRow, partition: number): Promise<Array<{ miner: string; data: Float32Array }>> {
-    const p = m.plan.partitions[partition];
-    const range = sliceRange(m.plan.params, p.offset, p.length);
-    return Promise.all(
-      m.plan.participants.map(async (q) => {
-        const bytes = await this.store.get(q.key, range);
-        if (sha256Hex(bytes) !== q.partitions[partition]) throw new IotaError('E_HASH_MISMATCH', `partition ${partition} of ${q.key} does not match its declared hash`);
-        return { miner: q.miner, data: decodeSlice(bytes, p.length) };
-      }),
-    );
-  }
-
-  private async runOwnJob(m: MergeRow, step: 1 | 2, partition: number): Promise<void> {
-    try {
-      const red = reduceSlices(await this.slices(m, partition), m.plan.N);
-      let result: Reduced | Updated = { sha256: red.sha256, norm2: red.norm2, slice_norms2: red.sliceNorms2 };
-      if (step === 2) {
-        const job = await this.describe(m, 2, partition, ORCHESTRATOR, this.clock());
-        const p = m.plan.partitions[partition];
-        const wE = decodePartition(await this.store.get(job.w!.key), p.length);
-        const prev = job.optim ? decodeOptimState(await this.store.get(job.optim.key), p.length) : undefined;
-        const o = this.cfg.run.optimizer;
-        const u = updatePartition(wE, red.gbar, prev, p.offset, this.cfg.layouts[m.stage], { lr: job.lr!, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay }, job.t!, job.clip_factor!);
-        const w = await this.store.put(job.outputs!.w, encodePartition(u.w, p.offset));
-        const opt = await this.store.put(job.outputs!.optim, encodeOptimState(u.m, u.v, p.offset));
-        result = { w: { key: w.key, size: w.size, sha256: w.sha256! }, optim: { key: opt.key, size: opt.size, sha256: opt.sha256! } };
-      }
-      await this.commit(() => {
-        const cur = this.state.merge(m.epoch, m.stage);
-        if (!cur || cur.round !== m.round || cur.step !== step) return;
-        const j = this.state.job(cur, step, partition, ORCHESTRATOR);
-        if (!j || j.state !== 'assigned') return;
-        this.state.setJob(j, 'done', result, this.clock());
-        this.settle(cur, step, partition, this.clock());
-      });
-    } catch (e) {
-      // An input that cannot be read by the orchestrator itself: that participant is out.
-      const bad = (e as Error).message.match(/of (runs\/\S+) does not match|no object (runs\/\S+)/);
-      this.log(`merge e${m.epoch} stage ${m.stage}: the orchestrator could not merge partition ${partition}: ${(e as Error).message}`);
-      if (bad) {
-        const key = bad[1] ?? bad[2];
-        const who = m.plan.participants.find((p) => p.key === key);
-        if (who) await this.commit(() => this.replan(m, { [who.miner]: 'input_unavailable' }, this.clock()));
-      }
-    }
-  }
-
-  /** A merger says an input cannot be read: check it; the liar, whichever side, loses. */
-  private async checkClaim(m: MergeRow, j: JobRow): Promise<void> {
-    const { participant } = j.result as { participant: string };
-    const q = m.plan.participants.find((p) => p.miner === participant)!;
-    const p = m.plan.partitions[j.partition];
-    let readable = true;
-    try {
-      const bytes = await this.store.get(q.key, sliceRange(m.plan.params, p.offset, p.length));
-      readable = sha256Hex(bytes) === q.partitions[j.partition];
-      if (readable) decodeSlice(bytes, p.length);
-    } catch {
-      readable = false;
-    }
-    await this.commit(() => {
-      const now = this.clock();
-      const cur = this.state.merge(m.epoch, m.stage);
-      if (!cur || cur.round !== m.round) return;
-      this.state.setJob(j, 'reassigned', j.result, now);
-      if (!readable) {
-        this.state.fault(m.epoch, m.stage, participant, 'input_unavailable', `partition ${j.partition} of its gradient cannot be read or does not match its hash`, now);
-        this.replan(cur, { [participant]: 'input_unavailable' }, now);
-      } else {
-        this.state.fault(m.epoch, m.stage, j.merger, 'false_unavailable', `claimed ${participant.slice(0, 8)}'s partition ${j.partition} unreadable; it is not`, now);
-        this.state.assign(cur, j.step, j.partition, ORCHESTRATOR, now);
-      }
-    });
-  }
-
-  private async publish(m: MergeRow): Promise<void> {
-    const st = this.coordinator.view(m.stage);
-    const prev = await this.manifest(st.manifest);
-    const results = this.state.results<Updated>(m, 2);
-    const manifest: StageManifest = {
-      format: MANIFEST_FORMAT,
-      version: 1,
-      run: this.cfg.name,
-      stage: m.stage,
-      epoch: m.epoch + 1,
-      step: prev.step + 1,
-      params: m.plan.params,
-      grad_norm: Math.sqrt(m.norm2 ?? 0),
-      clip_factor: m.clip_factor ?? 1,
-      partitions: m.plan.partitions.map((p) => {
-        const r = results.get(p.index)!;
-        return { index: p.index, offset: p.offset, length: p.length, key: r.w.key, size: r.w.size, sha256: r.w.sha256, optim: r.optim };
-      }),
-    };
-    const key = `runs/${this.cfg.name}/e${m.epoch + 1}/stage/${m.stage}.json`;
-    const info = await this.store.put(key, encodeManifest(manifest));
-    this.manifests.set(key, manifest);
-    await this.commit(() => {
-      const cur = this.state.merge(m.epoch, m.stage);
-      if (!cur || cur.step !== 3) return;
-      this.state.put({ ...cur, step: 4 });
-      this.coordinator.finishMerge(m.stage, m.epoch, { key, size: info.size, sha256: info.sha256!, epoch: m.epoch + 1, step: manifest.step }, this.clock(), cur.excluded);
-    });
-    this.log(`merge e${m.epoch} stage ${m.stage}: published ${key}`);
-  }
-
-  private async manifest(ref: ObjectRef): Promise<StageManifest> {
+  /** A stage manifest, read from the store once and checked against its hash. */
+  async manifest(ref: ObjectRef): Promise<StageManifest> {
     let m = this.manifests.get(ref.key);
     if (!m) {
       const bytes = await this.store.get(ref.key);

@@ -1,0 +1,149 @@
+/**
+ * The orchestrator as a merger of last resort, named `orchestrator`: it runs its own jobs
+ * (breaking ties by recomputing a partition from the store it holds, and taking partitions
+ * nobody live can take near the deadline), checks a merger's claim that an input cannot be
+ * read (the liar, whichever side, loses), and publishes the next epoch's stage manifest once
+ * every partition is agreed. It works outside any transaction, reading and writing the store;
+ * its results are committed like anyone's.
+ */
+import { IotaError } from '../../errors.js';
+import { decodeSlice, sliceRange } from '../../merge/gradient.js';
+import { decodePartition, encodeManifest, encodePartition, MANIFEST_FORMAT, type StageManifest } from '../../merge/manifest.js';
+import { reduceSlices } from '../../merge/reduce.js';
+import { decodeOptimState, encodeOptimState, updatePartition } from '../../merge/update.js';
+import { sha256Hex } from '../../tensor-io/hash.js';
+import type { JobRow, MergeRow } from '../state/merge.js';
+import { ORCHESTRATOR, type MergeCoordinator, type Reduced, type Updated } from './merge.js';
+
+export class MergeReferee {
+  private pumping: Promise<void> | undefined;
+
+  constructor(private readonly m: MergeCoordinator) {}
+
+  pump(): Promise<void> {
+    this.pumping ??= this.pumpOnce().finally(() => (this.pumping = undefined));
+    return this.pumping;
+  }
+
+  private async pumpOnce(): Promise<void> {
+    for (const m of this.m.state.active()) {
+      const st = this.m.coordinator.view(m.stage);
+      if (st.phase !== 'merging' || st.epoch !== m.epoch) continue; // abandoned at its deadline
+      if (m.step === 3) {
+        await this.publish(m);
+        continue;
+      }
+      const step = m.step as 1 | 2;
+      for (const j of this.m.state.jobs(m, step)) {
+        if (j.state === 'unavailable') await this.checkClaim(m, j);
+        else if (j.merger === ORCHESTRATOR && j.state === 'assigned') await this.runOwnJob(m, step, j.partition);
+      }
+    }
+  }
+
+  private async slices(m: MergeRow, partition: number): Promise<Array<{ miner: string; data: Float32Array }>> {
+    const p = m.plan.partitions[partition];
+    const range = sliceRange(m.plan.params, p.offset, p.length);
+    return Promise.all(
+      m.plan.participants.map(async (q) => {
+        const bytes = await this.m.store.get(q.key, range);
+        if (sha256Hex(bytes) !== q.partitions[partition]) throw new IotaError('E_HASH_MISMATCH', `partition ${partition} of ${q.key} does not match its declared hash`);
+        return { miner: q.miner, data: decodeSlice(bytes, p.length) };
+      }),
+    );
+  }
+
+  private async runOwnJob(m: MergeRow, step: 1 | 2, partition: number): Promise<void> {
+    try {
+      const red = reduceSlices(await this.slices(m, partition), m.plan.N);
+      let result: Reduced | Updated = { sha256: red.sha256, norm2: red.norm2, slice_norms2: red.sliceNorms2 };
+      if (step === 2) {
+        const job = await this.m.describe(m, 2, partition, ORCHESTRATOR, this.m.clock());
+        const p = m.plan.partitions[partition];
+        const wE = decodePartition(await this.m.store.get(job.w!.key), p.length);
+        const prev = job.optim ? decodeOptimState(await this.m.store.get(job.optim.key), p.length) : undefined;
+        const o = this.m.cfg.run.optimizer;
+        const u = updatePartition(wE, red.gbar, prev, p.offset, this.m.cfg.layouts[m.stage], { lr: job.lr!, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay }, job.t!, job.clip_factor!);
+        const w = await this.m.store.put(job.outputs!.w, encodePartition(u.w, p.offset));
+        const opt = await this.m.store.put(job.outputs!.optim, encodeOptimState(u.m, u.v, p.offset));
+        result = { w: { key: w.key, size: w.size, sha256: w.sha256! }, optim: { key: opt.key, size: opt.size, sha256: opt.sha256! } };
+      }
+      await this.m.commit(() => {
+        const cur = this.m.state.merge(m.epoch, m.stage);
+        if (!cur || cur.round !== m.round || cur.step !== step) return;
+        const j = this.m.state.job(cur, step, partition, ORCHESTRATOR);
+        if (!j || j.state !== 'assigned') return;
+        this.m.state.setJob(j, 'done', result, this.m.clock());
+        this.m.settle(cur, step, partition, this.m.clock());
+      });
+    } catch (e) {
+      // An input that cannot be read by the orchestrator itself: that participant is out.
+      const bad = (e as Error).message.match(/of (runs\/\S+) does not match|no object (runs\/\S+)/);
+      this.m.log(`merge e${m.epoch} stage ${m.stage}: the orchestrator could not merge partition ${partition}: ${(e as Error).message}`);
+      if (bad) {
+        const key = bad[1] ?? bad[2];
+        const who = m.plan.participants.find((p) => p.key === key);
+        if (who) await this.m.commit(() => this.m.replan(m, { [who.miner]: 'input_unavailable' }, this.m.clock()));
+      }
+    }
+  }
+
+  /** A merger says an input cannot be read: check it; the liar, whichever side, loses. */
+  private async checkClaim(m: MergeRow, j: JobRow): Promise<void> {
+    const { participant } = j.result as { participant: string };
+    const q = m.plan.participants.find((p) => p.miner === participant)!;
+    const p = m.plan.partitions[j.partition];
+    let readable = true;
+    try {
+      const bytes = await this.m.store.get(q.key, sliceRange(m.plan.params, p.offset, p.length));
+      readable = sha256Hex(bytes) === q.partitions[j.partition];
+      if (readable) decodeSlice(bytes, p.length);
+    } catch {
+      readable = false;
+    }
+    await this.m.commit(() => {
+      const now = this.m.clock();
+      const cur = this.m.state.merge(m.epoch, m.stage);
+      if (!cur || cur.round !== m.round) return;
+      this.m.state.setJob(j, 'reassigned', j.result, now);
+      if (!readable) {
+        this.m.state.fault(m.epoch, m.stage, participant, 'input_unavailable', `partition ${j.partition} of its gradient cannot be read or does not match its hash`, now);
+        this.m.replan(cur, { [participant]: 'input_unavailable' }, now);
+      } else {
+        this.m.state.fault(m.epoch, m.stage, j.merger, 'false_unavailable', `claimed ${participant.slice(0, 8)}'s partition ${j.partition} unreadable; it is not`, now);
+        this.m.state.assign(cur, j.step, j.partition, ORCHESTRATOR, now);
+      }
+    });
+  }
+
+  private async publish(m: MergeRow): Promise<void> {
+    const st = this.m.coordinator.view(m.stage);
+    const prev = await this.m.manifest(st.manifest);
+    const results = this.m.state.results<Updated>(m, 2);
+    const manifest: StageManifest = {
+      format: MANIFEST_FORMAT,
+      version: 1,
+      run: this.m.cfg.name,
+      stage: m.stage,
+      epoch: m.epoch + 1,
+      step: prev.step + 1,
+      params: m.plan.params,
+      grad_norm: Math.sqrt(m.norm2 ?? 0),
+      clip_factor: m.clip_factor ?? 1,
+      partitions: m.plan.partitions.map((p) => {
+        const r = results.get(p.index)!;
+        return { index: p.index, offset: p.offset, length: p.length, key: r.w.key, size: r.w.size, sha256: r.w.sha256, optim: r.optim };
+      }),
+    };
+    const key = `runs/${this.m.cfg.name}/e${m.epoch + 1}/stage/${m.stage}.json`;
+    const info = await this.m.store.put(key, encodeManifest(manifest));
+    this.m.manifests.set(key, manifest);
+    await this.m.commit(() => {
+      const cur = this.m.state.merge(m.epoch, m.stage);
+      if (!cur || cur.step !== 3) return;
+      this.m.state.put({ ...cur, step: 4 });
+      this.m.coordinator.finishMerge(m.stage, m.epoch, { key, size: info.size, sha256: info.sha256!, epoch: m.epoch + 1, step: manifest.step }, this.m.clock(), cur.excluded);
+    });
+    this.m.log(`merge e${m.epoch} stage ${m.stage}: published ${key}`);
+  }
+}
