@@ -26,7 +26,7 @@ describe('iota validator', () => {
     // The subtle ones fail by measured error, not by a malformed tensor.
     for (const k of ['int8_roundtrip', 'skipped_block', 'stale_weights', 'copy_input'] as const) expect(caught.get(k)!.detail).toMatch(/rel err/);
     expect(caught.get('lying_loss')!.detail).toMatch(/loss/);
-    expect(caught.get('free_rider')!).toMatchObject({ kind: 'upload', detail: expect.stringMatching(/gradient sum/) });
+    for (const k of ['free_rider', 'inflated_claims'] as const) expect(caught.get(k)!).toMatchObject({ kind: 'upload', detail: expect.stringMatching(/gradient sum/) });
     // The tampered merger: failed by a spot check of its merged partition (and by a lost dispute where its co-merger was honest).
     expect(caught.get('tampered_merge')!).toMatchObject({ kind: 'merge', detail: expect.stringMatching(/merged partition \d+: [1-9]\d* of \d+ values differ/) });
     expect(r.adversaries.find((a) => a.kind === 'tampered_merge')!.first).toMatchObject({ kind: 'merge', passed: false });

@@ -4,7 +4,8 @@
  * cheats in one way: random, zeroed or NaN outputs, the input copied to the output, an 8-bit
  * round trip of the output, the previous item's output replayed, weights that stay at epoch 0,
  * a skipped block, (at the tail) a flattering loss, honest work with a zero gradient
- * uploaded (a free-rider, caught only by replaying its whole upload), or honest work and a
+ * uploaded (a free-rider, caught only by replaying its whole upload) or an inflated one (four
+ * times the sum, claiming the weight of four times its samples), or honest work and a
  * merge whose uploaded partitions it nudged (caught by the dispute with its co-merger and by
  * the spot checks of merged partitions).
  */
@@ -23,7 +24,7 @@ import { dequantizeRows8, quantizeRows8 } from '../../src/tensor-io/codecs.js';
 import { encodeSafetensors } from '../../src/tensor-io/safetensors.js';
 import { SimMiner } from './sim-miner.js';
 
-export const ADVERSARIES = ['random', 'zeroed', 'nan', 'copy_input', 'int8_roundtrip', 'replay', 'stale_weights', 'skipped_block', 'lying_loss', 'free_rider', 'tampered_merge'] as const;
+export const ADVERSARIES = ['random', 'zeroed', 'nan', 'copy_input', 'int8_roundtrip', 'replay', 'stale_weights', 'skipped_block', 'lying_loss', 'free_rider', 'inflated_claims', 'tampered_merge'] as const;
 export type AdversaryKind = (typeof ADVERSARIES)[number];
 
 // From the repository root (jest and the benches run there; the bench's build lives elsewhere).
@@ -61,8 +62,14 @@ export class Adversary extends SimMiner {
     const tamper = this.kind === 'tampered_merge' ? { update: (u: { w: Float32Array; m: Float32Array; v: Float32Array }) => ({ ...u, w: u.w.map((x) => x * 1.001) }) } : undefined;
     this.merger = new MergeWorker({ client: this.client, layout: () => layout.params, adamw: { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay }, tamper });
     this.outputFor = (it) => this.cheat(it);
-    // The gradient sum it uploads is what it computed (a free-rider uploads zeros instead).
-    this.makeGradient = (params) => (this.kind === 'free_rider' ? new Float32Array(params) : this.compute.gradientSum());
+    // The gradient sum it uploads is what it computed. A free-rider uploads zeros instead; an
+    // inflated claim, four times the sum (the weight of four times the samples it did: the
+    // sample count itself comes from the ledger, so a miner cannot claim it).
+    this.makeGradient = async (params) => {
+      if (this.kind === 'free_rider') return new Float32Array(params);
+      const g = await this.compute.gradientSum();
+      return this.kind === 'inflated_claims' ? g.map((x) => 4 * x) : g;
+    };
     this.lossesFor = () => (this.kind === 'lying_loss' ? this.losses.map((l) => l * 0.8) : this.losses);
   }
 
@@ -131,7 +138,7 @@ export class Adversary extends SimMiner {
         this.previous.set(it.kind, h.out);
         return send(before && before.length === n ? before : h.out);
       }
-      default: // stale_weights, skipped_block, lying_loss, free_rider, tampered_merge: honest arithmetic on what they chose
+      default: // stale_weights, skipped_block, lying_loss, free_rider, inflated_claims, tampered_merge: honest arithmetic on what they chose
         return send(h.out);
     }
   }

@@ -121,4 +121,39 @@ describe('validation in the coordinator', () => {
     expect(s.tx(() => v.tasksFor('validator', 4, s.clock.now))).toEqual([]);
     expect(s.repo.db.prepare('SELECT state, detail FROM validations').get()).toEqual({ state: 'void', detail: 'the merge result is gone' });
   });
+
+  it('shares tasks between validators without duplicates, never about their own work, and survives a validator that dies or answers garbage', () => {
+    const s = makeSwarm({ costs: [1, 1], run: runConfig({ samples_per_epoch: 40, validation: { rate: 0, probation_passes: 3, task_s: 10 } }), validate: { random: () => 0.5 } });
+    const v = s.validation!;
+    const [head, tail] = [new CoordMiner(s, 'head'), new CoordMiner(s, 'tail')];
+    head.join(0);
+    tail.join(1);
+    expect(s.tx(() => v.tasksFor('v1', 4, s.clock.now))).toEqual([]); // v1 is live: probation outputs now wait for verdicts
+    head.round(2); // two forwards on probation: checked, their tails held back
+    expect(tail.work(2).items).toEqual([]);
+    const rows = () => s.repo.db.prepare('SELECT id, miner, state, validator FROM validations ORDER BY id').all() as Array<{ id: number; miner: string; state: string; validator: string | null }>;
+    expect(rows().map((r) => r.miner)).toEqual(['head', 'head']);
+    // The head, were it also a validator, is never given its own work; v1 and v2 split the rest.
+    expect(s.tx(() => v.tasksFor('head', 4, s.clock.now))).toEqual([]);
+    const t1 = s.tx(() => v.tasksFor('v1', 1, s.clock.now));
+    const t2 = s.tx(() => v.tasksFor('v2', 4, s.clock.now));
+    expect([t1.length, t2.length]).toEqual([1, 1]);
+    expect(t1[0].id).not.toBe(t2[0].id);
+    expect(s.tx(() => v.tasksFor('v2', 4, s.clock.now))).toEqual([]);
+    // Garbage: a verdict on a task it does not hold, or on none at all, changes nothing.
+    const dump = s.dump();
+    expect(() => s.tx(() => v.verdict('v2', t1[0].id, false, 1, 'not mine', s.clock.now))).toThrow(expect.objectContaining({ code: 'E_NO_TASK' }));
+    expect(() => s.tx(() => v.verdict('v2', 99_999, false, 1, 'nothing', s.clock.now))).toThrow(expect.objectContaining({ code: 'E_NO_TASK' }));
+    expect(s.dump()).toBe(dump);
+    // v2 passes its task; v1 dies holding the other. After task_s the gate lifts (training goes
+    // on) and the task goes to another validator; the miner is neither credited nor blamed.
+    s.tx(() => v.verdict('v2', t2[0].id, true, 0, 'ok', s.clock.now));
+    s.advance(10_001);
+    expect(tail.work(2).items).toHaveLength(2);
+    const again = s.tx(() => v.tasksFor('v2', 4, s.clock.now));
+    expect(again.map((t) => t.id)).toEqual([t1[0].id]);
+    expect(v.state.standing('head')).toMatchObject({ probation: 1, passes: 1, failures: 0 });
+    expect(() => s.tx(() => v.verdict('v1', t1[0].id, false, 1, 'late', s.clock.now))).toThrow(expect.objectContaining({ code: 'E_NO_TASK' }));
+    expect(v.state.standing('head')).toMatchObject({ failures: 0 });
+  });
 });
