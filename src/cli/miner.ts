@@ -51,6 +51,7 @@ export function registerMiner(program: Command): void {
     const layer = layerText === 'auto' ? ('auto' as const) : Number(layerText);
     if (layer !== 'auto' && (!Number.isSafeInteger(layer) || layer < 0)) throw new IotaError('E_BAD_FLAG', `--layer ${layerText}: expected 'auto' or a stage number`);
     if (o.threads) process.env.IOTA_THREADS = String(o.threads);
+    const identity = readKeyFile(keyFile); // a bad key fails here, before anything is shown
 
     const spinner = o.json ? undefined : ora({ text: 'joining…', discardStdin: false }).start();
     const started = Date.now();
@@ -79,7 +80,7 @@ export function registerMiner(program: Command): void {
       else if (e.event === 'refused' || e.event === 'warning') spinner!.warn(`${e.code ?? ''} ${e.message}`).start();
       if (miner) render();
     };
-    miner = new Miner({ orchestrator, identity: readKeyFile(keyFile), layer, backend: o.backend, version: pkg.version, name: o.name, maxSamples: o.maxSamples, maxEpochs: o.maxEpochs, onEvent });
+    miner = new Miner({ orchestrator, identity, layer, backend: o.backend, version: pkg.version, name: o.name, maxSamples: o.maxSamples, maxEpochs: o.maxEpochs, onEvent });
 
     let health: ReturnType<typeof createServer> | undefined;
     if (o.healthPort) {

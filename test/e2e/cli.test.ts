@@ -53,5 +53,10 @@ describe('iota executable', () => {
     const missing = await runIota(['data', 'info', join(tmpdir(), 'no-such-dataset')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/E_NO_DATASET/);
+    // A miner with an unreadable key says so before it shows anything else.
+    const key = await runIota(['miner', '--orchestrator', 'http://127.0.0.1:9', '--key', join(tmpdir(), 'no-such.key')]);
+    expect(key.code).toBe(2);
+    expect(key.stderr).toMatch(/^error E_BAD_KEY_FILE: .*\nhint: /);
+    expect(key.stdout + key.stderr).not.toMatch(/joining/);
   });
 });
