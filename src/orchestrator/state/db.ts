@@ -239,6 +239,7 @@ export function openDatabase(path: string): DB {
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
+  db.pragma('temp_store = MEMORY'); // savepoints' journals in memory, not a temporary file
   db.pragma('cache_size = -65536'); // 64 MiB of pages: a large swarm's working set stays in memory
   migrate(db);
   return db;
@@ -255,6 +256,24 @@ function migrate(db: DB): void {
       db.pragma(`user_version = ${v + 1}`);
     })();
   }
+}
+
+/**
+ * In-memory copies of rows (a participant, a stage) stay true to the database because every
+ * write goes through the method that also updates the copy; a rollback undoes writes behind
+ * their backs, so the copies of that database are dropped (`Repository.transaction` calls
+ * `rolledBack`). Rollbacks are rare: refused changes.
+ */
+const rollbackListeners = new WeakMap<DB, Array<() => void>>();
+
+export function onRollback(db: DB, forget: () => void): void {
+  const list = rollbackListeners.get(db) ?? [];
+  list.push(forget);
+  rollbackListeners.set(db, list);
+}
+
+export function rolledBack(db: DB): void {
+  for (const forget of rollbackListeners.get(db) ?? []) forget();
 }
 
 /** Every table's rows in a stable order: tests compare dumps to prove nothing changed. */

@@ -3,7 +3,9 @@
  * and callers group them into one transaction with `transaction()`.
  */
 import type { Statement } from 'better-sqlite3';
-import { openDatabase, dumpDatabase, type DB } from './db.js';
+import { openDatabase, dumpDatabase, onRollback, rolledBack, type DB } from './db.js';
+
+const MAX_CACHED_PARTICIPANTS = 100_000;
 
 export type Role = 'miner' | 'validator' | 'admin';
 
@@ -50,8 +52,21 @@ export class Repository {
 
   /** role counts change only on registration; status reads them on every call */
   private counts: Record<Role, number> | null = null;
+  /** participants by id, as in the database (writes below keep it so; a rollback clears it) */
+  private known = new Map<string, Participant>();
+  /** Transaction control, prepared once (better-sqlite3's db.transaction(fn) builds four wrappers per call). */
+  private tx: Record<'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo', Statement>;
 
   constructor(readonly db: DB) {
+    onRollback(db, () => this.known.clear());
+    this.tx = {
+      begin: db.prepare('BEGIN'),
+      commit: db.prepare('COMMIT'),
+      rollback: db.prepare('ROLLBACK'),
+      savepoint: db.prepare('SAVEPOINT change'),
+      release: db.prepare('RELEASE change'),
+      rollbackTo: db.prepare('ROLLBACK TO change'),
+    };
     this.s = {
       nonceSeen: db.prepare('SELECT 1 FROM nonces WHERE key = ? AND nonce = ?'),
       nonceAdd: db.prepare('INSERT INTO nonces (key, nonce, ts) VALUES (?, ?, ?)'),
@@ -74,11 +89,29 @@ export class Repository {
     return new Repository(openDatabase(path));
   }
 
+  /**
+   * Runs `fn` in a transaction, or in a savepoint when one is open: all of it commits, or none
+   * of it. A rollback tells the in-memory caches of rows (`onRollback`) to forget.
+   */
   transaction<T>(fn: () => T): T {
+    const nested = this.db.inTransaction;
+    const t = this.tx;
+    (nested ? t.savepoint : t.begin).run();
     try {
-      return this.db.transaction(fn)();
+      const result = fn();
+      (nested ? t.release : t.commit).run();
+      return result;
     } catch (e) {
+      if (this.db.inTransaction) {
+        if (nested) {
+          t.rollbackTo.run();
+          t.release.run();
+        } else {
+          t.rollback.run();
+        }
+      }
       this.counts = null; // a rolled-back registration may have cleared or kept a stale cache
+      rolledBack(this.db);
       throw e;
     }
   }
@@ -108,21 +141,30 @@ export class Repository {
     });
   }
 
+  /** Every signed call looks its caller up: served from memory after the first time. */
   participant(id: string): Participant | undefined {
+    const cached = this.known.get(id);
+    if (cached) return cached;
     const row = this.s.participantGet.get(id) as ParticipantRow | undefined;
-    return row && toParticipant(row);
+    if (!row) return undefined;
+    if (this.known.size >= MAX_CACHED_PARTICIPANTS) this.known.clear();
+    const p = toParticipant(row);
+    this.known.set(id, p);
+    return p;
   }
 
   /** Registers or re-registers; returns whether it is new. */
   putParticipant(id: string, role: Role, info: Record<string, unknown>, now: number): boolean {
     const existed = this.s.participantGet.get(id) as ParticipantRow | undefined;
     this.s.participantPut.run({ id, role, now, info: JSON.stringify(info) });
+    this.known.delete(id);
     if (!existed || existed.role !== role) this.counts = null;
     return !existed;
   }
 
   touch(id: string, now: number): void {
     this.s.participantTouch.run(now, id);
+    this.known.delete(id);
   }
 
   participants(): Participant[] {
