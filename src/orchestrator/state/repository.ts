@@ -4,6 +4,7 @@
  */
 import type { Statement } from 'better-sqlite3';
 import { openDatabase, dumpDatabase, onRollback, rolledBack, type DB } from './db.js';
+import { BackgroundCheckpointer } from './checkpoint.js';
 
 const MAX_CACHED_PARTICIPANTS = 100_000;
 
@@ -85,8 +86,13 @@ export class Repository {
     };
   }
 
-  static open(path: string): Repository {
-    return new Repository(openDatabase(path));
+  private checkpointer?: BackgroundCheckpointer;
+
+  /** `backgroundCheckpoints`: a server's database, checkpointed off the event loop (checkpoint.ts). */
+  static open(path: string, o: { backgroundCheckpoints?: boolean } = {}): Repository {
+    const repo = new Repository(openDatabase(path));
+    if (o.backgroundCheckpoints && path !== ':memory:') repo.checkpointer = new BackgroundCheckpointer(repo.db);
+    return repo;
   }
 
   /**
@@ -199,6 +205,7 @@ export class Repository {
   }
 
   close(): void {
+    this.checkpointer?.close();
     this.db.close();
   }
 }
