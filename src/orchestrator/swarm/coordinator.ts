@@ -263,7 +263,9 @@ export class Coordinator {
   }
 
   private lease(t: TaskRow, miner: string, now: number): WorkItem {
-    const lease = randomBytes(12).toString('hex');
+    // The time first: leases are indexed, and ids that grow with time go in at the index's end
+    // (one page per commit) instead of a random page each; 64 random bits follow.
+    const lease = Math.floor(now / 1000).toString(16).padStart(8, '0').slice(-8) + randomBytes(8).toString('hex');
     const expires = now + this.leaseMs;
     this.state.leaseTask(t, miner, lease, now, expires);
     const out: WorkItem = {
