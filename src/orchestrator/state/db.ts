@@ -228,6 +228,13 @@ const MIGRATIONS: string[] = [
      detail TEXT NOT NULL,
      at INTEGER NOT NULL
    );`,
+  // Nonces are checked in memory (Repository); the table only makes them survive a restart,
+  // so it is a log in arrival order: appends, not inserts at random places of a (key, nonce) key.
+  `ALTER TABLE nonces RENAME TO nonces_by_key;
+   CREATE TABLE nonces (ts INTEGER NOT NULL, key TEXT NOT NULL, nonce TEXT NOT NULL);
+   INSERT INTO nonces (ts, key, nonce) SELECT ts, key, nonce FROM nonces_by_key ORDER BY ts;
+   DROP TABLE nonces_by_key;
+   CREATE INDEX nonces_ts ON nonces (ts);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -259,21 +266,31 @@ function migrate(db: DB): void {
 }
 
 /**
- * In-memory copies of rows (a participant, a stage) stay true to the database because every
- * write goes through the method that also updates the copy; a rollback undoes writes behind
- * their backs, so the copies of that database are dropped (`Repository.transaction` calls
- * `rolledBack`). Rollbacks are rare: refused changes.
+ * In-memory copies of rows (a participant, the nonces of the clock window) stay true to the
+ * database because every write goes through the method that also updates the copy, and
+ * registers how to undo that update if its transaction or savepoint rolls back
+ * (`undoOnRollback`). `Repository.transaction` opens and closes the frames: a released
+ * savepoint hands its undos to the enclosing frame, a commit forgets them, a rollback runs
+ * them, newest first. Outside a transaction a write commits at once: nothing to undo.
  */
-const rollbackListeners = new WeakMap<DB, Array<() => void>>();
+const undoFrames = new WeakMap<DB, Array<Array<() => void>>>();
 
-export function onRollback(db: DB, forget: () => void): void {
-  const list = rollbackListeners.get(db) ?? [];
-  list.push(forget);
-  rollbackListeners.set(db, list);
+export function undoOnRollback(db: DB, undo: () => void): void {
+  const stack = undoFrames.get(db);
+  if (stack && stack.length > 0) stack[stack.length - 1].push(undo);
 }
 
-export function rolledBack(db: DB): void {
-  for (const forget of rollbackListeners.get(db) ?? []) forget();
+export function openUndoFrame(db: DB): void {
+  const stack = undoFrames.get(db) ?? [];
+  stack.push([]);
+  undoFrames.set(db, stack);
+}
+
+export function closeUndoFrame(db: DB, committed: boolean): void {
+  const stack = undoFrames.get(db)!;
+  const frame = stack.pop()!;
+  if (!committed) for (let i = frame.length - 1; i >= 0; i--) frame[i]();
+  else if (stack.length > 0) stack[stack.length - 1].push(...frame);
 }
 
 /** Every table's rows in a stable order: tests compare dumps to prove nothing changed. */
