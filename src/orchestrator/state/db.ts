@@ -235,6 +235,24 @@ const MIGRATIONS: string[] = [
    INSERT INTO nonces (ts, key, nonce) SELECT ts, key, nonce FROM nonces_by_key ORDER BY ts;
    DROP TABLE nonces_by_key;
    CREATE INDEX nonces_ts ON nonces (ts);`,
+  // Stored replies are large (a work reply is most of a kilobyte): in a table keyed by
+  // (key, request_id) a leaf held three, and every insert at a random place split pages.
+  // Rows now go in arrival order and a small index finds them.
+  `ALTER TABLE requests RENAME TO requests_by_key;
+   CREATE TABLE requests (
+     key TEXT NOT NULL,
+     request_id TEXT NOT NULL,
+     method TEXT NOT NULL,
+     path TEXT NOT NULL,
+     status INTEGER NOT NULL,
+     reply TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   INSERT INTO requests (key, request_id, method, path, status, reply, created_at)
+     SELECT key, request_id, method, path, status, reply, created_at FROM requests_by_key ORDER BY created_at;
+   DROP TABLE requests_by_key;
+   CREATE UNIQUE INDEX requests_key ON requests (key, request_id);
+   CREATE INDEX requests_created ON requests (created_at);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
