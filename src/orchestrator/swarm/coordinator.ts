@@ -259,7 +259,8 @@ export class Coordinator {
     this.state.addTask(item, 0, kind, epoch, first, n, null, now, { windows });
     this.state.allocate(epoch, n);
     if (ep.allocated + n >= target) this.state.closeAllocation(epoch, now, now + this.cfg.run.phases.drain_s * 1000);
-    return this.state.task(item, 0, kind);
+    // The row just inserted, as addTask wrote it (not read back).
+    return { item, stage: 0, kind, epoch, first_sample: first, n, state: 'ready', miner: null, prefer: null, lease: null, leased_at: null, expires: null, ready_at: now, input: { windows }, output: null, loss: null, done_at: null, gate: null };
   }
 
   private lease(t: TaskRow, miner: string, now: number): WorkItem {
