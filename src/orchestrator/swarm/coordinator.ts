@@ -10,7 +10,7 @@
  * open -> credited (the miner holds the gradient) -> uploaded -> merged, or
  * lost_with_miner / dropped:<reason>.
  */
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../../protocol/random.js';
 import type { ModelConfig } from '../../config/model.js';
 import type { RunConfig } from '../../config/run.js';
 import { learningRate } from '../../model/schedule.js';
@@ -266,7 +266,7 @@ export class Coordinator {
   private lease(t: TaskRow, miner: string, now: number): WorkItem {
     // The time first: leases are indexed, and ids that grow with time go in at the index's end
     // (one page per commit) instead of a random page each; 64 random bits follow.
-    const lease = Math.floor(now / 1000).toString(16).padStart(8, '0').slice(-8) + randomBytes(8).toString('hex');
+    const lease = Math.floor(now / 1000).toString(16).padStart(8, '0').slice(-8) + randomHex(8);
     const expires = now + this.leaseMs;
     this.state.leaseTask(t, miner, lease, now, expires);
     const out: WorkItem = {
