@@ -101,9 +101,6 @@ export function registerOrchestrator(program: Command): void {
         if (store instanceof LocalStore) void store.sweepUploads().catch((e) => note(`sweeping abandoned uploads failed: ${(e as Error).message}`));
       }, 60_000);
       pruner.unref();
-      if (o.json) printJson({ event: 'listening', url, run: runName, state: dbPath, store: store.kind, ...(configHash ? { config_hash: configHash } : {}) });
-      else console.log(`orchestrator for run ${runName} listening on ${url} (state ${dbPath}, ${store.kind} object store)`);
-
       let closing = false;
       const stop = async (signal: string) => {
         if (closing) process.exit(130);
@@ -118,5 +115,8 @@ export function registerOrchestrator(program: Command): void {
       };
       process.on('SIGINT', () => void stop('SIGINT'));
       process.on('SIGTERM', () => void stop('SIGTERM'));
+      // Announced only once a signal would be handled: whoever reads the line may stop us at once.
+      if (o.json) printJson({ event: 'listening', url, run: runName, state: dbPath, store: store.kind, ...(configHash ? { config_hash: configHash } : {}) });
+      else console.log(`orchestrator for run ${runName} listening on ${url} (state ${dbPath}, ${store.kind} object store)`);
     });
 }
