@@ -327,7 +327,10 @@ export class SwarmState {
   flushLiveness(): void {
     for (const [miner, l] of this.liveness) {
       this.s.memberFlush.run(l.seen, l.rate ?? null, l.done, miner);
-      this.cache(this.memberRows, miner, undefined);
+      // The cached row as the statement leaves it (every tick flushes every live miner: dropping
+      // the rows instead would make the next call of each miner read its row again).
+      const old = this.memberRows.get(miner);
+      if (old) this.cache(this.memberRows, miner, { ...old, last_seen: Math.max(old.last_seen, l.seen), rate: l.rate ?? old.rate, done: old.done + l.done });
     }
     this.liveness.clear();
   }
