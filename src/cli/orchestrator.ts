@@ -43,7 +43,7 @@ export function registerOrchestrator(program: Command): void {
       if (o.stateDir) set.push(`state_dir=${o.stateDir}`);
       const node = loadNodeConfig(o.node, { env: process.env, set });
       const dbPath = resolve(join(node.state_dir, 'state.db'));
-      const repo = Repository.open(dbPath, { backgroundCheckpoints: true });
+      const repo = Repository.open(dbPath, { backgroundCheckpoints: true, onCheckpointError: (m) => note(`WAL checkpoint failed: ${m}`) });
       const r = node.rate_limits;
       const rateLimits = { ipPerSecond: r.ip_per_second, ipBurst: r.ip_burst, keyPerSecond: r.key_per_second, keyBurst: r.key_burst, exemptLoopback: r.exempt_loopback };
       let publicUrl = node.orchestrator_url ?? '';

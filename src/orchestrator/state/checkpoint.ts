@@ -41,11 +41,18 @@ export class BackgroundCheckpointer {
     this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, path: db.name, everyMs } });
     this.worker.on('message', (m: { error?: string }) => m.error && onError(m.error));
     this.worker.on('error', (e) => onError(e.message));
+    // A worker that is gone checkpoints nothing: the server's connection does it again, as before.
+    this.worker.on('exit', () => {
+      if (!this.closing && db.open) db.pragma('wal_autocheckpoint = 1000');
+    });
     this.worker.unref();
   }
 
+  private closing = false;
+
   /** Stops checkpointing (the worker closes its connection and exits); a checkpoint cut short is safe. */
   close(): void {
+    this.closing = true;
     this.worker.postMessage('close');
   }
 }

@@ -89,9 +89,9 @@ export class Repository {
   private checkpointer?: BackgroundCheckpointer;
 
   /** `backgroundCheckpoints`: a server's database, checkpointed off the event loop (checkpoint.ts). */
-  static open(path: string, o: { backgroundCheckpoints?: boolean } = {}): Repository {
+  static open(path: string, o: { backgroundCheckpoints?: boolean; onCheckpointError?: (message: string) => void } = {}): Repository {
     const repo = new Repository(openDatabase(path));
-    if (o.backgroundCheckpoints && path !== ':memory:') repo.checkpointer = new BackgroundCheckpointer(repo.db);
+    if (o.backgroundCheckpoints && path !== ':memory:') repo.checkpointer = new BackgroundCheckpointer(repo.db, undefined, o.onCheckpointError);
     return repo;
   }
 
@@ -106,6 +106,7 @@ export class Repository {
     openUndoFrame(this.db);
     try {
       const result = fn();
+      if (result instanceof Promise) throw new TypeError('a transaction function cannot return a promise');
       (nested ? t.release : t.commit).run();
       closeUndoFrame(this.db, true);
       return result;
