@@ -11,13 +11,16 @@
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { SignedClient } from '../src/protocol/client.js';
+import { SignedClient, newRequestId } from '../src/protocol/client.js';
+import { HEADERS, signRequest } from '../src/protocol/signing.js';
+import { Http1Pool } from './http1.js';
 import type { WorkItemMessage, WorkReply } from '../src/protocol/swarm-messages.js';
-import { newIdentity } from '../src/protocol/keys.js';
+import { newIdentity, type Identity } from '../src/protocol/keys.js';
 
 export async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -27,8 +30,10 @@ export async function run(argv: string[]): Promise<void> {
       seconds: { type: 'string', default: '10' },
       concurrency: { type: 'string', default: '32' },
       connections: { type: 'string', default: '32' },
+      client: { type: 'string', default: 'lean', description: "'lean' (bench/http1.ts) or 'undici' (the SignedClient the miners use)" },
       json: { type: 'boolean', default: false },
       profile: { type: 'string', description: 'write a V8 CPU profile of the orchestrator to this folder' },
+      floor: { type: 'boolean', default: false, description: 'drive bench/floor-server.ts instead: the same server setup, no database work' },
     },
   });
   const nMiners = Number(values.miners);
@@ -40,7 +45,9 @@ export async function run(argv: string[]): Promise<void> {
   writeFileSync(nodeFile, `host: 127.0.0.1\nport: 0\nstate_dir: ${dir}\nrate_limits:\n  exempt_loopback: true\n  key_per_second: 1000\n  key_burst: 1000\n`);
   const runFile = writeBenchRun(dir);
   const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [];
-  const server = spawn(process.execPath, [...profile, 'bin/iota', 'orchestrator', 'serve', '--run', runFile, '--node', nodeFile, '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const floorServer = fileURLToPath(new URL('./floor-server.js', import.meta.url));
+  const serverArgs = values.floor ? [floorServer, dir] : ['bin/iota', 'orchestrator', 'serve', '--run', runFile, '--node', nodeFile, '--json'];
+  const server = spawn(process.execPath, [...profile, ...serverArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: server.stdout! });
     lines.on('line', (l) => {
@@ -56,17 +63,26 @@ export async function run(argv: string[]): Promise<void> {
   try {
     const identities = Array.from({ length: nMiners }, () => newIdentity());
     // Few connections, shared by all simulated miners, as a load generator on one host would.
-    const shared = new Pool(url, { connections: Number(values.connections) });
-    const clients = identities.map((identity) => new SignedClient({ baseUrl: url, identity, run: 'bench', retries: 0, pool: shared }));
+    let clients: BenchClient[];
+    let closePool: () => Promise<void>;
+    if (values.client === 'undici') {
+      const shared = new Pool(url, { connections: Number(values.connections) });
+      clients = identities.map((identity) => new SignedClient({ baseUrl: url, identity, run: 'bench', retries: 0, pool: shared }));
+      closePool = () => shared.close();
+    } else {
+      const shared = new Http1Pool(url, Number(values.connections));
+      clients = identities.map((identity) => new LeanClient(shared, identity, 'bench'));
+      closePool = async () => shared.close();
+    }
     log(`registering ${nMiners} simulated miners at ${url} and joining the run`);
     await pool(clients.map((c) => () => c.post('/v1/register', { version: 'bench' }).then(() => c.post('/v1/join', { layer: 'auto' }))), concurrency);
 
     const latencies: number[] = [];
     let errors = 0;
     let i = 0;
-    const held = new Map<SignedClient, WorkItemMessage[]>();
+    const held = new Map<BenchClient, WorkItemMessage[]>();
     const counts = { work: 0, report: 0, status: 0 };
-    const mix = async (c: SignedClient, r: number) => {
+    const mix = async (c: BenchClient, r: number) => {
       if (r < 0.1) {
         counts.status++;
         return c.get('/v1/status');
@@ -103,16 +119,22 @@ export async function run(argv: string[]): Promise<void> {
     log(`driving ${concurrency} concurrent requests for ${seconds} s after a 2 s warm-up`);
     const cpu0 = process.cpuUsage();
     const server0 = processCpuSeconds(server.pid!);
+    const main0 = threadCpuSeconds(server.pid!, server.pid!);
+    const machine0 = machineBusySeconds();
     const wall0 = performance.now();
     await Promise.all(Array.from({ length: concurrency }, worker));
     const wall = (performance.now() - wall0) / 1000;
     const cpu = process.cpuUsage(cpu0);
     const serverCores = (processCpuSeconds(server.pid!) - server0) / wall;
+    // The event loop's own thread (the process's first): the number that saturates first.
+    const mainCores = (threadCpuSeconds(server.pid!, server.pid!) - main0) / wall;
+    // Everything on the host, ours or not: another busy process makes the other figures noisy.
+    const machineCores = (machineBusySeconds() - machine0) / wall;
     const generatorCores = (cpu.user + cpu.system) / 1e6 / wall;
     latencies.sort((a, b) => a - b);
     const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
     const result = {
-      bench: 'orchestrator',
+      bench: values.floor ? 'orchestrator-floor' : 'orchestrator',
       miners: nMiners,
       seconds,
       concurrency,
@@ -121,15 +143,49 @@ export async function run(argv: string[]): Promise<void> {
       p99_ms: q(0.99),
       errors,
       server_cpu_cores: serverCores,
+      server_event_loop_cores: mainCores,
+      server_cpu_us_per_request: (serverCores / (counted / seconds)) * 1e6,
       generator_cpu_cores: generatorCores,
+      generator_cpu_us_per_request: (generatorCores / (counted / seconds)) * 1e6,
+      machine_busy_cores: machineCores,
       mix: Object.fromEntries(Object.entries({ 'POST /v1/work': counts.work, 'POST /v1/report': counts.report, 'GET /v1/status': counts.status }).map(([k, v]) => [k, +(v / (counts.work + counts.report + counts.status)).toFixed(3)])),
     };
     log(`${Math.round(result.requests_per_s).toLocaleString()} requests/s, p50 ${result.p50_ms.toFixed(2)} ms, p99 ${result.p99_ms.toFixed(2)} ms, ${errors} errors (target: >= 3,000 requests/s, p99 < 25 ms)`);
-    log(`cpu: orchestrator ${serverCores.toFixed(2)} cores, load generator ${generatorCores.toFixed(2)} cores`);
+    log(`cpu: orchestrator ${serverCores.toFixed(2)} cores (event loop ${mainCores.toFixed(2)}; ${Math.round(result.server_cpu_us_per_request)} µs/request), load generator ${generatorCores.toFixed(2)} cores (${Math.round(result.generator_cpu_us_per_request)} µs/request); the host was busy ${machineCores.toFixed(2)} cores in all`);
     if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
-    await shared.close();
+    await closePool();
   } finally {
     server.kill('SIGTERM');
+  }
+}
+
+interface BenchClient {
+  get<T>(path: string): Promise<T>;
+  post<T>(path: string, body: unknown): Promise<T>;
+}
+
+/** Signs each request as SignedClient does (same headers, fresh nonce, a request id per change); no retries. */
+class LeanClient implements BenchClient {
+  constructor(
+    private readonly pool: Http1Pool,
+    private readonly identity: Identity,
+    private readonly run: string,
+  ) {}
+
+  get<T>(path: string): Promise<T> {
+    return this.call<T>('GET', path, undefined, {});
+  }
+
+  post<T>(path: string, body: unknown): Promise<T> {
+    return this.call<T>('POST', path, JSON.stringify(body), { 'content-type': 'application/json', [HEADERS.requestId]: newRequestId() });
+  }
+
+  private async call<T>(method: string, path: string, body: string | undefined, extra: Record<string, string>): Promise<T> {
+    const headers = { ...signRequest(this.identity, method, path, this.run, body, Date.now()), ...extra };
+    const r = await this.pool.request(method, path, headers, body);
+    const parsed = r.body ? JSON.parse(r.body) : undefined;
+    if (r.status >= 400) throw new Error(`${method} ${path}: HTTP ${r.status} ${r.body.slice(0, 200)}`);
+    return parsed as T;
   }
 }
 
@@ -163,6 +219,18 @@ function writeBenchRun(dir: string): string {
   const file = join(dir, 'run.yaml');
   writeFileSync(file, JSON.stringify(run));
   return file;
+}
+
+/** CPU seconds the whole host has been busy so far (Linux /proc/stat: user, nice, system, irq, softirq, steal). */
+function machineBusySeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100;
+}
+
+/** user + system CPU seconds of one thread of a process so far (Linux /proc). */
+function threadCpuSeconds(pid: number, tid: number): number {
+  const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** user + system CPU seconds of a process so far (Linux /proc). */

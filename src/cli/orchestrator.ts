@@ -43,7 +43,7 @@ export function registerOrchestrator(program: Command): void {
       if (o.stateDir) set.push(`state_dir=${o.stateDir}`);
       const node = loadNodeConfig(o.node, { env: process.env, set });
       const dbPath = resolve(join(node.state_dir, 'state.db'));
-      const repo = Repository.open(dbPath);
+      const repo = Repository.open(dbPath, { backgroundCheckpoints: true, onCheckpointError: (m) => note(`WAL checkpoint failed: ${m}`) });
       const r = node.rate_limits;
       const rateLimits = { ipPerSecond: r.ip_per_second, ipBurst: r.ip_burst, keyPerSecond: r.key_per_second, keyBurst: r.key_burst, exemptLoopback: r.exempt_loopback };
       let publicUrl = node.orchestrator_url ?? '';
@@ -103,9 +103,6 @@ export function registerOrchestrator(program: Command): void {
         if (store instanceof LocalStore) void store.sweepUploads().catch((e) => note(`sweeping abandoned uploads failed: ${(e as Error).message}`));
       }, 60_000);
       pruner.unref();
-      if (o.json) printJson({ event: 'listening', url, run: runName, state: dbPath, store: store.kind, ...(configHash ? { config_hash: configHash } : {}) });
-      else console.log(`orchestrator for run ${runName} listening on ${url} (state ${dbPath}, ${store.kind} object store)`);
-
       let closing = false;
       const stop = async (signal: string) => {
         if (closing) process.exit(130);
@@ -120,5 +117,8 @@ export function registerOrchestrator(program: Command): void {
       };
       process.on('SIGINT', () => void stop('SIGINT'));
       process.on('SIGTERM', () => void stop('SIGTERM'));
+      // Announced only once a signal would be handled: whoever reads the line may stop us at once.
+      if (o.json) printJson({ event: 'listening', url, run: runName, state: dbPath, store: store.kind, ...(configHash ? { config_hash: configHash } : {}) });
+      else console.log(`orchestrator for run ${runName} listening on ${url} (state ${dbPath}, ${store.kind} object store)`);
     });
 }

@@ -4,7 +4,7 @@
  * lost reply gets the original answer), learns the server's clock from E_CLOCK_SKEW, and turns
  * error replies into IotaErrors with the server's code.
  */
-import { randomBytes } from 'node:crypto';
+import { randomToken } from './random.js';
 import { Pool } from 'undici';
 import { IotaError } from '../errors.js';
 import type { Identity } from './keys.js';
@@ -116,7 +116,7 @@ export class SignedClient {
 }
 
 export function newRequestId(): string {
-  return randomBytes(12).toString('base64url');
+  return randomToken(12);
 }
 
 function backoff(attempt: number): Promise<void> {

@@ -3,7 +3,8 @@
  * (ms), nonce and the sha256 of its raw body, so nothing of it can be changed or replayed
  * into another run. The server refuses a skew over 30 s and a nonce it has seen.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { randomToken } from './random.js';
 import { signBytes, publicKeyFromId, type Identity } from './keys.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -40,7 +41,7 @@ export function bodyHash(body: Uint8Array | string | undefined): string {
 
 /** Headers that sign one request. */
 export function signRequest(identity: Identity, method: string, pathWithQuery: string, run: string, body: string | undefined, now: number): Record<string, string> {
-  const parts: SignedParts = { method, pathWithQuery, run, timestamp: Math.round(now), nonce: randomBytes(16).toString('base64url'), bodySha256: bodyHash(body) };
+  const parts: SignedParts = { method, pathWithQuery, run, timestamp: Math.round(now), nonce: randomToken(16), bodySha256: bodyHash(body) };
   return {
     [HEADERS.key]: identity.id,
     [HEADERS.timestamp]: String(parts.timestamp),

@@ -58,8 +58,9 @@ export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, config
       '/v1/report',
       { config: { auth: 'registered', roles: ['miner'] }, schema: { description: 'report a leased item done: its uploaded output, and per-sample losses at the tail', body: ReportRequest, response: replies(ReportReply) } },
       async (req) => {
-        const key = coordinator.expectedOutput(req.body.lease);
-        const info = key && req.body.output ? await store.head(key) : undefined;
+        // Only a report with an output has an object to check (a tail's losses have none).
+        const key = req.body.output ? coordinator.expectedOutput(req.body.lease) : undefined;
+        const info = key ? await store.head(key) : undefined;
         return ctx.mutate(req, () => coordinator.report(req.auth!.key, req.body, info, ctx.clock()));
       },
     );
@@ -107,7 +108,8 @@ async function withUrls<T extends { manifest: { key: string }; items?: Work['ite
     if (!u) cache.set(key, (u = store.presignGet({ key, expiresAt })));
     return u;
   };
-  const out = structuredClone(r);
+  // Copies of what gets URLs: `r` may share objects with the state's in-memory rows.
+  const out = { ...r, ...(r.items ? { items: r.items.map((it) => ({ ...it })) } : {}) };
   out.manifest = { ...out.manifest, url: await url(out.manifest.key, Date.now() + URL_TTL_MS) } as T['manifest'];
   for (const it of out.items ?? []) {
     const until = Date.now() + Math.max(1000, it.expires_at - now);

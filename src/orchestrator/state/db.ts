@@ -228,6 +228,31 @@ const MIGRATIONS: string[] = [
      detail TEXT NOT NULL,
      at INTEGER NOT NULL
    );`,
+  // Nonces are checked in memory (Repository); the table only makes them survive a restart,
+  // so it is a log in arrival order: appends, not inserts at random places of a (key, nonce) key.
+  `ALTER TABLE nonces RENAME TO nonces_by_key;
+   CREATE TABLE nonces (ts INTEGER NOT NULL, key TEXT NOT NULL, nonce TEXT NOT NULL);
+   INSERT INTO nonces (ts, key, nonce) SELECT ts, key, nonce FROM nonces_by_key ORDER BY ts;
+   DROP TABLE nonces_by_key;
+   CREATE INDEX nonces_ts ON nonces (ts);`,
+  // Stored replies are large (a work reply is most of a kilobyte): in a table keyed by
+  // (key, request_id) a leaf held three, and every insert at a random place split pages.
+  // Rows now go in arrival order and a small index finds them.
+  `ALTER TABLE requests RENAME TO requests_by_key;
+   CREATE TABLE requests (
+     key TEXT NOT NULL,
+     request_id TEXT NOT NULL,
+     method TEXT NOT NULL,
+     path TEXT NOT NULL,
+     status INTEGER NOT NULL,
+     reply TEXT NOT NULL,
+     created_at INTEGER NOT NULL
+   );
+   INSERT INTO requests (key, request_id, method, path, status, reply, created_at)
+     SELECT key, request_id, method, path, status, reply, created_at FROM requests_by_key ORDER BY created_at;
+   DROP TABLE requests_by_key;
+   CREATE UNIQUE INDEX requests_key ON requests (key, request_id);
+   CREATE INDEX requests_created ON requests (created_at);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -239,6 +264,7 @@ export function openDatabase(path: string): DB {
   db.pragma('synchronous = NORMAL');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
+  db.pragma('temp_store = MEMORY'); // savepoints' journals in memory, not a temporary file
   db.pragma('cache_size = -65536'); // 64 MiB of pages: a large swarm's working set stays in memory
   migrate(db);
   return db;
@@ -255,6 +281,34 @@ function migrate(db: DB): void {
       db.pragma(`user_version = ${v + 1}`);
     })();
   }
+}
+
+/**
+ * In-memory copies of rows (a participant, the nonces of the clock window) stay true to the
+ * database because every write goes through the method that also updates the copy, and
+ * registers how to undo that update if its transaction or savepoint rolls back
+ * (`undoOnRollback`). `Repository.transaction` opens and closes the frames: a released
+ * savepoint hands its undos to the enclosing frame, a commit forgets them, a rollback runs
+ * them, newest first. Outside a transaction a write commits at once: nothing to undo.
+ */
+const undoFrames = new WeakMap<DB, Array<Array<() => void>>>();
+
+export function undoOnRollback(db: DB, undo: () => void): void {
+  const stack = undoFrames.get(db);
+  if (stack && stack.length > 0) stack[stack.length - 1].push(undo);
+}
+
+export function openUndoFrame(db: DB): void {
+  const stack = undoFrames.get(db) ?? [];
+  stack.push([]);
+  undoFrames.set(db, stack);
+}
+
+export function closeUndoFrame(db: DB, committed: boolean): void {
+  const stack = undoFrames.get(db)!;
+  const frame = stack.pop()!;
+  if (!committed) for (let i = frame.length - 1; i >= 0; i--) frame[i]();
+  else if (stack.length > 0) stack[stack.length - 1].push(...frame);
 }
 
 /** Every table's rows in a stable order: tests compare dumps to prove nothing changed. */

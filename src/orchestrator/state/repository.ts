@@ -3,7 +3,10 @@
  * and callers group them into one transaction with `transaction()`.
  */
 import type { Statement } from 'better-sqlite3';
-import { openDatabase, dumpDatabase, type DB } from './db.js';
+import { closeUndoFrame, openDatabase, dumpDatabase, openUndoFrame, undoOnRollback, type DB } from './db.js';
+import { BackgroundCheckpointer } from './checkpoint.js';
+
+const MAX_CACHED_PARTICIPANTS = 100_000;
 
 export type Role = 'miner' | 'validator' | 'admin';
 
@@ -32,7 +35,6 @@ interface ParticipantRow {
 
 export class Repository {
   private s: {
-    nonceSeen: Statement;
     nonceAdd: Statement;
     noncePrune: Statement;
     replyGet: Statement;
@@ -50,11 +52,25 @@ export class Repository {
 
   /** role counts change only on registration; status reads them on every call */
   private counts: Record<Role, number> | null = null;
+  /** participants by id, as in the database (the writes below keep it so) */
+  private known = new Map<string, Participant>();
+  /** "key nonce" -> timestamp of every state change's nonce in the table (pruned with it) */
+  private nonces = new Map<string, number>();
+  /** Transaction control, prepared once (better-sqlite3's db.transaction(fn) builds four wrappers per call). */
+  private tx: Record<'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo', Statement>;
 
   constructor(readonly db: DB) {
+    for (const r of db.prepare('SELECT ts, key, nonce FROM nonces').iterate() as Iterable<{ ts: number; key: string; nonce: string }>) this.nonces.set(`${r.key} ${r.nonce}`, r.ts);
+    this.tx = {
+      begin: db.prepare('BEGIN'),
+      commit: db.prepare('COMMIT'),
+      rollback: db.prepare('ROLLBACK'),
+      savepoint: db.prepare('SAVEPOINT change'),
+      release: db.prepare('RELEASE change'),
+      rollbackTo: db.prepare('ROLLBACK TO change'),
+    };
     this.s = {
-      nonceSeen: db.prepare('SELECT 1 FROM nonces WHERE key = ? AND nonce = ?'),
-      nonceAdd: db.prepare('INSERT INTO nonces (key, nonce, ts) VALUES (?, ?, ?)'),
+      nonceAdd: db.prepare('INSERT INTO nonces (ts, key, nonce) VALUES (?, ?, ?)'),
       noncePrune: db.prepare('DELETE FROM nonces WHERE ts < ?'),
       replyGet: db.prepare('SELECT method, path, status, reply FROM requests WHERE key = ? AND request_id = ?'),
       replyPut: db.prepare('INSERT INTO requests (key, request_id, method, path, status, reply, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
@@ -70,25 +86,55 @@ export class Repository {
     };
   }
 
-  static open(path: string): Repository {
-    return new Repository(openDatabase(path));
+  private checkpointer?: BackgroundCheckpointer;
+
+  /** `backgroundCheckpoints`: a server's database, checkpointed off the event loop (checkpoint.ts). */
+  static open(path: string, o: { backgroundCheckpoints?: boolean; onCheckpointError?: (message: string) => void } = {}): Repository {
+    const repo = new Repository(openDatabase(path));
+    if (o.backgroundCheckpoints && path !== ':memory:') repo.checkpointer = new BackgroundCheckpointer(repo.db, undefined, o.onCheckpointError);
+    return repo;
   }
 
+  /**
+   * Runs `fn` in a transaction, or in a savepoint when one is open: all of it commits, or none
+   * of it, in-memory copies of rows included (db.ts, `undoOnRollback`).
+   */
   transaction<T>(fn: () => T): T {
+    const nested = this.db.inTransaction;
+    const t = this.tx;
+    (nested ? t.savepoint : t.begin).run();
+    openUndoFrame(this.db);
     try {
-      return this.db.transaction(fn)();
+      const result = fn();
+      if (result instanceof Promise) throw new TypeError('a transaction function cannot return a promise');
+      (nested ? t.release : t.commit).run();
+      closeUndoFrame(this.db, true);
+      return result;
     } catch (e) {
+      if (this.db.inTransaction) {
+        if (nested) {
+          t.rollbackTo.run();
+          t.release.run();
+        } else {
+          t.rollback.run();
+        }
+      }
+      closeUndoFrame(this.db, false);
       this.counts = null; // a rolled-back registration may have cleared or kept a stale cache
       throw e;
     }
   }
 
+  /** Whether a state change with this nonce was received (within the clock window: older ones are refused by the clock check). */
   nonceSeen(key: string, nonce: string): boolean {
-    return this.s.nonceSeen.get(key, nonce) !== undefined;
+    return this.nonces.has(`${key} ${nonce}`);
   }
 
   recordNonce(key: string, nonce: string, ts: number): void {
-    this.s.nonceAdd.run(key, nonce, ts);
+    const k = `${key} ${nonce}`;
+    this.s.nonceAdd.run(ts, key, nonce);
+    this.nonces.set(k, ts);
+    undoOnRollback(this.db, () => this.nonces.delete(k));
   }
 
   storedReply(key: string, requestId: string): StoredReply | undefined {
@@ -106,23 +152,39 @@ export class Repository {
       this.s.noncePrune.run(nonceBefore);
       this.s.replyPrune.run(replyBefore);
     });
+    for (const [k, ts] of this.nonces) if (ts < nonceBefore) this.nonces.delete(k);
   }
 
+  /** Every signed call looks its caller up: served from memory after the first time. */
   participant(id: string): Participant | undefined {
+    const cached = this.known.get(id);
+    if (cached) return cached;
     const row = this.s.participantGet.get(id) as ParticipantRow | undefined;
-    return row && toParticipant(row);
+    if (!row) return undefined;
+    if (this.known.size >= MAX_CACHED_PARTICIPANTS) this.known.clear();
+    const p = toParticipant(row);
+    this.known.set(id, p);
+    return p;
   }
 
   /** Registers or re-registers; returns whether it is new. */
   putParticipant(id: string, role: Role, info: Record<string, unknown>, now: number): boolean {
     const existed = this.s.participantGet.get(id) as ParticipantRow | undefined;
     this.s.participantPut.run({ id, role, now, info: JSON.stringify(info) });
+    this.forget(id);
     if (!existed || existed.role !== role) this.counts = null;
     return !existed;
   }
 
   touch(id: string, now: number): void {
     this.s.participantTouch.run(now, id);
+    this.forget(id);
+  }
+
+  /** Drops a participant's in-memory copy now, and again if this write rolls back (a read in between may have copied the new row). */
+  private forget(id: string): void {
+    this.known.delete(id);
+    undoOnRollback(this.db, () => this.known.delete(id));
   }
 
   participants(): Participant[] {
@@ -157,6 +219,7 @@ export class Repository {
   }
 
   close(): void {
+    this.checkpointer?.close();
     this.db.close();
   }
 }

@@ -4,7 +4,7 @@
  * the coordinator decides, this file reads and writes rows.
  */
 import type { Statement } from 'better-sqlite3';
-import type { DB } from './db.js';
+import { undoOnRollback, type DB } from './db.js';
 import type { PlanParticipant } from '../../merge/plan.js';
 
 export type Phase = 'training' | 'uploading' | 'merging';
@@ -136,6 +136,25 @@ export class SwarmState {
    * crash forgets at most one tick of them, which only delays a silence verdict.
    */
   private liveness = new Map<string, Liveness>();
+  /**
+   * Rows every request reads, kept in memory as in the database: stages (their manifests
+   * parsed), epochs, members (as stored; `overlay` adds liveness), the next item id. Every
+   * write below updates or drops its copy and registers the undo for a rollback (db.ts).
+   * The objects are replaced, never changed in place: callers may keep the ones they got.
+   */
+  private stageRows = new Map<number, StageRow>();
+  private epochRows = new Map<number, EpochRow>();
+  private memberRows = new Map<string, MemberRow>();
+  private nextItem: number | undefined;
+
+  /** Sets (or with `undefined` drops) a cached row, restoring the previous one on rollback. */
+  private cache<K, V>(m: Map<K, V>, k: K, v: V | undefined): void {
+    const had = m.has(k);
+    const old = m.get(k);
+    if (v === undefined) m.delete(k);
+    else m.set(k, v);
+    undoOnRollback(this.db, () => (had ? m.set(k, old as V) : m.delete(k)));
+  }
 
   constructor(readonly db: DB) {
     const p = (sql: string) => db.prepare(sql);
@@ -217,34 +236,53 @@ export class SwarmState {
   }
 
   stage(s: number): StageRow {
+    const cached = this.stageRows.get(s);
+    if (cached) return cached;
     const r = this.s.stageGet.get(s) as Raw<StageRow> | undefined;
     if (!r) throw new Error(`no stage ${s} in the state`);
-    return { ...r, manifest: JSON.parse(r.manifest as string) } as StageRow;
+    const row = { ...r, manifest: JSON.parse(r.manifest as string) } as StageRow;
+    this.stageRows.set(s, row);
+    return row;
   }
   stages(): StageRow[] {
     return (this.s.stageAll.all() as Array<Raw<StageRow>>).map((r) => ({ ...r, manifest: JSON.parse(r.manifest as string) }) as StageRow);
   }
   putStage(r: StageRow): void {
     this.s.stagePut.run({ ...r, manifest: JSON.stringify(r.manifest) });
+    this.cache(this.stageRows, r.stage, { ...r, manifest: structuredClone(r.manifest) });
   }
 
   epoch(e: number): EpochRow | undefined {
-    return this.s.epochGet.get(e) as EpochRow | undefined;
+    const cached = this.epochRows.get(e);
+    if (cached) return cached;
+    const row = this.s.epochGet.get(e) as EpochRow | undefined;
+    if (row) this.epochRows.set(e, row);
+    return row;
+  }
+  /** An epoch's cached row after a write: the change applied to it, or dropped when not cached. */
+  private epochChanged(e: number, change: Partial<EpochRow> | ((r: EpochRow) => Partial<EpochRow>)): void {
+    const old = this.epochRows.get(e);
+    this.cache(this.epochRows, e, old && { ...old, ...(typeof change === 'function' ? change(old) : change) });
   }
   startEpoch(e: number, now: number): void {
     this.s.epochPut.run(e, now);
+    this.cache(this.epochRows, e, undefined);
   }
   allocate(e: number, n: number): void {
     this.s.epochAllocate.run(n, e);
+    this.epochChanged(e, (r) => ({ allocated: r.allocated + n }));
   }
   closeAllocation(e: number, now: number, drainDeadline: number): void {
     this.s.epochClose.run(now, drainDeadline, e);
+    this.epochChanged(e, { closed_at: now, drain_deadline: drainDeadline });
   }
   markDrained(e: number, now: number): void {
     this.s.epochDrained.run(now, e);
+    this.epochChanged(e, { drained_at: now });
   }
   addMergeTime(e: number, ms: number): void {
     this.s.epochMergeMs.run(ms, e);
+    this.epochChanged(e, (r) => ({ merge_ms: r.merge_ms + ms }));
   }
   drainingEpochs(): EpochRow[] {
     return this.s.epochsDraining.all() as EpochRow[];
@@ -254,7 +292,11 @@ export class SwarmState {
   }
 
   member(miner: string): MemberRow | undefined {
-    const r = this.s.memberGet.get(miner) as MemberRow | undefined;
+    let r = this.memberRows.get(miner);
+    if (!r) {
+      r = this.s.memberGet.get(miner) as MemberRow | undefined;
+      if (r) this.memberRows.set(miner, r);
+    }
     return r && this.overlay(r);
   }
   members(): MemberRow[] {
@@ -266,9 +308,12 @@ export class SwarmState {
   }
   addMember(miner: string, stage: number, requested: string, epoch: number, now: number): void {
     this.s.memberPut.run(miner, stage, requested, now, epoch, now);
+    this.cache(this.memberRows, miner, undefined);
   }
   setMember(miner: string, stage: number, requested: string, nextStage: number | null): void {
     this.s.memberSet.run(stage, requested, nextStage, miner);
+    const old = this.memberRows.get(miner);
+    this.cache(this.memberRows, miner, old && { ...old, stage, requested, next_stage: nextStage });
   }
   seen(miner: string, now: number): void {
     const l = this.liveness.get(miner);
@@ -283,7 +328,13 @@ export class SwarmState {
   }
   /** Writes the in-memory liveness and rates to the members table (inside the caller's transaction). */
   flushLiveness(): void {
-    for (const [miner, l] of this.liveness) this.s.memberFlush.run(l.seen, l.rate ?? null, l.done, miner);
+    for (const [miner, l] of this.liveness) {
+      this.s.memberFlush.run(l.seen, l.rate ?? null, l.done, miner);
+      // The cached row as the statement leaves it (every tick flushes every live miner: dropping
+      // the rows instead would make the next call of each miner read its row again).
+      const old = this.memberRows.get(miner);
+      if (old) this.cache(this.memberRows, miner, { ...old, last_seen: Math.max(old.last_seen, l.seen), rate: l.rate ?? old.rate, done: old.done + l.done });
+    }
     this.liveness.clear();
   }
 
@@ -363,10 +414,14 @@ export class SwarmState {
   }
 
   nextItemId(): number {
-    return (this.s.itemNext.get() as { next: number }).next;
+    this.nextItem ??= (this.s.itemNext.get() as { next: number }).next;
+    return this.nextItem;
   }
   addItem(item: number, epoch: number, firstSample: number, n: number, windows: WindowRef[], now: number): void {
     this.s.itemPut.run(item, epoch, firstSample, n, JSON.stringify(windows), now);
+    const old = this.nextItem;
+    if (old !== undefined) this.nextItem = Math.max(old, item + 1);
+    undoOnRollback(this.db, () => (this.nextItem = old));
   }
   item(item: number): ItemRow {
     const r = this.s.itemGet.get(item) as Raw<ItemRow>;

@@ -1,6 +1,6 @@
 /** Validation's tables: each miner's standing, and the replay tasks with their verdicts. */
 import type { Statement } from 'better-sqlite3';
-import type { DB } from './db.js';
+import { undoOnRollback, type DB } from './db.js';
 
 export interface Standing {
   miner: string;
@@ -30,6 +30,8 @@ export interface ValidationRow {
 
 export class ValidationState {
   private s: Record<string, Statement>;
+  /** each miner's standing as in the database: every report reads it (putStanding keeps it so, undone on rollback) */
+  private standingRows = new Map<string, Standing>();
 
   constructor(readonly db: DB) {
     const p = (sql: string) => db.prepare(sql);
@@ -68,10 +70,19 @@ export class ValidationState {
   }
 
   standing(miner: string): Standing | undefined {
-    return this.s.standing.get(miner) as Standing | undefined;
+    // A copy: callers change what they get before they put it back.
+    const cached = this.standingRows.get(miner);
+    if (cached) return { ...cached };
+    const row = this.s.standing.get(miner) as Standing | undefined;
+    if (row) this.standingRows.set(miner, { ...row });
+    return row;
   }
   putStanding(s: Standing): void {
     this.s.standingPut.run(s);
+    const had = this.standingRows.has(s.miner);
+    const old = this.standingRows.get(s.miner);
+    this.standingRows.set(s.miner, { ...s });
+    undoOnRollback(this.db, () => (had ? this.standingRows.set(s.miner, old!) : this.standingRows.delete(s.miner)));
   }
   standings(): Standing[] {
     return this.s.standings.all() as Standing[];

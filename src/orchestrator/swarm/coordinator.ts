@@ -10,7 +10,7 @@
  * open -> credited (the miner holds the gradient) -> uploaded -> merged, or
  * lost_with_miner / dropped:<reason>.
  */
-import { randomBytes } from 'node:crypto';
+import { randomHex } from '../../protocol/random.js';
 import type { ModelConfig } from '../../config/model.js';
 import type { RunConfig } from '../../config/run.js';
 import { learningRate } from '../../model/schedule.js';
@@ -259,11 +259,14 @@ export class Coordinator {
     this.state.addTask(item, 0, kind, epoch, first, n, null, now, { windows });
     this.state.allocate(epoch, n);
     if (ep.allocated + n >= target) this.state.closeAllocation(epoch, now, now + this.cfg.run.phases.drain_s * 1000);
-    return this.state.task(item, 0, kind);
+    // The row just inserted, as addTask wrote it (not read back).
+    return { item, stage: 0, kind, epoch, first_sample: first, n, state: 'ready', miner: null, prefer: null, lease: null, leased_at: null, expires: null, ready_at: now, input: { windows }, output: null, loss: null, done_at: null, gate: null };
   }
 
   private lease(t: TaskRow, miner: string, now: number): WorkItem {
-    const lease = randomBytes(12).toString('hex');
+    // The time first: leases are indexed, and ids that grow with time go in at the index's end
+    // (one page per commit) instead of a random page each; 64 random bits follow.
+    const lease = Math.floor(now / 1000).toString(16).padStart(8, '0').slice(-8) + randomHex(8);
     const expires = now + this.leaseMs;
     this.state.leaseTask(t, miner, lease, now, expires);
     const out: WorkItem = {
