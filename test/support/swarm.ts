@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import { loadModelConfig, validateConfig, type RunConfig } from '../../src/config/index.js';
 import { Repository } from '../../src/orchestrator/state/repository.js';
 import { SwarmState, type ManifestRef, type WindowRef } from '../../src/orchestrator/state/swarm.js';
-import { Coordinator, type MergeHooks, type MergeParticipant, type WorkItem } from '../../src/orchestrator/swarm/coordinator.js';
+import type { MergeHooks, MergeParticipant, WorkItem } from '../../src/orchestrator/swarm/contracts.js';
+import { Coordinator } from '../../src/orchestrator/swarm/coordinator.js';
 import { ValidationState } from '../../src/orchestrator/state/validation.js';
 import { ValidationCoordinator } from '../../src/orchestrator/swarm/validation.js';
 

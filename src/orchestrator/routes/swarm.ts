@@ -11,7 +11,8 @@ import {
   GradientReply, GradientRequest, JoinReply, JoinRequest, RefuseRequest, ReportReply, ReportRequest, RunReply, SwarmStatus, WorkReply, WorkRequest,
 } from '../../protocol/swarm-messages.js';
 import type { ObjectStore } from '../../store/index.js';
-import type { Coordinator, WorkReply as Work } from '../swarm/coordinator.js';
+import type { WorkReply as Work } from '../swarm/contracts.js';
+import type { Coordinator } from '../swarm/coordinator.js';
 import type { ServerContext } from '../server.js';
 import { registerSwarmMetrics } from '../metrics.js';
 import { URL_TTL_MS } from './storage.js';

@@ -23,7 +23,8 @@ import { sha256Hex } from '../../tensor-io/hash.js';
 import { HttpError } from '../errors.js';
 import type { MergeState, MergeRow, JobRow } from '../state/merge.js';
 import type { ManifestRef, ObjectRef } from '../state/swarm.js';
-import type { Coordinator, MergeHooks, MergeParticipant } from './coordinator.js';
+import type { MergeHooks, MergeParticipant } from './contracts.js';
+import type { Coordinator } from './coordinator.js';
 import { MergeReferee } from './merge-referee.js';
 
 export const ORCHESTRATOR = 'orchestrator';

@@ -17,7 +17,7 @@ import { stageLayout } from '../../model/params.js';
 import type { ObjectStore } from '../../store/index.js';
 import { sha256Hex } from '../../tensor-io/hash.js';
 import type { ManifestRef, SwarmState, WindowRef } from '../state/swarm.js';
-import type { SwarmSettings } from './coordinator.js';
+import type { SwarmSettings } from './contracts.js';
 
 export interface OpenedRun {
   settings: Omit<SwarmSettings, 'merge'>;

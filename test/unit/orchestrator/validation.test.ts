@@ -3,7 +3,7 @@
  * checks, a lost merge dispute quarantines the merger, and quarantined miners score zero.
  */
 import { FLAG_MIN_ITEMS, Pathways } from '../../../src/orchestrator/swarm/pathways.js';
-import type { WorkItem } from '../../../src/orchestrator/swarm/coordinator.js';
+import type { WorkItem } from '../../../src/orchestrator/swarm/contracts.js';
 import { CoordMiner, makeSwarm, outputOf, runConfig, type TestSwarm } from '../../support/swarm.js';
 import { rng } from '../../support/rng.js';
 
