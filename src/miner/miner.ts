@@ -35,6 +35,8 @@ export interface MinerOptions {
   /** called with every event (the CLI prints or renders them) */
   onEvent: (e: MinerEvent) => void;
   transfer?: TransferOptions;
+  /** where the built compute-worker.js is (default: beside this module; tests running from sources point at dist/) */
+  computeWorker?: URL;
 }
 
 export type MinerEvent = { event: string; [k: string]: unknown };
@@ -54,7 +56,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class Miner {
   readonly client: SignedClient;
-  private compute = new Compute();
+  private compute: Compute;
   private info!: RunInfo;
   stage = -1;
   epoch = -1;
@@ -70,6 +72,7 @@ export class Miner {
 
   constructor(private readonly o: MinerOptions) {
     this.client = new SignedClient({ baseUrl: o.orchestrator, identity: o.identity, run: '' });
+    this.compute = new Compute(o.computeWorker);
   }
 
   /** Stop taking work; items in flight are finished and reported. */
@@ -128,7 +131,7 @@ export class Miner {
     const weights = await this.loadManifest(manifest);
     if (stage !== this.stage) {
       await this.compute.close().catch(() => 0);
-      this.compute = new Compute();
+      this.compute = new Compute(this.o.computeWorker);
       await this.compute.init(this.info.model, stage, weights, this.o.backend);
       const opt = this.info.run.optimizer;
       const layout = stageLayout(this.info.model, stageSpecs(this.info.model)[stage]).params;
@@ -217,12 +220,11 @@ export class Miner {
       out = (await this.compute.backward(it.lease, input, dy!, act)).dx;
     }
 
-    let output: { size: number; sha256: string } | undefined;
-    if (it.output_key && out) {
-      const bytes = encodeActivation(out, act, codec);
-      output = await this.put('activation', it.output_key, bytes);
-    }
     try {
+      // The lease can be lost at the upload as at the report: expired, its item dropped
+      // (another miner refused its input) or its epoch closed. The item is gone; work goes on.
+      let output: { size: number; sha256: string } | undefined;
+      if (it.output_key && out) output = await this.put('activation', it.output_key, encodeActivation(out, act, codec));
       const r = await this.client.post<{ credited: number }>('/v1/report', { lease: it.lease, ...(output ? { output } : {}), ...(losses ? { losses } : {}) });
       if (r.credited > 0) {
         await this.compute.commit(it.lease);

@@ -185,19 +185,26 @@ export class Coordinator {
   /** Upload URLs for a lease's output expire with the lease; refused when it is not held. */
   leaseExpiry(miner: string, lease: string, now: number): number {
     const t = this.state.taskByLease(lease);
-    if (!t || t.miner !== miner || t.state !== 'leased' || (t.expires ?? 0) < now) {
-      throw new HttpError('E_LEASE_LOST', `lease ${lease} is not held by you`, 'ask for new work (POST /v1/work)');
-    }
+    if (!t || t.miner !== miner || t.state !== 'leased' || (t.expires ?? 0) < now) throw this.leaseLost(lease, t, miner, now);
     return t.expires!;
+  }
+
+  /** Why a lease is not the caller's to use any more, in words a miner's log can show. */
+  private leaseLost(lease: string, t: TaskRow | undefined, miner: string, now: number): HttpError {
+    const hint = 'the item is gone from you; ask for new work (POST /v1/work)';
+    if (!t || t.miner !== miner) return new HttpError('E_LEASE_LOST', `lease ${lease} is not held by you`, hint);
+    if (t.state === 'void') return new HttpError('E_LEASE_LOST', `item ${t.item} was dropped while you held lease ${lease} (another miner refused its input, or a check failed it)`, hint);
+    if (t.state !== 'leased') return new HttpError('E_LEASE_LOST', `lease ${lease} was already reported`, hint);
+    return new HttpError('E_LEASE_LOST', `lease ${lease} expired ${now - (t.expires ?? now)} ms ago and its item went back to the queue`, 'send heartbeats while computing (a miner does, every lease_s / 3)');
   }
 
   report(miner: string, body: ReportBody, output: { size: number; sha256?: string } | undefined, now: number): { item: number; stage: number; kind: TaskKind; credited: number } {
     const m = this.member(miner);
     const t = this.state.taskByLease(body.lease);
-    if (!t || t.miner !== miner) throw new HttpError('E_LEASE_LOST', `lease ${body.lease} is not held by you`, 'ask for new work (POST /v1/work)');
+    if (!t || t.miner !== miner) throw this.leaseLost(body.lease, t, miner, now);
     const st = this.state.stage(t.stage);
-    if (t.state === 'void' || st.epoch !== t.epoch || st.phase !== 'training') throw this.phaseClosed(st, `epoch ${t.epoch} closed for stage ${t.stage} before this report`, now);
-    if (t.state !== 'leased' || (t.expires ?? 0) < now) throw new HttpError('E_LEASE_LOST', `lease ${body.lease} expired and its item went to another miner`, 'send heartbeats while computing');
+    if (st.epoch !== t.epoch || st.phase !== 'training') throw this.phaseClosed(st, `epoch ${t.epoch} closed for stage ${t.stage} before this report`, now);
+    if (t.state !== 'leased' || (t.expires ?? 0) < now) throw this.leaseLost(body.lease, t, miner, now);
 
     const key = this.outputKey(t, t.first_sample, miner, body.lease);
     let out: ObjectRef | null = null;
@@ -258,7 +265,7 @@ export class Coordinator {
   refuse(miner: string, lease: string, code: string, message: string, now: number): { dropped: number } {
     this.member(miner);
     const t = this.state.taskByLease(lease);
-    if (!t || t.miner !== miner || t.state !== 'leased') throw new HttpError('E_LEASE_LOST', `lease ${lease} is not held by you`);
+    if (!t || t.miner !== miner || t.state !== 'leased') throw this.leaseLost(lease, t, miner, now);
     const producer = t.kind === 'bwd' ? this.state.task(t.item, t.stage + 1, t.stage + 1 === this.stages - 1 ? 'tail' : 'bwd') : t.stage > 0 ? this.state.task(t.item, t.stage - 1, 'fwd') : undefined;
     const dropped = this.state.dropItem(t.item, 'dropped:bad_input');
     this.state.fault(t.epoch, producer?.stage ?? t.stage, producer?.miner ?? '(data)', 'bad_output', `${code} from ${miner.slice(0, 8)} on item ${t.item}: ${message.slice(0, 200)}`, now);
