@@ -38,7 +38,8 @@ export async function run(argv: string[]): Promise<void> {
   });
   const honest = r.work.filter((w) => w.who.startsWith('honest'));
   const creditError = Math.max(...honest.map((w) => Math.abs(w.work_flops - w.counted_flops) / Math.max(1, w.counted_flops)));
-  const paid = r.work.filter((w) => w.score > 0);
+  // Shares of the unpenalised (a released adversary scores what its penalty leaves).
+  const paid = r.work.filter((w) => w.score > 0 && w.failures === 0);
   const work = paid.reduce((a, w) => a + w.counted_flops, 0);
   const weight = paid.reduce((a, w) => a + w.weight, 0);
   const shareError = Math.max(...paid.map((w) => Math.abs(w.weight / weight - w.counted_flops / work) / (w.counted_flops / work)));

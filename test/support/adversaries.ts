@@ -26,6 +26,12 @@ import { SimMiner } from './sim-miner.js';
 
 export const ADVERSARIES = ['random', 'zeroed', 'nan', 'copy_input', 'int8_roundtrip', 'replay', 'stale_weights', 'skipped_block', 'lying_loss', 'free_rider', 'inflated_claims', 'tampered_merge'] as const;
 export type AdversaryKind = (typeof ADVERSARIES)[number];
+/**
+ * Adversaries whose work items are honest: they cheat in their gradient upload or their merge
+ * only, so items they reported after their quarantine pass, and `probation_passes` of them
+ * release it (its failed verdicts still cost it the penalty).
+ */
+export const HONEST_ITEMS: readonly AdversaryKind[] = ['free_rider', 'inflated_claims', 'tampered_merge'];
 
 // From the repository root (jest and the benches run there; the bench's build lives elsewhere).
 const WORKER = pathToFileURL(resolve('dist/compute/compute-worker.js'));

@@ -8,7 +8,7 @@
  * own event stream, adversaries' from their own loop), independently of the orchestrator, and
  * sets it beside the orchestrator's scores.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -49,6 +49,7 @@ export interface MinerWork {
   counted_flops: number;
   /** what the orchestrator's scores say */
   work_flops: number;
+  penalty_flops: number;
   score: number;
   weight: number;
   failures: number;
@@ -66,6 +67,8 @@ export interface HarnessResult {
   /** exit codes of the honest miners, the validator and the orchestrator after SIGTERM */
   exits: Array<number | null>;
   seconds: number;
+  /** the folder with each process's events and stderr (orchestrator, miners, validator) */
+  logs: string;
 }
 
 /** Units of work per sample of each kind (forward 1, backward 2, tail 3), as the scores count. */
@@ -88,6 +91,14 @@ export async function runValidatorHarness(o: HarnessOptions): Promise<HarnessRes
   writeKeyFile(validatorKey, validatorId);
   const orch = new IotaProcess(['orchestrator', 'serve', '--run', runFile, '--port', '0', '--state-dir', join(dir, 'state'), '--json', '--set', 'rate_limits.exempt_loopback=true', '--set', `validators=[${validatorId.id}]`]);
   const adversaries: Adversary[] = [];
+  const processes: Array<[string, IotaProcess]> = [['orchestrator', orch]];
+  // Each process's events and stderr, kept for a failed run to be read.
+  const keepLogs = () => {
+    for (const [name, p] of processes) {
+      writeFileSync(join(dir, `${name}.jsonl`), p.events.map((e) => JSON.stringify(e)).join('\n'));
+      writeFileSync(join(dir, `${name}.stderr`), p.stderr.join(''));
+    }
+  };
   try {
     const url = ((await orch.waitFor((e) => e.event === 'listening')) as { url: string }).url;
     const honestIds: string[] = [];
@@ -99,6 +110,7 @@ export async function runValidatorHarness(o: HarnessOptions): Promise<HarnessRes
       return new IotaProcess(['miner', '--layer', String(s), '--orchestrator', url, '--key', file, '--json', '--backend', backend]);
     });
     const validator = new IotaProcess(['validator', '--orchestrator', url, '--key', validatorKey, '--json']);
+    processes.push(...honest.map((p, i): [string, IotaProcess] => [`miner-${i}`, p]), ['validator', validator]);
     await validator.waitFor((e) => e.event === 'started');
     log(`orchestrator at ${url}; 3 honest miners and a validator started`);
 
@@ -146,7 +158,7 @@ export async function runValidatorHarness(o: HarnessOptions): Promise<HarnessRes
     for (const a of adversaries) for (const [k, n] of a.worked) counted.set(a.id, (counted.get(a.id) ?? 0) + flops(Number(k.split('/')[0]), k.split('/')[1], n));
     const work: MinerWork[] = [...honestIds.map((id, i) => [id, `honest-${i}`]), ...adversaries.map((a) => [a.id, a.kind])].map(([miner, who]) => {
       const s = scores.scores.find((x) => x.miner === miner);
-      return { miner, who, counted_flops: counted.get(miner) ?? 0, work_flops: s?.work_flops ?? 0, score: s?.score ?? 0, weight: s?.weight ?? 0, failures: s?.failures ?? 0, probation: s?.probation ?? false };
+      return { miner, who, counted_flops: counted.get(miner) ?? 0, work_flops: s?.work_flops ?? 0, penalty_flops: s?.penalty_flops ?? 0, score: s?.score ?? 0, weight: s?.weight ?? 0, failures: s?.failures ?? 0, probation: s?.probation ?? false };
     });
 
     // Every check that touched an adversary, in order (the validator's and the orchestrator's, who settles merge disputes).
@@ -171,8 +183,10 @@ export async function runValidatorHarness(o: HarnessOptions): Promise<HarnessRes
       status,
       exits,
       seconds: (Date.now() - t0) / 1000,
+      logs: dir,
     };
   } finally {
+    keepLogs();
     await Promise.all(adversaries.map((a) => a.close().catch(() => undefined)));
     await killAll();
   }
