@@ -12,6 +12,18 @@ interface Tally {
   sq: number;
 }
 
+/** One stage's tallies in one epoch: per miner, and their total (so "the rest" costs nothing). */
+interface StageTallies {
+  all: Tally;
+  miners: Map<string, Tally>;
+}
+
+function addTo(t: Tally, n: number, sum: number, sq: number): void {
+  t.n += n;
+  t.sum += sum;
+  t.sq += sq;
+}
+
 /** How many standard errors above the rest of its stage a miner's mean loss must be. */
 export const FLAG_Z = 3;
 /** Items a miner (and the rest of its stage) needs before it can be flagged. */
@@ -19,7 +31,7 @@ export const FLAG_MIN_ITEMS = 4;
 
 export class Pathways {
   /** epoch -> stage -> miner -> tally of the losses of the items it was on the path of */
-  private epochs = new Map<number, Map<number, Map<string, Tally>>>();
+  private epochs = new Map<number, Map<number, StageTallies>>();
   private flagged = new Set<string>();
 
   isFlagged(miner: string): boolean {
@@ -40,13 +52,12 @@ export class Pathways {
       for (const e of [...this.epochs.keys()]) if (e < epoch - 1) this.epochs.delete(e);
     }
     path.forEach((miner, s) => {
-      let miners = stages!.get(s);
-      if (!miners) stages!.set(s, (miners = new Map()));
-      const t = miners.get(miner) ?? { n: 0, sum: 0, sq: 0 };
-      t.n++;
-      t.sum += loss;
-      t.sq += loss * loss;
-      miners.set(miner, t);
+      let st = stages!.get(s);
+      if (!st) stages!.set(s, (st = { all: { n: 0, sum: 0, sq: 0 }, miners: new Map() }));
+      let t = st.miners.get(miner);
+      if (!t) st.miners.set(miner, (t = { n: 0, sum: 0, sq: 0 }));
+      addTo(t, 1, loss, loss * loss);
+      addTo(st.all, 1, loss, loss * loss);
     });
     const fresh: string[] = [];
     for (const miner of new Set(path)) {
@@ -70,12 +81,11 @@ export class Pathways {
     const mine: Tally = { n: 0, sum: 0, sq: 0 };
     const rest: Tally = { n: 0, sum: 0, sq: 0 };
     for (const stages of this.epochs.values()) {
-      for (const [m, t] of stages.get(stage) ?? []) {
-        const into = m === miner ? mine : rest;
-        into.n += t.n;
-        into.sum += t.sum;
-        into.sq += t.sq;
-      }
+      const st = stages.get(stage);
+      if (!st) continue;
+      const t = st.miners.get(miner) ?? { n: 0, sum: 0, sq: 0 };
+      addTo(mine, t.n, t.sum, t.sq);
+      addTo(rest, st.all.n - t.n, st.all.sum - t.sum, st.all.sq - t.sq);
     }
     if (mine.n < FLAG_MIN_ITEMS || rest.n < FLAG_MIN_ITEMS) return -Infinity;
     const n = mine.n + rest.n;
