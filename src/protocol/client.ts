@@ -115,8 +115,12 @@ export class SignedClient {
   }
 }
 
+/**
+ * A request id: the time in ms (hex), then 12 random base64url characters. Time first, so the
+ * orchestrator's index of stored replies grows at its end instead of on a random page per call.
+ */
 export function newRequestId(): string {
-  return randomToken(12);
+  return Date.now().toString(16).padStart(12, '0') + randomToken(9);
 }
 
 function backoff(attempt: number): Promise<void> {

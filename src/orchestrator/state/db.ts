@@ -253,6 +253,10 @@ const MIGRATIONS: string[] = [
    DROP TABLE requests_by_key;
    CREATE UNIQUE INDEX requests_key ON requests (key, request_id);
    CREATE INDEX requests_created ON requests (created_at);`,
+  // Request ids start with the client's time (protocol/client.ts): indexed by the id first,
+  // replies go in near the index's end, where (key, request_id) put each on a random page.
+  `DROP INDEX requests_key;
+   CREATE UNIQUE INDEX requests_id ON requests (request_id, key);`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
