@@ -4,6 +4,7 @@
  * transaction: one commit instead of dozens under load. A change is acknowledged only after
  * the transaction that holds it has committed.
  */
+import type { WriteGate } from './state/checkpoint.js';
 import type { Repository } from './state/repository.js';
 
 interface Pending {
@@ -12,11 +13,27 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-export class GroupCommitter {
+export class GroupCommitter implements WriteGate {
   private queue: Pending[] = [];
   private scheduled = false;
+  private held = false;
 
-  constructor(private readonly repo: Repository) {}
+  constructor(private readonly repo: Repository) {
+    repo.useWriteGate(this);
+  }
+
+  /** No commit begins until `release` (the checkpointer restarts the WAL meanwhile); changes queue up. */
+  hold(): void {
+    this.held = true;
+  }
+
+  release(): void {
+    this.held = false;
+    if (this.queue.length > 0 && !this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
 
   run<T>(fn: () => T): Promise<T> {
     return new Promise<T>((resolve, reject) => {
@@ -29,6 +46,10 @@ export class GroupCommitter {
   }
 
   private flush(): void {
+    if (this.held) {
+      this.scheduled = false; // `release` schedules the flush
+      return;
+    }
     const batch = this.queue;
     this.queue = [];
     this.scheduled = false;

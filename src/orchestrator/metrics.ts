@@ -28,6 +28,17 @@ export class Metrics {
         for (const [role, n] of Object.entries(repo.roleCounts())) this.set({ role }, n);
       },
     });
+    new Gauge({
+      name: 'iota_wal_restarts',
+      help: 'quiet moments the WAL checkpointer was given to restart the WAL, and those after which it was fully copied (complete)',
+      labelNames: ['outcome'],
+      registers: [this.registry],
+      collect() {
+        const r = repo.walRestarts;
+        this.set({ outcome: 'asked' }, r.asked);
+        this.set({ outcome: 'complete' }, r.complete);
+      },
+    });
   }
 }
 

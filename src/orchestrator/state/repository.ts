@@ -4,7 +4,7 @@
  */
 import type { Statement } from 'better-sqlite3';
 import { closeUndoFrame, openDatabase, dumpDatabase, openUndoFrame, undoOnRollback, type DB } from './db.js';
-import { BackgroundCheckpointer } from './checkpoint.js';
+import { BackgroundCheckpointer, type CheckpointerOptions, type WriteGate } from './checkpoint.js';
 
 const MAX_CACHED_PARTICIPANTS = 100_000;
 
@@ -89,10 +89,23 @@ export class Repository {
   private checkpointer?: BackgroundCheckpointer;
 
   /** `backgroundCheckpoints`: a server's database, checkpointed off the event loop (checkpoint.ts). */
-  static open(path: string, o: { backgroundCheckpoints?: boolean; onCheckpointError?: (message: string) => void } = {}): Repository {
+  static open(path: string, o: { backgroundCheckpoints?: boolean | Omit<CheckpointerOptions, 'onError'>; onCheckpointError?: (message: string) => void } = {}): Repository {
     const repo = new Repository(openDatabase(path));
-    if (o.backgroundCheckpoints && path !== ':memory:') repo.checkpointer = new BackgroundCheckpointer(repo.db, undefined, o.onCheckpointError);
+    if (o.backgroundCheckpoints && path !== ':memory:') {
+      const options = typeof o.backgroundCheckpoints === 'object' ? o.backgroundCheckpoints : {};
+      repo.checkpointer = new BackgroundCheckpointer(repo.db, { ...options, onError: o.onCheckpointError });
+    }
     return repo;
+  }
+
+  /** What holds commits while the background checkpointer restarts the WAL (the server's group commit). */
+  useWriteGate(gate: WriteGate): void {
+    this.checkpointer?.useGate(gate);
+  }
+
+  /** Quiet moments the checkpointer was granted, and those after which the whole WAL was copied. */
+  get walRestarts(): { asked: number; complete: number } {
+    return this.checkpointer ? { ...this.checkpointer.restarts } : { asked: 0, complete: 0 };
   }
 
   /**
