@@ -120,6 +120,7 @@ export async function run(argv: string[]): Promise<void> {
     const cpu0 = process.cpuUsage();
     const server0 = processCpuSeconds(server.pid!);
     const main0 = threadCpuSeconds(server.pid!, server.pid!);
+    const io0 = processWrites(server.pid!);
     const machine0 = machineBusySeconds();
     const wall0 = performance.now();
     // The WAL's size, sampled: the checkpointer must keep it bounded under this steady load.
@@ -141,6 +142,7 @@ export async function run(argv: string[]): Promise<void> {
     const serverCores = (processCpuSeconds(server.pid!) - server0) / wall;
     // The event loop's own thread (the process's first): the number that saturates first.
     const mainCores = (threadCpuSeconds(server.pid!, server.pid!) - main0) / wall;
+    const io = processWrites(server.pid!);
     // Everything on the host, ours or not: another busy process makes the other figures noisy.
     const machineCores = (machineBusySeconds() - machine0) / wall;
     const generatorCores = (cpu.user + cpu.system) / 1e6 / wall;
@@ -162,6 +164,9 @@ export async function run(argv: string[]): Promise<void> {
       generator_cpu_us_per_request: (generatorCores / (counted / seconds)) * 1e6,
       machine_busy_cores: machineCores,
       wal_max_mb: walBytes / 2 ** 20,
+      // what the orchestrator wrote (database, WAL, sockets), per request: not noisy, unlike time
+      server_write_kb_per_request: (io.bytes - io0.bytes) / 1024 / wall / (counted / seconds),
+      server_write_calls_per_request: (io.calls - io0.calls) / wall / (counted / seconds),
       mix: Object.fromEntries(Object.entries({ 'POST /v1/work': counts.work, 'POST /v1/report': counts.report, 'GET /v1/status': counts.status }).map(([k, v]) => [k, +(v / (counts.work + counts.report + counts.status)).toFixed(3)])),
     };
     log(`${Math.round(result.requests_per_s).toLocaleString()} requests/s, p50 ${result.p50_ms.toFixed(2)} ms, p99 ${result.p99_ms.toFixed(2)} ms, ${errors} errors (target: >= 3,000 requests/s, p99 < 25 ms)`);
@@ -247,6 +252,12 @@ function machineBusySeconds(): number {
 function threadCpuSeconds(pid: number, tid: number): number {
   const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Bytes and write calls of a process so far, to files and sockets alike (Linux /proc). */
+function processWrites(pid: number): { bytes: number; calls: number } {
+  const f = Object.fromEntries(readFileSync(`/proc/${pid}/io`, 'utf8').trim().split('\n').map((l) => l.split(': ')));
+  return { bytes: Number(f.wchar), calls: Number(f.syscw) };
 }
 
 /** user + system CPU seconds of a process so far (Linux /proc). */
