@@ -22,6 +22,7 @@ import { PHASE_CALLS, type Idle, type ReportBody, type StageView, type SwarmSett
 export class Coordinator {
   readonly stages: number;
   readonly leaseMs: number;
+  private leaseSeq = 0;
   /** lease expiries since start, for metrics */
   expiries = 0;
 
@@ -148,9 +149,9 @@ export class Coordinator {
   }
 
   private lease(t: TaskRow, miner: string, now: number): WorkItem {
-    // The time first: leases are indexed, and ids that grow with time go in at the index's end
-    // (one page per commit) instead of a random page each; 64 random bits follow.
-    const lease = Math.floor(now / 1000).toString(16).padStart(8, '0').slice(-8) + randomHex(8);
+    // Ids that only grow go in at the lease index's end (one page per commit, where a random
+    // page each took four): the time in ms, then a count within the process; 64 random bits follow.
+    const lease = Math.floor(now).toString(16).padStart(11, '0').slice(-11) + (this.leaseSeq++ & 0xffff).toString(16).padStart(4, '0') + randomHex(8);
     const expires = now + this.leaseMs;
     this.state.leaseTask(t, miner, lease, now, expires);
     const out: WorkItem = {
