@@ -265,6 +265,14 @@ const MIGRATIONS: string[] = [
    CREATE INDEX tasks_done ON tasks (done_at) WHERE kind = 'tail' AND done_at IS NOT NULL;
    DROP INDEX ledger_miner;
    CREATE INDEX ledger_miner ON ledger (miner, state, epoch, stage) WHERE miner IS NOT NULL;`,
+  // Two more indexes that took a page of their own per request. Replies are stored in arrival
+  // order, so the old ones are a prefix of the table and pruning needs no index on their time.
+  // Every report of a miner on probation adds an open validation: by miner, each went in at a
+  // random place; only verdicts are looked up by miner (open ones are read in the order of the
+  // queue, through validations_state).
+  `DROP INDEX requests_created;
+   DROP INDEX validations_miner;
+   CREATE INDEX validations_verdicts ON validations (miner, state) WHERE state IN ('passed', 'failed');`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

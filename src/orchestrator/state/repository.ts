@@ -74,7 +74,12 @@ export class Repository {
       noncePrune: db.prepare('DELETE FROM nonces WHERE ts < ?'),
       replyGet: db.prepare('SELECT method, path, status, reply FROM requests WHERE key = ? AND request_id = ?'),
       replyPut: db.prepare('INSERT INTO requests (key, request_id, method, path, status, reply, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
-      replyPrune: db.prepare('DELETE FROM requests WHERE created_at < ?'),
+      // The rows before the first one young enough to keep (arrival order: a prefix of the table).
+      replyPrune: db.prepare(
+        `DELETE FROM requests WHERE rowid < COALESCE(
+           (SELECT rowid FROM requests WHERE created_at >= ? ORDER BY rowid LIMIT 1),
+           (SELECT COALESCE(MAX(rowid), 0) + 1 FROM requests))`,
+      ),
       participantGet: db.prepare('SELECT * FROM participants WHERE id = ?'),
       participantPut: db.prepare('INSERT INTO participants (id, role, registered_at, last_seen, info) VALUES (@id, @role, @now, @now, @info) ON CONFLICT (id) DO UPDATE SET role = @role, last_seen = @now, info = @info'),
       participantTouch: db.prepare('UPDATE participants SET last_seen = ? WHERE id = ?'),
