@@ -273,6 +273,10 @@ const MIGRATIONS: string[] = [
   `DROP INDEX requests_created;
    DROP INDEX validations_miner;
    CREATE INDEX validations_verdicts ON validations (miner, state) WHERE state IN ('passed', 'failed');`,
+  // The tasks each miner holds are kept in memory (SwarmState), read at open: leased ones
+  // through tasks_expiry, held ones through this index, no longer one by miner.
+  `DROP INDEX tasks_miner;
+   CREATE INDEX tasks_held ON tasks (state) WHERE state = 'held';`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -15,6 +15,16 @@ function task(r: Raw<TaskRow> | undefined): TaskRow | undefined {
   return r && { ...r, input: JSON.parse(r.input as string), output: r.output ? JSON.parse(r.output) : null };
 }
 
+interface OpenTask {
+  miner: string;
+  item: number;
+  stage: number;
+  kind: TaskKind;
+  state: 'leased' | 'held';
+}
+
+const taskKey = (t: { item: number; stage: number; kind: string }) => `${t.item} ${t.stage} ${t.kind}`;
+
 interface Liveness {
   seen: number;
   rate?: number;
@@ -40,6 +50,13 @@ export class SwarmState {
   private epochRows = new Map<number, EpochRow>();
   private memberRows = new Map<string, MemberRow>();
   private nextItem: number | undefined;
+  /**
+   * The tasks each miner holds (leased, or held: a forward waiting for its backward), by task
+   * key, as in the tasks table: what an index by miner answered, at a random index page per
+   * lease and per report. Loaded at open, kept by every task write below, undone on rollback.
+   */
+  private openTasks = new Map<string, OpenTask>();
+  private minerTasks = new Map<string, Set<string>>();
 
   /** Sets (or with `undefined` drops) a cached row, restoring the previous one on rollback. */
   private cache<K, V>(m: Map<K, V>, k: K, v: V | undefined): void {
@@ -83,14 +100,13 @@ export class SwarmState {
       readyPreferred: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind = 'bwd' AND prefer = ? AND gate IS NULL ORDER BY ready_at, item LIMIT 1"),
       readyBackward: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind = 'bwd' AND gate IS NULL ORDER BY ready_at, item LIMIT 32"),
       readyForward: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind IN ('fwd', 'tail') AND gate IS NULL ORDER BY item LIMIT 1"),
-      heldItems: p("SELECT COUNT(DISTINCT item) AS n FROM tasks WHERE miner = ? AND state IN ('leased', 'held')"),
-      minerTasks: p("SELECT COUNT(*) AS n FROM tasks WHERE miner = ? AND state IN ('leased', 'held')"),
-      renew: p("UPDATE tasks SET expires = ? WHERE miner = ? AND state = 'leased' AND expires >= ?"),
+      openTasks: p("SELECT item, stage, kind, miner, state FROM tasks WHERE state = 'leased' UNION ALL SELECT item, stage, kind, miner, state FROM tasks WHERE state = 'held'"),
+      renew: p("UPDATE tasks SET expires = ? WHERE item = ? AND stage = ? AND kind = ? AND state = 'leased' AND expires >= ?"),
       expired: p("SELECT * FROM tasks WHERE state = 'leased' AND expires < ?"),
       unlease: p("UPDATE tasks SET state = 'ready', miner = NULL, lease = NULL, leased_at = NULL, expires = NULL, ready_at = ? WHERE item = ? AND stage = ? AND kind = ?"),
-      voidEpoch: p("UPDATE tasks SET state = 'void' WHERE epoch = ? AND state IN ('ready', 'leased')"),
+      voidEpoch: p("UPDATE tasks SET state = 'void' WHERE epoch = ? AND state IN ('ready', 'leased') RETURNING item, stage, kind"),
       // A forward waiting for its backward was work done in good faith: it stays counted.
-      closeEpochHeld: p("UPDATE tasks SET state = 'done' WHERE epoch = ? AND state = 'held'"),
+      closeEpochHeld: p("UPDATE tasks SET state = 'done' WHERE epoch = ? AND state = 'held' RETURNING item, stage, kind"),
       queue: p("SELECT stage, kind, state, COUNT(*) AS n FROM tasks WHERE state IN ('ready', 'leased', 'held') GROUP BY stage, kind, state"),
       recentLosses: p("SELECT epoch, item, n, loss, done_at FROM tasks WHERE kind = 'tail' AND state IN ('done', 'held') AND done_at IS NOT NULL ORDER BY done_at DESC, item DESC LIMIT ?"),
       tailSince: p("SELECT COALESCE(SUM(n), 0) AS n FROM tasks WHERE kind = 'tail' AND done_at >= ?"),
@@ -112,14 +128,17 @@ export class SwarmState {
       upstreamExpiry: p("SELECT MIN(expires) AS t FROM tasks WHERE stage < ? AND epoch = ? AND state = 'leased'"),
       leaseHolders: p("SELECT DISTINCT miner FROM tasks WHERE state = 'leased'"),
       dropItemLedger: p("UPDATE ledger SET state = ? WHERE item = ? AND state = 'open'"),
-      voidItemTasks: p("UPDATE tasks SET state = 'void' WHERE item = ? AND state IN ('ready', 'leased')"),
-      closeItemHeld: p("UPDATE tasks SET state = 'done' WHERE item = ? AND state = 'held'"),
+      voidItemTasks: p("UPDATE tasks SET state = 'void' WHERE item = ? AND state IN ('ready', 'leased') RETURNING item, stage, kind"),
+      closeItemHeld: p("UPDATE tasks SET state = 'done' WHERE item = ? AND state = 'held' RETURNING item, stage, kind"),
       creditedItems: p("SELECT item FROM ledger WHERE epoch = ? AND stage = ? AND miner = ? AND state IN ('credited', 'uploaded', 'merged') ORDER BY item"),
       fault: p('INSERT INTO faults (epoch, stage, miner, kind, detail, at) VALUES (?, ?, ?, ?, ?, ?)'),
       gradGet: p('SELECT * FROM gradients WHERE epoch = ? AND stage = ? AND miner = ?'),
       gradPut: p('INSERT INTO gradients (epoch, stage, miner, key, size, sha256, n, partitions, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       gradAll: p('SELECT * FROM gradients WHERE epoch = ? AND stage = ? ORDER BY miner'),
     };
+    for (const t of this.s.openTasks.iterate() as Iterable<OpenTask & { miner: string | null }>) {
+      if (t.miner !== null) this.applyOpen(taskKey(t), undefined, { miner: t.miner, item: t.item, stage: t.stage, kind: t.kind, state: t.state });
+    }
   }
 
   run(): RunRow | undefined {
@@ -255,12 +274,46 @@ export class SwarmState {
   }
   leaseTask(t: TaskRow, miner: string, lease: string, now: number, expires: number): void {
     this.s.taskLease.run(miner, lease, now, expires, t.item, t.stage, t.kind);
+    this.setOpen(taskKey(t), { miner, item: t.item, stage: t.stage, kind: t.kind, state: 'leased' });
   }
   finishTask(t: TaskRow, state: TaskState, output: ObjectRef | null, loss: number | null, now: number): void {
     this.s.taskFinish.run(state, output && JSON.stringify(output), loss, now, t.item, t.stage, t.kind);
+    this.moveOpen(t, state, t.miner);
   }
   setTaskState(t: Pick<TaskRow, 'item' | 'stage' | 'kind'>, state: TaskState): void {
     this.s.taskSetState.run(state, t.item, t.stage, t.kind);
+    this.moveOpen(t, state, null);
+  }
+  /** A task's new state, in the miner's open tasks (`miner`: the task's, when the caller has its row). */
+  private moveOpen(t: Pick<TaskRow, 'item' | 'stage' | 'kind'>, state: TaskState, miner: string | null): void {
+    const key = taskKey(t);
+    const owner = this.openTasks.get(key)?.miner ?? miner;
+    const open = (state === 'leased' || state === 'held') && owner !== null;
+    this.setOpen(key, open ? { miner: owner, item: t.item, stage: t.stage, kind: t.kind, state } : undefined);
+  }
+  private closeOpen(rows: Array<Pick<TaskRow, 'item' | 'stage' | 'kind'>>): number {
+    for (const r of rows) this.setOpen(taskKey(r), undefined);
+    return rows.length;
+  }
+  private setOpen(key: string, v: OpenTask | undefined): void {
+    const old = this.openTasks.get(key);
+    if (old === undefined && v === undefined) return;
+    this.applyOpen(key, old, v);
+    undoOnRollback(this.db, () => this.applyOpen(key, v, old));
+  }
+  private applyOpen(key: string, from: OpenTask | undefined, to: OpenTask | undefined): void {
+    if (from) {
+      this.openTasks.delete(key);
+      const mine = this.minerTasks.get(from.miner);
+      mine?.delete(key);
+      if (mine?.size === 0) this.minerTasks.delete(from.miner);
+    }
+    if (to) {
+      this.openTasks.set(key, to);
+      const mine = this.minerTasks.get(to.miner);
+      if (mine) mine.add(key);
+      else this.minerTasks.set(to.miner, new Set([key]));
+    }
   }
   readyPreferred(stage: number, epoch: number, miner: string): TaskRow | undefined {
     return task(this.s.readyPreferred.get(stage, epoch, miner) as Raw<TaskRow> | undefined);
@@ -278,24 +331,34 @@ export class SwarmState {
   }
   /** Work items a miner holds: leased, or forwarded and waiting for their backward. */
   heldItems(miner: string): number {
-    return (this.s.heldItems.get(miner) as { n: number }).n;
+    const mine = this.minerTasks.get(miner);
+    if (!mine) return 0;
+    const items = new Set<number>();
+    for (const key of mine) items.add(this.openTasks.get(key)!.item);
+    return items.size;
   }
   /** Leased or held tasks, plus credited samples not yet settled by a merge. */
   holdsWork(miner: string): boolean {
-    return (this.s.minerTasks.get(miner) as { n: number }).n > 0 || (this.s.ledgerUnresolved.get(miner) as { n: number }).n > 0;
+    return this.minerTasks.has(miner) || (this.s.ledgerUnresolved.get(miner) as { n: number }).n > 0;
   }
   renewLeases(miner: string, now: number, expires: number): number {
-    return this.s.renew.run(expires, miner, now).changes;
+    let renewed = 0;
+    for (const key of this.minerTasks.get(miner) ?? []) {
+      const t = this.openTasks.get(key)!;
+      if (t.state === 'leased') renewed += this.s.renew.run(expires, t.item, t.stage, t.kind, now).changes;
+    }
+    return renewed;
   }
   expiredLeases(now: number): TaskRow[] {
     return (this.s.expired.all(now) as Array<Raw<TaskRow>>).map((r) => task(r)!);
   }
   unlease(t: TaskRow, now: number): void {
     this.s.unlease.run(now, t.item, t.stage, t.kind);
+    this.setOpen(taskKey(t), undefined);
   }
   voidEpochTasks(epoch: number): void {
-    this.s.voidEpoch.run(epoch);
-    this.s.closeEpochHeld.run(epoch);
+    this.closeOpen(this.s.voidEpoch.all(epoch) as TaskRow[]);
+    this.closeOpen(this.s.closeEpochHeld.all(epoch) as TaskRow[]);
   }
   queue(): Array<{ stage: number; kind: TaskKind; state: TaskState; n: number }> {
     return this.s.queue.all() as Array<{ stage: number; kind: TaskKind; state: TaskState; n: number }>;
@@ -365,8 +428,8 @@ export class SwarmState {
    */
   dropItem(item: number, state: string): number {
     this.s.dropItemLedger.run(state, item);
-    this.s.closeItemHeld.run(item);
-    return this.s.voidItemTasks.run(item).changes;
+    this.closeOpen(this.s.closeItemHeld.all(item) as TaskRow[]);
+    return this.closeOpen(this.s.voidItemTasks.all(item) as TaskRow[]);
   }
   /** Items whose gradient at a stage and epoch is credited to a miner (merged or not yet). */
   creditedItems(epoch: number, stage: number, miner: string): number[] {
