@@ -5,6 +5,7 @@
  */
 import type { Statement } from 'better-sqlite3';
 import { undoOnRollback, type DB } from './db.js';
+import { OpenTasks, type OpenTask } from './open-tasks.js';
 import type { TaskKind, TaskState, ObjectRef, WindowRef, ManifestRef, RunRow, StageRow, EpochRow, MemberRow, TaskInput, TaskRow, ItemRow, GradientRow } from './swarm-rows.js';
 
 export type { Phase, TaskKind, TaskState, ObjectRef, WindowRef, ManifestRef, RunRow, StageRow, EpochRow, MemberRow, TaskInput, TaskRow, ItemRow, GradientRow } from './swarm-rows.js';
@@ -14,16 +15,6 @@ type Raw<T> = { [K in keyof T]: T[K] extends object | null ? string | null : T[K
 function task(r: Raw<TaskRow> | undefined): TaskRow | undefined {
   return r && { ...r, input: JSON.parse(r.input as string), output: r.output ? JSON.parse(r.output) : null };
 }
-
-interface OpenTask {
-  miner: string;
-  item: number;
-  stage: number;
-  kind: TaskKind;
-  state: 'leased' | 'held';
-}
-
-const taskKey = (t: { item: number; stage: number; kind: string }) => `${t.item} ${t.stage} ${t.kind}`;
 
 interface Liveness {
   seen: number;
@@ -50,13 +41,8 @@ export class SwarmState {
   private epochRows = new Map<number, EpochRow>();
   private memberRows = new Map<string, MemberRow>();
   private nextItem: number | undefined;
-  /**
-   * The tasks each miner holds (leased, or held: a forward waiting for its backward), by task
-   * key, as in the tasks table: what an index by miner answered, at a random index page per
-   * lease and per report. Loaded at open, kept by every task write below, undone on rollback.
-   */
-  private openTasks = new Map<string, OpenTask>();
-  private minerTasks = new Map<string, Set<string>>();
+  /** The tasks each miner holds, in memory (open-tasks.ts): kept by every task write below. */
+  private open: OpenTasks;
 
   /** Sets (or with `undefined` drops) a cached row, restoring the previous one on rollback. */
   private cache<K, V>(m: Map<K, V>, k: K, v: V | undefined): void {
@@ -136,9 +122,7 @@ export class SwarmState {
       gradPut: p('INSERT INTO gradients (epoch, stage, miner, key, size, sha256, n, partitions, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       gradAll: p('SELECT * FROM gradients WHERE epoch = ? AND stage = ? ORDER BY miner'),
     };
-    for (const t of this.s.openTasks.iterate() as Iterable<OpenTask & { miner: string | null }>) {
-      if (t.miner !== null) this.applyOpen(taskKey(t), undefined, { miner: t.miner, item: t.item, stage: t.stage, kind: t.kind, state: t.state });
-    }
+    this.open = new OpenTasks(db, this.s.openTasks.iterate() as Iterable<Omit<OpenTask, 'miner'> & { miner: string | null }>);
   }
 
   run(): RunRow | undefined {
@@ -274,46 +258,15 @@ export class SwarmState {
   }
   leaseTask(t: TaskRow, miner: string, lease: string, now: number, expires: number): void {
     this.s.taskLease.run(miner, lease, now, expires, t.item, t.stage, t.kind);
-    this.setOpen(taskKey(t), { miner, item: t.item, stage: t.stage, kind: t.kind, state: 'leased' });
+    this.open.leased(t, miner);
   }
   finishTask(t: TaskRow, state: TaskState, output: ObjectRef | null, loss: number | null, now: number): void {
     this.s.taskFinish.run(state, output && JSON.stringify(output), loss, now, t.item, t.stage, t.kind);
-    this.moveOpen(t, state, t.miner);
+    this.open.moved(t, state, t.miner);
   }
   setTaskState(t: Pick<TaskRow, 'item' | 'stage' | 'kind'>, state: TaskState): void {
     this.s.taskSetState.run(state, t.item, t.stage, t.kind);
-    this.moveOpen(t, state, null);
-  }
-  /** A task's new state, in the miner's open tasks (`miner`: the task's, when the caller has its row). */
-  private moveOpen(t: Pick<TaskRow, 'item' | 'stage' | 'kind'>, state: TaskState, miner: string | null): void {
-    const key = taskKey(t);
-    const owner = this.openTasks.get(key)?.miner ?? miner;
-    const open = (state === 'leased' || state === 'held') && owner !== null;
-    this.setOpen(key, open ? { miner: owner, item: t.item, stage: t.stage, kind: t.kind, state } : undefined);
-  }
-  private closeOpen(rows: Array<Pick<TaskRow, 'item' | 'stage' | 'kind'>>): number {
-    for (const r of rows) this.setOpen(taskKey(r), undefined);
-    return rows.length;
-  }
-  private setOpen(key: string, v: OpenTask | undefined): void {
-    const old = this.openTasks.get(key);
-    if (old === undefined && v === undefined) return;
-    this.applyOpen(key, old, v);
-    undoOnRollback(this.db, () => this.applyOpen(key, v, old));
-  }
-  private applyOpen(key: string, from: OpenTask | undefined, to: OpenTask | undefined): void {
-    if (from) {
-      this.openTasks.delete(key);
-      const mine = this.minerTasks.get(from.miner);
-      mine?.delete(key);
-      if (mine?.size === 0) this.minerTasks.delete(from.miner);
-    }
-    if (to) {
-      this.openTasks.set(key, to);
-      const mine = this.minerTasks.get(to.miner);
-      if (mine) mine.add(key);
-      else this.minerTasks.set(to.miner, new Set([key]));
-    }
+    this.open.moved(t, state, null);
   }
   readyPreferred(stage: number, epoch: number, miner: string): TaskRow | undefined {
     return task(this.s.readyPreferred.get(stage, epoch, miner) as Raw<TaskRow> | undefined);
@@ -331,20 +284,15 @@ export class SwarmState {
   }
   /** Work items a miner holds: leased, or forwarded and waiting for their backward. */
   heldItems(miner: string): number {
-    const mine = this.minerTasks.get(miner);
-    if (!mine) return 0;
-    const items = new Set<number>();
-    for (const key of mine) items.add(this.openTasks.get(key)!.item);
-    return items.size;
+    return this.open.items(miner);
   }
   /** Leased or held tasks, plus credited samples not yet settled by a merge. */
   holdsWork(miner: string): boolean {
-    return this.minerTasks.has(miner) || (this.s.ledgerUnresolved.get(miner) as { n: number }).n > 0;
+    return this.open.holdsAny(miner) || (this.s.ledgerUnresolved.get(miner) as { n: number }).n > 0;
   }
   renewLeases(miner: string, now: number, expires: number): number {
     let renewed = 0;
-    for (const key of this.minerTasks.get(miner) ?? []) {
-      const t = this.openTasks.get(key)!;
+    for (const t of this.open.of(miner)) {
       if (t.state === 'leased') renewed += this.s.renew.run(expires, t.item, t.stage, t.kind, now).changes;
     }
     return renewed;
@@ -354,11 +302,11 @@ export class SwarmState {
   }
   unlease(t: TaskRow, now: number): void {
     this.s.unlease.run(now, t.item, t.stage, t.kind);
-    this.setOpen(taskKey(t), undefined);
+    this.open.closed([t]);
   }
   voidEpochTasks(epoch: number): void {
-    this.closeOpen(this.s.voidEpoch.all(epoch) as TaskRow[]);
-    this.closeOpen(this.s.closeEpochHeld.all(epoch) as TaskRow[]);
+    this.open.closed(this.s.voidEpoch.all(epoch) as TaskRow[]);
+    this.open.closed(this.s.closeEpochHeld.all(epoch) as TaskRow[]);
   }
   queue(): Array<{ stage: number; kind: TaskKind; state: TaskState; n: number }> {
     return this.s.queue.all() as Array<{ stage: number; kind: TaskKind; state: TaskState; n: number }>;
@@ -428,8 +376,8 @@ export class SwarmState {
    */
   dropItem(item: number, state: string): number {
     this.s.dropItemLedger.run(state, item);
-    this.closeOpen(this.s.closeItemHeld.all(item) as TaskRow[]);
-    return this.closeOpen(this.s.voidItemTasks.all(item) as TaskRow[]);
+    this.open.closed(this.s.closeItemHeld.all(item) as TaskRow[]);
+    return this.open.closed(this.s.voidItemTasks.all(item) as TaskRow[]);
   }
   /** Items whose gradient at a stage and epoch is credited to a miner (merged or not yet). */
   creditedItems(epoch: number, stage: number, miner: string): number[] {
