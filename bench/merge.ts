@@ -24,6 +24,7 @@ import { Repository } from '../src/orchestrator/state/repository.js';
 import { SwarmState } from '../src/orchestrator/state/swarm.js';
 import { Coordinator } from '../src/orchestrator/swarm/coordinator.js';
 import { MergeCoordinator } from '../src/orchestrator/swarm/merge.js';
+import { acceptGradient } from '../src/orchestrator/swarm/uploads.js';
 import { openRun } from '../src/orchestrator/swarm/run.js';
 import { SignedClient } from '../src/protocol/client.js';
 import { newIdentity } from '../src/protocol/keys.js';
@@ -128,7 +129,7 @@ async function mergeOnce(k: number, dim: number, log: (s: string) => void): Prom
         const g = new Float32Array(params).map(() => Math.random() - 0.5);
         const bytes = encodeGradient(g);
         const info = await store.put(coord.gradientKey(epoch, 0, id), bytes);
-        repo.transaction(() => coord.gradient(id, epoch, 0, { size: info.size, sha256: info.sha256!, partitions: partitionHashes(bytes, params, partitionElements(partitionBytes)) }, info, Date.now()));
+        repo.transaction(() => acceptGradient(coord, id, epoch, 0, { size: info.size, sha256: info.sha256!, partitions: partitionHashes(bytes, params, partitionElements(partitionBytes)) }, info, Date.now()));
       }
       if (coord.state.stage(0).phase !== 'merging') throw new Error(`stage 0 is ${coord.state.stage(0).phase}, not merging`);
       const opt = run.optimizer;

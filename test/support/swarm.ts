@@ -9,6 +9,7 @@ import { Repository } from '../../src/orchestrator/state/repository.js';
 import { SwarmState, type ManifestRef, type WindowRef } from '../../src/orchestrator/state/swarm.js';
 import type { MergeHooks, MergeParticipant, WorkItem } from '../../src/orchestrator/swarm/contracts.js';
 import { Coordinator } from '../../src/orchestrator/swarm/coordinator.js';
+import { acceptGradient } from '../../src/orchestrator/swarm/uploads.js';
 import { ValidationState } from '../../src/orchestrator/state/validation.js';
 import { ValidationCoordinator } from '../../src/orchestrator/swarm/validation.js';
 
@@ -146,7 +147,7 @@ export class CoordMiner {
 
   uploadGradient(epoch: number, stage: number) {
     const d = { size: 4096, sha256: sha(`grad ${this.id} ${epoch} ${stage}`), partitions: [sha(`part ${this.id} ${epoch} ${stage}`)] };
-    return this.swarm.tx(() => this.swarm.coord.gradient(this.id, epoch, stage, d, d, this.swarm.clock.now));
+    return this.swarm.tx(() => acceptGradient(this.swarm.coord, this.id, epoch, stage, d, d, this.swarm.clock.now));
   }
 }
 

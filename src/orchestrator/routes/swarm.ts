@@ -13,6 +13,7 @@ import {
 import type { ObjectStore } from '../../store/index.js';
 import type { WorkReply as Work } from '../swarm/contracts.js';
 import type { Coordinator } from '../swarm/coordinator.js';
+import { acceptGradient, gradientExpiry } from '../swarm/uploads.js';
 import type { ServerContext } from '../server.js';
 import { registerSwarmMetrics } from '../metrics.js';
 import { URL_TTL_MS } from './storage.js';
@@ -27,7 +28,7 @@ export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, config
     registerSwarmMetrics(ctx.metrics.registry, coordinator, ctx.clock, merge);
     ctx.uploadScope = (caller, key, now) => {
       if (key.kind === 'activation') return coordinator.leaseExpiry(caller, key.lease, now);
-      if (key.kind === 'gradient') return coordinator.gradientExpiry(caller, key.epoch, key.stage, now);
+      if (key.kind === 'gradient') return gradientExpiry(coordinator, caller, key.epoch, key.stage, now);
       if ((key.kind === 'merged' || key.kind === 'optimizer') && merge) return merge.uploadExpiry(caller, key.epoch, key.stage, key.partition, now);
       return undefined;
     };
@@ -78,7 +79,7 @@ export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, config
       async (req) => {
         const b = req.body;
         const info = await store.head(coordinator.gradientKey(b.epoch, b.stage, req.auth!.key));
-        return ctx.mutate(req, () => coordinator.gradient(req.auth!.key, b.epoch, b.stage, { size: b.size, sha256: b.sha256, partitions: b.partitions }, info, ctx.clock()));
+        return ctx.mutate(req, () => acceptGradient(coordinator, req.auth!.key, b.epoch, b.stage, { size: b.size, sha256: b.sha256, partitions: b.partitions }, info, ctx.clock()));
       },
     );
 

@@ -11,13 +11,13 @@
  * lost_with_miner / dropped:<reason>.
  */
 import { randomHex } from '../../protocol/random.js';
-import { learningRate } from '../../model/schedule.js';
 import { HttpError } from '../errors.js';
 import type { GradientRow, ManifestRef, MemberRow, ObjectRef, StageRow, SwarmState, TaskKind, TaskRow } from '../state/swarm.js';
 import type { SwarmStatus } from '../../protocol/swarm-messages.js';
 import { UNITS, chooseStage, ewma, rebalance, requiredFraction, requiredSamples, type StageLoad } from './scheduler.js';
 import { buildStatus } from './status.js';
-import { PHASE_CALLS, type Idle, type ReportBody, type StageView, type SwarmSettings, type UploadDuty, type WorkItem, type WorkReply } from './contracts.js';
+import { gradientKey, uploadDuty } from './uploads.js';
+import { PHASE_CALLS, type Idle, type ReportBody, type StageView, type SwarmSettings, type WorkItem, type WorkReply } from './contracts.js';
 
 export class Coordinator {
   readonly stages: number;
@@ -91,7 +91,7 @@ export class Coordinator {
     const st = this.state.stage(m.stage);
     const base: WorkReply = { ...this.view(m.stage), server_time: now, items: [] };
     if (st.phase !== 'training') {
-      const duty = st.phase === 'uploading' ? this.uploadDuty(st, miner) : undefined;
+      const duty = st.phase === 'uploading' ? uploadDuty(this, st, miner) : undefined;
       const what = st.phase === 'uploading' ? 'collecting gradient uploads' : 'merging gradients into the next weights';
       return { ...base, ...(duty ? { duty } : {}), idle: { reason: st.phase, message: `stage ${st.stage} is ${what} for epoch ${st.epoch}`, ...(st.deadline !== null ? { next_change_at: st.deadline } : {}) } };
     }
@@ -281,58 +281,10 @@ export class Coordinator {
     return { leases_renewed: this.state.renewLeases(miner, now, expires), lease_expires_at: expires };
   }
 
-  // ---- gradient uploads ----------------------------------------------------------------
+  // ---- gradient uploads (accepted in uploads.ts) ----------------------------------------
 
   gradientKey(epoch: number, stage: number, miner: string): string {
-    return `runs/${this.cfg.name}/e${epoch}/grad/${stage}/${miner}.safetensors`;
-  }
-
-  /** Upload URLs for a gradient expire with the UPLOADING phase; refused outside it. */
-  gradientExpiry(miner: string, epoch: number, stage: number, now: number): number {
-    const st = this.stageOrThrow(stage);
-    if (st.phase !== 'uploading' || st.epoch !== epoch) throw this.phaseClosed(st, `gradients of epoch ${epoch} are accepted in UPLOADING(${epoch}) only`, now);
-    if (this.state.minerCredit(epoch, stage, miner) === 0) throw new HttpError('E_NOTHING_TO_UPLOAD', `the ledger credits you no samples at stage ${stage} in epoch ${epoch}`);
-    return st.deadline!;
-  }
-
-  /** Partitions of a stage's flat vector, as the merge cuts it. */
-  partitionCount(stage: number): number {
-    return Math.ceil(this.cfg.params[stage] / Math.max(1, Math.floor(this.cfg.run.merge.partition_bytes / 4)));
-  }
-
-  gradient(miner: string, epoch: number, stage: number, declared: { size: number; sha256: string; partitions: string[] }, stored: { size: number; sha256?: string } | undefined, now: number): { samples: number; key: string } {
-    this.member(miner);
-    const key = this.gradientKey(epoch, stage, miner);
-    const st = this.stageOrThrow(stage);
-    const existing = this.state.gradient(epoch, stage, miner);
-    if (existing) {
-      if (existing.sha256 === declared.sha256 && existing.size === declared.size) return { samples: existing.n, key };
-      throw new HttpError('E_ALREADY_UPLOADED', `your gradient for stage ${stage}, epoch ${epoch} was already accepted with another hash`);
-    }
-    if (st.phase !== 'uploading' || st.epoch !== epoch) throw this.phaseClosed(st, `gradients of epoch ${epoch} are accepted in UPLOADING(${epoch}) only`, now);
-    const n = this.state.minerCredit(epoch, stage, miner);
-    if (n === 0) throw new HttpError('E_NOTHING_TO_UPLOAD', `the ledger credits you no samples at stage ${stage} in epoch ${epoch}`);
-    if (!stored) throw new HttpError('E_OUTPUT_MISSING', `no object at ${key}`, 'upload the gradient before reporting it');
-    if (stored.size !== declared.size || stored.sha256 !== declared.sha256) throw new HttpError('E_OUTPUT_MISMATCH', `the object at ${key} is not the one reported (size or sha256 differ)`);
-    const P = this.partitionCount(stage);
-    if (declared.partitions.length !== P) throw new HttpError('E_BAD_REQUEST', `stage ${stage} has ${P} merge partitions; the upload declares ${declared.partitions.length} partition hashes`);
-    this.state.addGradient({ epoch, stage, miner, key, size: declared.size, sha256: declared.sha256, n, partitions: declared.partitions, uploaded_at: now });
-    this.advanceStage(stage, now);
-    return { samples: n, key };
-  }
-
-  private uploadDuty(st: StageRow, miner: string): UploadDuty | undefined {
-    const n = this.state.minerCredit(st.epoch, st.stage, miner);
-    if (n === 0 || this.state.gradient(st.epoch, st.stage, miner)) return undefined;
-    return {
-      epoch: st.epoch,
-      stage: st.stage,
-      key: this.gradientKey(st.epoch, st.stage, miner),
-      samples: n,
-      lr: learningRate(st.epoch, this.cfg.run.optimizer.lr, this.cfg.run.schedule),
-      step: st.manifest.step + 1,
-      deadline: st.deadline!,
-    };
+    return gradientKey(this.cfg.name, epoch, stage, miner);
   }
 
   // ---- time passes ---------------------------------------------------------------------
@@ -447,7 +399,7 @@ export class Coordinator {
 
   // ---- helpers -------------------------------------------------------------------------
 
-  private member(miner: string): MemberRow {
+  member(miner: string): MemberRow {
     const m = this.state.member(miner);
     if (!m) throw new HttpError('E_NOT_JOINED', 'you have not joined a stage of this run', 'join first: POST /v1/join with {"layer": "auto"}');
     return m;
@@ -466,7 +418,7 @@ export class Coordinator {
     return !m || m.last_seen < now - this.leaseMs;
   }
 
-  private stageOrThrow(stage: number): StageRow {
+  stageOrThrow(stage: number): StageRow {
     if (!Number.isInteger(stage) || stage < 0 || stage >= this.stages) throw new HttpError('E_BAD_STAGE', `stage ${stage} does not exist; this run has stages 0..${this.stages - 1}`);
     return this.state.stage(stage);
   }
