@@ -60,6 +60,7 @@ export async function run(argv: string[]): Promise<void> {
     });
     server.on('exit', (c) => reject(new Error(`orchestrator exited with ${c}`)));
   });
+  let output: object | undefined;
   try {
     const identities = Array.from({ length: nMiners }, () => newIdentity());
     // Few connections, shared by all simulated miners, as a load generator on one host would.
@@ -171,13 +172,15 @@ export async function run(argv: string[]): Promise<void> {
     };
     log(`${Math.round(result.requests_per_s).toLocaleString()} requests/s, p50 ${result.p50_ms.toFixed(2)} ms, p99 ${result.p99_ms.toFixed(2)} ms, ${errors} errors (target: >= 3,000 requests/s, p99 < 25 ms)`);
     log(`cpu: orchestrator ${serverCores.toFixed(2)} cores (event loop ${mainCores.toFixed(2)}; ${Math.round(result.server_cpu_us_per_request)} µs/request), load generator ${generatorCores.toFixed(2)} cores (${Math.round(result.generator_cpu_us_per_request)} µs/request); the host was busy ${machineCores.toFixed(2)} cores in all; the WAL reached ${result.wal_max_mb.toFixed(0)} MB`);
-    if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
     await closePool();
+    output = result;
   } finally {
     server.kill('SIGTERM');
     if (server.exitCode === null) await new Promise((resolve) => server.once('exit', resolve));
     rmSync(dir, { recursive: true, force: true });
   }
+  // after the server's own last words, so the object is the last line of the output
+  if (values.json) process.stdout.write(`${JSON.stringify(output)}\n`);
 }
 
 interface BenchClient {
