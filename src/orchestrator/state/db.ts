@@ -277,6 +277,9 @@ const MIGRATIONS: string[] = [
   // through tasks_expiry, held ones through this index, no longer one by miner.
   `DROP INDEX tasks_miner;
    CREATE INDEX tasks_held ON tasks (state) WHERE state = 'held';`,
+  // Each miner's unsettled samples are kept in memory (SwarmState's credit book), read at open;
+  // the index by miner took a random page per credit. Moves by miner go through ledger_epoch.
+  `DROP INDEX ledger_miner;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -6,6 +6,7 @@
 import type { Statement } from 'better-sqlite3';
 import { undoOnRollback, type DB } from './db.js';
 import { OpenTasks, type OpenTask } from './open-tasks.js';
+import { CreditBook, type HeldRow } from './credit-book.js';
 import type { TaskKind, TaskState, ObjectRef, WindowRef, ManifestRef, RunRow, StageRow, EpochRow, MemberRow, TaskInput, TaskRow, ItemRow, GradientRow } from './swarm-rows.js';
 
 export type { Phase, TaskKind, TaskState, ObjectRef, WindowRef, ManifestRef, RunRow, StageRow, EpochRow, MemberRow, TaskInput, TaskRow, ItemRow, GradientRow } from './swarm-rows.js';
@@ -43,6 +44,8 @@ export class SwarmState {
   private nextItem: number | undefined;
   /** The tasks each miner holds, in memory (open-tasks.ts): kept by every task write below. */
   private open: OpenTasks;
+  /** Each miner's unsettled samples, in memory (credit-book.ts): kept by every ledger write below. */
+  private book: CreditBook;
 
   /** Sets (or with `undefined` drops) a cached row, restoring the previous one on rollback. */
   private cache<K, V>(m: Map<K, V>, k: K, v: V | undefined): void {
@@ -100,17 +103,16 @@ export class SwarmState {
       itemGet: p('SELECT * FROM items WHERE item = ?'),
       itemNext: p('SELECT COALESCE(MAX(item), -1) + 1 AS next FROM items'),
       ledgerPut: p("INSERT INTO ledger (item, stage, epoch, n, state) VALUES (?, ?, ?, ?, 'open')"),
-      ledgerCredit: p("UPDATE ledger SET state = 'credited', miner = ? WHERE item = ? AND stage = ?"),
+      ledgerCredit: p("UPDATE ledger SET state = 'credited', miner = ? WHERE item = ? AND stage = ? RETURNING epoch, n"),
       ledgerOpen: p("SELECT COUNT(*) AS n FROM ledger WHERE epoch = ? AND stage = ? AND state = 'open'"),
       ledgerOpenEpoch: p("SELECT COUNT(*) AS n FROM ledger WHERE epoch = ? AND state = 'open'"),
       ledgerDropOpen: p("UPDATE ledger SET state = ? WHERE epoch = ? AND state = 'open'"),
-      ledgerCredits: p("SELECT miner, SUM(n) AS n FROM ledger WHERE epoch = ? AND stage = ? AND state = 'credited' GROUP BY miner ORDER BY miner"),
-      ledgerMinerCredit: p("SELECT COALESCE(SUM(n), 0) AS n FROM ledger WHERE epoch = ? AND stage = ? AND miner = ? AND state = 'credited'"),
-      ledgerMove: p('UPDATE ledger SET state = ? WHERE epoch = ? AND stage = ? AND miner = ? AND state = ?'),
+      // Unsettled samples belong to their stage's current epoch (a merge or an abandon settles the rest).
+      ledgerHeld: p("SELECT epoch, stage, miner, state, SUM(n) AS n FROM ledger WHERE epoch >= (SELECT COALESCE(MIN(epoch), 0) FROM stages) AND state IN ('credited', 'uploaded') GROUP BY epoch, stage, miner, state"),
+      ledgerMove: p('UPDATE ledger SET state = ? WHERE epoch = ? AND stage = ? AND state = ? AND miner IN (SELECT value FROM json_each(?))'),
       ledgerMoveStage: p('UPDATE ledger SET state = ? WHERE epoch = ? AND stage = ? AND state = ?'),
       ledgerCounts: p('SELECT epoch, stage, state, SUM(n) AS samples FROM ledger WHERE epoch >= ? GROUP BY epoch, stage, state ORDER BY epoch, stage, state'),
       ledgerSamples: p('SELECT item, stage, state, miner FROM ledger WHERE epoch = ? ORDER BY item, stage'),
-      ledgerUnresolved: p("SELECT COUNT(*) AS n FROM ledger WHERE miner = ? AND state IN ('credited', 'uploaded')"),
       upstreamExpiry: p("SELECT MIN(expires) AS t FROM tasks WHERE stage < ? AND epoch = ? AND state = 'leased'"),
       leaseHolders: p("SELECT DISTINCT miner FROM tasks WHERE state = 'leased'"),
       dropItemLedger: p("UPDATE ledger SET state = ? WHERE item = ? AND state = 'open'"),
@@ -123,6 +125,7 @@ export class SwarmState {
       gradAll: p('SELECT * FROM gradients WHERE epoch = ? AND stage = ? ORDER BY miner'),
     };
     this.open = new OpenTasks(db, this.s.openTasks.iterate() as Iterable<Omit<OpenTask, 'miner'> & { miner: string | null }>);
+    this.book = new CreditBook(db, this.s.ledgerHeld.iterate() as Iterable<HeldRow>);
   }
 
   run(): RunRow | undefined {
@@ -288,7 +291,7 @@ export class SwarmState {
   }
   /** Leased or held tasks, plus credited samples not yet settled by a merge. */
   holdsWork(miner: string): boolean {
-    return this.open.holdsAny(miner) || (this.s.ledgerUnresolved.get(miner) as { n: number }).n > 0;
+    return this.open.holdsAny(miner) || this.book.holdsAny(miner);
   }
   renewLeases(miner: string, now: number, expires: number): number {
     let renewed = 0;
@@ -337,7 +340,8 @@ export class SwarmState {
     this.s.ledgerPut.run(item, stage, epoch, n);
   }
   credit(item: number, stage: number, miner: string): void {
-    this.s.ledgerCredit.run(miner, item, stage);
+    const row = this.s.ledgerCredit.get(miner, item, stage) as { epoch: number; n: number } | undefined;
+    if (row) this.book.added(row.epoch, stage, miner, 'credited', row.n);
   }
   openCount(epoch: number, stage?: number): number {
     return ((stage === undefined ? this.s.ledgerOpenEpoch.get(epoch) : this.s.ledgerOpen.get(epoch, stage)) as { n: number }).n;
@@ -347,14 +351,17 @@ export class SwarmState {
   }
   /** Samples credited (and not yet settled) per miner at one stage and epoch. */
   credits(epoch: number, stage: number): Array<{ miner: string; n: number }> {
-    return this.s.ledgerCredits.all(epoch, stage) as Array<{ miner: string; n: number }>;
+    return this.book.credits(epoch, stage);
   }
   minerCredit(epoch: number, stage: number, miner: string): number {
-    return (this.s.ledgerMinerCredit.get(epoch, stage, miner) as { n: number }).n;
+    return this.book.credited(epoch, stage, miner);
   }
-  moveLedger(epoch: number, stage: number, from: string, to: string, miner?: string): void {
-    if (miner === undefined) this.s.ledgerMoveStage.run(to, epoch, stage, from);
-    else this.s.ledgerMove.run(to, epoch, stage, miner, from);
+  /** Samples of (epoch, stage) in state `from` go to `to`: `miners`' only (one pass), or everyone's. */
+  moveLedger(epoch: number, stage: number, from: string, to: string, miners?: readonly string[]): void {
+    if (miners?.length === 0) return;
+    this.book.moved(epoch, stage, from, to, miners); // first: it refuses a move it cannot follow
+    if (miners === undefined) this.s.ledgerMoveStage.run(to, epoch, stage, from);
+    else this.s.ledgerMove.run(to, epoch, stage, from, JSON.stringify(miners));
   }
   ledgerCounts(fromEpoch: number): Array<{ epoch: number; stage: number; state: string; samples: number }> {
     return this.s.ledgerCounts.all(fromEpoch) as Array<{ epoch: number; stage: number; state: string; samples: number }>;

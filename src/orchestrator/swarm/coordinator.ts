@@ -346,10 +346,9 @@ export class Coordinator {
   private closeUploads(st: StageRow, credits: Array<{ miner: string; n: number }>, uploads: GradientRow[], now: number): void {
     const E = st.epoch;
     const uploaded = new Set(uploads.map((g) => g.miner));
-    for (const c of credits) {
-      if (uploaded.has(c.miner)) this.state.moveLedger(E, st.stage, 'credited', 'uploaded', c.miner);
-      else this.state.moveLedger(E, st.stage, 'credited', this.isSilent(c.miner, now) ? 'lost_with_miner' : 'dropped:upload_late', c.miner);
-    }
+    const late = credits.filter((c) => !uploaded.has(c.miner));
+    this.state.moveLedger(E, st.stage, 'credited', 'uploaded', [...uploaded]);
+    this.settleCredits(E, st.stage, late, 'dropped:upload_late', now);
     this.state.putStage({ ...st, phase: 'merging', since: now, deadline: now + this.cfg.run.phases.merge_s * 1000, note: '' });
     this.cfg.validation?.uploadsClosed?.(st.stage, E, uploads, now);
     this.cfg.merge?.begin(st.stage, E, uploads.map((g) => ({ miner: g.miner, key: g.key, size: g.size, sha256: g.sha256, n: g.n, partitions: g.partitions })), now);
@@ -362,7 +361,7 @@ export class Coordinator {
   finishMerge(stage: number, epoch: number, manifest: ManifestRef, now: number, excluded: Record<string, string> = {}): void {
     const st = this.state.stage(stage);
     if (st.phase !== 'merging' || st.epoch !== epoch) throw this.phaseClosed(st, `stage ${stage} is not merging epoch ${epoch}`, now);
-    for (const [miner, reason] of Object.entries(excluded)) this.state.moveLedger(epoch, stage, 'uploaded', `dropped:${reason}`, miner);
+    for (const [miner, reason] of Object.entries(excluded)) this.state.moveLedger(epoch, stage, 'uploaded', `dropped:${reason}`, [miner]);
     this.state.moveLedger(epoch, stage, 'uploaded', 'merged');
     this.enterTraining(st, manifest, '', now);
   }
@@ -377,9 +376,17 @@ export class Coordinator {
   /** Gives up epoch E at a stage, visibly: its replicas keep w_E and its samples are dropped. */
   private abandon(st: StageRow, why: string, now: number, dropAs = 'dropped:upload_failed'): void {
     const E = st.epoch;
-    for (const c of this.state.credits(E, st.stage)) this.state.moveLedger(E, st.stage, 'credited', this.isSilent(c.miner, now) ? 'lost_with_miner' : dropAs, c.miner);
+    this.settleCredits(E, st.stage, this.state.credits(E, st.stage), dropAs, now);
     this.state.moveLedger(E, st.stage, 'uploaded', dropAs);
     this.enterTraining(st, st.manifest, `epoch ${E} abandoned: ${why}; weights stay at epoch ${st.manifest.epoch}`, now);
+  }
+
+  /** Credited samples that will not be merged: lost with a silent miner, or dropped as `dropAs`. */
+  private settleCredits(E: number, stage: number, credits: Array<{ miner: string }>, dropAs: string, now: number): void {
+    const silent = credits.filter((c) => this.isSilent(c.miner, now)).map((c) => c.miner);
+    const gone = new Set(silent);
+    this.state.moveLedger(E, stage, 'credited', 'lost_with_miner', silent);
+    this.state.moveLedger(E, stage, 'credited', dropAs, credits.filter((c) => !gone.has(c.miner)).map((c) => c.miner));
   }
 
   private enterTraining(st: StageRow, manifest: ManifestRef, note: string, now: number): void {

@@ -287,8 +287,8 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
       this.swarm.setTaskState({ item: r.item, stage: r.stage, kind: r.kind as TaskRow['kind'] }, 'void'); // failed work is no work
       this.swarm.dropItem(r.item, 'dropped:failed_validation');
     }
-    this.swarm.moveLedger(r.epoch, r.stage, 'credited', 'dropped:failed_validation', r.miner);
-    this.swarm.moveLedger(r.epoch, r.stage, 'uploaded', 'dropped:failed_validation', r.miner);
+    this.swarm.moveLedger(r.epoch, r.stage, 'credited', 'dropped:failed_validation', [r.miner]);
+    this.swarm.moveLedger(r.epoch, r.stage, 'uploaded', 'dropped:failed_validation', [r.miner]);
   }
 
   /** A miner's verdicts, oldest first: what was checked, by whom, and the numbers. */
