@@ -12,7 +12,7 @@ import { IotaError } from '../../errors.js';
 export type DB = Database.Database;
 
 /** Migration i moves the schema from version i to i + 1. Never edit a shipped one: append. */
-const MIGRATIONS: string[] = [
+export const MIGRATIONS: string[] = [
   `CREATE TABLE participants (
      id TEXT PRIMARY KEY,
      role TEXT NOT NULL CHECK (role IN ('miner', 'validator', 'admin')),
@@ -280,6 +280,38 @@ const MIGRATIONS: string[] = [
   // Each miner's unsettled samples are kept in memory (SwarmState's credit book), read at open;
   // the index by miner took a random page per credit. Moves by miner go through ledger_epoch.
   `DROP INDEX ledger_miner;`,
+  // A lease id names its task (SwarmState.taskByLease), so the lease needs no unique index; the
+  // table is rebuilt without it. Leases in flight had ids of the old form: their tasks go back
+  // to the queue (their miners' reports get E_LEASE_LOST and they ask for new work).
+  `UPDATE tasks SET state = 'ready', miner = NULL, lease = NULL, leased_at = NULL, expires = NULL WHERE state = 'leased';
+   CREATE TABLE tasks_new (
+     item INTEGER NOT NULL,
+     stage INTEGER NOT NULL,
+     kind TEXT NOT NULL CHECK (kind IN ('fwd', 'bwd', 'tail')),
+     epoch INTEGER NOT NULL,
+     first_sample INTEGER NOT NULL,
+     n INTEGER NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('ready', 'leased', 'held', 'done', 'void')),
+     miner TEXT,
+     prefer TEXT,
+     lease TEXT,
+     leased_at INTEGER,
+     expires INTEGER,
+     ready_at INTEGER NOT NULL,
+     input TEXT NOT NULL,
+     output TEXT,
+     loss REAL,
+     done_at INTEGER,
+     gate INTEGER,
+     PRIMARY KEY (item, stage, kind)
+   ) WITHOUT ROWID;
+   INSERT INTO tasks_new SELECT * FROM tasks;
+   DROP TABLE tasks;
+   ALTER TABLE tasks_new RENAME TO tasks;
+   CREATE INDEX tasks_ready ON tasks (stage, epoch, kind, ready_at) WHERE state = 'ready';
+   CREATE INDEX tasks_expiry ON tasks (expires) WHERE state = 'leased';
+   CREATE INDEX tasks_done ON tasks (done_at) WHERE kind = 'tail' AND done_at IS NOT NULL;
+   CREATE INDEX tasks_held ON tasks (state) WHERE state = 'held';`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -297,12 +329,13 @@ export function openDatabase(path: string): DB {
   return db;
 }
 
-function migrate(db: DB): void {
+/** Brings the schema up to `version` (the newest unless a test stops earlier to check one step). */
+export function migrate(db: DB, version = MIGRATIONS.length): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
     throw new IotaError('E_SCHEMA_TOO_NEW', `the state database has schema version ${current}; this iota knows up to ${MIGRATIONS.length}`, 'run a newer iota on this state folder');
   }
-  for (let v = current; v < MIGRATIONS.length; v++) {
+  for (let v = current; v < version; v++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[v]);
       db.pragma(`user_version = ${v + 1}`);

@@ -4,6 +4,7 @@
  * the coordinator decides, this file reads and writes rows.
  */
 import type { Statement } from 'better-sqlite3';
+import { randomHex } from '../../protocol/random.js';
 import { undoOnRollback, type DB } from './db.js';
 import { OpenTasks, type OpenTask } from './open-tasks.js';
 import { CreditBook, type HeldRow } from './credit-book.js';
@@ -12,6 +13,16 @@ import type { TaskKind, TaskState, ObjectRef, WindowRef, ManifestRef, RunRow, St
 export type { Phase, TaskKind, TaskState, ObjectRef, WindowRef, ManifestRef, RunRow, StageRow, EpochRow, MemberRow, TaskInput, TaskRow, ItemRow, GradientRow } from './swarm-rows.js';
 
 type Raw<T> = { [K in keyof T]: T[K] extends object | null ? string | null : T[K] };
+
+/**
+ * A lease id names its task (item in base 36, stage, kind's letter) and 64 random bits, so a
+ * report finds the task by its key: no index on the lease, which took pages of its own.
+ */
+export function leaseId(t: Pick<TaskRow, 'item' | 'stage' | 'kind'>): string {
+  return `${t.item.toString(36)}_${t.stage}${t.kind[0]}_${randomHex(8)}`;
+}
+const LEASE = /^([0-9a-z]{1,11})_(\d{1,4})([fbt])_[0-9a-f]{16}$/;
+const KIND_OF: Record<string, TaskKind> = { f: 'fwd', b: 'bwd', t: 'tail' };
 
 function task(r: Raw<TaskRow> | undefined): TaskRow | undefined {
   return r && { ...r, input: JSON.parse(r.input as string), output: r.output ? JSON.parse(r.output) : null };
@@ -77,7 +88,6 @@ export class SwarmState {
       memberPut: p('INSERT INTO members (miner, stage, requested, next_stage, joined_at, joined_epoch, last_seen) VALUES (?, ?, ?, NULL, ?, ?, ?)'),
       memberSet: p('UPDATE members SET stage = ?, requested = ?, next_stage = ? WHERE miner = ?'),
       memberFlush: p('UPDATE members SET last_seen = MAX(last_seen, ?), rate = COALESCE(?, rate), done = done + ? WHERE miner = ?'),
-      taskByLease: p('SELECT * FROM tasks WHERE lease = ?'),
       taskGet: p('SELECT * FROM tasks WHERE item = ? AND stage = ? AND kind = ?'),
       taskPut: p("INSERT INTO tasks (item, stage, kind, epoch, first_sample, n, state, prefer, ready_at, input, gate) VALUES (?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?, ?)"),
       ungate: p('UPDATE tasks SET gate = NULL, ready_at = ? WHERE gate = ?'),
@@ -238,8 +248,12 @@ export class SwarmState {
     this.liveness.clear();
   }
 
+  /** The task a lease id names, while the lease is its current one. */
   taskByLease(lease: string): TaskRow | undefined {
-    return task(this.s.taskByLease.get(lease) as Raw<TaskRow> | undefined);
+    const m = LEASE.exec(lease);
+    if (!m) return undefined;
+    const t = this.task(parseInt(m[1], 36), Number(m[2]), KIND_OF[m[3]]);
+    return t?.lease === lease ? t : undefined;
   }
   task(item: number, stage: number, kind: TaskKind): TaskRow | undefined {
     return task(this.s.taskGet.get(item, stage, kind) as Raw<TaskRow> | undefined);

@@ -10,9 +10,8 @@
  * open -> credited (the miner holds the gradient) -> uploaded -> merged, or
  * lost_with_miner / dropped:<reason>.
  */
-import { randomHex } from '../../protocol/random.js';
 import { HttpError } from '../errors.js';
-import type { GradientRow, ManifestRef, MemberRow, ObjectRef, StageRow, SwarmState, TaskKind, TaskRow } from '../state/swarm.js';
+import { leaseId, type GradientRow, type ManifestRef, type MemberRow, type ObjectRef, type StageRow, type SwarmState, type TaskKind, type TaskRow } from '../state/swarm.js';
 import type { SwarmStatus } from '../../protocol/swarm-messages.js';
 import { UNITS, chooseStage, ewma, rebalance, requiredFraction, requiredSamples, type StageLoad } from './scheduler.js';
 import { buildStatus } from './status.js';
@@ -22,7 +21,6 @@ import { PHASE_CALLS, type Idle, type ReportBody, type StageView, type SwarmSett
 export class Coordinator {
   readonly stages: number;
   readonly leaseMs: number;
-  private leaseSeq = 0;
   /** lease expiries since start, for metrics */
   expiries = 0;
 
@@ -149,9 +147,7 @@ export class Coordinator {
   }
 
   private lease(t: TaskRow, miner: string, now: number): WorkItem {
-    // Ids that only grow go in at the lease index's end (one page per commit, where a random
-    // page each took four): the time in ms, then a count within the process; 64 random bits follow.
-    const lease = Math.floor(now).toString(16).padStart(11, '0').slice(-11) + (this.leaseSeq++ & 0xffff).toString(16).padStart(4, '0') + randomHex(8);
+    const lease = leaseId(t);
     const expires = now + this.leaseMs;
     this.state.leaseTask(t, miner, lease, now, expires);
     const out: WorkItem = {
