@@ -186,9 +186,8 @@ function mutate<T>(repo: Repository, clock: () => number, req: FastifyRequest, f
     if (stored.method !== req.method || stored.path !== path) throw new HttpError('E_REQUEST_ID_REUSED', `request id ${requestId} was used for ${stored.method} ${stored.path}`);
     return stored.reply as T;
   }
-  repo.recordNonce(auth.key, auth.nonce, auth.timestamp);
   const reply = (fn() ?? null) as T; // a stored reply is JSON: "nothing" is null
-  repo.storeReply(auth.key, requestId, { method: req.method, path, status: 200, reply }, clock());
+  repo.storeReply(auth.key, requestId, { method: req.method, path, status: 200, reply }, clock(), { nonce: auth.nonce, ts: auth.timestamp });
   return reply;
 }
 

@@ -5,8 +5,11 @@
 import type { Statement } from 'better-sqlite3';
 import { closeUndoFrame, openDatabase, dumpDatabase, openUndoFrame, undoOnRollback, type DB } from './db.js';
 import { BackgroundCheckpointer, type CheckpointerOptions, type WriteGate } from './checkpoint.js';
+import { MAX_SKEW_MS } from '../../protocol/signing.js';
 
 const MAX_CACHED_PARTICIPANTS = 100_000;
+/** How far back from the newest stored request nonces are read at open: twice the clock window either side, to spare. */
+const NONCE_WINDOW_MS = 4 * MAX_SKEW_MS;
 
 export type Role = 'miner' | 'validator' | 'admin';
 
@@ -35,8 +38,6 @@ interface ParticipantRow {
 
 export class Repository {
   private s: {
-    nonceAdd: Statement;
-    noncePrune: Statement;
     replyGet: Statement;
     replyPut: Statement;
     replyPrune: Statement;
@@ -54,13 +55,13 @@ export class Repository {
   private counts: Record<Role, number> | null = null;
   /** participants by id, as in the database (the writes below keep it so) */
   private known = new Map<string, Participant>();
-  /** "key nonce" -> timestamp of every state change's nonce in the table (pruned with it) */
+  /** "key nonce" -> client timestamp of the state changes of the clock window (their rows hold them) */
   private nonces = new Map<string, number>();
   /** Transaction control, prepared once (better-sqlite3's db.transaction(fn) builds four wrappers per call). */
   private tx: Record<'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo', Statement>;
 
   constructor(readonly db: DB) {
-    for (const r of db.prepare('SELECT ts, key, nonce FROM nonces').iterate() as Iterable<{ ts: number; key: string; nonce: string }>) this.nonces.set(`${r.key} ${r.nonce}`, r.ts);
+    this.loadNonces();
     this.tx = {
       begin: db.prepare('BEGIN'),
       commit: db.prepare('COMMIT'),
@@ -70,10 +71,8 @@ export class Repository {
       rollbackTo: db.prepare('ROLLBACK TO change'),
     };
     this.s = {
-      nonceAdd: db.prepare('INSERT INTO nonces (ts, key, nonce) VALUES (?, ?, ?)'),
-      noncePrune: db.prepare('DELETE FROM nonces WHERE ts < ?'),
       replyGet: db.prepare('SELECT method, path, status, reply FROM requests WHERE key = ? AND request_id = ?'),
-      replyPut: db.prepare('INSERT INTO requests (key, request_id, method, path, status, reply, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+      replyPut: db.prepare('INSERT INTO requests (key, request_id, method, path, status, reply, created_at, nonce, nonce_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       // The rows before the first one young enough to keep (arrival order: a prefix of the table).
       replyPrune: db.prepare(
         `DELETE FROM requests WHERE rowid < COALESCE(
@@ -148,29 +147,40 @@ export class Repository {
     return this.nonces.has(`${key} ${nonce}`);
   }
 
-  recordNonce(key: string, nonce: string, ts: number): void {
-    const k = `${key} ${nonce}`;
-    this.s.nonceAdd.run(ts, key, nonce);
-    this.nonces.set(k, ts);
-    undoOnRollback(this.db, () => this.nonces.delete(k));
-  }
-
   storedReply(key: string, requestId: string): StoredReply | undefined {
     const row = this.s.replyGet.get(key, requestId) as { method: string; path: string; status: number; reply: string } | undefined;
     return row && { method: row.method, path: row.path, status: row.status, reply: JSON.parse(row.reply) };
   }
 
-  storeReply(key: string, requestId: string, r: StoredReply, now: number): void {
-    this.s.replyPut.run(key, requestId, r.method, r.path, r.status, JSON.stringify(r.reply), now);
+  /** A state change's reply, with the nonce of the signed request that made it (seen from now on, and after a restart). */
+  storeReply(key: string, requestId: string, r: StoredReply, now: number, signed: { nonce: string; ts: number }): void {
+    const k = `${key} ${signed.nonce}`;
+    this.s.replyPut.run(key, requestId, r.method, r.path, r.status, JSON.stringify(r.reply), now, signed.nonce, signed.ts);
+    this.nonces.set(k, signed.ts);
+    undoOnRollback(this.db, () => this.nonces.delete(k));
   }
 
   /** Forgets nonces older than `nonceBefore` (refused by the clock check anyway) and replies older than `replyBefore`. */
   prune(nonceBefore: number, replyBefore: number): void {
-    this.transaction(() => {
-      this.s.noncePrune.run(nonceBefore);
-      this.s.replyPrune.run(replyBefore);
-    });
+    this.transaction(() => this.s.replyPrune.run(replyBefore));
     for (const [k, ts] of this.nonces) if (ts < nonceBefore) this.nonces.delete(k);
+  }
+
+  /**
+   * The nonces of the clock window, from the newest rows back (rows are in arrival order): a
+   * replay of a request from before a restart is refused as before it.
+   */
+  private loadNonces(): void {
+    let newest: number | undefined;
+    const rows = this.db.prepare('SELECT key, nonce, nonce_ts, created_at FROM requests ORDER BY rowid DESC').iterate() as IterableIterator<{ key: string; nonce: string | null; nonce_ts: number; created_at: number }>;
+    for (const r of rows) {
+      newest ??= r.created_at;
+      if (r.created_at < newest - NONCE_WINDOW_MS) {
+        rows.return?.();
+        break;
+      }
+      if (r.nonce !== null) this.nonces.set(`${r.key} ${r.nonce}`, r.nonce_ts);
+    }
   }
 
   /** Every signed call looks its caller up: served from memory after the first time. */
