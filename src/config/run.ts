@@ -46,7 +46,7 @@ export const PhasesSchema = Type.Object(
     upload_s: Positive(undefined, { default: 120 }),
     merge_s: Positive(undefined, { default: 300 }),
     lease_s: Positive('lease length; renewed by heartbeat', { default: 30 }),
-    required_fraction: Fraction(0.9, 'share of participants a phase waits for at first'),
+    required_fraction: Fraction(1, 'share of the credited samples UPLOADING waits for at first (1: every live miner; silent ones lose theirs)'),
     floor_fraction: Fraction(0.25, 'the required share never decays below this'),
   },
   { additionalProperties: false, default: {} },

@@ -326,6 +326,10 @@ export class Coordinator {
       const p = this.cfg.run.phases;
       const need = requiredSamples(total, requiredFraction(p.required_fraction, p.floor_fraction, st.since, st.deadline!, now));
       if (uploaded >= total || uploaded >= need) return this.closeUploads(st, credits, uploads, now);
+      // Nobody left to wait for: every credited miner still heard from has uploaded (the silent
+      // lose theirs at the close), and the floor is met.
+      const waiting = credits.some((c) => !uploads.some((g) => g.miner === c.miner) && !this.isSilent(c.miner, now));
+      if (!waiting && uploaded >= requiredSamples(total, p.floor_fraction)) return this.closeUploads(st, credits, uploads, now);
       if (now >= st.deadline!) return this.abandon(st, `only ${uploaded} of ${total} credited samples were uploaded by the deadline (floor ${requiredSamples(total, p.floor_fraction)})`, now, 'dropped:upload_failed');
       return;
     }

@@ -150,18 +150,55 @@ describe('the coordinator', () => {
     for (const m of miners) for (const it of [...m.held]) m.report(it);
     s.advance(1);
     expect(s.state.stage(0).phase).toBe('uploading');
+    /** Time passes with `alive` heard from every second (a lease is 5 s). */
+    const pass = (ms: number, alive: typeof miners) => {
+      for (let t = 0; t < ms; t += 1000) {
+        for (const m of alive) m.heartbeat();
+        s.advance(1000);
+      }
+    };
     miners[0].uploadGradient(0, 0); // 2 of 8 = 25%: enough only once the requirement has decayed to the floor
-    s.advance(50_000);
-    expect(s.state.stage(0).phase).toBe('uploading'); // need 0.575 -> 5 samples
-    miners[1].heartbeat();
-    miners[1].uploadGradient(0, 0); // 4 of 8, need 5 at t = 50 s
+    pass(50_000, miners.slice(1));
+    expect(s.state.stage(0).phase).toBe('uploading'); // need 1 - 0.75 * 0.5 = 0.625 -> 5 samples
+    miners[1].uploadGradient(0, 0); // 4 of 8, need 5 at t = 50 s; m2 and m3 are still heard from
     expect(s.state.stage(0).phase).toBe('uploading');
-    miners[1].heartbeat();
-    s.advance(30_000); // t = 80 s: need ceil(0.9 - 0.65 * 0.8 = 0.38 -> 3.04) = 4
+    pass(15_000, [miners[2]]); // m3 goes silent; m2 is heard from but does not upload
+    expect(s.state.stage(0).phase).toBe('uploading'); // t = 65 s: need ceil((1 - 0.75 * 0.65) * 8 = 4.1) = 5
+    pass(10_000, [miners[2]]); // t = 75 s: need ceil((1 - 0.75 * 0.75) * 8 = 3.5) = 4
     expect(s.state.stage(0).epoch).toBe(1);
-    const ledger = ledgerTotals(s, 0);
-    // m0 and m1 merged; m2 and m3 went silent (no call for 80 s) and lost theirs.
-    expect(ledger).toEqual({ merged: 4, lost_with_miner: 4 });
+    // m0 and m1 merged; m3 went silent and lost its samples; m2 was late.
+    expect(ledgerTotals(s, 0)).toEqual({ merged: 4, lost_with_miner: 2, 'dropped:upload_late': 2 });
+  });
+
+  it('closes UPLOADING as soon as every credited miner still heard from has uploaded, if the floor is met', () => {
+    const s = makeSwarm({ costs: [1], merge: 'instant', run: runConfig({ samples_per_epoch: 8, in_flight: 8 }, { upload_s: 100 }) });
+    const miners = crew(s, 4);
+    for (const m of miners) expect(m.work(2).items).toHaveLength(2);
+    for (const m of miners) for (const it of [...m.held]) m.report(it);
+    s.advance(1);
+    miners[0].uploadGradient(0, 0);
+    miners[1].uploadGradient(0, 0); // 4 of 8: the requirement is 8 for the first 4 s
+    s.advance(4000);
+    expect(s.state.stage(0).phase).toBe('uploading'); // m2 and m3 were heard from within a lease
+    s.advance(2000); // now they are silent: nobody is left to wait for
+    expect(s.state.stage(0).epoch).toBe(1);
+    expect(ledgerTotals(s, 0)).toEqual({ merged: 4, lost_with_miner: 4 });
+  });
+
+  it('waits for every credited miner at first: one uploading a moment after the others keeps its credit', () => {
+    const s = makeSwarm({ costs: [1], merge: 'instant', run: runConfig({ samples_per_epoch: 10, in_flight: 1 }, { upload_s: 100 }) });
+    const miners = crew(s, 10);
+    for (const m of miners) expect(m.work(1).items).toHaveLength(1);
+    for (const m of miners) for (const it of [...m.held]) m.report(it);
+    s.advance(1);
+    expect(s.state.stage(0).phase).toBe('uploading');
+    for (const m of miners.slice(0, 9)) m.uploadGradient(0, 0); // 90%: the old default's requirement, met at once
+    s.advance(1000);
+    expect(s.state.stage(0).phase).toBe('uploading');
+    miners[9].heartbeat();
+    miners[9].uploadGradient(0, 0);
+    expect(s.state.stage(0).epoch).toBe(1);
+    expect(ledgerTotals(s, 0)).toEqual({ merged: 10 });
   });
 
   it('abandons the epoch visibly when not even the floor is uploaded by the deadline', () => {
