@@ -48,7 +48,7 @@ export async function run(argv: string[]): Promise<void> {
     bench: 'validator',
     rate: Number(values.rate),
     upload_rate: Number(values['upload-rate']),
-    adversaries: r.adversaries.map((a) => ({ kind: a.kind, detected: a.detected, tasks_to_detect: a.tasks_to_detect, detected_by: a.first ? `${a.first.by}: ${a.first.kind}` : null, quarantined: quarantined.some((w) => w.miner === a.miner), scored: r.work.find((w) => w.miner === a.miner)?.score ?? 0 })),
+    adversaries: r.adversaries.map((a) => ({ kind: a.kind, detected: a.detected, tasks_to_detect: a.tasks_to_detect, detected_by: a.first ? `${a.first.by}: ${a.first.kind}` : null, quarantined: quarantined.some((w) => w.miner === a.miner), scored: r.work.find((w) => w.miner === a.miner)?.score ?? 0, trail: a.trail })),
     honest_checks: r.honest_checks,
     false_positives: r.false_positives,
     credit_error_max: creditError,

@@ -40,6 +40,8 @@ export interface AdversaryOutcome {
   first?: VerdictsReply['verdicts'][number];
   /** the validator's first failed verdict (the event it printed) */
   verdict?: Record<string, unknown>;
+  /** the checks up to the first failed one (all of them if none failed), as `e<epoch> <kind> <reason> pass|FAIL` */
+  trail: string[];
 }
 
 export interface MinerWork {
@@ -170,7 +172,8 @@ export async function runValidatorHarness(o: HarnessOptions): Promise<HarnessRes
       const { verdicts } = body;
       const first = verdicts.findIndex((v) => !v.passed);
       const replay = validator.events.find((e) => e.event === 'verdict' && e.miner === a.id && e.passed === false);
-      outcomes.push({ kind: a.kind, miner: a.id, detected: first >= 0, tasks_to_detect: first >= 0 ? first + 1 : null, ...(first >= 0 ? { first: verdicts[first] } : {}), ...(replay ? { verdict: replay } : {}) });
+      const trail = verdicts.slice(0, first >= 0 ? first + 1 : verdicts.length).map((v) => `e${v.epoch} ${v.kind} ${v.reason} ${v.passed ? 'pass' : 'FAIL'}`);
+      outcomes.push({ kind: a.kind, miner: a.id, detected: first >= 0, tasks_to_detect: first >= 0 ? first + 1 : null, ...(first >= 0 ? { first: verdicts[first] } : {}), ...(replay ? { verdict: replay } : {}), trail });
     }
     validator.kill('SIGTERM');
     const exits = [...minerExits, await validator.exited, await orch.kill('SIGTERM')];
