@@ -13,9 +13,9 @@
 import { HttpError } from '../errors.js';
 import { leaseId, type GradientRow, type ManifestRef, type MemberRow, type ObjectRef, type StageRow, type SwarmState, type TaskKind, type TaskRow } from '../state/swarm.js';
 import type { SwarmStatus } from '../../protocol/swarm-messages.js';
-import { UNITS, chooseStage, ewma, rebalance, requiredFraction, requiredSamples, type StageLoad } from './scheduler.js';
+import { UNITS, chooseStage, ewma, rebalance, type StageLoad } from './scheduler.js';
 import { buildStatus } from './status.js';
-import { gradientKey, uploadDuty } from './uploads.js';
+import { gradientKey, uploadDuty, uploadsNext } from './uploads.js';
 import { PHASE_CALLS, type Idle, type ReportBody, type StageView, type SwarmSettings, type WorkItem, type WorkReply } from './contracts.js';
 
 export class Coordinator {
@@ -320,17 +320,10 @@ export class Coordinator {
     }
     if (st.phase === 'uploading') {
       const credits = this.state.credits(E, stage);
-      const total = credits.reduce((a, c) => a + c.n, 0);
       const uploads = this.state.gradients(E, stage);
-      const uploaded = uploads.reduce((a, g) => a + g.n, 0);
-      const p = this.cfg.run.phases;
-      const need = requiredSamples(total, requiredFraction(p.required_fraction, p.floor_fraction, st.since, st.deadline!, now));
-      if (uploaded >= total || uploaded >= need) return this.closeUploads(st, credits, uploads, now);
-      // Nobody left to wait for: every credited miner still heard from has uploaded (the silent
-      // lose theirs at the close), and the floor is met.
-      const waiting = credits.some((c) => !uploads.some((g) => g.miner === c.miner) && !this.isSilent(c.miner, now));
-      if (!waiting && uploaded >= requiredSamples(total, p.floor_fraction)) return this.closeUploads(st, credits, uploads, now);
-      if (now >= st.deadline!) return this.abandon(st, `only ${uploaded} of ${total} credited samples were uploaded by the deadline (floor ${requiredSamples(total, p.floor_fraction)})`, now, 'dropped:upload_failed');
+      const next = uploadsNext(this, st, credits, uploads, now);
+      if (next === 'close') return this.closeUploads(st, credits, uploads, now);
+      if (next !== 'wait') return this.abandon(st, next.abandon, now, 'dropped:upload_failed');
       return;
     }
     // MERGING: the merge module calls finishMerge; at the deadline it may still deliver.

@@ -1,13 +1,15 @@
 /**
  * Gradient uploads in UPLOADING(E): where a miner's gradient goes, until when its URL is good,
- * and the acceptance of an upload against the ledger's credit and the merge's partitioning.
+ * the acceptance of an upload against the ledger's credit and the merge's partitioning, and when
+ * the phase closes.
  * Functions over the Coordinator, which delegates to them (as status.ts does).
  */
 import { learningRate } from '../../model/schedule.js';
 import { HttpError } from '../errors.js';
-import type { StageRow } from '../state/swarm.js';
+import type { GradientRow, StageRow } from '../state/swarm.js';
 import type { Coordinator } from './coordinator.js';
 import type { UploadDuty } from './contracts.js';
+import { requiredFraction, requiredSamples } from './scheduler.js';
 
 export interface DeclaredGradient {
   size: number;
@@ -66,6 +68,23 @@ export function uploadDuty(c: Coordinator, st: StageRow, miner: string): UploadD
     step: st.manifest.step + 1,
     deadline: st.deadline!,
   };
+}
+
+/**
+ * What UPLOADING(E) of a stage does now: close once the uploaded share of its credited samples
+ * meets the decaying requirement, or once every credited miner still heard from has uploaded
+ * and the floor is met (the silent lose theirs at the close); give up at the deadline; or wait.
+ */
+export function uploadsNext(c: Coordinator, st: StageRow, credits: Array<{ miner: string; n: number }>, uploads: GradientRow[], now: number): 'close' | 'wait' | { abandon: string } {
+  const p = c.cfg.run.phases;
+  const total = credits.reduce((a, x) => a + x.n, 0);
+  const uploaded = uploads.reduce((a, g) => a + g.n, 0);
+  const floor = requiredSamples(total, p.floor_fraction);
+  if (uploaded >= requiredSamples(total, requiredFraction(p.required_fraction, p.floor_fraction, st.since, st.deadline!, now))) return 'close';
+  const done = new Set(uploads.map((g) => g.miner));
+  if (uploaded >= floor && credits.every((x) => done.has(x.miner) || c.isSilent(x.miner, now))) return 'close';
+  if (now >= st.deadline!) return { abandon: `only ${uploaded} of ${total} credited samples were uploaded by the deadline (floor ${floor})` };
+  return 'wait';
 }
 
 function requireUploading(c: Coordinator, st: StageRow, epoch: number, now: number): void {

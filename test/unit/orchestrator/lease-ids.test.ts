@@ -1,11 +1,11 @@
 /** Lease ids name their task, so a report finds it by the task's key; the schema step that dropped the lease index. */
-import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MIGRATIONS, migrate, openDatabase } from '../../../src/orchestrator/state/db.js';
+import { openDatabase } from '../../../src/orchestrator/state/db.js';
 import { Repository } from '../../../src/orchestrator/state/repository.js';
 import { SwarmState, leaseId } from '../../../src/orchestrator/state/swarm.js';
+import { databaseBefore } from '../../support/schema.js';
 
 describe('lease ids', () => {
   let dir: string;
@@ -41,10 +41,8 @@ describe('lease ids', () => {
 
   it('the schema step without the lease index returns leases of the old form to the queue and keeps every task', () => {
     const path = join(dir, 'state.db');
-    const step = MIGRATIONS.findIndex((m) => m.includes('CREATE TABLE tasks_new'));
+    const { db: old, step } = databaseBefore(path, 'CREATE TABLE tasks_new');
     expect(step).toBeGreaterThan(0);
-    const old = new Database(path);
-    migrate(old, step);
     const put = old.prepare(
       "INSERT INTO tasks (item, stage, kind, epoch, first_sample, n, state, miner, lease, leased_at, expires, ready_at, input, output, done_at) VALUES (?, 0, 'fwd', 0, ?, 4, ?, ?, ?, ?, ?, 1, '{}', ?, ?)",
     );

@@ -1,10 +1,9 @@
-import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { MIGRATIONS, migrate } from '../../../src/orchestrator/state/db.js';
 import { Repository } from '../../../src/orchestrator/state/repository.js';
 import { MAX_SKEW_MS } from '../../../src/protocol/signing.js';
+import { databaseBefore } from '../../support/schema.js';
 
 const key = 'k'.repeat(43);
 const reply = { method: 'POST', path: '/v1/work', status: 200, reply: { ok: true } };
@@ -57,10 +56,8 @@ describe('repository: nonces across a restart', () => {
 
   it('the schema step that moved nonces into the replies keeps those of the old table', () => {
     const path = join(dir, 'state.db');
-    const step = MIGRATIONS.findIndex((m) => m.includes('DROP TABLE nonces;'));
+    const { db, step } = databaseBefore(path, 'DROP TABLE nonces;');
     expect(step).toBeGreaterThan(0);
-    const db = new Database(path);
-    migrate(db, step);
     const now = 2_000_000_000;
     db.prepare('INSERT INTO requests (key, request_id, method, path, status, reply, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(key, 'r-00000001', 'POST', '/v1/work', 200, '{"ok":true}', now - 5000);
     db.prepare('INSERT INTO nonces (ts, key, nonce) VALUES (?, ?, ?)').run(now - 5000, key, 'n-a');

@@ -42,6 +42,16 @@ function uploadAll(s: TestSwarm, miners: CoordMiner[], epoch: number): void {
   }
 }
 
+/** One stage, `n` miners that each did `items` one-sample items: the stage then enters UPLOADING (upload_s 100). */
+function uploadingStage(n: number, items: number): { s: TestSwarm; miners: CoordMiner[] } {
+  const s = makeSwarm({ costs: [1], merge: 'instant', run: runConfig({ samples_per_epoch: n * items, in_flight: items }, { upload_s: 100 }) });
+  const miners = crew(s, n);
+  for (const m of miners) expect(m.work(items).items).toHaveLength(items);
+  for (const m of miners) for (const it of [...m.held]) m.report(it);
+  s.advance(1);
+  return { s, miners };
+}
+
 describe('the coordinator', () => {
   it('runs whole epochs: allocation to the target, pipeline, uploads, merge, next epoch', () => {
     const s = makeSwarm({ merge: 'instant' });
@@ -144,11 +154,7 @@ describe('the coordinator', () => {
   });
 
   it('closes UPLOADING when the decaying requirement is met, never below the floor; silent miners lose their samples', () => {
-    const s = makeSwarm({ costs: [1], merge: 'instant', run: runConfig({ samples_per_epoch: 8, in_flight: 8 }, { upload_s: 100 }) });
-    const miners = crew(s, 4);
-    for (const m of miners) expect(m.work(2).items).toHaveLength(2);
-    for (const m of miners) for (const it of [...m.held]) m.report(it);
-    s.advance(1);
+    const { s, miners } = uploadingStage(4, 2);
     expect(s.state.stage(0).phase).toBe('uploading');
     /** Time passes with `alive` heard from every second (a lease is 5 s). */
     const pass = (ms: number, alive: typeof miners) => {
@@ -171,11 +177,7 @@ describe('the coordinator', () => {
   });
 
   it('closes UPLOADING as soon as every credited miner still heard from has uploaded, if the floor is met', () => {
-    const s = makeSwarm({ costs: [1], merge: 'instant', run: runConfig({ samples_per_epoch: 8, in_flight: 8 }, { upload_s: 100 }) });
-    const miners = crew(s, 4);
-    for (const m of miners) expect(m.work(2).items).toHaveLength(2);
-    for (const m of miners) for (const it of [...m.held]) m.report(it);
-    s.advance(1);
+    const { s, miners } = uploadingStage(4, 2);
     miners[0].uploadGradient(0, 0);
     miners[1].uploadGradient(0, 0); // 4 of 8: the requirement is 8 for the first 4 s
     s.advance(4000);
@@ -186,11 +188,7 @@ describe('the coordinator', () => {
   });
 
   it('waits for every credited miner at first: one uploading a moment after the others keeps its credit', () => {
-    const s = makeSwarm({ costs: [1], merge: 'instant', run: runConfig({ samples_per_epoch: 10, in_flight: 1 }, { upload_s: 100 }) });
-    const miners = crew(s, 10);
-    for (const m of miners) expect(m.work(1).items).toHaveLength(1);
-    for (const m of miners) for (const it of [...m.held]) m.report(it);
-    s.advance(1);
+    const { s, miners } = uploadingStage(10, 1);
     expect(s.state.stage(0).phase).toBe('uploading');
     for (const m of miners.slice(0, 9)) m.uploadGradient(0, 0); // 90%: the old default's requirement, met at once
     s.advance(1000);
