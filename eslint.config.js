@@ -13,11 +13,13 @@ import tseslint from 'typescript-eslint';
 const KEY_BUILT_ELSEWHERE = [
   {
     selector: 'TemplateLiteral[quasis.0.value.raw=/^runs\\//]',
-    message: 'Build object keys with src/store/keys.ts (keys.*), the one place that knows their format.',
+    message:
+      'Build object keys with src/store/keys.ts (keys.*), the one place that knows their format.',
   },
   {
     selector: "BinaryExpression[operator='+'][left.value=/^runs\\//]",
-    message: 'Build object keys with src/store/keys.ts (keys.*), the one place that knows their format.',
+    message:
+      'Build object keys with src/store/keys.ts (keys.*), the one place that knows their format.',
   },
 ];
 
@@ -25,7 +27,8 @@ const KEY_BUILT_ELSEWHERE = [
 const WIRED_ELSEWHERE = [
   {
     selector: 'NewExpression[callee.name=/^(Coordinator|MergeCoordinator|ValidationCoordinator)$/]',
-    message: 'Build the orchestrator with src/orchestrator/assemble.ts, the one place that wires it.',
+    message:
+      'Build the orchestrator with src/orchestrator/assemble.ts, the one place that wires it.',
   },
 ];
 

@@ -23,7 +23,15 @@ interface Outputs {
 }
 
 export async function run(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { model: { type: 'string', default: 'configs/tiny.yaml' }, trials: { type: 'string', default: '12' }, batch: { type: 'string', default: '2' }, json: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string', default: 'configs/tiny.yaml' },
+      trials: { type: 'string', default: '12' },
+      batch: { type: 'string', default: '2' },
+      json: { type: 'boolean', default: false },
+    },
+  });
   const config = loadModelConfig(values.model!);
   const specs = stageSpecs(config);
   const trials = Number(values.trials);
@@ -32,8 +40,15 @@ export async function run(argv: string[]): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
   // Trained-looking weights are not needed: the seeded initial weights plus a perturbation
   // that breaks their symmetry (norms exactly 1, decoders with no signal) are enough.
-  const weights = specs.map((s) => initialWeights(stageLayout(config, s), 7).map((w, i) => w + 0.01 * Math.sin(i * 12.9898)));
-  const tokens = Array.from({ length: trials }, (_, t) => Int32Array.from({ length: batch * (seq + 1) }, (_, i) => (i * 7919 + t * 104729) % config.vocab_size));
+  const weights = specs.map((s) =>
+    initialWeights(stageLayout(config, s), 7).map((w, i) => w + 0.01 * Math.sin(i * 12.9898)),
+  );
+  const tokens = Array.from({ length: trials }, (_, t) =>
+    Int32Array.from(
+      { length: batch * (seq + 1) },
+      (_, i) => (i * 7919 + t * 104729) % config.vocab_size,
+    ),
+  );
 
   const byBackend = new Map<string, Outputs>();
   for (const name of BACKENDS) {
@@ -46,8 +61,22 @@ export async function run(argv: string[]): Promise<void> {
     const stages = specs.map((s, i) => new Stage(config, s, weights[i]));
     const out: Outputs = { fwd: specs.map(() => []), dx: specs.map(() => []), loss: [] };
     for (const tok of tokens) {
-      const ids = tf.tensor2d(Int32Array.from({ length: batch * seq }, (_, i) => tok[Math.floor(i / seq) * (seq + 1) + (i % seq)]), [batch, seq], 'int32');
-      const targets = tf.tensor2d(Int32Array.from({ length: batch * seq }, (_, i) => tok[Math.floor(i / seq) * (seq + 1) + (i % seq) + 1]), [batch, seq], 'int32');
+      const ids = tf.tensor2d(
+        Int32Array.from(
+          { length: batch * seq },
+          (_, i) => tok[Math.floor(i / seq) * (seq + 1) + (i % seq)],
+        ),
+        [batch, seq],
+        'int32',
+      );
+      const targets = tf.tensor2d(
+        Int32Array.from(
+          { length: batch * seq },
+          (_, i) => tok[Math.floor(i / seq) * (seq + 1) + (i % seq) + 1],
+        ),
+        [batch, seq],
+        'int32',
+      );
       let x: tf.Tensor = ids;
       const inputs: tf.Tensor[] = [];
       for (let s = 0; s < stages.length - 1; s++) {
@@ -57,7 +86,11 @@ export async function run(argv: string[]): Promise<void> {
         x = y;
       }
       inputs.push(x);
-      const tail = stages[stages.length - 1].tailStep(x, targets, new Float32Array(stages[stages.length - 1].layout.size));
+      const tail = stages[stages.length - 1].tailStep(
+        x,
+        targets,
+        new Float32Array(stages[stages.length - 1].layout.size),
+      );
       out.loss.push(tail.lossSum / batch);
       let dy = tail.dx;
       if (dy) out.dx[stages.length - 1].push(Float32Array.from(await dy.data()));
@@ -83,7 +116,8 @@ export async function run(argv: string[]): Promise<void> {
       const B = byBackend.get(names[b])!;
       for (let s = 0; s < specs.length; s++) {
         A.fwd[s].forEach((v, t) => {
-          const rt = (x: Float32Array) => decodeActivation(encodeActivation(x, shape, 'bf16'), shape);
+          const rt = (x: Float32Array) =>
+            decodeActivation(encodeActivation(x, shape, 'bf16'), shape);
           errors.fwd_bf16.push(relativeError(rt(v), rt(B.fwd[s][t])));
         });
         A.dx[s].forEach((v, t) => errors.dx.push(relativeError(v, B.dx[s][t])));
@@ -102,7 +136,9 @@ export async function run(argv: string[]): Promise<void> {
     max_rel_err: { fwd_bf16: max(errors.fwd_bf16), dx: max(errors.dx), loss: max(errors.loss) },
     suggested_threshold: suggested,
   };
-  log(`backends ${names.join(', ')}: ${result.comparisons} comparisons; largest relative error: forward (bf16) ${result.max_rel_err.fwd_bf16.toExponential(2)}, input gradient ${result.max_rel_err.dx.toExponential(2)}, loss ${result.max_rel_err.loss.toExponential(2)}`);
+  log(
+    `backends ${names.join(', ')}: ${result.comparisons} comparisons; largest relative error: forward (bf16) ${result.max_rel_err.fwd_bf16.toExponential(2)}, input gradient ${result.max_rel_err.dx.toExponential(2)}, loss ${result.max_rel_err.loss.toExponential(2)}`,
+  );
   log(`suggested validation.threshold (10x the largest): ${suggested}`);
   if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
 }

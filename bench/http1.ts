@@ -27,7 +27,11 @@ class Connection {
   private current: Pending | undefined;
   private readonly socket: Socket;
 
-  constructor(host: string, port: number, private readonly onIdle: (c: Connection) => void) {
+  constructor(
+    host: string,
+    port: number,
+    private readonly onIdle: (c: Connection) => void,
+  ) {
     this.socket = connect({ host, port, noDelay: true });
     this.socket.on('data', (d: Buffer) => this.onData(d));
     const fail = (e: Error) => {
@@ -93,7 +97,12 @@ export class Http1Pool {
     }
   }
 
-  request(method: string, path: string, headers: Record<string, string>, body?: string): Promise<Http1Reply> {
+  request(
+    method: string,
+    path: string,
+    headers: Record<string, string>,
+    body?: string,
+  ): Promise<Http1Reply> {
     let head = `${method} ${path} HTTP/1.1\r\nhost: ${this.hostHeader}\r\n`;
     for (const k in headers) head += `${k}: ${headers[k]}\r\n`;
     if (body !== undefined) head += `content-length: ${Buffer.byteLength(body)}\r\n`;

@@ -20,7 +20,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { headDim, loadModelConfig, stageSpecs, validateConfig, type ModelConfig, type StageSpec } from '../src/config/index.js';
+import {
+  headDim,
+  loadModelConfig,
+  stageSpecs,
+  validateConfig,
+  type ModelConfig,
+  type StageSpec,
+} from '../src/config/index.js';
 import { selectBackend } from '../src/kernels/backends.js';
 import { loadNative, packageRoot, type NativeAddon } from '../src/kernels/native/loader.js';
 import { optimizerStep } from '../src/model/trainer.js';
@@ -35,7 +42,14 @@ interface Shape {
   stage: number;
 }
 
-function oneBlockStage(name: string, dim: number, heads: number, kvGroups: number, ffn: number, seq: number): ModelConfig {
+function oneBlockStage(
+  name: string,
+  dim: number,
+  heads: number,
+  kvGroups: number,
+  ffn: number,
+  seq: number,
+): ModelConfig {
   return validateConfig(
     'model',
     {
@@ -50,8 +64,17 @@ function oneBlockStage(name: string, dim: number, heads: number, kvGroups: numbe
       bottleneck: 32,
       seq,
       rope_theta: 31250,
-      rope_scaling: { factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_context_length: 8192 },
-      stages: [[-1, 1], [1, 2], [2, -1]],
+      rope_scaling: {
+        factor: 32,
+        low_freq_factor: 1,
+        high_freq_factor: 4,
+        original_context_length: 8192,
+      },
+      stages: [
+        [-1, 1],
+        [1, 2],
+        [2, -1],
+      ],
     },
     `bench shape ${name}`,
   );
@@ -59,9 +82,21 @@ function oneBlockStage(name: string, dim: number, heads: number, kvGroups: numbe
 
 function shapes(): Record<string, Shape> {
   return {
-    a: { about: 'dim 512, 8 heads, 2 kv groups, ffn 1408, seq 256', config: oneBlockStage('a', 512, 8, 2, 1408, 256), stage: 1 },
-    b: { about: 'dim 256, 4 heads, 2 kv groups, ffn 704, seq 128', config: oneBlockStage('b', 256, 4, 2, 704, 128), stage: 1 },
-    c: { about: "configs/small.yaml's body stage (2 blocks), seq 128", config: loadModelConfig(join(packageRoot(), 'configs/small.yaml')), stage: 1 },
+    a: {
+      about: 'dim 512, 8 heads, 2 kv groups, ffn 1408, seq 256',
+      config: oneBlockStage('a', 512, 8, 2, 1408, 256),
+      stage: 1,
+    },
+    b: {
+      about: 'dim 256, 4 heads, 2 kv groups, ffn 704, seq 128',
+      config: oneBlockStage('b', 256, 4, 2, 704, 128),
+      stage: 1,
+    },
+    c: {
+      about: "configs/small.yaml's body stage (2 blocks), seq 128",
+      config: loadModelConfig(join(packageRoot(), 'configs/small.yaml')),
+      stage: 1,
+    },
   };
 }
 
@@ -109,13 +144,28 @@ interface Timing {
   steps: number;
 }
 
-function timeIota(stage: Stage, x: tf.Tensor, dy: tf.Tensor, batch: number, minSeconds: number): Timing {
+function timeIota(
+  stage: Stage,
+  x: tf.Tensor,
+  dy: tf.Tensor,
+  batch: number,
+  minSeconds: number,
+): Timing {
   const m = new Float32Array(stage.layout.size);
   const v = new Float32Array(stage.layout.size);
   const step = (t: number) => {
     const grads = new Float32Array(stage.layout.size);
     stage.backward(x, dy, grads)?.dispose();
-    optimizerStep(stage, grads, batch, m, v, { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }, t, 1);
+    optimizerStep(
+      stage,
+      grads,
+      batch,
+      m,
+      v,
+      { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 },
+      t,
+      1,
+    );
   };
   step(1); // warm-up: first allocations, the buffer pool fills
   step(2);
@@ -127,7 +177,11 @@ function timeIota(stage: Stage, x: tf.Tensor, dy: tf.Tensor, batch: number, minS
     times.push(performance.now() - t);
   }
   const ms = median(times);
-  return { tokens_per_s: (batch * stage.config.seq * 1000) / ms, ms_per_step: ms, steps: times.length };
+  return {
+    tokens_per_s: (batch * stage.config.seq * 1000) / ms,
+    ms_per_step: ms,
+    steps: times.length,
+  };
 }
 
 /** The median: steps on a shared VM have outliers (other tenants); both sides use it. */
@@ -139,12 +193,21 @@ export function median(xs: number[]): number {
 
 /** Makes sure Debian's python3-torch is there: installs it as root, else says how. */
 function ensureTorch(log: (s: string) => void): string | null {
-  const has = () => spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' }).status === 0;
+  const has = () =>
+    spawnSync(PYTHON, ['-c', 'import torch, numpy'], { encoding: 'utf8' }).status === 0;
   if (has()) return null;
-  if (process.getuid?.() !== 0) return `PyTorch not found for ${PYTHON}: run \`sudo apt-get install python3-torch python3-numpy\` (or ./setup.sh --dev as root)`;
+  if (process.getuid?.() !== 0)
+    return `PyTorch not found for ${PYTHON}: run \`sudo apt-get install python3-torch python3-numpy\` (or ./setup.sh --dev as root)`;
   log('installing python3-torch and python3-numpy (apt-get, once)');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const args = ['install', '-y', '-qq', '--no-install-recommends', 'python3-torch', 'python3-numpy'];
+  const args = [
+    'install',
+    '-y',
+    '-qq',
+    '--no-install-recommends',
+    'python3-torch',
+    'python3-numpy',
+  ];
   if (spawnSync('apt-get', args, { env, stdio: ['ignore', 'ignore', 'inherit'] }).status !== 0) {
     spawnSync('apt-get', ['update', '-qq'], { env, stdio: ['ignore', 'ignore', 'inherit'] });
     spawnSync('apt-get', args, { env, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -159,12 +222,28 @@ interface TorchRun extends Timing {
   output_rel_err: number;
 }
 
-function timeTorch(dir: string, threads: number, openblasThreads: number, minSeconds: number): TorchRun {
+function timeTorch(
+  dir: string,
+  threads: number,
+  openblasThreads: number,
+  minSeconds: number,
+): TorchRun {
   const script = join(packageRoot(), 'bench', 'torch_stage.py');
-  const env = { ...process.env, OPENBLAS_NUM_THREADS: String(openblasThreads), OMP_NUM_THREADS: String(threads) };
-  const r = spawnSync(PYTHON, [script, dir, '--threads', String(threads), '--min-seconds', String(minSeconds)], { encoding: 'utf8', env });
+  const env = {
+    ...process.env,
+    OPENBLAS_NUM_THREADS: String(openblasThreads),
+    OMP_NUM_THREADS: String(threads),
+  };
+  const r = spawnSync(
+    PYTHON,
+    [script, dir, '--threads', String(threads), '--min-seconds', String(minSeconds)],
+    { encoding: 'utf8', env },
+  );
   if (r.status !== 0) throw new Error(`${script} failed: ${r.stderr.trim().split('\n').pop()}`);
-  return { ...(JSON.parse(r.stdout.trim().split('\n').pop()!) as Omit<TorchRun, 'openblas_threads'>), openblas_threads: openblasThreads };
+  return {
+    ...(JSON.parse(r.stdout.trim().split('\n').pop()!) as Omit<TorchRun, 'openblas_threads'>),
+    openblas_threads: openblasThreads,
+  };
 }
 
 function round(x: number, digits = 2): number {
@@ -193,7 +272,9 @@ export async function run(argv: string[]): Promise<void> {
   const info = addon.info();
   const machine = `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'unknown CPU'}`;
   let sgemm = sgemmGflops(addon);
-  log(`${machine}; iota native: ${info.threads} threads, ${info.blas}; sgemm ${sgemm.toFixed(1)} GFLOP/s`);
+  log(
+    `${machine}; iota native: ${info.threads} threads, ${info.blas}; sgemm ${sgemm.toFixed(1)} GFLOP/s`,
+  );
   const torchMissing = values['no-torch'] ? 'skipped (--no-torch)' : ensureTorch(log);
   if (torchMissing) log(`PyTorch: ${torchMissing}`);
   const settings = [...new Set([1, info.threads])];
@@ -220,11 +301,19 @@ export async function run(argv: string[]): Promise<void> {
       try {
         const y = stage.forward(x);
         writeFileSync(join(dir, 'weights.safetensors'), stage.toSafetensors());
-        const entry = (t: tf.Tensor) => ({ dtype: 'F32' as const, shape: t.shape, data: t.dataSync() as Float32Array });
-        writeFileSync(join(dir, 'io.safetensors'), encodeSafetensors({ x: entry(x), dy: entry(dy), y: entry(y) }, {}));
+        const entry = (t: tf.Tensor) => ({
+          dtype: 'F32' as const,
+          shape: t.shape,
+          data: t.dataSync() as Float32Array,
+        });
+        writeFileSync(
+          join(dir, 'io.safetensors'),
+          encodeSafetensors({ x: entry(x), dy: entry(dy), y: entry(y) }, {}),
+        );
         writeFileSync(join(dir, 'config.json'), JSON.stringify({ config: c, stage: shape.stage }));
         y.dispose();
-        for (const t of settings) for (const ob of settings) tried.push(timeTorch(dir, t, ob, minSeconds));
+        for (const t of settings)
+          for (const ob of settings) tried.push(timeTorch(dir, t, ob, minSeconds));
         best = tried.reduce((p, q) => (q.tokens_per_s > p.tokens_per_s ? q : p));
         // PyTorch's figure is the best of several runs; ours is the better of one before and
         // one after them, so a neighbour's burst on the host hurts neither side alone.
@@ -237,20 +326,35 @@ export async function run(argv: string[]): Promise<void> {
     gflops[key] = round(flops / (ours.ms_per_step / 1000) / 1e9, 1);
     ratio[key] = best ? round(ours.tokens_per_s / best.tokens_per_s, 3) : null;
     torchGflops[key] = best ? round(flops / (best.ms_per_step / 1000) / 1e9, 1) : null;
-    results[key] = { about: shape.about, batch, seq: c.seq, gflop_per_step: round(flops / 1e9, 2), iota: ours, torch_best: best, torch_tried: tried };
+    results[key] = {
+      about: shape.about,
+      batch,
+      seq: c.seq,
+      gflop_per_step: round(flops / 1e9, 2),
+      iota: ours,
+      torch_best: best,
+      torch_tried: tried,
+    };
     const tps = (v: number) => Math.round(v).toLocaleString('en-US').padStart(7);
     log(
       `(${key}) ${shape.about}, batch ${batch}: iota ${tps(ours.tokens_per_s)} tokens/s (${gflops[key]} GFLOP/s)` +
-        (best ? `  torch ${tps(best.tokens_per_s)} tokens/s (${torchGflops[key]} GFLOP/s; torch threads ${best.threads}, OpenBLAS ${best.openblas_threads})  ratio ${ratio[key]}` : ''),
+        (best
+          ? `  torch ${tps(best.tokens_per_s)} tokens/s (${torchGflops[key]} GFLOP/s; torch threads ${best.threads}, OpenBLAS ${best.openblas_threads})  ratio ${ratio[key]}`
+          : ''),
     );
-    if (best && best.output_rel_err > 1e-4) log(`    warning: PyTorch's stage output differs from iota's by ${best.output_rel_err.toExponential(2)} (relative)`);
+    if (best && best.output_rel_err > 1e-4)
+      log(
+        `    warning: PyTorch's stage output differs from iota's by ${best.output_rel_err.toExponential(2)} (relative)`,
+      );
     tf.dispose([x, dy]);
     stage.dispose();
   }
   // Measured again at the end, keeping the better: a neighbour on the host can take a core
   // for a second, and the ceiling is what the machine can do.
   sgemm = Math.max(sgemm, sgemmGflops(addon));
-  log(`sgemm ceiling: ${sgemm.toFixed(1)} GFLOP/s (best of two one-second runs, 1024^3, ${info.threads} threads)`);
+  log(
+    `sgemm ceiling: ${sgemm.toFixed(1)} GFLOP/s (best of two one-second runs, 1024^3, ${info.threads} threads)`,
+  );
   if (values.json) {
     process.stdout.write(
       `${JSON.stringify({ bench: 'kernels', machine, threads: info.threads, blas: info.blas, sgemm_gflops: round(sgemm, 1), ratio_vs_torch: ratio, gflops, torch_gflops: torchGflops, torch_missing: torchMissing, results })}\n`,

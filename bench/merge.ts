@@ -40,7 +40,14 @@ interface Result {
 }
 
 export async function run(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { ks: { type: 'string', default: '2,4,8,16' }, dim: { type: 'string', default: '256' }, json: { type: 'boolean', default: false } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ks: { type: 'string', default: '2,4,8,16' },
+      dim: { type: 'string', default: '256' },
+      json: { type: 'boolean', default: false },
+    },
+  });
   const ks = values.ks.split(',').map(Number);
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const results: Result[] = [];
@@ -50,24 +57,45 @@ export async function run(argv: string[]): Promise<void> {
     W = r.W;
     results.push(r.result);
     const x = r.result;
-    log(`k=${k}: ${x.partitions} partitions, per-miner download ${x.download_over_w.toFixed(3)} W (target <= ${x.target_download_over_w.toFixed(3)} W), upload ${x.upload_over_w.toFixed(3)} W, ${x.seconds.toFixed(2)} s`);
+    log(
+      `k=${k}: ${x.partitions} partitions, per-miner download ${x.download_over_w.toFixed(3)} W (target <= ${x.target_download_over_w.toFixed(3)} W), upload ${x.upload_over_w.toFixed(3)} W, ${x.seconds.toFixed(2)} s`,
+    );
   }
   const ok = results.every((x) => x.download_over_w <= x.target_download_over_w * 1.02);
   log(`W = ${(W / 2 ** 20).toFixed(1)} MiB; target ${ok ? 'met' : 'MISSED'} for every k`);
-  if (values.json) process.stdout.write(`${JSON.stringify({ bench: 'merge', r: 2, w_bytes: W, results, target_met: ok })}\n`);
+  if (values.json)
+    process.stdout.write(
+      `${JSON.stringify({ bench: 'merge', r: 2, w_bytes: W, results, target_met: ok })}\n`,
+    );
 }
 
-async function mergeOnce(k: number, dim: number, log: (s: string) => void): Promise<{ W: number; result: Result }> {
+async function mergeOnce(
+  k: number,
+  dim: number,
+  log: (s: string) => void,
+): Promise<{ W: number; result: Result }> {
   const dir = mkdtempSync(join(tmpdir(), 'iota-bench-merge-'));
   mkdirSync(join(dir, 'corpus'));
-  writeFileSync(join(dir, 'corpus', 'a.txt'), 'the swarm merges its gradients partition by partition. '.repeat(2000));
+  writeFileSync(
+    join(dir, 'corpus', 'a.txt'),
+    'the swarm merges its gradients partition by partition. '.repeat(2000),
+  );
   const modelYaml = readFileSync('configs/tiny.yaml', 'utf8')
     .replace(/^stages:.*$/m, 'stages: [[-1, -1]]')
     .replace(/^dim:.*$/m, `dim: ${dim}`)
     .replace(/^ffn_dim:.*$/m, `ffn_dim: ${Math.round((dim * 8) / 3 / 16) * 16}`);
   writeFileSync(join(dir, 'model.yaml'), modelYaml);
   // Partitions: 256 of them, so every k here divides the 2 x 256 merge slots evenly.
-  writeFileSync(join(dir, 'probe.yaml'), JSON.stringify({ name: 'm', model: 'model.yaml', samples_per_epoch: k, optimizer: { lr: 0.001 }, schedule: { total_epochs: 10 } }));
+  writeFileSync(
+    join(dir, 'probe.yaml'),
+    JSON.stringify({
+      name: 'm',
+      model: 'model.yaml',
+      samples_per_epoch: k,
+      optimizer: { lr: 0.001 },
+      schedule: { total_epochs: 10 },
+    }),
+  );
   const probe = loadRunConfig(join(dir, 'probe.yaml'));
   const params = stageLayout(probe.model, stageSpecs(probe.model)[0]).size;
   const partitionBytes = Math.max(4096, 4 * Math.ceil(params / 256));
@@ -96,7 +124,13 @@ async function mergeOnce(k: number, dim: number, log: (s: string) => void): Prom
   const opened = await openRun({ run, model, state, store, log: () => {} });
   let commit: (<T>(fn: () => T) => Promise<T>) | undefined;
   const layout = stageLayout(model, stageSpecs(model)[0]).params;
-  const merge = new MergeCoordinator(new MergeState(repo.db), { name: run.name, run, model, layouts: [layout], params: opened.settings.params }, store, (fn) => commit!(fn), Date.now);
+  const merge = new MergeCoordinator(
+    new MergeState(repo.db),
+    { name: run.name, run, model, layouts: [layout], params: opened.settings.params },
+    store,
+    (fn) => commit!(fn),
+    Date.now,
+  );
   const coord = new Coordinator(state, { ...opened.settings, merge });
   merge.coordinator = coord;
   repo.transaction(() => coord.createRun(opened.configHash, opened.manifests!, Date.now()));
@@ -106,13 +140,20 @@ async function mergeOnce(k: number, dim: number, log: (s: string) => void): Prom
     repo,
     node: { validators: [], admins: [] },
     rateLimits: { keyPerSecond: 1e6, keyBurst: 1e6, exemptLoopback: true },
-    plugins: [localStoreRoutes(store), storageRoutes(store), swarmRoutes(coord, store, opened.configHash, merge)],
+    plugins: [
+      localStoreRoutes(store),
+      storageRoutes(store),
+      swarmRoutes(coord, store, opened.configHash, merge),
+    ],
   });
   commit = ctx.commit;
   base = await app.listen({ host: '127.0.0.1', port: 0 });
   try {
     const W = params * 4;
-    const clients = Array.from({ length: k }, () => new SignedClient({ baseUrl: base, identity: newIdentity(), run: run.name, retries: 2 }));
+    const clients = Array.from(
+      { length: k },
+      () => new SignedClient({ baseUrl: base, identity: newIdentity(), run: run.name, retries: 2 }),
+    );
     for (const c of clients) await c.post('/v1/register', { version: 'bench' });
     const ids = clients.map((c) => c.o.identity.id);
     repo.transaction(() => ids.forEach((id) => coord.join(id, 0, Date.now())));
@@ -122,18 +163,48 @@ async function mergeOnce(k: number, dim: number, log: (s: string) => void): Prom
       // One credited sample per miner, then its gradient sum, straight into the state and store.
       for (const id of ids) {
         const w = repo.transaction(() => coord.work(id, 1, Date.now()));
-        repo.transaction(() => coord.report(id, { lease: w.items[0].lease, losses: [3] }, undefined, Date.now()));
+        repo.transaction(() =>
+          coord.report(id, { lease: w.items[0].lease, losses: [3] }, undefined, Date.now()),
+        );
       }
       repo.transaction(() => coord.tick(Date.now()));
       for (const id of ids) {
         const g = new Float32Array(params).map(() => Math.random() - 0.5);
         const bytes = encodeGradient(g);
         const info = await store.put(coord.gradientKey(epoch, 0, id), bytes);
-        repo.transaction(() => acceptGradient(coord, id, epoch, 0, { size: info.size, sha256: info.sha256!, partitions: partitionHashes(bytes, params, partitionElements(partitionBytes)) }, info, Date.now()));
+        repo.transaction(() =>
+          acceptGradient(
+            coord,
+            id,
+            epoch,
+            0,
+            {
+              size: info.size,
+              sha256: info.sha256!,
+              partitions: partitionHashes(bytes, params, partitionElements(partitionBytes)),
+            },
+            info,
+            Date.now(),
+          ),
+        );
       }
-      if (coord.state.stage(0).phase !== 'merging') throw new Error(`stage 0 is ${coord.state.stage(0).phase}, not merging`);
+      if (coord.state.stage(0).phase !== 'merging')
+        throw new Error(`stage 0 is ${coord.state.stage(0).phase}, not merging`);
       const opt = run.optimizer;
-      const workers = clients.map((client) => new MergeWorker({ client, layout: () => layout, adamw: { beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weight_decay }, replica: () => weights }));
+      const workers = clients.map(
+        (client) =>
+          new MergeWorker({
+            client,
+            layout: () => layout,
+            adamw: {
+              beta1: opt.beta1,
+              beta2: opt.beta2,
+              eps: opt.eps,
+              weightDecay: opt.weight_decay,
+            },
+            replica: () => weights,
+          }),
+      );
       const t0 = performance.now();
       while (coord.state.stage(0).epoch === epoch) {
         await Promise.all(workers.map((w) => w.runOnce()));
@@ -144,9 +215,17 @@ async function mergeOnce(k: number, dim: number, log: (s: string) => void): Prom
       const manifest = parseManifest(await store.get(coord.state.stage(0).manifest.key));
       const weightBytes = manifest.partitions.reduce((a, p) => a + p.size, 0);
       const down = Math.max(...workers.map((w) => w.bytesDown)) + weightBytes;
-      const up = Math.max(...workers.map((w) => w.bytesUp)) + encodeGradient(new Float32Array(0)).length + W;
+      const up =
+        Math.max(...workers.map((w) => w.bytesUp)) + encodeGradient(new Float32Array(0)).length + W;
       const r = Math.min(2, k);
-      measured = { k, partitions: manifest.partitions.length, download_over_w: down / W, upload_over_w: up / W, target_download_over_w: r + 1 + (2 * r) / k, seconds };
+      measured = {
+        k,
+        partitions: manifest.partitions.length,
+        download_over_w: down / W,
+        upload_over_w: up / W,
+        target_download_over_w: r + 1 + (2 * r) / k,
+        seconds,
+      };
       log(`  epoch ${epoch}: merged in ${seconds.toFixed(2)} s`);
     }
     for (const c of clients) await c.close();
@@ -160,6 +239,7 @@ async function mergeOnce(k: number, dim: number, log: (s: string) => void): Prom
 async function currentWeights(coord: Coordinator, store: LocalStore): Promise<Float32Array> {
   const manifest = parseManifest(await store.get(coord.state.stage(0).manifest.key));
   const w = new Float32Array(manifest.params);
-  for (const p of manifest.partitions) w.set(decodePartition(await store.get(p.key), p.length), p.offset);
+  for (const p of manifest.partitions)
+    w.set(decodePartition(await store.get(p.key), p.length), p.offset);
   return w;
 }

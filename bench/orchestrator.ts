@@ -30,10 +30,21 @@ export async function run(argv: string[]): Promise<void> {
       seconds: { type: 'string', default: '10' },
       concurrency: { type: 'string', default: '32' },
       connections: { type: 'string', default: '32' },
-      client: { type: 'string', default: 'lean', description: "'lean' (bench/http1.ts) or 'undici' (the SignedClient the miners use)" },
+      client: {
+        type: 'string',
+        default: 'lean',
+        description: "'lean' (bench/http1.ts) or 'undici' (the SignedClient the miners use)",
+      },
       json: { type: 'boolean', default: false },
-      profile: { type: 'string', description: 'write a V8 CPU profile of the orchestrator to this folder' },
-      floor: { type: 'boolean', default: false, description: 'drive bench/floor-server.ts instead: the same server setup, no database work' },
+      profile: {
+        type: 'string',
+        description: 'write a V8 CPU profile of the orchestrator to this folder',
+      },
+      floor: {
+        type: 'boolean',
+        default: false,
+        description: 'drive bench/floor-server.ts instead: the same server setup, no database work',
+      },
     },
   });
   const nMiners = Number(values.miners);
@@ -42,12 +53,19 @@ export async function run(argv: string[]): Promise<void> {
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const dir = mkdtempSync(join(tmpdir(), 'iota-bench-orch-'));
   const nodeFile = join(dir, 'node.yaml');
-  writeFileSync(nodeFile, `host: 127.0.0.1\nport: 0\nstate_dir: ${dir}\nrate_limits:\n  exempt_loopback: true\n  key_per_second: 1000\n  key_burst: 1000\n`);
+  writeFileSync(
+    nodeFile,
+    `host: 127.0.0.1\nport: 0\nstate_dir: ${dir}\nrate_limits:\n  exempt_loopback: true\n  key_per_second: 1000\n  key_burst: 1000\n`,
+  );
   const runFile = writeBenchRun(dir);
   const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [];
   const floorServer = fileURLToPath(new URL('./floor-server.js', import.meta.url));
-  const serverArgs = values.floor ? [floorServer, dir] : ['bin/iota', 'orchestrator', 'serve', '--run', runFile, '--node', nodeFile, '--json'];
-  const server = spawn(process.execPath, [...profile, ...serverArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const serverArgs = values.floor
+    ? [floorServer, dir]
+    : ['bin/iota', 'orchestrator', 'serve', '--run', runFile, '--node', nodeFile, '--json'];
+  const server = spawn(process.execPath, [...profile, ...serverArgs], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const url = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: server.stdout! });
     lines.on('line', (l) => {
@@ -68,7 +86,10 @@ export async function run(argv: string[]): Promise<void> {
     let closePool: () => Promise<void>;
     if (values.client === 'undici') {
       const shared = new Pool(url, { connections: Number(values.connections) });
-      clients = identities.map((identity) => new SignedClient({ baseUrl: url, identity, run: 'bench', retries: 0, pool: shared }));
+      clients = identities.map(
+        (identity) =>
+          new SignedClient({ baseUrl: url, identity, run: 'bench', retries: 0, pool: shared }),
+      );
       closePool = () => shared.close();
     } else {
       const shared = new Http1Pool(url, Number(values.connections));
@@ -76,7 +97,15 @@ export async function run(argv: string[]): Promise<void> {
       closePool = async () => shared.close();
     }
     log(`registering ${nMiners} simulated miners at ${url} and joining the run`);
-    await pool(clients.map((c) => () => c.post('/v1/register', { version: 'bench' }).then(() => c.post('/v1/join', { layer: 'auto' }))), concurrency);
+    await pool(
+      clients.map(
+        (c) => () =>
+          c
+            .post('/v1/register', { version: 'bench' })
+            .then(() => c.post('/v1/join', { layer: 'auto' })),
+      ),
+      concurrency,
+    );
 
     const latencies: number[] = [];
     let errors = 0;
@@ -148,7 +177,8 @@ export async function run(argv: string[]): Promise<void> {
     const machineCores = (machineBusySeconds() - machine0) / wall;
     const generatorCores = (cpu.user + cpu.system) / 1e6 / wall;
     latencies.sort((a, b) => a - b);
-    const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
+    const q = (p: number) =>
+      latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
     const result = {
       bench: values.floor ? 'orchestrator-floor' : 'orchestrator',
       miners: nMiners,
@@ -168,10 +198,20 @@ export async function run(argv: string[]): Promise<void> {
       // what the orchestrator wrote (database, WAL, sockets), per request: not noisy, unlike time
       server_write_kb_per_request: (io.bytes - io0.bytes) / 1024 / wall / (counted / seconds),
       server_write_calls_per_request: (io.calls - io0.calls) / wall / (counted / seconds),
-      mix: Object.fromEntries(Object.entries({ 'POST /v1/work': counts.work, 'POST /v1/report': counts.report, 'GET /v1/status': counts.status }).map(([k, v]) => [k, +(v / (counts.work + counts.report + counts.status)).toFixed(3)])),
+      mix: Object.fromEntries(
+        Object.entries({
+          'POST /v1/work': counts.work,
+          'POST /v1/report': counts.report,
+          'GET /v1/status': counts.status,
+        }).map(([k, v]) => [k, +(v / (counts.work + counts.report + counts.status)).toFixed(3)]),
+      ),
     };
-    log(`${Math.round(result.requests_per_s).toLocaleString()} requests/s, p50 ${result.p50_ms.toFixed(2)} ms, p99 ${result.p99_ms.toFixed(2)} ms, ${errors} errors (target: >= 3,000 requests/s, p99 < 25 ms)`);
-    log(`cpu: orchestrator ${serverCores.toFixed(2)} cores (event loop ${mainCores.toFixed(2)}; ${Math.round(result.server_cpu_us_per_request)} µs/request), load generator ${generatorCores.toFixed(2)} cores (${Math.round(result.generator_cpu_us_per_request)} µs/request); the host was busy ${machineCores.toFixed(2)} cores in all; the WAL reached ${result.wal_max_mb.toFixed(0)} MB`);
+    log(
+      `${Math.round(result.requests_per_s).toLocaleString()} requests/s, p50 ${result.p50_ms.toFixed(2)} ms, p99 ${result.p99_ms.toFixed(2)} ms, ${errors} errors (target: >= 3,000 requests/s, p99 < 25 ms)`,
+    );
+    log(
+      `cpu: orchestrator ${serverCores.toFixed(2)} cores (event loop ${mainCores.toFixed(2)}; ${Math.round(result.server_cpu_us_per_request)} µs/request), load generator ${generatorCores.toFixed(2)} cores (${Math.round(result.generator_cpu_us_per_request)} µs/request); the host was busy ${machineCores.toFixed(2)} cores in all; the WAL reached ${result.wal_max_mb.toFixed(0)} MB`,
+    );
     await closePool();
     output = result;
   } finally {
@@ -201,24 +241,48 @@ class LeanClient implements BenchClient {
   }
 
   post<T>(path: string, body: unknown): Promise<T> {
-    return this.call<T>('POST', path, JSON.stringify(body), { 'content-type': 'application/json', [HEADERS.requestId]: newRequestId() });
+    return this.call<T>('POST', path, JSON.stringify(body), {
+      'content-type': 'application/json',
+      [HEADERS.requestId]: newRequestId(),
+    });
   }
 
-  private async call<T>(method: string, path: string, body: string | undefined, extra: Record<string, string>): Promise<T> {
-    const headers = { ...signRequest(this.identity, method, path, this.run, body, Date.now()), ...extra };
+  private async call<T>(
+    method: string,
+    path: string,
+    body: string | undefined,
+    extra: Record<string, string>,
+  ): Promise<T> {
+    const headers = {
+      ...signRequest(this.identity, method, path, this.run, body, Date.now()),
+      ...extra,
+    };
     const r = await this.pool.request(method, path, headers, body);
     const parsed = r.body ? JSON.parse(r.body) : undefined;
-    if (r.status >= 400) throw new Error(`${method} ${path}: HTTP ${r.status} ${r.body.slice(0, 200)}`);
+    if (r.status >= 400)
+      throw new Error(`${method} ${path}: HTTP ${r.status} ${r.body.slice(0, 200)}`);
     return parsed as T;
   }
 }
 
 /** A one-stage tiny model over ~300 KB of generated text; an epoch target the bench never reaches. */
 function writeBenchRun(dir: string): string {
-  const words = ['the', 'swarm', 'trains', 'a', 'model', 'and', 'every', 'miner', 'reports', 'its', 'work'];
+  const words = [
+    'the',
+    'swarm',
+    'trains',
+    'a',
+    'model',
+    'and',
+    'every',
+    'miner',
+    'reports',
+    'its',
+    'work',
+  ];
   let x = 7;
   const parts: string[] = [];
-  for (let n = 0; n < 300_000; ) {
+  for (let n = 0; n < 300_000;) {
     x = (x * 1103515245 + 12345) % 2147483648;
     const w = words[x % words.length];
     parts.push(w);
@@ -226,7 +290,10 @@ function writeBenchRun(dir: string): string {
   }
   mkdirSync(join(dir, 'corpus'), { recursive: true });
   writeFileSync(join(dir, 'corpus', 'bench.txt'), parts.join(' '));
-  const model = readFileSync('configs/tiny.yaml', 'utf8').replace(/^stages:.*$/m, 'stages: [[-1, -1]]');
+  const model = readFileSync('configs/tiny.yaml', 'utf8').replace(
+    /^stages:.*$/m,
+    'stages: [[-1, -1]]',
+  );
   writeFileSync(join(dir, 'model.yaml'), model);
   const run = {
     name: 'bench',
@@ -247,7 +314,12 @@ function writeBenchRun(dir: string): string {
 
 /** CPU seconds the whole host has been busy so far (Linux /proc/stat: user, nice, system, irq, softirq, steal). */
 function machineBusySeconds(): number {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const f = readFileSync('/proc/stat', 'utf8')
+    .split('\n')[0]
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
   return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100;
 }
 
@@ -259,7 +331,12 @@ function threadCpuSeconds(pid: number, tid: number): number {
 
 /** Bytes and write calls of a process so far, to files and sockets alike (Linux /proc). */
 function processWrites(pid: number): { bytes: number; calls: number } {
-  const f = Object.fromEntries(readFileSync(`/proc/${pid}/io`, 'utf8').trim().split('\n').map((l) => l.split(': ')));
+  const f = Object.fromEntries(
+    readFileSync(`/proc/${pid}/io`, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(': ')),
+  );
   return { bytes: Number(f.wchar), calls: Number(f.syscw) };
 }
 
@@ -271,7 +348,9 @@ function processCpuSeconds(pid: number): number {
 
 async function pool(tasks: Array<() => Promise<unknown>>, n: number): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: n }, async () => {
-    while (next < tasks.length) await tasks[next++]();
-  }));
+  await Promise.all(
+    Array.from({ length: n }, async () => {
+      while (next < tasks.length) await tasks[next++]();
+    }),
+  );
 }

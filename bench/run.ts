@@ -4,19 +4,45 @@
  */
 import { isIotaError } from '../src/errors.js';
 
-const BENCHES: Record<string, { about: string; load: () => Promise<{ run(args: string[]): Promise<void> }> }> = {
-  disagreement: { about: 'honest disagreement across backends (native, wasm, cpu): the validator threshold it suggests', load: () => import('./disagreement.js') },
-  merge: { about: 'per-miner merge traffic relative to the stage size W, for k = 2, 4, 8, 16 simulated miners', load: () => import('./merge.js') },
-  kernels: { about: 'native CPU kernels vs PyTorch: one stage forward + backward + AdamW, tokens/s, GFLOP/s', load: () => import('./kernels.js') },
-  orchestrator: { about: 'signed requests/s and latency from 1,000 simulated miners on loopback', load: () => import('./orchestrator.js') },
-  validator: { about: 'the validator harness, full: adversaries detected, checks to detect, honest false positives (npm run build first)', load: () => import('./validator.js') },
-  stage: { about: 'one stage forward + backward + AdamW, tokens/s per backend', load: () => import('./stage.js') },
+const BENCHES: Record<
+  string,
+  { about: string; load: () => Promise<{ run(args: string[]): Promise<void> }> }
+> = {
+  disagreement: {
+    about:
+      'honest disagreement across backends (native, wasm, cpu): the validator threshold it suggests',
+    load: () => import('./disagreement.js'),
+  },
+  merge: {
+    about:
+      'per-miner merge traffic relative to the stage size W, for k = 2, 4, 8, 16 simulated miners',
+    load: () => import('./merge.js'),
+  },
+  kernels: {
+    about: 'native CPU kernels vs PyTorch: one stage forward + backward + AdamW, tokens/s, GFLOP/s',
+    load: () => import('./kernels.js'),
+  },
+  orchestrator: {
+    about: 'signed requests/s and latency from 1,000 simulated miners on loopback',
+    load: () => import('./orchestrator.js'),
+  },
+  validator: {
+    about:
+      'the validator harness, full: adversaries detected, checks to detect, honest false positives (npm run build first)',
+    load: () => import('./validator.js'),
+  },
+  stage: {
+    about: 'one stage forward + backward + AdamW, tokens/s per backend',
+    load: () => import('./stage.js'),
+  },
 };
 
 async function main(): Promise<number> {
   const [name, ...args] = process.argv.slice(2);
   if (!name || !(name in BENCHES)) {
-    const list = Object.entries(BENCHES).map(([n, b]) => `  ${n.padEnd(14)} ${b.about}`).join('\n');
+    const list = Object.entries(BENCHES)
+      .map(([n, b]) => `  ${n.padEnd(14)} ${b.about}`)
+      .join('\n');
     process.stderr.write(`usage: npm run bench -- NAME [--json]\n\nbenchmarks:\n${list}\n`);
     return name ? 2 : 0;
   }

@@ -39,7 +39,9 @@ export async function run(argv: string[]): Promise<void> {
   const results: Result[] = [];
   const unavailable: Array<{ backend: string; reason?: string }> = [];
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  log(`stage ${index} of ${config.name} (blocks ${specs[index].firstBlock}-${specs[index].endBlock - 1}), batch ${batch} x seq ${seq}: forward + backward (recompute) + AdamW`);
+  log(
+    `stage ${index} of ${config.name} (blocks ${specs[index].firstBlock}-${specs[index].endBlock - 1}), batch ${batch} x seq ${seq}: forward + backward (recompute) + AdamW`,
+  );
 
   for (const name of values.backends!.split(',') as Array<(typeof BACKENDS)[number]>) {
     const p = await probeBackend(name);
@@ -50,9 +52,21 @@ export async function run(argv: string[]): Promise<void> {
     await selectBackend(name);
     const stage = Stage.initial(config, index, 1);
     const spec = stage.spec;
-    const input = spec.hasEmbedding ? tf.tensor2d(Int32Array.from({ length: batch * seq }, (_, i) => (i * 7919) % config.vocab_size), [batch, seq], 'int32') : tf.randomNormal([batch, seq, config.bottleneck], 0, 1, 'float32', 1);
-    const targets = tf.tensor2d(Int32Array.from({ length: batch * seq }, (_, i) => (i * 104729) % config.vocab_size), [batch, seq], 'int32');
-    const dy = spec.hasHead ? null : tf.randomNormal([batch, seq, config.bottleneck], 0, 1, 'float32', 2);
+    const input = spec.hasEmbedding
+      ? tf.tensor2d(
+          Int32Array.from({ length: batch * seq }, (_, i) => (i * 7919) % config.vocab_size),
+          [batch, seq],
+          'int32',
+        )
+      : tf.randomNormal([batch, seq, config.bottleneck], 0, 1, 'float32', 1);
+    const targets = tf.tensor2d(
+      Int32Array.from({ length: batch * seq }, (_, i) => (i * 104729) % config.vocab_size),
+      [batch, seq],
+      'int32',
+    );
+    const dy = spec.hasHead
+      ? null
+      : tf.randomNormal([batch, seq, config.bottleneck], 0, 1, 'float32', 2);
     const m = new Float32Array(stage.layout.size);
     const v = new Float32Array(stage.layout.size);
     const once = (t: number) => {
@@ -62,16 +76,32 @@ export async function run(argv: string[]): Promise<void> {
         stage.forward(input).dispose();
         stage.backward(input, dy!, grads)?.dispose();
       }
-      optimizerStep(stage, grads, batch, m, v, { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 }, t, 1);
+      optimizerStep(
+        stage,
+        grads,
+        batch,
+        m,
+        v,
+        { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 },
+        t,
+        1,
+      );
     };
     once(1); // warm-up: kernel compilation and first allocations
     let steps = 0;
     const t0 = performance.now();
     while (steps < 2 || performance.now() - t0 < minSeconds * 1000) once(++steps + 1);
     const seconds = (performance.now() - t0) / 1000;
-    const r = { backend: name, tokens_per_s: (steps * batch * seq) / seconds, ms_per_step: (seconds * 1000) / steps, steps };
+    const r = {
+      backend: name,
+      tokens_per_s: (steps * batch * seq) / seconds,
+      ms_per_step: (seconds * 1000) / steps,
+      steps,
+    };
     results.push(r);
-    log(`  ${name.padEnd(10)} ${Math.round(r.tokens_per_s).toLocaleString().padStart(8)} tokens/s  ${r.ms_per_step.toFixed(1)} ms/step  (${steps} steps)`);
+    log(
+      `  ${name.padEnd(10)} ${Math.round(r.tokens_per_s).toLocaleString().padStart(8)} tokens/s  ${r.ms_per_step.toFixed(1)} ms/step  (${steps} steps)`,
+    );
     tf.dispose([input, targets, ...(dy ? [dy] : [])]);
     stage.dispose();
   }

@@ -25,7 +25,12 @@ export async function run(argv: string[]): Promise<void> {
       json: { type: 'boolean', default: false },
     },
   });
-  if (!existsSync('dist/cli/main.js') || !existsSync('dist/compute/compute-worker.js')) throw new IotaError('E_NOT_BUILT', 'the harness runs the built iota (dist/)', 'run `npm run build` first');
+  if (!existsSync('dist/cli/main.js') || !existsSync('dist/compute/compute-worker.js'))
+    throw new IotaError(
+      'E_NOT_BUILT',
+      'the harness runs the built iota (dist/)',
+      'run `npm run build` first',
+    );
   const log = (s: string) => process.stderr.write(`${s}\n`);
   const checks = Number(values.checks);
   const r = await runValidatorHarness({
@@ -33,22 +38,40 @@ export async function run(argv: string[]): Promise<void> {
     honestChecks: checks,
     evals: Number(values.evals),
     deadlineMs: Number(values.minutes) * 60_000,
-    validation: { rate: Number(values.rate), upload_rate: Number(values['upload-rate']), probation_passes: 3 },
+    validation: {
+      rate: Number(values.rate),
+      upload_rate: Number(values['upload-rate']),
+      probation_passes: 3,
+    },
     log,
   });
   const honest = r.work.filter((w) => w.who.startsWith('honest'));
-  const creditError = Math.max(...honest.map((w) => Math.abs(w.work_flops - w.counted_flops) / Math.max(1, w.counted_flops)));
+  const creditError = Math.max(
+    ...honest.map((w) => Math.abs(w.work_flops - w.counted_flops) / Math.max(1, w.counted_flops)),
+  );
   // Shares of the unpenalised (a released adversary scores what its penalty leaves).
   const paid = r.work.filter((w) => w.score > 0 && w.failures === 0);
   const work = paid.reduce((a, w) => a + w.counted_flops, 0);
   const weight = paid.reduce((a, w) => a + w.weight, 0);
-  const shareError = Math.max(...paid.map((w) => Math.abs(w.weight / weight - w.counted_flops / work) / (w.counted_flops / work)));
+  const shareError = Math.max(
+    ...paid.map(
+      (w) => Math.abs(w.weight / weight - w.counted_flops / work) / (w.counted_flops / work),
+    ),
+  );
   const quarantined = r.work.filter((w) => w.probation && w.failures > 0);
   const result = {
     bench: 'validator',
     rate: Number(values.rate),
     upload_rate: Number(values['upload-rate']),
-    adversaries: r.adversaries.map((a) => ({ kind: a.kind, detected: a.detected, tasks_to_detect: a.tasks_to_detect, detected_by: a.first ? `${a.first.by}: ${a.first.kind}` : null, quarantined: quarantined.some((w) => w.miner === a.miner), scored: r.work.find((w) => w.miner === a.miner)?.score ?? 0, trail: a.trail })),
+    adversaries: r.adversaries.map((a) => ({
+      kind: a.kind,
+      detected: a.detected,
+      tasks_to_detect: a.tasks_to_detect,
+      detected_by: a.first ? `${a.first.by}: ${a.first.kind}` : null,
+      quarantined: quarantined.some((w) => w.miner === a.miner),
+      scored: r.work.find((w) => w.miner === a.miner)?.score ?? 0,
+      trail: a.trail,
+    })),
     honest_checks: r.honest_checks,
     false_positives: r.false_positives,
     credit_error_max: creditError,
@@ -56,10 +79,22 @@ export async function run(argv: string[]): Promise<void> {
     evals: r.evals,
     seconds: r.seconds,
   };
-  for (const a of result.adversaries) log(`${a.kind.padEnd(16)} ${a.detected ? `detected after ${a.tasks_to_detect} check(s) (${a.detected_by})` : 'NOT detected'}${a.quarantined ? ', quarantined' : ''}, score ${a.scored}`);
-  log(`honest: ${r.honest_checks} checks, ${r.false_positives} failed; credits vs the harness's count: max error ${(100 * creditError).toFixed(3)}%; weight shares vs work shares: max error ${(100 * shareError).toFixed(3)}%`);
-  log(`held-out loss: ${r.evals.map((e) => `e${e.epoch} ${e.loss.toFixed(3)}`).join(', ')}; ${r.seconds.toFixed(0)} s`);
-  const met = result.adversaries.every((a) => a.detected && a.tasks_to_detect! <= 20) && r.honest_checks >= 500 && r.false_positives === 0;
-  log(`target (every adversary within 20 checks, 0 false positives over >= 500 honest checks): ${met ? 'met' : 'missed'}`);
+  for (const a of result.adversaries)
+    log(
+      `${a.kind.padEnd(16)} ${a.detected ? `detected after ${a.tasks_to_detect} check(s) (${a.detected_by})` : 'NOT detected'}${a.quarantined ? ', quarantined' : ''}, score ${a.scored}`,
+    );
+  log(
+    `honest: ${r.honest_checks} checks, ${r.false_positives} failed; credits vs the harness's count: max error ${(100 * creditError).toFixed(3)}%; weight shares vs work shares: max error ${(100 * shareError).toFixed(3)}%`,
+  );
+  log(
+    `held-out loss: ${r.evals.map((e) => `e${e.epoch} ${e.loss.toFixed(3)}`).join(', ')}; ${r.seconds.toFixed(0)} s`,
+  );
+  const met =
+    result.adversaries.every((a) => a.detected && a.tasks_to_detect! <= 20) &&
+    r.honest_checks >= 500 &&
+    r.false_positives === 0;
+  log(
+    `target (every adversary within 20 checks, 0 false positives over >= 500 honest checks): ${met ? 'met' : 'missed'}`,
+  );
   if (values.json) process.stdout.write(`${JSON.stringify(result)}\n`);
 }

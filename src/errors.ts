@@ -15,5 +15,9 @@ export class IotaError extends Error {
 }
 
 export function isIotaError(e: unknown): e is IotaError {
-  return e instanceof Error && (e as IotaError).name === 'IotaError' && typeof (e as IotaError).code === 'string';
+  return (
+    e instanceof Error &&
+    (e as IotaError).name === 'IotaError' &&
+    typeof (e as IotaError).code === 'string'
+  );
 }

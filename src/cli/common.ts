@@ -3,14 +3,27 @@ import type { Command } from 'commander';
 import { request } from 'undici';
 import { loadNodeConfig } from '../config/index.js';
 import { IotaError } from '../errors.js';
-import { BACKENDS, describeSelection, selectBackend, type BackendChoice } from '../kernels/backends.js';
+import {
+  BACKENDS,
+  describeSelection,
+  selectBackend,
+  type BackendChoice,
+} from '../kernels/backends.js';
 import { setThreads } from '../kernels/native/loader.js';
 import { note } from './output.js';
 
 export function addBackendOption(cmd: Command): Command {
   return cmd
-    .option('--backend <name>', `compute backend: auto, ${BACKENDS.join(', ')}`, process.env.IOTA_BACKEND ?? 'auto')
-    .option('--threads <n>', 'threads of the native CPU kernels (default IOTA_THREADS, else cores / IOTA_PROCESSES)', positiveInt('--threads'))
+    .option(
+      '--backend <name>',
+      `compute backend: auto, ${BACKENDS.join(', ')}`,
+      process.env.IOTA_BACKEND ?? 'auto',
+    )
+    .option(
+      '--threads <n>',
+      'threads of the native CPU kernels (default IOTA_THREADS, else cores / IOTA_PROCESSES)',
+      positiveInt('--threads'),
+    )
     .hook('preAction', (_, action) => {
       const threads = action.opts().threads as number | undefined;
       if (threads !== undefined) setThreads(threads);
@@ -27,7 +40,8 @@ export async function useBackend(choice: string, quiet = false): Promise<string>
 export function positiveInt(flag: string) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isSafeInteger(n) || n < 1) throw new IotaError('E_BAD_FLAG', `${flag} ${v}: expected a positive integer`);
+    if (!Number.isSafeInteger(n) || n < 1)
+      throw new IotaError('E_BAD_FLAG', `${flag} ${v}: expected a positive integer`);
     return n;
   };
 }
@@ -35,7 +49,8 @@ export function positiveInt(flag: string) {
 export function nonNegativeNumber(flag: string) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isFinite(n) || n < 0) throw new IotaError('E_BAD_FLAG', `${flag} ${v}: expected a number >= 0`);
+    if (!Number.isFinite(n) || n < 0)
+      throw new IotaError('E_BAD_FLAG', `${flag} ${v}: expected a number >= 0`);
     return n;
   };
 }
@@ -50,11 +65,27 @@ export async function getPublic<T>(base: string, path: string): Promise<T> {
   try {
     r = await request(`${base}${path}`, { headersTimeout: 10_000, bodyTimeout: 10_000 });
   } catch (e) {
-    throw new IotaError('E_UNREACHABLE', `cannot reach the orchestrator at ${base}: ${(e as Error).message}`, 'check --orchestrator and that the server is running');
+    throw new IotaError(
+      'E_UNREACHABLE',
+      `cannot reach the orchestrator at ${base}: ${(e as Error).message}`,
+      'check --orchestrator and that the server is running',
+    );
   }
-  const body = (await r.body.json().catch(() => ({}))) as T & { error?: { code: string; message: string; hint?: string } };
-  if (r.statusCode === 404) throw new IotaError('E_NO_RUN', `${base} serves no run`, 'start the orchestrator with --run FILE');
-  if (r.statusCode >= 400) throw new IotaError(body.error?.code ?? 'E_HTTP', body.error?.message ?? `HTTP ${r.statusCode}`, body.error?.hint);
+  const body = (await r.body.json().catch(() => ({}))) as T & {
+    error?: { code: string; message: string; hint?: string };
+  };
+  if (r.statusCode === 404)
+    throw new IotaError(
+      'E_NO_RUN',
+      `${base} serves no run`,
+      'start the orchestrator with --run FILE',
+    );
+  if (r.statusCode >= 400)
+    throw new IotaError(
+      body.error?.code ?? 'E_HTTP',
+      body.error?.message ?? `HTTP ${r.statusCode}`,
+      body.error?.hint,
+    );
   return body;
 }
 

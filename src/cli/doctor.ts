@@ -3,7 +3,13 @@ import os from 'node:os';
 import chalk from 'chalk';
 import type { Command } from 'commander';
 import * as tf from '@tensorflow/tfjs';
-import { BACKENDS, probeBackend, selectBackend, timeMatmul, type BackendProbe } from '../kernels/backends.js';
+import {
+  BACKENDS,
+  probeBackend,
+  selectBackend,
+  timeMatmul,
+  type BackendProbe,
+} from '../kernels/backends.js';
 import { addonPaths, loadNative } from '../kernels/native/loader.js';
 import { printJson } from './output.js';
 
@@ -15,7 +21,9 @@ interface BackendReport extends BackendProbe {
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
-    .description('check this machine: Node, cores, memory and every compute backend with a timed matmul')
+    .description(
+      'check this machine: Node, cores, memory and every compute backend with a timed matmul',
+    )
     .option('--json', 'print one JSON object instead of text')
     .option('--size <n>', 'matmul size n for the n x n timing', (v) => Number.parseInt(v, 10), 512)
     .action(async (opts: { json?: boolean; size: number }) => {
@@ -39,7 +47,9 @@ async function doctor(n: number) {
   }
   const chosen = await selectBackend('auto');
   const loaded = loadNative();
-  const native = loaded.ok ? { addon: loaded.path, ...loaded.addon.info() } : { addon: addonPaths().addon, fix: loaded.reason };
+  const native = loaded.ok
+    ? { addon: loaded.path, ...loaded.addon.info() }
+    : { addon: addonPaths().addon, fix: loaded.reason };
   const nodeMajor = Number(process.versions.node.split('.')[0]);
   return {
     node: process.versions.node,
@@ -57,13 +67,18 @@ async function doctor(n: number) {
 
 function printReport(r: Awaited<ReturnType<typeof doctor>>): void {
   const ok = (b: boolean) => (b ? chalk.green('ok  ') : chalk.red('no  '));
-  console.log(`${ok(r.node_ok)}node ${r.node} (${r.platform})${r.node_ok ? '' : ' — iota needs Node 20 or newer'}`);
+  console.log(
+    `${ok(r.node_ok)}node ${r.node} (${r.platform})${r.node_ok ? '' : ' — iota needs Node 20 or newer'}`,
+  );
   console.log(`    ${r.cpus} cores (${r.cpu_model}), ${r.memory_gib} GiB memory, tfjs ${r.tfjs}`);
   for (const b of r.backends) {
     const speed = b.available ? `${b.gflops} GFLOP/s  (${b.matmul})` : chalk.dim(b.reason ?? '');
     console.log(`${ok(b.available)}${b.name.padEnd(11)} ${speed}`);
   }
-  if ('threads' in r.native) console.log(`    native kernels: ${r.native.threads} thread${r.native.threads === 1 ? '' : 's'}${r.native.pinned ? ' (pinned)' : ''}, ${r.native.blas}; --threads or IOTA_THREADS to change`);
+  if ('threads' in r.native)
+    console.log(
+      `    native kernels: ${r.native.threads} thread${r.native.threads === 1 ? '' : 's'}${r.native.pinned ? ' (pinned)' : ''}, ${r.native.blas}; --threads or IOTA_THREADS to change`,
+    );
   console.log(`    chosen by default: ${chalk.bold(r.chosen)}`);
 }
 

@@ -4,7 +4,9 @@ import { newIdentity, readKeyFile, writeKeyFile } from '../protocol/keys.js';
 import { printJson } from './output.js';
 
 export function registerKeys(program: Command): void {
-  const keys = program.command('keys').description('create and show Ed25519 keys (a key id is what allow-lists and configs name)');
+  const keys = program
+    .command('keys')
+    .description('create and show Ed25519 keys (a key id is what allow-lists and configs name)');
 
   keys
     .command('new')

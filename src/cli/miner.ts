@@ -30,26 +30,61 @@ interface MinerFlags {
 export function registerMiner(program: Command): void {
   const cmd = program
     .command('miner')
-    .description('train one pipeline stage of a run: forward and backward work, gradient upload, merge')
-    .option('--layer <auto|N>', "the stage to train: 'auto' joins the pipeline's bottleneck (alias --stage)", 'auto')
+    .description(
+      'train one pipeline stage of a run: forward and backward work, gradient upload, merge',
+    )
+    .option(
+      '--layer <auto|N>',
+      "the stage to train: 'auto' joins the pipeline's bottleneck (alias --stage)",
+      'auto',
+    )
     .option('--stage <auto|N>', 'same as --layer')
-    .option('--orchestrator <url>', 'orchestrator URL (default: orchestrator_url of the node config)')
-    .option('--key <file>', 'your Ed25519 key file (iota keys new --out FILE); default: key_file of the node config')
+    .option(
+      '--orchestrator <url>',
+      'orchestrator URL (default: orchestrator_url of the node config)',
+    )
+    .option(
+      '--key <file>',
+      'your Ed25519 key file (iota keys new --out FILE); default: key_file of the node config',
+    )
     .option('--node <file>', 'node config')
     .option('--name <name>', 'a display name for status pages')
     .option('--json', 'print one JSON line per event instead of the terminal view')
-    .option('--health-port <port>', 'serve GET /healthz with the miner state on this port', positiveInt('--health-port'))
-    .option('--max-samples <n>', 'stop after this many samples of backward work', positiveInt('--max-samples'))
-    .option('--max-epochs <n>', 'stop after this many epochs have been merged', positiveInt('--max-epochs'));
+    .option(
+      '--health-port <port>',
+      'serve GET /healthz with the miner state on this port',
+      positiveInt('--health-port'),
+    )
+    .option(
+      '--max-samples <n>',
+      'stop after this many samples of backward work',
+      positiveInt('--max-samples'),
+    )
+    .option(
+      '--max-epochs <n>',
+      'stop after this many epochs have been merged',
+      positiveInt('--max-epochs'),
+    );
   addBackendOption(cmd).action(async (o: MinerFlags & { stage?: string }) => {
     const node = loadNodeConfig(o.node, { env: process.env });
     const orchestrator = o.orchestrator ?? node.orchestrator_url;
-    if (!orchestrator) throw new IotaError('E_NO_ORCHESTRATOR', 'no orchestrator URL', 'pass --orchestrator URL or set orchestrator_url in the node config');
+    if (!orchestrator)
+      throw new IotaError(
+        'E_NO_ORCHESTRATOR',
+        'no orchestrator URL',
+        'pass --orchestrator URL or set orchestrator_url in the node config',
+      );
     const keyFile = o.key ?? node.key_file;
-    if (!keyFile) throw new IotaError('E_NO_KEY', 'no key file', 'create one with: iota keys new --out miner.key, then pass --key miner.key');
+    if (!keyFile)
+      throw new IotaError(
+        'E_NO_KEY',
+        'no key file',
+        'create one with: iota keys new --out miner.key, then pass --key miner.key',
+      );
     const layerText = o.stage ?? o.layer;
     const layer = layerText === 'auto' ? ('auto' as const) : Number(layerText);
-    if (layer !== 'auto' && (!Number.isSafeInteger(layer) || layer < 0)) throw new IotaError('E_BAD_FLAG', `--layer ${layerText}: expected 'auto' or a stage number`);
+    if (layer !== 'auto' && (!Number.isSafeInteger(layer) || layer < 0))
+      throw new IotaError('E_BAD_FLAG', `--layer ${layerText}: expected 'auto' or a stage number`);
     if (o.threads) process.env.IOTA_THREADS = String(o.threads);
     const identity = readKeyFile(keyFile); // a bad key fails here, before anything is shown
 
@@ -74,26 +109,51 @@ export function registerMiner(program: Command): void {
         printJson({ ...e, at: Date.now() });
         return;
       }
-      if (e.event === 'joined') spinner!.info(`joined run ${e.run} at stage ${e.stage} of ${e.stages} (epoch ${e.epoch}, backend ${e.backend})`).start();
-      else if (e.event === 'upload') spinner!.info(`epoch ${e.epoch}: uploaded the gradient sum of ${e.samples} samples (lr ${Number(e.lr).toExponential(2)}, step ${e.step})`).start();
-      else if (e.event === 'weights' && Number(e.step) > 0) spinner!.info(`epoch ${e.epoch}: loaded the weights of step ${e.step}`).start();
-      else if (e.event === 'refused' || e.event === 'warning') spinner!.warn(`${e.code ?? ''} ${e.message}`).start();
+      if (e.event === 'joined')
+        spinner!
+          .info(
+            `joined run ${e.run} at stage ${e.stage} of ${e.stages} (epoch ${e.epoch}, backend ${e.backend})`,
+          )
+          .start();
+      else if (e.event === 'upload')
+        spinner!
+          .info(
+            `epoch ${e.epoch}: uploaded the gradient sum of ${e.samples} samples (lr ${Number(e.lr).toExponential(2)}, step ${e.step})`,
+          )
+          .start();
+      else if (e.event === 'weights' && Number(e.step) > 0)
+        spinner!.info(`epoch ${e.epoch}: loaded the weights of step ${e.step}`).start();
+      else if (e.event === 'refused' || e.event === 'warning')
+        spinner!.warn(`${e.code ?? ''} ${e.message}`).start();
       if (miner) render();
     };
-    miner = new Miner({ orchestrator, identity, layer, backend: o.backend, version: pkg.version, name: o.name, maxSamples: o.maxSamples, maxEpochs: o.maxEpochs, onEvent });
+    miner = new Miner({
+      orchestrator,
+      identity,
+      layer,
+      backend: o.backend,
+      version: pkg.version,
+      name: o.name,
+      maxSamples: o.maxSamples,
+      maxEpochs: o.maxEpochs,
+      onEvent,
+    });
 
     let health: ReturnType<typeof createServer> | undefined;
     if (o.healthPort) {
       health = createServer((_req, res) => {
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ ok: true, stage: miner.stage, epoch: miner.epoch, ...miner.stats }));
+        res.end(
+          JSON.stringify({ ok: true, stage: miner.stage, epoch: miner.epoch, ...miner.stats }),
+        );
       }).listen(o.healthPort, '127.0.0.1');
     }
     let signals = 0;
     const onSignal = (sig: string) => {
       signals++;
       if (signals > 1) process.exit(130);
-      if (spinner) spinner.info(`${sig}: finishing the items in flight (again to quit at once)`).start();
+      if (spinner)
+        spinner.info(`${sig}: finishing the items in flight (again to quit at once)`).start();
       else note(`${sig}: finishing the items in flight`);
       miner.stop();
     };
@@ -101,7 +161,9 @@ export function registerMiner(program: Command): void {
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     try {
       await miner.run();
-      spinner?.succeed(`stopped: ${miner.stats.samples} samples, ${miner.stats.epochsDone} epochs merged`);
+      spinner?.succeed(
+        `stopped: ${miner.stats.samples} samples, ${miner.stats.epochsDone} epochs merged`,
+      );
     } catch (e) {
       spinner?.fail('the miner stopped on an error');
       throw e;

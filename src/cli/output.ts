@@ -18,7 +18,11 @@ export function reportError(e: unknown): number {
     if (process.env.IOTA_DEBUG) process.stderr.write(`${e.stack}\n`);
     return 2;
   }
-  process.stderr.write(`${chalk.red('internal error')}: ${e instanceof Error ? e.message : String(e)}\n`);
-  process.stderr.write(`${e instanceof Error ? e.stack : ''}\nThis is a bug in iota; please report it with the lines above.\n`);
+  process.stderr.write(
+    `${chalk.red('internal error')}: ${e instanceof Error ? e.message : String(e)}\n`,
+  );
+  process.stderr.write(
+    `${e instanceof Error ? e.stack : ''}\nThis is a bug in iota; please report it with the lines above.\n`,
+  );
   return 1;
 }

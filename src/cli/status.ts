@@ -8,8 +8,13 @@ import { getPublic, orchestratorBase } from './common.js';
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description('show a run: epoch, each stage’s phase and deadline, miners, throughput, ledger, recent losses')
-    .option('--orchestrator <url>', 'orchestrator URL (default: orchestrator_url of the node config, else http://127.0.0.1:<port>)')
+    .description(
+      'show a run: epoch, each stage’s phase and deadline, miners, throughput, ledger, recent losses',
+    )
+    .option(
+      '--orchestrator <url>',
+      'orchestrator URL (default: orchestrator_url of the node config, else http://127.0.0.1:<port>)',
+    )
     .option('--node <file>', 'node config to take the URL from')
     .option('--json', 'print the status object as JSON')
     .action(async (o: { orchestrator?: string; node?: string; json?: boolean }) => {
@@ -20,23 +25,35 @@ export function registerStatus(program: Command): void {
 }
 
 const ago = (now: number, t: number) => `${Math.max(0, Math.round((now - t) / 1000))}s ago`;
-const inS = (now: number, t: number) => (t >= now ? `in ${Math.round((t - now) / 1000)}s` : `${Math.round((now - t) / 1000)}s overdue`);
+const inS = (now: number, t: number) =>
+  t >= now ? `in ${Math.round((t - now) / 1000)}s` : `${Math.round((now - t) / 1000)}s overdue`;
 
 export function render(s: SwarmStatus): string {
   const now = s.server_time;
   const out: string[] = [];
   const a = s.allocation;
-  out.push(chalk.bold(`run ${s.run}: epoch ${s.epoch}, ${a.allocated}/${s.target} samples allocated${a.drain_deadline ? `, draining until ${inS(now, a.drain_deadline)}` : ''}`));
-  out.push(`throughput ${s.throughput.toFixed(2)} samples/s (last minute)${s.merge_share !== undefined ? `, ${(100 * s.merge_share).toFixed(0)}% of recent epoch time spent uploading and merging` : ''}, ${s.lease_expiries} lease expiries`);
+  out.push(
+    chalk.bold(
+      `run ${s.run}: epoch ${s.epoch}, ${a.allocated}/${s.target} samples allocated${a.drain_deadline ? `, draining until ${inS(now, a.drain_deadline)}` : ''}`,
+    ),
+  );
+  out.push(
+    `throughput ${s.throughput.toFixed(2)} samples/s (last minute)${s.merge_share !== undefined ? `, ${(100 * s.merge_share).toFixed(0)}% of recent epoch time spent uploading and merging` : ''}, ${s.lease_expiries} lease expiries`,
+  );
   for (const st of s.stages) {
     const phase = `${st.phase.toUpperCase()}(${st.epoch})${st.deadline ? `, deadline ${inS(now, st.deadline)}` : ''}`;
     out.push('');
-    out.push(`${chalk.bold(`stage ${st.stage}`)}  ${phase}  capacity ${st.capacity.toFixed(2)} samples/s  queue ${st.queue.ready} ready, ${st.queue.leased} leased, ${st.queue.held} held  weights of epoch ${st.manifest.epoch} (step ${st.manifest.step})`);
+    out.push(
+      `${chalk.bold(`stage ${st.stage}`)}  ${phase}  capacity ${st.capacity.toFixed(2)} samples/s  queue ${st.queue.ready} ready, ${st.queue.leased} leased, ${st.queue.held} held  weights of epoch ${st.manifest.epoch} (step ${st.manifest.step})`,
+    );
     if (st.note) out.push(chalk.yellow(`  ${st.note}`));
     if (st.miners.length === 0) out.push(chalk.red('  no miners'));
     for (const m of st.miners) {
-      const colour = m.state === 'silent' ? chalk.red : m.state === 'working' ? chalk.green : chalk.dim;
-      out.push(`  ${m.id.slice(0, 12)}  ${colour(m.state.padEnd(7))}  ${m.rate !== undefined ? `${m.rate.toFixed(1)} units/s` : 'no rate yet'}  ${m.done} samples  seen ${ago(now, m.last_seen)}${m.next_stage !== undefined ? `  moving to stage ${m.next_stage}` : ''}`);
+      const colour =
+        m.state === 'silent' ? chalk.red : m.state === 'working' ? chalk.green : chalk.dim;
+      out.push(
+        `  ${m.id.slice(0, 12)}  ${colour(m.state.padEnd(7))}  ${m.rate !== undefined ? `${m.rate.toFixed(1)} units/s` : 'no rate yet'}  ${m.done} samples  seen ${ago(now, m.last_seen)}${m.next_stage !== undefined ? `  moving to stage ${m.next_stage}` : ''}`,
+      );
     }
   }
   const epochs = [...new Set(s.ledger.map((l) => l.epoch))];
@@ -47,7 +64,20 @@ export function render(s: SwarmStatus): string {
       out.push(`  e${e} stage ${stage}: ${rows.map((r) => `${r.state} ${r.samples}`).join(', ')}`);
     }
   }
-  if (s.losses.length) out.push('', `recent losses: ${s.losses.slice(0, 10).map((l) => l.loss.toFixed(3)).join(' ')}`);
-  if (s.evals.length) out.push(`held-out loss: ${s.evals.slice(0, 5).map((e) => `e${e.epoch} ${e.loss.toFixed(3)}`).join(', ')}`);
+  if (s.losses.length)
+    out.push(
+      '',
+      `recent losses: ${s.losses
+        .slice(0, 10)
+        .map((l) => l.loss.toFixed(3))
+        .join(' ')}`,
+    );
+  if (s.evals.length)
+    out.push(
+      `held-out loss: ${s.evals
+        .slice(0, 5)
+        .map((e) => `e${e.epoch} ${e.loss.toFixed(3)}`)
+        .join(', ')}`,
+    );
   return out.join('\n');
 }

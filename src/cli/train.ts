@@ -3,7 +3,13 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import ora from 'ora';
-import { loadModelConfig, loadRunConfig, validateConfig, type ModelConfig, type RunConfig } from '../config/index.js';
+import {
+  loadModelConfig,
+  loadRunConfig,
+  validateConfig,
+  type ModelConfig,
+  type RunConfig,
+} from '../config/index.js';
 import { datasetDir, loadDataset, LocalWindows, prepareData } from '../data/index.js';
 import { IotaError } from '../errors.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../model/checkpoint.js';
@@ -34,20 +40,50 @@ interface TrainOptions {
 export function registerTrain(program: Command): void {
   const cmd = program
     .command('train')
-    .description('train all stages of a model in one process (bottlenecks in place), with checkpoints')
+    .description(
+      'train all stages of a model in one process (bottlenecks in place), with checkpoints',
+    )
     .option('--run <file>', 'run config (names its model config); hyperparameters come from it')
-    .option('--model <file>', 'model config, with default hyperparameters (without --run: configs/tiny.yaml)')
-    .option('--samples-per-step <n>', 'samples per optimizer step (the swarm’s epoch target)', positiveInt('--samples-per-step'))
-    .option('--batch <n>', 'samples per micro-batch (memory only; results do not depend on it)', positiveInt('--batch'))
-    .option('--steps <n>', 'optimizer steps to run now (default: to the end of the schedule)', positiveInt('--steps'))
+    .option(
+      '--model <file>',
+      'model config, with default hyperparameters (without --run: configs/tiny.yaml)',
+    )
+    .option(
+      '--samples-per-step <n>',
+      'samples per optimizer step (the swarm’s epoch target)',
+      positiveInt('--samples-per-step'),
+    )
+    .option(
+      '--batch <n>',
+      'samples per micro-batch (memory only; results do not depend on it)',
+      positiveInt('--batch'),
+    )
+    .option(
+      '--steps <n>',
+      'optimizer steps to run now (default: to the end of the schedule)',
+      positiveInt('--steps'),
+    )
     .option('--lr <rate>', 'peak learning rate', nonNegativeNumber('--lr'))
     .option('--seed <n>', 'run seed: initial weights and sample order', positiveInt('--seed'))
-    .option('--data <dir>', 'prepared dataset (default data/<tokenizer>, prepared from the demo corpus if missing)')
+    .option(
+      '--data <dir>',
+      'prepared dataset (default data/<tokenizer>, prepared from the demo corpus if missing)',
+    )
     .option('--out <dir>', 'checkpoint folder (default checkpoints/<run name>)')
     .option('--resume', 'continue from the newest checkpoint in --out')
-    .option('--checkpoint-every <n>', 'save every n steps (and at the end)', positiveInt('--checkpoint-every'), 25)
+    .option(
+      '--checkpoint-every <n>',
+      'save every n steps (and at the end)',
+      positiveInt('--checkpoint-every'),
+      25,
+    )
     .option('--eval-every <n>', 'held-out loss every n steps', positiveInt('--eval-every'), 10)
-    .option('--eval-windows <n>', 'held-out windows per evaluation', positiveInt('--eval-windows'), 8)
+    .option(
+      '--eval-windows <n>',
+      'held-out windows per evaluation',
+      positiveInt('--eval-windows'),
+      8,
+    )
     .option('--set <field=value>', 'override a run config field (repeatable)', collect, [])
     .option('--json', 'print one JSON line per step and a summary object last');
   addBackendOption(cmd).action(train);
@@ -58,7 +94,11 @@ async function train(o: TrainOptions): Promise<void> {
   const out = resolve(o.out ?? join('checkpoints', run.name));
   const hasCheckpoint = existsSync(join(out, 'latest.json'));
   if (hasCheckpoint && !o.resume) {
-    throw new IotaError('E_CHECKPOINT_EXISTS', `${out} already holds a checkpoint`, 'add --resume to continue it, or choose another --out');
+    throw new IotaError(
+      'E_CHECKPOINT_EXISTS',
+      `${out} already holds a checkpoint`,
+      'add --resume to continue it, or choose another --out',
+    );
   }
   const backend = await useBackend(o.backend, false);
   const windows = await openData(o.data, config, run);
@@ -69,15 +109,27 @@ async function train(o: TrainOptions): Promise<void> {
   if (o.resume && hasCheckpoint) {
     const ck = await loadCheckpoint(out);
     if (JSON.stringify(ck.meta.model) !== JSON.stringify(config)) {
-      throw new IotaError('E_CHECKPOINT_MISMATCH', `the checkpoint in ${out} is of a different model config`, 'resume with the same --model/--run, or choose another --out');
+      throw new IotaError(
+        'E_CHECKPOINT_MISMATCH',
+        `the checkpoint in ${out} is of a different model config`,
+        'resume with the same --model/--run, or choose another --out',
+      );
     }
     model = ck.model;
     history = ck.meta.history;
-    trainer = new Trainer(model, { optimizer: run.optimizer, schedule: run.schedule, batch: run.batch }, ck.state);
+    trainer = new Trainer(
+      model,
+      { optimizer: run.optimizer, schedule: run.schedule, batch: run.batch },
+      ck.state,
+    );
     note(`resuming ${out} at step ${ck.state.epoch}`);
   } else {
     model = Model.initial(config, run.seed);
-    trainer = new Trainer(model, { optimizer: run.optimizer, schedule: run.schedule, batch: run.batch });
+    trainer = new Trainer(model, {
+      optimizer: run.optimizer,
+      schedule: run.schedule,
+      batch: run.batch,
+    });
   }
 
   const target = o.steps !== undefined ? trainer.epoch + o.steps : run.schedule.total_epochs;
@@ -86,7 +138,15 @@ async function train(o: TrainOptions): Promise<void> {
     version: 1,
     epoch: trainer.epoch,
     model: config,
-    training: { run: run.name, seed: run.seed, samples_per_epoch: run.samples_per_epoch, batch: run.batch, optimizer: run.optimizer, schedule: run.schedule, data: windows.dataset.dir },
+    training: {
+      run: run.name,
+      seed: run.seed,
+      samples_per_epoch: run.samples_per_epoch,
+      batch: run.batch,
+      optimizer: run.optimizer,
+      schedule: run.schedule,
+      data: windows.dataset.dir,
+    },
     history,
   });
 
@@ -120,10 +180,21 @@ async function train(o: TrainOptions): Promise<void> {
       }
       history.push(record);
       const line = `step ${E + 1}/${target}  loss ${r.loss.toFixed(4)}${lastEval !== undefined ? `  eval ${lastEval.toFixed(4)}` : ''}  lr ${r.lr.toExponential(2)}  ${Math.round(tps).toLocaleString()} tokens/s`;
-      if (o.json) printJson({ event: 'step', step: E + 1, loss: r.loss, eval_loss: record.eval_loss, lr: r.lr, grad_norms: r.gradNorms, clip_factors: r.clipFactors, tokens_per_s: tps });
+      if (o.json)
+        printJson({
+          event: 'step',
+          step: E + 1,
+          loss: r.loss,
+          eval_loss: record.eval_loss,
+          lr: r.lr,
+          grad_norms: r.gradNorms,
+          clip_factors: r.clipFactors,
+          tokens_per_s: tps,
+        });
       else if (spinner) spinner.text = line;
       else process.stderr.write(`${line}\n`);
-      if (trainer.epoch % o.checkpointEvery === 0) await saveCheckpoint(out, model, trainer.state, meta());
+      if (trainer.epoch % o.checkpointEvery === 0)
+        await saveCheckpoint(out, model, trainer.state, meta());
     }
     await saveCheckpoint(out, model, trainer.state, meta());
   } finally {
@@ -158,28 +229,50 @@ function loadConfigs(o: TrainOptions): { run: RunConfig; model: ModelConfig } {
   let run: RunConfig;
   let model: ModelConfig;
   if (o.run) {
-    if (o.model) throw new IotaError('E_BAD_FLAG', 'give either --run or --model, not both', 'a run config names its model config');
+    if (o.model)
+      throw new IotaError(
+        'E_BAD_FLAG',
+        'give either --run or --model, not both',
+        'a run config names its model config',
+      );
     ({ run, model } = loadRunConfig(o.run, { env: process.env, set: o.set }, { env: process.env }));
   } else {
     const file = o.model ?? 'configs/tiny.yaml';
     model = loadModelConfig(file, { env: process.env });
     run = validateConfig(
       'run',
-      { name: model.name, model: file, samples_per_epoch: 16, batch: 4, optimizer: { lr: 1e-3 }, schedule: { kind: 'cosine', warmup_epochs: 10, total_epochs: 200 } },
+      {
+        name: model.name,
+        model: file,
+        samples_per_epoch: 16,
+        batch: 4,
+        optimizer: { lr: 1e-3 },
+        schedule: { kind: 'cosine', warmup_epochs: 10, total_epochs: 200 },
+      },
       `default run for ${file}`,
     );
-    if (o.set.length) throw new IotaError('E_BAD_FLAG', '--set needs --run', 'use --lr, --samples-per-step, --batch and --seed with --model');
+    if (o.set.length)
+      throw new IotaError(
+        'E_BAD_FLAG',
+        '--set needs --run',
+        'use --lr, --samples-per-step, --batch and --seed with --model',
+      );
   }
   const patch: Record<string, unknown> = {};
   if (o.samplesPerStep !== undefined) patch.samples_per_epoch = o.samplesPerStep;
   if (o.batch !== undefined) patch.batch = o.batch;
   if (o.seed !== undefined) patch.seed = o.seed;
   if (o.lr !== undefined) patch.optimizer = { ...run.optimizer, lr: o.lr };
-  if (Object.keys(patch).length) run = validateConfig('run', { ...structuredClone(run), ...patch }, 'flags');
+  if (Object.keys(patch).length)
+    run = validateConfig('run', { ...structuredClone(run), ...patch }, 'flags');
   return { run, model };
 }
 
-async function openData(dir: string | undefined, config: ModelConfig, run: RunConfig): Promise<LocalWindows> {
+async function openData(
+  dir: string | undefined,
+  config: ModelConfig,
+  run: RunConfig,
+): Promise<LocalWindows> {
   const path = dir ?? datasetDir('data', config.tokenizer);
   if (!dir && !existsSync(join(path, 'manifest.json'))) {
     note(`no dataset at ${path}: preparing the demo corpus with the ${config.tokenizer} tokenizer`);
@@ -187,7 +280,11 @@ async function openData(dir: string | undefined, config: ModelConfig, run: RunCo
   }
   const ds = await loadDataset(path);
   if (ds.manifest.tokenizer !== config.tokenizer || ds.manifest.vocabSize > config.vocab_size) {
-    throw new IotaError('E_DATA_MISMATCH', `${path} holds ${ds.manifest.tokenizer} tokens (vocab ${ds.manifest.vocabSize}); model ${config.name} uses ${config.tokenizer} (vocab ${config.vocab_size})`, `prepare data with: iota data prepare --tokenizer ${config.tokenizer}`);
+    throw new IotaError(
+      'E_DATA_MISMATCH',
+      `${path} holds ${ds.manifest.tokenizer} tokens (vocab ${ds.manifest.vocabSize}); model ${config.name} uses ${config.tokenizer} (vocab ${config.vocab_size})`,
+      `prepare data with: iota data prepare --tokenizer ${config.tokenizer}`,
+    );
   }
   return new LocalWindows(ds, config.seq, run.seed, run.data.held_out_fraction);
 }

@@ -83,6 +83,10 @@ async function handle(m: ComputeRequest): Promise<Omit<ComputeReply, 'id'>> {
 parentPort!.on('message', (m: ComputeRequest) => {
   handle(m).then(
     (r) => parentPort!.postMessage({ id: m.id, ...r }),
-    (e) => parentPort!.postMessage({ id: m.id, error: { code: isIotaError(e) ? e.code : 'E_COMPUTE', message: (e as Error).message } }),
+    (e) =>
+      parentPort!.postMessage({
+        id: m.id,
+        error: { code: isIotaError(e) ? e.code : 'E_COMPUTE', message: (e as Error).message },
+      }),
   );
 });

@@ -35,12 +35,17 @@ export interface ComputeReply {
   committed?: boolean;
 }
 
-export type StageInput = { tokens: Int32Array; shape: [number, number] } | { x: Float32Array; shape: [number, number, number] };
+export type StageInput =
+  | { tokens: Int32Array; shape: [number, number] }
+  | { x: Float32Array; shape: [number, number, number] };
 
 export class Compute {
   private worker: Worker;
   private next = 1;
-  private waiting = new Map<number, { resolve: (r: ComputeReply) => void; reject: (e: Error) => void }>();
+  private waiting = new Map<
+    number,
+    { resolve: (r: ComputeReply) => void; reject: (e: Error) => void }
+  >();
   backend = '';
 
   /** `workerUrl`: where the built compute-worker.js is (tests running from sources point at dist/). */
@@ -59,7 +64,9 @@ export class Compute {
     });
   }
 
-  private call(req: Omit<ComputeRequest, 'id' | 'shape'> & { shape?: number[] }): Promise<ComputeReply> {
+  private call(
+    req: Omit<ComputeRequest, 'id' | 'shape'> & { shape?: number[] },
+  ): Promise<ComputeReply> {
     const id = this.next++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
@@ -67,7 +74,12 @@ export class Compute {
     });
   }
 
-  async init(config: ModelConfig, stage: number, weights: Float32Array, backend: string): Promise<void> {
+  async init(
+    config: ModelConfig,
+    stage: number,
+    weights: Float32Array,
+    backend: string,
+  ): Promise<void> {
     this.backend = (await this.call({ op: 'init', config, stage, weights, backend })).backend!;
   }
   async setWeights(weights: Float32Array): Promise<void> {
@@ -80,11 +92,20 @@ export class Compute {
     const r = await this.call({ op: 'forward', ...input });
     return { y: r.y!, shape: r.shape! };
   }
-  async backward(key: string, input: StageInput, dy: Float32Array, dyShape: number[]): Promise<{ dx?: Float32Array; shape?: number[] }> {
+  async backward(
+    key: string,
+    input: StageInput,
+    dy: Float32Array,
+    dyShape: number[],
+  ): Promise<{ dx?: Float32Array; shape?: number[] }> {
     const r = await this.call({ op: 'backward', key, ...input, dy, dyShape });
     return { dx: r.dx, shape: r.shape };
   }
-  async tail(key: string, input: StageInput, targets: Int32Array): Promise<{ losses: Float32Array; dx?: Float32Array; shape?: number[] }> {
+  async tail(
+    key: string,
+    input: StageInput,
+    targets: Int32Array,
+  ): Promise<{ losses: Float32Array; dx?: Float32Array; shape?: number[] }> {
     const r = await this.call({ op: 'tail', key, ...input, targets });
     return { losses: r.losses!, dx: r.dx, shape: r.shape };
   }

@@ -31,26 +31,52 @@ export interface ItemInputs {
   shape: [number, number, number];
 }
 
-export async function fetchActivation(ref: Ref, shape: [number, number, number], transfer?: TransferOptions, onBytes: (n: number) => void = () => {}): Promise<Float32Array> {
+export async function fetchActivation(
+  ref: Ref,
+  shape: [number, number, number],
+  transfer?: TransferOptions,
+  onBytes: (n: number) => void = () => {},
+): Promise<Float32Array> {
   const bytes = await download(ref.url!, { sha256: ref.sha256, size: ref.size }, transfer);
   onBytes(bytes.length);
   return decodeActivation(bytes, shape);
 }
 
 /** The token windows (seq + 1 tokens each), read by exact Range and checked against their sha256. */
-export async function fetchWindows(ws: readonly Window[], model: ModelConfig, transfer?: TransferOptions, onBytes: (n: number) => void = () => {}): Promise<Int32Array[]> {
+export async function fetchWindows(
+  ws: readonly Window[],
+  model: ModelConfig,
+  transfer?: TransferOptions,
+  onBytes: (n: number) => void = () => {},
+): Promise<Int32Array[]> {
   const out: Int32Array[] = [];
   for (const w of ws) {
-    const bytes = await download(w.url!, { range: { start: w.start, end: w.end }, rangeSha256: w.sha256 }, transfer);
+    const bytes = await download(
+      w.url!,
+      { range: { start: w.start, end: w.end }, rangeSha256: w.sha256 },
+      transfer,
+    );
     onBytes(bytes.length);
-    out.push(readWindow(bytes, (w.end - w.start) / (model.seq + 1) === 4 ? 4 : 2, { expectTokens: model.seq + 1, vocabSize: model.vocab_size }));
+    out.push(
+      readWindow(bytes, (w.end - w.start) / (model.seq + 1) === 4 ? 4 : 2, {
+        expectTokens: model.seq + 1,
+        vocabSize: model.vocab_size,
+      }),
+    );
   }
   return out;
 }
 
 /** Reads what an item of `kind` at `stage` needs; throws an IotaError when an input is bad. */
 export async function fetchInputs(
-  it: { stage: number; kind: 'fwd' | 'bwd' | 'tail'; samples: number[]; windows?: Window[]; x?: Ref; dy?: Ref },
+  it: {
+    stage: number;
+    kind: 'fwd' | 'bwd' | 'tail';
+    samples: number[];
+    windows?: Window[];
+    x?: Ref;
+    dy?: Ref;
+  },
   model: ModelConfig,
   transfer?: TransferOptions,
   onBytes: (n: number) => void = () => {},
@@ -78,6 +104,7 @@ export async function fetchInputs(
       win.forEach((w, i) => targets!.set(w.subarray(1), i * seq));
     }
   }
-  const dy = it.kind === 'bwd' ? await fetchActivation(it.dy!, shape, transfer, onBytes) : undefined;
+  const dy =
+    it.kind === 'bwd' ? await fetchActivation(it.dy!, shape, transfer, onBytes) : undefined;
   return { input, targets: needTargets ? targets : undefined, dy, shape };
 }

@@ -22,9 +22,17 @@ export interface Overrides {
   set?: string[];
 }
 
-const SCHEMAS: Record<ConfigKind, TSchema> = { model: ModelConfigSchema, run: RunConfigSchema, node: NodeConfigSchema };
+const SCHEMAS: Record<ConfigKind, TSchema> = {
+  model: ModelConfigSchema,
+  run: RunConfigSchema,
+  node: NodeConfigSchema,
+};
 /** Names IOTA's own configs use, accepted on input and renamed. */
-const ALIASES: Record<ConfigKind, Record<string, string>> = { model: { splits: 'stages' }, run: {}, node: {} };
+const ALIASES: Record<ConfigKind, Record<string, string>> = {
+  model: { splits: 'stages' },
+  run: {},
+  node: {},
+};
 
 export function loadModelConfig(file: string, o: Overrides = {}): ModelConfig {
   return loadConfig('model', file, o) as ModelConfig;
@@ -42,7 +50,11 @@ export interface LoadedRun {
 }
 
 /** A run config and the model config it names (resolved relative to the run file). */
-export function loadRunConfig(file: string, o: Overrides = {}, modelOverrides: Overrides = {}): LoadedRun {
+export function loadRunConfig(
+  file: string,
+  o: Overrides = {},
+  modelOverrides: Overrides = {},
+): LoadedRun {
   const run = loadConfig('run', file, o) as RunConfig;
   const modelFile = resolve(dirname(file), run.model);
   return Object.freeze({ run, model: loadModelConfig(modelFile, modelOverrides), modelFile });
@@ -58,7 +70,11 @@ export function loadConfig(kind: ConfigKind, file: string | undefined, o: Overri
 }
 
 /** Validates an in-memory config object (e.g. one embedded in a checkpoint). */
-export function validateConfig<K extends ConfigKind>(kind: K, value: unknown, origin: string): K extends 'model' ? ModelConfig : K extends 'run' ? RunConfig : NodeConfig {
+export function validateConfig<K extends ConfigKind>(
+  kind: K,
+  value: unknown,
+  origin: string,
+): K extends 'model' ? ModelConfig : K extends 'run' ? RunConfig : NodeConfig {
   const v = applyAliases(kind, structuredClone(value) as Record<string, unknown>, origin);
   return validate(kind, v, origin) as never;
 }
@@ -66,14 +82,20 @@ export function validateConfig<K extends ConfigKind>(kind: K, value: unknown, or
 function validate(kind: ConfigKind, input: Record<string, unknown>, origin: string): unknown {
   const schema = SCHEMAS[kind];
   const value = Value.Default(schema, input) as Record<string, unknown>;
-  const problems = leafErrors([...Value.Errors(schema, value)]).map((e) => [fieldName(e.path), describe(e)] as [string, string]);
+  const problems = leafErrors([...Value.Errors(schema, value)]).map(
+    (e) => [fieldName(e.path), describe(e)] as [string, string],
+  );
   if (problems.length === 0) {
     if (kind === 'model') problems.push(...modelConfigProblems(value as ModelConfig));
     if (kind === 'run') problems.push(...runConfigProblems(value as RunConfig));
   }
   if (problems.length > 0) {
     const lines = dedupe(problems).map(([f, m]) => `${origin}: field "${f}": ${m}`);
-    throw new IotaError('E_CONFIG_INVALID', lines.join('\n'), `fix the ${kind} config; see configs/ for valid examples`);
+    throw new IotaError(
+      'E_CONFIG_INVALID',
+      lines.join('\n'),
+      `fix the ${kind} config; see configs/ for valid examples`,
+    );
   }
   return deepFreeze(value);
 }
@@ -83,25 +105,47 @@ function readYamlObject(file: string, kind: ConfigKind): Record<string, unknown>
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
-    throw new IotaError('E_CONFIG_NOT_FOUND', `cannot read ${kind} config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 'check the path; shipped configs live in configs/');
+    throw new IotaError(
+      'E_CONFIG_NOT_FOUND',
+      `cannot read ${kind} config ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      'check the path; shipped configs live in configs/',
+    );
   }
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const first = doc.errors[0];
-    const where = first.linePos ? ` (line ${first.linePos[0].line}, column ${first.linePos[0].col})` : '';
-    throw new IotaError('E_CONFIG_INVALID', `${file}: not valid YAML${where}: ${first.message.split('\n')[0]}`, 'check the indentation and quoting at that line');
+    const where = first.linePos
+      ? ` (line ${first.linePos[0].line}, column ${first.linePos[0].col})`
+      : '';
+    throw new IotaError(
+      'E_CONFIG_INVALID',
+      `${file}: not valid YAML${where}: ${first.message.split('\n')[0]}`,
+      'check the indentation and quoting at that line',
+    );
   }
   const value = doc.toJS();
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new IotaError('E_CONFIG_INVALID', `${file}: a ${kind} config must be a YAML mapping of fields`, 'see configs/ for examples');
+    throw new IotaError(
+      'E_CONFIG_INVALID',
+      `${file}: a ${kind} config must be a YAML mapping of fields`,
+      'see configs/ for examples',
+    );
   }
   return value as Record<string, unknown>;
 }
 
-function applyAliases(kind: ConfigKind, v: Record<string, unknown>, origin: string): Record<string, unknown> {
+function applyAliases(
+  kind: ConfigKind,
+  v: Record<string, unknown>,
+  origin: string,
+): Record<string, unknown> {
   for (const [alias, name] of Object.entries(ALIASES[kind])) {
     if (!(alias in v)) continue;
-    if (name in v) throw new IotaError('E_CONFIG_INVALID', `${origin}: field "${alias}": is an alias of "${name}"; give only one of them`);
+    if (name in v)
+      throw new IotaError(
+        'E_CONFIG_INVALID',
+        `${origin}: field "${alias}": is an alias of "${name}"; give only one of them`,
+      );
     v[name] = v[alias];
     delete v[alias];
   }
@@ -117,7 +161,12 @@ function* overridesFor(kind: ConfigKind, o: Overrides): Generator<[string, strin
   }
   for (const s of o.set ?? []) {
     const eq = s.indexOf('=');
-    if (eq <= 0) throw new IotaError('E_BAD_FLAG', `--set ${s}: expected field=value`, 'e.g. --set optimizer.lr=0.001');
+    if (eq <= 0)
+      throw new IotaError(
+        'E_BAD_FLAG',
+        `--set ${s}: expected field=value`,
+        'e.g. --set optimizer.lr=0.001',
+      );
     const field = s.slice(0, eq).trim();
     yield [ALIASES[kind][field] ?? field, s.slice(eq + 1), `flag --set ${s}`];
   }
@@ -130,7 +179,10 @@ function setPath(target: Record<string, unknown>, field: string, raw: string, fr
     const next = node[part];
     if (next === undefined) node[part] = {};
     else if (next === null || typeof next !== 'object' || Array.isArray(next)) {
-      throw new IotaError('E_CONFIG_INVALID', `${from}: field "${field}": "${part}" is not a mapping`);
+      throw new IotaError(
+        'E_CONFIG_INVALID',
+        `${from}: field "${field}": "${part}" is not a mapping`,
+      );
     }
     node = node[part] as Record<string, unknown>;
   }
@@ -151,7 +203,9 @@ function setPath(target: Record<string, unknown>, field: string, raw: string, fr
 function leafErrors(errors: ValueError[]): ValueError[] {
   return errors.flatMap((e) => {
     if (!e.errors || e.errors.length === 0 || isLiteralUnion(e.schema)) return [e];
-    const branches = e.errors.map((it) => [...it]).filter((b) => b.length > 0 && b.every((x) => x.path !== e.path));
+    const branches = e.errors
+      .map((it) => [...it])
+      .filter((b) => b.length > 0 && b.every((x) => x.path !== e.path));
     if (branches.length === 0) return [e];
     branches.sort((a, b) => a.length - b.length);
     return leafErrors(branches[0]);
@@ -159,13 +213,18 @@ function leafErrors(errors: ValueError[]): ValueError[] {
 }
 
 function isLiteralUnion(s: TSchema): boolean {
-  return Array.isArray(s.anyOf) && s.anyOf.every((b: TSchema) => b.const !== undefined || b.type === 'null');
+  return (
+    Array.isArray(s.anyOf) &&
+    s.anyOf.every((b: TSchema) => b.const !== undefined || b.type === 'null')
+  );
 }
 
 function describe(e: ValueError): string {
   const got = e.value === undefined ? 'nothing' : JSON.stringify(e.value);
   if (isLiteralUnion(e.schema)) {
-    const options = (e.schema.anyOf as TSchema[]).map((b) => (b.const !== undefined ? JSON.stringify(b.const) : 'null'));
+    const options = (e.schema.anyOf as TSchema[]).map((b) =>
+      b.const !== undefined ? JSON.stringify(b.const) : 'null',
+    );
     return `must be one of ${options.join(', ')} (got ${got})`;
   }
   if (e.message === 'Unexpected property') return 'is not a known field (a typo?)';
@@ -174,11 +233,13 @@ function describe(e: ValueError): string {
 }
 
 function fieldName(path: string): string {
-  return path
-    .split('/')
-    .slice(1)
-    .map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i === 0 ? p : `.${p}`))
-    .join('') || '(root)';
+  return (
+    path
+      .split('/')
+      .slice(1)
+      .map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : i === 0 ? p : `.${p}`))
+      .join('') || '(root)'
+  );
 }
 
 function dedupe(p: Array<[string, string]>): Array<[string, string]> {

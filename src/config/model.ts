@@ -15,7 +15,10 @@ export const RopeScalingSchema = Type.Object(
 );
 
 /** A stage is [first, end): block indices, with -1 meaning "the embedding" at the start and "the LM head" at the end. */
-export const StageRangeSchema = Type.Tuple([Type.Integer({ minimum: -1 }), Type.Integer({ minimum: -1 })]);
+export const StageRangeSchema = Type.Tuple([
+  Type.Integer({ minimum: -1 }),
+  Type.Integer({ minimum: -1 }),
+]);
 
 export const ModelConfigSchema = Type.Object(
   {
@@ -25,9 +28,15 @@ export const ModelConfigSchema = Type.Object(
     dim: Type.Integer({ minimum: 2 }),
     n_layers: Type.Integer({ minimum: 1, description: 'transformer blocks in the whole model' }),
     n_heads: Type.Integer({ minimum: 1 }),
-    n_kv_groups: Type.Integer({ minimum: 1, description: 'K/V heads; consecutive query heads share one' }),
+    n_kv_groups: Type.Integer({
+      minimum: 1,
+      description: 'K/V heads; consecutive query heads share one',
+    }),
     ffn_dim: Type.Integer({ minimum: 1, description: 'SwiGLU hidden width' }),
-    bottleneck: Type.Integer({ minimum: 1, description: 'width B of the activation crossing a stage boundary' }),
+    bottleneck: Type.Integer({
+      minimum: 1,
+      description: 'width B of the activation crossing a stage boundary',
+    }),
     seq: Type.Integer({ minimum: 1, description: 'context length in tokens' }),
     norm_eps: Type.Number({ exclusiveMinimum: 0, default: 1e-5 }),
     rope_theta: Type.Number({ exclusiveMinimum: 0 }),
@@ -57,14 +66,25 @@ export interface StageSpec {
 /** Cross-field rules; returns [field, problem] pairs so the loader can name them. */
 export function modelConfigProblems(c: ModelConfig): Array<[string, string]> {
   const p: Array<[string, string]> = [];
-  if (c.dim % c.n_heads !== 0) p.push(['dim', `must be divisible by n_heads (${c.dim} % ${c.n_heads} != 0)`]);
-  else if ((c.dim / c.n_heads) % 2 !== 0) p.push(['n_heads', `head size dim/n_heads = ${c.dim / c.n_heads} must be even for rotary embeddings`]);
-  if (c.n_heads % c.n_kv_groups !== 0) p.push(['n_kv_groups', `must divide n_heads (${c.n_heads} % ${c.n_kv_groups} != 0)`]);
+  if (c.dim % c.n_heads !== 0)
+    p.push(['dim', `must be divisible by n_heads (${c.dim} % ${c.n_heads} != 0)`]);
+  else if ((c.dim / c.n_heads) % 2 !== 0)
+    p.push([
+      'n_heads',
+      `head size dim/n_heads = ${c.dim / c.n_heads} must be even for rotary embeddings`,
+    ]);
+  if (c.n_heads % c.n_kv_groups !== 0)
+    p.push(['n_kv_groups', `must divide n_heads (${c.n_heads} % ${c.n_kv_groups} != 0)`]);
   if (c.bottleneck > c.dim) p.push(['bottleneck', `must be <= dim (${c.bottleneck} > ${c.dim})`]);
-  if (c.tokenizer === 'byte' && c.vocab_size !== 256) p.push(['vocab_size', 'must be 256 with the byte tokenizer']);
-  if (c.tokenizer === 'gpt2' && c.vocab_size < 50257) p.push(['vocab_size', 'must be >= 50257 with the gpt2 tokenizer']);
-  if (c.tokenizer === 'llama3' && c.vocab_size < 128256) p.push(['vocab_size', 'must be >= 128256 with the llama3 tokenizer']);
-  p.push(...stageProblems(c.stages, c.n_layers).map(([f, m]): [string, string] => [`stages${f}`, m]));
+  if (c.tokenizer === 'byte' && c.vocab_size !== 256)
+    p.push(['vocab_size', 'must be 256 with the byte tokenizer']);
+  if (c.tokenizer === 'gpt2' && c.vocab_size < 50257)
+    p.push(['vocab_size', 'must be >= 50257 with the gpt2 tokenizer']);
+  if (c.tokenizer === 'llama3' && c.vocab_size < 128256)
+    p.push(['vocab_size', 'must be >= 128256 with the llama3 tokenizer']);
+  p.push(
+    ...stageProblems(c.stages, c.n_layers).map(([f, m]): [string, string] => [`stages${f}`, m]),
+  );
   return p;
 }
 
@@ -72,19 +92,24 @@ function stageProblems(stages: Array<[number, number]>, nLayers: number): Array<
   const p: Array<[string, string]> = [];
   const n = stages.length;
   if (stages[0][0] !== -1) p.push(['[0][0]', 'the first stage must start with -1 (the embedding)']);
-  if (stages[n - 1][1] !== -1) p.push([`[${n - 1}][1]`, 'the last stage must end with -1 (the LM head)']);
+  if (stages[n - 1][1] !== -1)
+    p.push([`[${n - 1}][1]`, 'the last stage must end with -1 (the LM head)']);
   let expect = 0;
   stages.forEach(([a, b], i) => {
     const first = a === -1 ? 0 : a;
     const end = b === -1 ? nLayers : b;
-    if (i > 0 && a === -1) p.push([`[${i}][0]`, '-1 is allowed only at the start of the first stage']);
-    if (i < n - 1 && b === -1) p.push([`[${i}][1]`, '-1 is allowed only at the end of the last stage']);
-    if (first !== expect) p.push([`[${i}]`, `must start at block ${expect} (stages must be contiguous), got ${a}`]);
+    if (i > 0 && a === -1)
+      p.push([`[${i}][0]`, '-1 is allowed only at the start of the first stage']);
+    if (i < n - 1 && b === -1)
+      p.push([`[${i}][1]`, '-1 is allowed only at the end of the last stage']);
+    if (first !== expect)
+      p.push([`[${i}]`, `must start at block ${expect} (stages must be contiguous), got ${a}`]);
     if (end <= first) p.push([`[${i}]`, `must hold at least one block, got [${a}, ${b}]`]);
     if (end > nLayers) p.push([`[${i}][1]`, `block ${end} is beyond n_layers (${nLayers})`]);
     expect = end;
   });
-  if (p.length === 0 && expect !== nLayers) p.push([`[${n - 1}]`, `stages cover ${expect} of ${nLayers} blocks`]);
+  if (p.length === 0 && expect !== nLayers)
+    p.push([`[${n - 1}]`, `stages cover ${expect} of ${nLayers} blocks`]);
   return p;
 }
 

@@ -14,7 +14,9 @@ export const StorageSchema = Type.Union([
       kind: Type.Literal('s3'),
       bucket: Type.String({ minLength: 3 }),
       region: Type.String({ default: 'us-east-1' }),
-      endpoint: Type.Optional(Type.String({ description: 'R2, MinIO or another S3-compatible endpoint' })),
+      endpoint: Type.Optional(
+        Type.String({ description: 'R2, MinIO or another S3-compatible endpoint' }),
+      ),
       force_path_style: Type.Boolean({ default: false }),
       prefix: Type.String({ default: '' }),
     },
@@ -26,11 +28,22 @@ const KeyId = Type.String({ pattern: '^[A-Za-z0-9_-]{8,}$' });
 
 export const RateLimitSchema = Type.Object(
   {
-    ip_per_second: Type.Number({ exclusiveMinimum: 0, default: 200, description: 'requests per second per address, before verification' }),
+    ip_per_second: Type.Number({
+      exclusiveMinimum: 0,
+      default: 200,
+      description: 'requests per second per address, before verification',
+    }),
     ip_burst: Type.Integer({ minimum: 1, default: 400 }),
-    key_per_second: Type.Number({ exclusiveMinimum: 0, default: 50, description: 'requests per second per verified key' }),
+    key_per_second: Type.Number({
+      exclusiveMinimum: 0,
+      default: 50,
+      description: 'requests per second per verified key',
+    }),
     key_burst: Type.Integer({ minimum: 1, default: 200 }),
-    exempt_loopback: Type.Boolean({ default: false, description: 'no address limit for 127.0.0.0/8 and ::1 (benchmarks on one machine)' }),
+    exempt_loopback: Type.Boolean({
+      default: false,
+      description: 'no address limit for 127.0.0.0/8 and ::1 (benchmarks on one machine)',
+    }),
   },
   { additionalProperties: false, default: {} },
 );
@@ -41,11 +54,24 @@ export const NodeConfigSchema = Type.Object(
     port: Type.Integer({ minimum: 0, maximum: 65535, default: 4100 }),
     orchestrator_url: Type.Optional(Type.String({ pattern: '^https?://' })),
     key_file: Type.Optional(Type.String({ minLength: 1 })),
-    state_dir: Type.String({ default: '.iota', description: 'database, nonces and secrets of this node' }),
+    state_dir: Type.String({
+      default: '.iota',
+      description: 'database, nonces and secrets of this node',
+    }),
     storage: Type.Optional(StorageSchema),
-    backend: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('native'), Type.Literal('wasm'), Type.Literal('cpu'), Type.Literal('tensorflow')])),
+    backend: Type.Optional(
+      Type.Union([
+        Type.Literal('auto'),
+        Type.Literal('native'),
+        Type.Literal('wasm'),
+        Type.Literal('cpu'),
+        Type.Literal('tensorflow'),
+      ]),
+    ),
     threads: Type.Optional(Type.Integer({ minimum: 1 })),
-    allow_list: Type.Optional(Type.Array(KeyId, { description: 'if set, only these miner keys may register' })),
+    allow_list: Type.Optional(
+      Type.Array(KeyId, { description: 'if set, only these miner keys may register' }),
+    ),
     rate_limits: RateLimitSchema,
     validators: Type.Array(KeyId, { default: [] }),
     admins: Type.Array(KeyId, { default: [] }),

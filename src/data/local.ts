@@ -34,7 +34,10 @@ export class LocalWindows {
   }
 
   window(w: number): Int32Array {
-    return readWindow(this.windowBytes(w), this.dataset.manifest.bytesPerToken, { expectTokens: this.index.windowTokens, vocabSize: this.dataset.manifest.vocabSize });
+    return readWindow(this.windowBytes(w), this.dataset.manifest.bytesPerToken, {
+      expectTokens: this.index.windowTokens,
+      vocabSize: this.dataset.manifest.vocabSize,
+    });
   }
 
   /** The window's bytes as stored in its shard: what a Range read of the shard object returns. */

@@ -54,7 +54,10 @@ export class Permutation {
    */
   constructor(size: number, seed: string | number) {
     if (!Number.isInteger(size) || size < 1 || size > MAX_PERMUTATION_SIZE) {
-      throw new IotaError('E_BAD_PERMUTATION', `Permutation size ${size} is not an integer in [1, 2^48].`);
+      throw new IotaError(
+        'E_BAD_PERMUTATION',
+        `Permutation size ${size} is not an integer in [1, 2^48].`,
+      );
     }
     this.size = size;
     let h = 1;
@@ -100,7 +103,10 @@ export class Permutation {
 
   private check(i: number): void {
     if (!Number.isInteger(i) || i < 0 || i >= this.size) {
-      throw new IotaError('E_BAD_PERMUTATION', `Index ${i} is outside the permutation's domain [0, ${this.size}).`);
+      throw new IotaError(
+        'E_BAD_PERMUTATION',
+        `Index ${i} is outside the permutation's domain [0, ${this.size}).`,
+      );
     }
   }
 

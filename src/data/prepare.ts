@@ -17,9 +17,20 @@
 import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { IotaError } from '../errors.js';
-import { DEMO_SOURCES, type CorpusFile, demoCorpusFiles, packageInfo, readCorpusFile, userCorpusFiles } from './corpus.js';
 import {
-  DATASET_FORMAT, DATASET_VERSION, type DatasetManifest, type ShardEntry, type SourceEntry,
+  DEMO_SOURCES,
+  type CorpusFile,
+  demoCorpusFiles,
+  packageInfo,
+  readCorpusFile,
+  userCorpusFiles,
+} from './corpus.js';
+import {
+  DATASET_FORMAT,
+  DATASET_VERSION,
+  type DatasetManifest,
+  type ShardEntry,
+  type SourceEntry,
 } from './dataset.js';
 import { SHARD_HEADER_BYTES, bytesPerTokenFor, encodeShard } from './shard.js';
 import { getTokenizer } from './tokenizers.js';
@@ -61,7 +72,8 @@ async function corpusKey(kind: 'demo' | 'files', files: CorpusFile[]): Promise<s
   const parts: unknown[] = [DATASET_VERSION, kind];
   if (kind === 'demo') {
     // The packages are pinned, so name@version plus the file list identifies the text.
-    for (const s of DEMO_SOURCES) parts.push(`${s.package}@${(await packageInfo(s.package)).version}`);
+    for (const s of DEMO_SOURCES)
+      parts.push(`${s.package}@${(await packageInfo(s.package)).version}`);
     parts.push(files.map((f) => `${f.source}/${f.id}`));
   } else {
     for (const f of files) {
@@ -100,20 +112,31 @@ async function shardsPresent(dir: string, m: DatasetManifest): Promise<boolean> 
 export async function prepareData(options: PrepareOptions): Promise<PrepareResult> {
   const shardTokens = options.shardTokens ?? DEFAULT_SHARD_TOKENS;
   if (!Number.isSafeInteger(shardTokens) || shardTokens < 1) {
-    throw new IotaError('E_BAD_DATASET', `Shard size ${shardTokens} tokens is not a positive integer.`);
+    throw new IotaError(
+      'E_BAD_DATASET',
+      `Shard size ${shardTokens} tokens is not a positive integer.`,
+    );
   }
   const tokenizer = await getTokenizer(options.tokenizer);
   const kind = options.corpus === 'demo' ? 'demo' : 'files';
-  const files = options.corpus === 'demo' ? await demoCorpusFiles() : userCorpusFiles(options.corpus.files);
+  const files =
+    options.corpus === 'demo' ? await demoCorpusFiles() : userCorpusFiles(options.corpus.files);
   if (files.length === 0) throw new IotaError('E_BAD_CORPUS', 'The corpus has no files.');
   const key = await corpusKey(kind, files);
   const dir = datasetDir(options.out, tokenizer.name);
   await mkdir(dir, { recursive: true });
 
   const old = await readManifest(dir);
-  if (old && old.format === DATASET_FORMAT && old.version === DATASET_VERSION && old.tokenizer === tokenizer.name
-    && old.vocabSize === tokenizer.vocabSize && old.shardTokens === shardTokens && old.corpus?.key === key
-    && await shardsPresent(dir, old)) {
+  if (
+    old &&
+    old.format === DATASET_FORMAT &&
+    old.version === DATASET_VERSION &&
+    old.tokenizer === tokenizer.name &&
+    old.vocabSize === tokenizer.vocabSize &&
+    old.shardTokens === shardTokens &&
+    old.corpus?.key === key &&
+    (await shardsPresent(dir, old))
+  ) {
     return { dir, manifest: old, skipped: true };
   }
   // From here on no manifest exists, so a crash cannot leave one that lies.
@@ -128,11 +151,17 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
     const name = `shard-${String(shards.length).padStart(5, '0')}`;
     const bytes = encodeShard(buffer.subarray(0, filled), tokenizer.name, tokenizer.vocabSize);
     await writeAtomic(join(dir, `${name}.bin`), bytes);
-    shards.push({ name, file: `${name}.bin`, tokens: filled, bytes: bytes.length, sha256: sha256Hex(bytes) });
+    shards.push({
+      name,
+      file: `${name}.bin`,
+      tokens: filled,
+      bytes: bytes.length,
+      sha256: sha256Hex(bytes),
+    });
     filled = 0;
   };
   const append = async (ids: ArrayLike<number>): Promise<void> => {
-    for (let i = 0; i < ids.length; ) {
+    for (let i = 0; i < ids.length;) {
       const n = Math.min(ids.length - i, shardTokens - filled);
       for (let k = 0; k < n; k++) buffer[filled + k] = ids[i + k];
       filled += n;
@@ -171,7 +200,12 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
 
   for (const s of DEMO_SOURCES) {
     const src = sources.get(s.id);
-    if (src) Object.assign(src, { package: s.package, version: (await packageInfo(s.package)).version, license: s.license });
+    if (src)
+      Object.assign(src, {
+        package: s.package,
+        version: (await packageInfo(s.package)).version,
+        license: s.license,
+      });
   }
   const manifest: DatasetManifest = {
     format: DATASET_FORMAT,
@@ -193,4 +227,3 @@ export async function prepareData(options: PrepareOptions): Promise<PrepareResul
   await writeAtomic(join(dir, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   return { dir, manifest, skipped: false };
 }
-

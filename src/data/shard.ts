@@ -54,10 +54,16 @@ function checkVocab(vocabSize: number): void {
 }
 
 /** Builds a whole shard file: header plus tokens. Refuses ids outside [0, vocabSize). */
-export function encodeShard(tokens: ArrayLike<number>, tokenizer: string, vocabSize: number): Uint8Array {
+export function encodeShard(
+  tokens: ArrayLike<number>,
+  tokenizer: string,
+  vocabSize: number,
+): Uint8Array {
   checkVocab(vocabSize);
   if (!/^[\x21-\x7e]{1,16}$/.test(tokenizer)) {
-    throw bad(`Tokenizer name "${tokenizer}" must be 1 to ${NAME_BYTES} printable ASCII characters.`);
+    throw bad(
+      `Tokenizer name "${tokenizer}" must be 1 to ${NAME_BYTES} printable ASCII characters.`,
+    );
   }
   const bpt = bytesPerTokenFor(vocabSize);
   const count = tokens.length;
@@ -96,7 +102,9 @@ export function encodeShard(tokens: ArrayLike<number>, tokenizer: string, vocabS
  */
 export function readShardHeader(bytes: Uint8Array): ShardHeader {
   if (bytes.length < SHARD_HEADER_BYTES) {
-    throw bad(`Shard is truncated: ${bytes.length} bytes, shorter than its ${SHARD_HEADER_BYTES}-byte header.`);
+    throw bad(
+      `Shard is truncated: ${bytes.length} bytes, shorter than its ${SHARD_HEADER_BYTES}-byte header.`,
+    );
   }
   const magic = String.fromCharCode(...bytes.subarray(0, 8));
   if (magic !== SHARD_MAGIC) {
@@ -105,7 +113,10 @@ export function readShardHeader(bytes: Uint8Array): ShardHeader {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const version = view.getUint32(8, true);
   if (version !== SHARD_VERSION) {
-    throw bad(`Shard format version ${version} is not supported (this build reads version ${SHARD_VERSION}).`, 'Prepare the data again with this version of iota.');
+    throw bad(
+      `Shard format version ${version} is not supported (this build reads version ${SHARD_VERSION}).`,
+      'Prepare the data again with this version of iota.',
+    );
   }
   const headerBytes = view.getUint32(12, true);
   if (headerBytes !== SHARD_HEADER_BYTES) {
@@ -114,14 +125,19 @@ export function readShardHeader(bytes: Uint8Array): ShardHeader {
   const nameField = bytes.subarray(16, 16 + NAME_BYTES);
   const end = nameField.indexOf(0);
   const tokenizer = String.fromCharCode(...nameField.subarray(0, end < 0 ? NAME_BYTES : end));
-  if (!/^[\x21-\x7e]{1,16}$/.test(tokenizer) || (end >= 0 && nameField.subarray(end).some((b) => b !== 0))) {
+  if (
+    !/^[\x21-\x7e]{1,16}$/.test(tokenizer) ||
+    (end >= 0 && nameField.subarray(end).some((b) => b !== 0))
+  ) {
     throw bad('Shard tokenizer name is not zero-padded printable ASCII.');
   }
   const vocabSize = view.getUint32(32, true);
   checkVocab(vocabSize);
   const bytesPerToken = view.getUint32(36, true);
   if (bytesPerToken !== bytesPerTokenFor(vocabSize)) {
-    throw bad(`Shard stores ${bytesPerToken} bytes per token; vocabulary ${vocabSize} needs ${bytesPerTokenFor(vocabSize)}.`);
+    throw bad(
+      `Shard stores ${bytesPerToken} bytes per token; vocabulary ${vocabSize} needs ${bytesPerTokenFor(vocabSize)}.`,
+    );
   }
   const tokens = view.getUint32(40, true) + view.getUint32(44, true) * 2 ** 32;
   if (!Number.isSafeInteger(tokens)) throw bad(`Shard token count ${tokens} is too large.`);
@@ -132,8 +148,13 @@ export function readShardHeader(bytes: Uint8Array): ShardHeader {
  * Decodes little-endian tokens (u16 or u32) into an Int32Array, the dtype tfjs takes for ids.
  * With `vocabSize`, refuses ids outside the vocabulary.
  */
-export function decodeTokens(bytes: Uint8Array, bytesPerToken: number, vocabSize?: number): Int32Array {
-  if (bytesPerToken !== 2 && bytesPerToken !== 4) throw bad(`Bytes per token must be 2 or 4, not ${bytesPerToken}.`);
+export function decodeTokens(
+  bytes: Uint8Array,
+  bytesPerToken: number,
+  vocabSize?: number,
+): Int32Array {
+  if (bytesPerToken !== 2 && bytesPerToken !== 4)
+    throw bad(`Bytes per token must be 2 or 4, not ${bytesPerToken}.`);
   if (bytes.length % bytesPerToken !== 0) {
     throw bad(`${bytes.length} bytes is not a whole number of ${bytesPerToken}-byte tokens.`);
   }
@@ -143,7 +164,8 @@ export function decodeTokens(bytes: Uint8Array, bytesPerToken: number, vocabSize
   for (let i = 0, o = 0; i < n; i++, o += bytesPerToken) {
     let t = bytes[o] | (bytes[o + 1] << 8);
     if (bytesPerToken === 4) t = (t | (bytes[o + 2] << 16)) + bytes[o + 3] * 2 ** 24;
-    if (t >= limit) throw bad(`Token ${t} at position ${i} is outside the vocabulary [0, ${limit}).`);
+    if (t >= limit)
+      throw bad(`Token ${t} at position ${i} is outside the vocabulary [0, ${limit}).`);
     out[i] = t;
   }
   return out;
@@ -155,8 +177,14 @@ export function decodeShard(bytes: Uint8Array): { header: ShardHeader; tokens: I
   const expected = header.headerBytes + header.tokens * header.bytesPerToken;
   if (bytes.length !== expected) {
     const what = bytes.length < expected ? 'truncated' : 'longer than its header says';
-    throw bad(`Shard is ${what}: ${bytes.length} bytes, expected ${expected} for ${header.tokens} tokens.`);
+    throw bad(
+      `Shard is ${what}: ${bytes.length} bytes, expected ${expected} for ${header.tokens} tokens.`,
+    );
   }
-  const tokens = decodeTokens(bytes.subarray(header.headerBytes), header.bytesPerToken, header.vocabSize);
+  const tokens = decodeTokens(
+    bytes.subarray(header.headerBytes),
+    header.bytesPerToken,
+    header.vocabSize,
+  );
   return { header, tokens };
 }

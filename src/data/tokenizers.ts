@@ -52,7 +52,10 @@ function checkIds(name: string, ids: ArrayLike<number>, vocabSize: number): numb
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
     if (!Number.isInteger(id) || id < 0 || id >= vocabSize) {
-      throw new IotaError('E_BAD_TOKEN', `Token id ${id} at position ${i} is outside the ${name} vocabulary [0, ${vocabSize}).`);
+      throw new IotaError(
+        'E_BAD_TOKEN',
+        `Token id ${id} at position ${i} is outside the ${name} vocabulary [0, ${vocabSize}).`,
+      );
     }
     out[i] = id;
   }
@@ -92,7 +95,10 @@ async function loadGpt2(): Promise<Tokenizer> {
 /** The parts of llama3-tokenizer-js we use; `specialTokenRegex` is real but missing from its types. */
 interface Llama3Module {
   vocabById: string[];
-  encode(text: string, options: { bos: boolean; eos: boolean; specialTokenRegex?: RegExp }): number[];
+  encode(
+    text: string,
+    options: { bos: boolean; eos: boolean; specialTokenRegex?: RegExp },
+  ): number[];
   decode(ids: number[]): string;
   getSpecialTokenId(token: string): number;
 }
@@ -121,7 +127,8 @@ export function getTokenizer(name: string): Promise<Tokenizer> {
     const known = assertTokenizerName(name);
     const cached = loaded.get(known);
     if (cached) return cached;
-    tokenizer = known === 'byte' ? Promise.resolve(BYTE) : known === 'gpt2' ? loadGpt2() : loadLlama3();
+    tokenizer =
+      known === 'byte' ? Promise.resolve(BYTE) : known === 'gpt2' ? loadGpt2() : loadLlama3();
     loaded.set(known, tokenizer);
     // A failed load is not cached, so a later call can try again.
     tokenizer.catch(() => loaded.delete(known));

@@ -67,7 +67,12 @@ export class WindowIndex {
    * @param seed              the run seed that keys the permutation.
    * @param heldOutFraction   share of windows kept for evaluation, in [0, 1).
    */
-  constructor(shards: readonly ShardInfo[], seq: number, seed: string | number, heldOutFraction = 0.01) {
+  constructor(
+    shards: readonly ShardInfo[],
+    seq: number,
+    seed: string | number,
+    heldOutFraction = 0.01,
+  ) {
     if (!Number.isSafeInteger(seq) || seq < 1) {
       throw new IotaError('E_BAD_SEQ', `Sequence length ${seq} is not an integer >= 1.`);
     }
@@ -80,9 +85,17 @@ export class WindowIndex {
     this.windowEnds = [];
     let total = 0;
     for (const s of this.shards) {
-      if (!Number.isSafeInteger(s.tokens) || s.tokens < 0 || (s.bytesPerToken !== 2 && s.bytesPerToken !== 4)
-        || !Number.isSafeInteger(s.headerBytes) || s.headerBytes < 0) {
-        throw new IotaError('E_BAD_DATASET', `Shard "${s.name}" has an invalid token count, header size or token width.`);
+      if (
+        !Number.isSafeInteger(s.tokens) ||
+        s.tokens < 0 ||
+        (s.bytesPerToken !== 2 && s.bytesPerToken !== 4) ||
+        !Number.isSafeInteger(s.headerBytes) ||
+        s.headerBytes < 0
+      ) {
+        throw new IotaError(
+          'E_BAD_DATASET',
+          `Shard "${s.name}" has an invalid token count, header size or token width.`,
+        );
       }
       total += Math.floor(s.tokens / this.windowTokens);
       this.windowEnds.push(total);
@@ -131,7 +144,11 @@ export class WindowIndex {
       else lo = mid + 1;
     }
     const before = lo === 0 ? 0 : this.windowEnds[lo - 1];
-    return { shard: this.shards[lo].name, shardIndex: lo, tokenStart: (window - before) * this.windowTokens };
+    return {
+      shard: this.shards[lo].name,
+      shardIndex: lo,
+      tokenStart: (window - before) * this.windowTokens,
+    };
   }
 
   /** Exactly the window's `seq + 1` tokens in its shard file. */

@@ -21,7 +21,8 @@ export interface BackendProbe {
 
 /** Optional package; a string-typed specifier keeps tsc from requiring it. */
 const TFJS_NODE_GPU: string = '@tensorflow/tfjs-node-gpu';
-const GPU_REQUIREMENT = 'needs an NVIDIA GPU with CUDA 11.2 and cuDNN 8.1, and libtensorflow downloaded at install (npm install @tensorflow/tfjs-node-gpu on such a host)';
+const GPU_REQUIREMENT =
+  'needs an NVIDIA GPU with CUDA 11.2 and cuDNN 8.1, and libtensorflow downloaded at install (npm install @tensorflow/tfjs-node-gpu on such a host)';
 
 const probes = new Map<BackendName, Promise<BackendProbe>>();
 
@@ -43,8 +44,13 @@ async function doProbe(name: BackendName): Promise<BackendProbe> {
           await import(TFJS_NODE_GPU);
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code;
-          const why = code === 'ERR_MODULE_NOT_FOUND' ? 'not installed' : `failed to load (${firstLine(e)})`;
-          return { name, available: false, reason: `@tensorflow/tfjs-node-gpu ${why}; it ${GPU_REQUIREMENT}` };
+          const why =
+            code === 'ERR_MODULE_NOT_FOUND' ? 'not installed' : `failed to load (${firstLine(e)})`;
+          return {
+            name,
+            available: false,
+            reason: `@tensorflow/tfjs-node-gpu ${why}; it ${GPU_REQUIREMENT}`,
+          };
         }
         return await tryInit(name);
       }
@@ -54,7 +60,10 @@ async function doProbe(name: BackendName): Promise<BackendProbe> {
         if (!loaded.ok) return { name, available: false, reason: loaded.reason };
         registerNativeBackend(loaded.addon);
         const info = loaded.addon.info();
-        return await tryInit(name, `native kernels on ${info.blas.split(' ').slice(0, 2).join(' ')}, ${info.threads} thread${info.threads === 1 ? '' : 's'}`);
+        return await tryInit(
+          name,
+          `native kernels on ${info.blas.split(' ').slice(0, 2).join(' ')}, ${info.threads} thread${info.threads === 1 ? '' : 's'}`,
+        );
       }
       case 'wasm':
         await import('@tensorflow/tfjs-backend-wasm');
@@ -89,10 +98,19 @@ export interface Selection {
 export async function selectBackend(choice: BackendChoice = 'auto'): Promise<Selection> {
   if (choice !== 'auto') {
     if (!(BACKENDS as readonly string[]).includes(choice)) {
-      throw new IotaError('E_BAD_BACKEND', `unknown backend "${choice}"`, `choose one of auto, ${BACKENDS.join(', ')}`);
+      throw new IotaError(
+        'E_BAD_BACKEND',
+        `unknown backend "${choice}"`,
+        `choose one of auto, ${BACKENDS.join(', ')}`,
+      );
     }
     const p = await probeBackend(choice);
-    if (!p.available) throw new IotaError('E_BACKEND_UNAVAILABLE', `backend "${choice}" is not available: ${p.reason}`, 'run `iota doctor` to see the backends that work here, or use --backend auto');
+    if (!p.available)
+      throw new IotaError(
+        'E_BACKEND_UNAVAILABLE',
+        `backend "${choice}" is not available: ${p.reason}`,
+        'run `iota doctor` to see the backends that work here, or use --backend auto',
+      );
     await tf.setBackend(choice);
     return { backend: choice, how: 'requested', skipped: [] };
   }
@@ -105,13 +123,19 @@ export async function selectBackend(choice: BackendChoice = 'auto'): Promise<Sel
     }
     skipped.push(p);
   }
-  throw new IotaError('E_BACKEND_UNAVAILABLE', 'no tfjs backend could start', 'run `iota doctor` for details');
+  throw new IotaError(
+    'E_BACKEND_UNAVAILABLE',
+    'no tfjs backend could start',
+    'run `iota doctor` for details',
+  );
 }
 
 export function describeSelection(s: Selection): string {
   if (s.how === 'requested') return `backend: ${s.backend} (requested)`;
   // The native kernels are the one backend a CPU host is expected to have: say why it is not here.
-  const skipped = s.skipped.map((p) => (p.name === 'native' ? `native (${p.reason})` : p.name)).join(', ');
+  const skipped = s.skipped
+    .map((p) => (p.name === 'native' ? `native (${p.reason})` : p.name))
+    .join(', ');
   return `backend: ${s.backend} (chosen automatically${skipped ? `; not available here: ${skipped}, see iota doctor` : ''})`;
 }
 
@@ -119,7 +143,10 @@ export function describeSelection(s: Selection): string {
  * Times an n x n float32 matmul on the active backend; returns GFLOP/s (2n^3 per product).
  * Repeats until at least `minSeconds` have passed so slow and fast backends both get a fair read.
  */
-export async function timeMatmul(n = 512, minSeconds = 0.5): Promise<{ gflops: number; n: number; reps: number; seconds: number }> {
+export async function timeMatmul(
+  n = 512,
+  minSeconds = 0.5,
+): Promise<{ gflops: number; n: number; reps: number; seconds: number }> {
   const a = tf.randomUniform([n, n], -1, 1, 'float32', 1);
   const b = tf.randomUniform([n, n], -1, 1, 'float32', 2);
   try {

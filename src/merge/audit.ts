@@ -8,7 +8,12 @@
 import { IotaError } from '../errors.js';
 import type { AdamWSettings } from '../model/optimizer.js';
 import type { ParamSpec } from '../model/params.js';
-import { PREFIX_BYTES, readHeaderLength, readSafetensorsHeader, type SafetensorsHeader } from '../tensor-io/header.js';
+import {
+  PREFIX_BYTES,
+  readHeaderLength,
+  readSafetensorsHeader,
+  type SafetensorsHeader,
+} from '../tensor-io/header.js';
 import { decodeSlice } from './gradient.js';
 import { reduceSlices } from './reduce.js';
 import { updatePartition } from './update.js';
@@ -46,9 +51,16 @@ export interface AuditOutcome {
 }
 
 /** `runs` runs of `run` consecutive elements at random starts in [0, length) (overlaps merge). */
-export function pickRuns(length: number, runs: number, run: number, random: () => number): Array<[number, number]> {
+export function pickRuns(
+  length: number,
+  runs: number,
+  run: number,
+  random: () => number,
+): Array<[number, number]> {
   const n = Math.min(run, length);
-  const starts = Array.from({ length: runs }, () => Math.floor(random() * (length - n + 1))).sort((a, b) => a - b);
+  const starts = Array.from({ length: runs }, () => Math.floor(random() * (length - n + 1))).sort(
+    (a, b) => a - b,
+  );
   const out: Array<[number, number]> = [];
   for (const s of starts) {
     const last = out[out.length - 1];
@@ -83,9 +95,11 @@ export class TensorRanges {
   async read(key: string, tensor: string, a: number, b: number): Promise<Float32Array> {
     const h = await this.header(key);
     const t = h.tensors[tensor];
-    if (!t || t.dtype !== 'F32') throw new IotaError('E_BAD_TENSOR', `${key} has no float32 tensor ${tensor}`);
+    if (!t || t.dtype !== 'F32')
+      throw new IotaError('E_BAD_TENSOR', `${key} has no float32 tensor ${tensor}`);
     const start = h.dataStart + t.dataOffsets[0] + 4 * a;
-    if (h.dataStart + t.dataOffsets[0] + 4 * b > h.dataStart + t.dataOffsets[1]) throw new IotaError('E_BAD_TENSOR', `${key}: tensor ${tensor} is shorter than element ${b}`);
+    if (h.dataStart + t.dataOffsets[0] + 4 * b > h.dataStart + t.dataOffsets[1])
+      throw new IotaError('E_BAD_TENSOR', `${key}: tensor ${tensor} is shorter than element ${b}`);
     return decodeSlice(await this.reader.read(key, start, start + 4 * (b - a)), b - a);
   }
 }
@@ -105,14 +119,42 @@ export async function auditMerge(
   const den = [0, 0, 0];
   for (const [a, b] of runs) {
     const n = b - a;
-    const slices = await Promise.all(spec.inputs.map(async (i) => ({ miner: i.miner, data: decodeSlice(await reader.read(i.key, i.start + 4 * a, i.start + 4 * b), n) })));
+    const slices = await Promise.all(
+      spec.inputs.map(async (i) => ({
+        miner: i.miner,
+        data: decodeSlice(await reader.read(i.key, i.start + 4 * a, i.start + 4 * b), n),
+      })),
+    );
     const { gbar } = reduceSlices(slices, spec.N);
     const wE = await tensors.read(spec.w, 'w', a, b);
-    const prev = spec.optim ? { m: await tensors.read(spec.optim, 'm', a, b), v: await tensors.read(spec.optim, 'v', a, b) } : undefined;
-    const want = updatePartition(wE, gbar, prev, spec.offset + a, layout, { ...adamw, lr: spec.lr }, spec.t, spec.clip_factor);
-    const got = await Promise.all([tensors.read(spec.result.w, 'w', a, b), tensors.read(spec.result.optim, 'm', a, b), tensors.read(spec.result.optim, 'v', a, b)]).catch((e) => {
+    const prev = spec.optim
+      ? {
+          m: await tensors.read(spec.optim, 'm', a, b),
+          v: await tensors.read(spec.optim, 'v', a, b),
+        }
+      : undefined;
+    const want = updatePartition(
+      wE,
+      gbar,
+      prev,
+      spec.offset + a,
+      layout,
+      { ...adamw, lr: spec.lr },
+      spec.t,
+      spec.clip_factor,
+    );
+    const got = await Promise.all([
+      tensors.read(spec.result.w, 'w', a, b),
+      tensors.read(spec.result.optim, 'm', a, b),
+      tensors.read(spec.result.optim, 'v', a, b),
+    ]).catch((e) => {
       // The merger's own objects are its claim: unreadable or malformed, they fail it.
-      throw e instanceof IotaError ? new IotaError('E_MERGE_RESULT_UNUSABLE', `the merger's result is unusable (${e.code}): ${e.message}`) : e;
+      throw e instanceof IotaError
+        ? new IotaError(
+            'E_MERGE_RESULT_UNUSABLE',
+            `the merger's result is unusable (${e.code}): ${e.message}`,
+          )
+        : e;
     });
     [want.w, want.m, want.v].forEach((v, k) => {
       for (let j = 0; j < n; j++) {

@@ -12,7 +12,9 @@ const PREFIX_BYTES = 8;
 
 /** The exact header bytes (length prefix + JSON padded to 8) of a gradient of `params` elements. */
 export function gradientPrefix(params: number): Uint8Array {
-  const json = new TextEncoder().encode(JSON.stringify({ g: { dtype: 'F32', shape: [params], data_offsets: [0, 4 * params] } }));
+  const json = new TextEncoder().encode(
+    JSON.stringify({ g: { dtype: 'F32', shape: [params], data_offsets: [0, 4 * params] } }),
+  );
   const headerBytes = Math.ceil(json.length / 8) * 8;
   const out = new Uint8Array(PREFIX_BYTES + headerBytes).fill(0x20);
   new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes), true);
@@ -29,23 +31,43 @@ export function encodeGradient(g: Float32Array): Uint8Array {
 }
 
 /** Bytes [start, end) of a partition's elements within the gradient object. */
-export function sliceRange(params: number, offset: number, length: number): { start: number; end: number } {
+export function sliceRange(
+  params: number,
+  offset: number,
+  length: number,
+): { start: number; end: number } {
   const base = gradientPrefix(params).length;
   return { start: base + 4 * offset, end: base + 4 * (offset + length) };
 }
 
 /** sha256 of each partition's bytes of an encoded gradient. */
-export function partitionHashes(encoded: Uint8Array, params: number, partitionElements: number): string[] {
+export function partitionHashes(
+  encoded: Uint8Array,
+  params: number,
+  partitionElements: number,
+): string[] {
   const base = gradientPrefix(params).length;
-  if (encoded.length !== base + 4 * params) throw new IotaError('E_BAD_TENSOR', `a gradient of ${params} elements is ${base + 4 * params} bytes, not ${encoded.length}`);
-  return partitionBounds(params, partitionElements).map(([o, n]) => sha256Hex(encoded.subarray(base + 4 * o, base + 4 * (o + n))));
+  if (encoded.length !== base + 4 * params)
+    throw new IotaError(
+      'E_BAD_TENSOR',
+      `a gradient of ${params} elements is ${base + 4 * params} bytes, not ${encoded.length}`,
+    );
+  return partitionBounds(params, partitionElements).map(([o, n]) =>
+    sha256Hex(encoded.subarray(base + 4 * o, base + 4 * (o + n))),
+  );
 }
 
 /** The float32 values of a partition's bytes (copied, little-endian), refused unless finite. */
 export function decodeSlice(bytes: Uint8Array, length: number): Float32Array {
-  if (bytes.length !== 4 * length) throw new IotaError('E_BAD_TENSOR', `a slice of ${length} float32 is ${4 * length} bytes, got ${bytes.length}`);
+  if (bytes.length !== 4 * length)
+    throw new IotaError(
+      'E_BAD_TENSOR',
+      `a slice of ${length} float32 is ${4 * length} bytes, got ${bytes.length}`,
+    );
   const out = new Float32Array(length);
   new Uint8Array(out.buffer).set(bytes);
-  for (let i = 0; i < length; i++) if (!Number.isFinite(out[i])) throw new IotaError('E_BAD_TENSOR', `gradient slice element ${i} is not finite`);
+  for (let i = 0; i < length; i++)
+    if (!Number.isFinite(out[i]))
+      throw new IotaError('E_BAD_TENSOR', `gradient slice element ${i} is not finite`);
   return out;
 }

@@ -53,7 +53,10 @@ export function partitionBounds(size: number, elements: number): Array<[number, 
 
 /** One partition's object: a safetensors file with the float32 slice as tensor `w`. */
 export function encodePartition(slice: Float32Array, offset: number): Uint8Array {
-  return encodeSafetensors({ w: { dtype: 'F32', shape: [slice.length], data: slice } }, { offset: String(offset) });
+  return encodeSafetensors(
+    { w: { dtype: 'F32', shape: [slice.length], data: slice } },
+    { offset: String(offset) },
+  );
 }
 
 export function decodePartition(bytes: Uint8Array, length: number): Float32Array {
@@ -73,14 +76,28 @@ export function parseManifest(bytes: Uint8Array): StageManifest {
   } catch {
     throw new IotaError('E_BAD_MANIFEST', 'the stage manifest is not JSON');
   }
-  if (m?.format !== MANIFEST_FORMAT || m.version !== 1 || !Array.isArray(m.partitions)) throw new IotaError('E_BAD_MANIFEST', 'not an iota stage manifest (version 1)');
+  if (m?.format !== MANIFEST_FORMAT || m.version !== 1 || !Array.isArray(m.partitions))
+    throw new IotaError('E_BAD_MANIFEST', 'not an iota stage manifest (version 1)');
   let next = 0;
   m.partitions.forEach((p, i) => {
-    if (p.index !== i || p.offset !== next || !(p.length > 0) || typeof p.key !== 'string' || !/^[0-9a-f]{64}$/.test(p.sha256)) {
-      throw new IotaError('E_BAD_MANIFEST', `partition ${i} of the stage manifest is malformed or out of order`);
+    if (
+      p.index !== i ||
+      p.offset !== next ||
+      !(p.length > 0) ||
+      typeof p.key !== 'string' ||
+      !/^[0-9a-f]{64}$/.test(p.sha256)
+    ) {
+      throw new IotaError(
+        'E_BAD_MANIFEST',
+        `partition ${i} of the stage manifest is malformed or out of order`,
+      );
     }
     next += p.length;
   });
-  if (next !== m.params) throw new IotaError('E_BAD_MANIFEST', `the partitions cover ${next} elements, the stage has ${m.params}`);
+  if (next !== m.params)
+    throw new IotaError(
+      'E_BAD_MANIFEST',
+      `the partitions cover ${next} elements, the stage has ${m.params}`,
+    );
   return m;
 }

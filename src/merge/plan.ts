@@ -51,8 +51,15 @@ export interface PlanInput {
   participants: PlanParticipant[];
 }
 
-export function planSeed(runSeed: number | string, epoch: number, stage: number, hashes: readonly string[]): string {
-  return sha256Hex(`iota-merge-plan\n${runSeed}\n${epoch}\n${stage}\n${[...hashes].sort().join('\n')}`);
+export function planSeed(
+  runSeed: number | string,
+  epoch: number,
+  stage: number,
+  hashes: readonly string[],
+): string {
+  return sha256Hex(
+    `iota-merge-plan\n${runSeed}\n${epoch}\n${stage}\n${[...hashes].sort().join('\n')}`,
+  );
 }
 
 /** A deterministic shuffle (Fisher-Yates) driven by sha256 of the seed and a counter. */
@@ -75,21 +82,42 @@ function shuffled<T>(items: readonly T[], seed: string): T[] {
 }
 
 export function makePlan(input: PlanInput): MergePlan {
-  const participants = [...input.participants].sort((a, b) => (a.miner < b.miner ? -1 : a.miner > b.miner ? 1 : 0));
+  const participants = [...input.participants].sort((a, b) =>
+    a.miner < b.miner ? -1 : a.miner > b.miner ? 1 : 0,
+  );
   const k = participants.length;
   if (k === 0) throw new Error('makePlan: no participants');
   const ids = new Set(participants.map((p) => p.miner));
   if (ids.size !== k) throw new Error('makePlan: a participant appears twice');
-  const seed = planSeed(input.runSeed, input.epoch, input.stage, participants.map((p) => p.sha256));
+  const seed = planSeed(
+    input.runSeed,
+    input.epoch,
+    input.stage,
+    participants.map((p) => p.sha256),
+  );
   const r = Math.min(input.replicas, k);
-  const order = shuffled(participants.map((p) => p.miner), seed);
-  const partitions = partitionBounds(input.params, input.partitionElements).map(([offset, length], index) => ({
-    index,
-    offset,
-    length,
-    mergers: Array.from({ length: r }, (_, i) => order[(index * r + i) % k]),
-  }));
-  return { seed, epoch: input.epoch, stage: input.stage, params: input.params, N: participants.reduce((a, p) => a + p.n, 0), replicas: r, participants, partitions };
+  const order = shuffled(
+    participants.map((p) => p.miner),
+    seed,
+  );
+  const partitions = partitionBounds(input.params, input.partitionElements).map(
+    ([offset, length], index) => ({
+      index,
+      offset,
+      length,
+      mergers: Array.from({ length: r }, (_, i) => order[(index * r + i) % k]),
+    }),
+  );
+  return {
+    seed,
+    epoch: input.epoch,
+    stage: input.stage,
+    params: input.params,
+    N: participants.reduce((a, p) => a + p.n, 0),
+    replicas: r,
+    participants,
+    partitions,
+  };
 }
 
 /** Partitions each participant merges. */

@@ -35,10 +35,24 @@ export function updatePartition(
 }
 
 export function encodeOptimState(m: Float32Array, v: Float32Array, offset: number): Uint8Array {
-  return encodeSafetensors({ m: { dtype: 'F32', shape: [m.length], data: m }, v: { dtype: 'F32', shape: [v.length], data: v } }, { offset: String(offset) });
+  return encodeSafetensors(
+    {
+      m: { dtype: 'F32', shape: [m.length], data: m },
+      v: { dtype: 'F32', shape: [v.length], data: v },
+    },
+    { offset: String(offset) },
+  );
 }
 
-export function decodeOptimState(bytes: Uint8Array, length: number): { m: Float32Array; v: Float32Array } {
-  const d = decodeSafetensors(bytes, { expect: { m: { dtype: 'F32', shape: [length] }, v: { dtype: 'F32', shape: [length] } } });
-  return { m: Float32Array.from(d.tensors.m.data as Float32Array), v: Float32Array.from(d.tensors.v.data as Float32Array) };
+export function decodeOptimState(
+  bytes: Uint8Array,
+  length: number,
+): { m: Float32Array; v: Float32Array } {
+  const d = decodeSafetensors(bytes, {
+    expect: { m: { dtype: 'F32', shape: [length] }, v: { dtype: 'F32', shape: [length] } },
+  });
+  return {
+    m: Float32Array.from(d.tensors.m.data as Float32Array),
+    v: Float32Array.from(d.tensors.v.data as Float32Array),
+  };
 }

@@ -15,13 +15,29 @@ export interface WeightsRef {
   url?: string;
 }
 
-export async function loadStageWeights(client: SignedClient, ref: WeightsRef, transfer?: TransferOptions, onBytes: (n: number) => void = () => {}): Promise<{ manifest: StageManifest; weights: Float32Array }> {
-  const url = ref.url ?? (await client.get<{ url: string }>(`/v1/storage/download?key=${encodeURIComponent(ref.key)}`)).url;
-  const manifest = parseManifest(await download(url, { sha256: ref.sha256, size: ref.size }, transfer));
+export async function loadStageWeights(
+  client: SignedClient,
+  ref: WeightsRef,
+  transfer?: TransferOptions,
+  onBytes: (n: number) => void = () => {},
+): Promise<{ manifest: StageManifest; weights: Float32Array }> {
+  const url =
+    ref.url ??
+    (await client.get<{ url: string }>(`/v1/storage/download?key=${encodeURIComponent(ref.key)}`))
+      .url;
+  const manifest = parseManifest(
+    await download(url, { sha256: ref.sha256, size: ref.size }, transfer),
+  );
   const weights = new Float32Array(manifest.params);
   for (const p of manifest.partitions) {
-    const info = await client.get<{ url: string; sha256: string; size: number }>(`/v1/storage/download?key=${encodeURIComponent(p.key)}`);
-    if (info.sha256 !== p.sha256) throw new IotaError('E_HASH_MISMATCH', `partition ${p.index} of ${ref.key}: the store holds another object`);
+    const info = await client.get<{ url: string; sha256: string; size: number }>(
+      `/v1/storage/download?key=${encodeURIComponent(p.key)}`,
+    );
+    if (info.sha256 !== p.sha256)
+      throw new IotaError(
+        'E_HASH_MISMATCH',
+        `partition ${p.index} of ${ref.key}: the store holds another object`,
+      );
     const b = await download(info.url, { sha256: p.sha256, size: p.size }, transfer);
     onBytes(b.length);
     weights.set(decodePartition(b, p.length), p.offset);

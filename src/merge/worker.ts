@@ -7,13 +7,24 @@
 import { ApiError, type SignedClient } from '../protocol/client.js';
 import type { MergeJobMessage, MergeJobsReply } from '../protocol/swarm-messages.js';
 import type { ParamSpec } from '../model/params.js';
-import { describeUpload, download, upload, type TransferOptions, type UploadPlan } from '../store/index.js';
+import {
+  describeUpload,
+  download,
+  upload,
+  type TransferOptions,
+  type UploadPlan,
+} from '../store/index.js';
 import { sha256Hex } from '../tensor-io/hash.js';
 import { isIotaError } from '../errors.js';
 import { decodeSlice } from './gradient.js';
 import { decodePartition, encodePartition } from './manifest.js';
 import { reduceSlices, type Reduction, type Slice } from './reduce.js';
-import { decodeOptimState, encodeOptimState, updatePartition, type PartitionUpdate } from './update.js';
+import {
+  decodeOptimState,
+  encodeOptimState,
+  updatePartition,
+  type PartitionUpdate,
+} from './update.js';
 
 export interface MergeWorkerOptions {
   client: SignedClient;
@@ -24,7 +35,10 @@ export interface MergeWorkerOptions {
   replica?: (stage: number) => Float32Array | undefined;
   transfer?: TransferOptions;
   /** a test's hook to tamper with a result before it is reported (never set by the miner) */
-  tamper?: { reduction?: (r: Reduction) => Reduction; update?: (u: PartitionUpdate) => PartitionUpdate };
+  tamper?: {
+    reduction?: (r: Reduction) => Reduction;
+    update?: (u: PartitionUpdate) => PartitionUpdate;
+  };
 }
 
 export class MergeWorker {
@@ -43,7 +57,8 @@ export class MergeWorker {
       try {
         if (await this.run(job)) done++;
       } catch (e) {
-        if (e instanceof ApiError && (e.code === 'E_NO_JOB' || e.code === 'E_PHASE_CLOSED')) continue;
+        if (e instanceof ApiError && (e.code === 'E_NO_JOB' || e.code === 'E_PHASE_CLOSED'))
+          continue;
         throw e;
       }
     }
@@ -60,12 +75,24 @@ export class MergeWorker {
     const slices: Slice[] = [];
     for (const i of job.inputs) {
       try {
-        const bytes = await download(i.url!, { range: { start: i.start, end: i.end }, rangeSha256: i.sha256 }, this.o.transfer);
+        const bytes = await download(
+          i.url!,
+          { range: { start: i.start, end: i.end }, rangeSha256: i.sha256 },
+          this.o.transfer,
+        );
         this.bytesDown += bytes.length;
         slices.push({ miner: i.miner, data: decodeSlice(bytes, job.length) });
       } catch (e) {
         if (!isIotaError(e)) throw e;
-        await this.o.client.post('/v1/merge/unavailable', { epoch: job.epoch, stage: job.stage, round: job.round, partition: job.partition, step: job.step, participant: i.miner, reason: `${e.code}: ${e.message}` });
+        await this.o.client.post('/v1/merge/unavailable', {
+          epoch: job.epoch,
+          stage: job.stage,
+          round: job.round,
+          partition: job.partition,
+          step: job.step,
+          participant: i.miner,
+          reason: `${e.code}: ${e.message}`,
+        });
         return undefined;
       }
     }
@@ -79,7 +106,15 @@ export class MergeWorker {
     if (!red) return false;
     if (job.step === 1) {
       if (this.o.tamper?.reduction) red = this.o.tamper.reduction(red);
-      await this.o.client.post('/v1/merge/reduced', { epoch: job.epoch, stage: job.stage, round: job.round, partition: job.partition, sha256: red.sha256, norm2: red.norm2, slice_norms2: red.sliceNorms2 });
+      await this.o.client.post('/v1/merge/reduced', {
+        epoch: job.epoch,
+        stage: job.stage,
+        round: job.round,
+        partition: job.partition,
+        sha256: red.sha256,
+        norm2: red.norm2,
+        slice_norms2: red.sliceNorms2,
+      });
       this.jobsDone++;
       return true;
     }
@@ -91,12 +126,37 @@ export class MergeWorker {
       red = again;
     }
     const wE = await this.weights(job);
-    const prev = job.optim ? decodeOptimState(await this.fetch(job.optim.url!, job.optim.sha256, job.optim.size), job.length) : undefined;
-    let u = updatePartition(wE, red.gbar, prev, job.offset, this.o.layout(job.stage), { lr: job.lr!, ...this.o.adamw }, job.t!, job.clip_factor!);
+    const prev = job.optim
+      ? decodeOptimState(
+          await this.fetch(job.optim.url!, job.optim.sha256, job.optim.size),
+          job.length,
+        )
+      : undefined;
+    let u = updatePartition(
+      wE,
+      red.gbar,
+      prev,
+      job.offset,
+      this.o.layout(job.stage),
+      { lr: job.lr!, ...this.o.adamw },
+      job.t!,
+      job.clip_factor!,
+    );
     if (this.o.tamper?.update) u = this.o.tamper.update(u);
     const w = await this.put('merged', job.outputs!.w, encodePartition(u.w, job.offset));
-    const optim = await this.put('optimizer', job.outputs!.optim, encodeOptimState(u.m, u.v, job.offset));
-    await this.o.client.post('/v1/merge/updated', { epoch: job.epoch, stage: job.stage, round: job.round, partition: job.partition, w, optim });
+    const optim = await this.put(
+      'optimizer',
+      job.outputs!.optim,
+      encodeOptimState(u.m, u.v, job.offset),
+    );
+    await this.o.client.post('/v1/merge/updated', {
+      epoch: job.epoch,
+      stage: job.stage,
+      round: job.round,
+      partition: job.partition,
+      w,
+      optim,
+    });
     this.reductions.delete(this.cacheKey(job));
     this.jobsDone++;
     return true;
@@ -118,11 +178,23 @@ export class MergeWorker {
     return bytes;
   }
 
-  private async put(kind: 'merged' | 'optimizer', key: string, bytes: Uint8Array): Promise<{ size: number; sha256: string }> {
+  private async put(
+    kind: 'merged' | 'optimizer',
+    key: string,
+    bytes: Uint8Array,
+  ): Promise<{ size: number; sha256: string }> {
     const d = describeUpload(bytes);
-    const plan = await this.o.client.post<UploadPlan>('/v1/storage/upload', { kind, key, size: d.size, sha256: d.sha256, chunk_hashes: d.chunkHashes, ...(d.partSize ? { part_size: d.partSize, part_sha256s: d.partSha256s } : {}) });
+    const plan = await this.o.client.post<UploadPlan>('/v1/storage/upload', {
+      kind,
+      key,
+      size: d.size,
+      sha256: d.sha256,
+      chunk_hashes: d.chunkHashes,
+      ...(d.partSize ? { part_size: d.partSize, part_sha256s: d.partSha256s } : {}),
+    });
     const { etags } = await upload(plan, bytes, this.o.transfer);
-    if (plan.uploadId) await this.o.client.post('/v1/storage/complete', { key, upload_id: plan.uploadId, etags });
+    if (plan.uploadId)
+      await this.o.client.post('/v1/storage/complete', { key, upload_id: plan.uploadId, etags });
     this.bytesUp += bytes.length;
     return { size: d.size, sha256: d.sha256 };
   }

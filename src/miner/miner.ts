@@ -15,7 +15,12 @@ import { MergeWorker } from '../merge/worker.js';
 import { stageLayout } from '../model/params.js';
 import { ApiError, SignedClient } from '../protocol/client.js';
 import type { Identity } from '../protocol/keys.js';
-import type { ManifestRefSchema, WorkItemMessage, WorkReply, JoinReply } from '../protocol/swarm-messages.js';
+import type {
+  ManifestRefSchema,
+  WorkItemMessage,
+  WorkReply,
+  JoinReply,
+} from '../protocol/swarm-messages.js';
 import { describeUpload, upload, type TransferOptions, type UploadPlan } from '../store/index.js';
 import { sha256Hex } from '../tensor-io/hash.js';
 import { Compute } from '../compute/compute.js';
@@ -68,7 +73,19 @@ export class Miner {
   private uploadedFor = -1;
   /** samples whose gradient this miner holds for the current epoch (acknowledged) */
   credited = 0;
-  readonly stats = { fwd: 0, bwd: 0, tail: 0, samples: 0, bytesIn: 0, bytesOut: 0, refused: 0, lastLoss: NaN, epochsDone: 0, phase: '', idle: '' };
+  readonly stats = {
+    fwd: 0,
+    bwd: 0,
+    tail: 0,
+    samples: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    refused: 0,
+    lastLoss: NaN,
+    epochsDone: 0,
+    phase: '',
+    idle: '',
+  };
 
   constructor(private readonly o: MinerOptions) {
     this.client = new SignedClient({ baseUrl: o.orchestrator, identity: o.identity, run: '' });
@@ -94,7 +111,12 @@ export class Miner {
           failures = 0;
         } catch (e) {
           // The orchestrator restarting or a network hiccup is not fatal: back off and ask again.
-          if (!isIotaError(e) || !(e.code === 'E_UNREACHABLE' || (e instanceof ApiError && e.status >= 500)) || ++failures > 60) throw e;
+          if (
+            !isIotaError(e) ||
+            !(e.code === 'E_UNREACHABLE' || (e instanceof ApiError && e.status >= 500)) ||
+            ++failures > 60
+          )
+            throw e;
           this.emit({ event: 'warning', message: `${e.message}; retrying (${failures})` });
           await sleep(Math.min(5000, 250 * 2 ** Math.min(failures, 5)));
           continue;
@@ -112,17 +134,32 @@ export class Miner {
 
   private async start(): Promise<void> {
     // The run id is signed into every request: the orchestrator says which it serves.
-    const hello = await this.client.get<{ run: string; protocol: number; config_hash?: string }>('/v1/info');
-    if (!hello.config_hash) throw new IotaError('E_NO_RUN', `${this.o.orchestrator} serves no run`, 'start the orchestrator with --run FILE');
+    const hello = await this.client.get<{ run: string; protocol: number; config_hash?: string }>(
+      '/v1/info',
+    );
+    if (!hello.config_hash)
+      throw new IotaError(
+        'E_NO_RUN',
+        `${this.o.orchestrator} serves no run`,
+        'start the orchestrator with --run FILE',
+      );
     (this.client.o as { run: string }).run = hello.run;
-    await this.client.post('/v1/register', { version: this.o.version, ...(this.o.name ? { name: this.o.name } : {}), backend: this.o.backend });
+    await this.client.post('/v1/register', {
+      version: this.o.version,
+      ...(this.o.name ? { name: this.o.name } : {}),
+      backend: this.o.backend,
+    });
     this.info = await this.client.get<RunInfo>('/v1/run');
     this.client.runHash = this.info.config_hash;
     const joined = await this.client.post<JoinReply>('/v1/join', { layer: this.o.layer });
     await this.enterStage(joined.stage, joined.manifest, joined.epoch);
     const every = Math.max(500, (this.info.run.phases.lease_s * 1000) / 3);
     this.heartbeat = setInterval(() => {
-      this.client.post('/v1/heartbeat', {}).catch((e) => this.emit({ event: 'warning', message: `heartbeat failed: ${(e as Error).message}` }));
+      this.client
+        .post('/v1/heartbeat', {})
+        .catch((e) =>
+          this.emit({ event: 'warning', message: `heartbeat failed: ${(e as Error).message}` }),
+        );
     }, every);
     this.heartbeat.unref();
   }
@@ -135,8 +172,21 @@ export class Miner {
       await this.compute.init(this.info.model, stage, weights, this.o.backend);
       const opt = this.info.run.optimizer;
       const layout = stageLayout(this.info.model, stageSpecs(this.info.model)[stage]).params;
-      this.merger = new MergeWorker({ client: this.client, layout: () => layout, adamw: { beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weight_decay }, replica: () => this.weights, transfer: this.o.transfer });
-      this.emit({ event: 'joined', run: this.info.name, stage, epoch, backend: this.compute.backend, stages: this.info.stages });
+      this.merger = new MergeWorker({
+        client: this.client,
+        layout: () => layout,
+        adamw: { beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weight_decay },
+        replica: () => this.weights,
+        transfer: this.o.transfer,
+      });
+      this.emit({
+        event: 'joined',
+        run: this.info.name,
+        stage,
+        epoch,
+        backend: this.compute.backend,
+        stages: this.info.stages,
+      });
     } else {
       await this.compute.setWeights(weights);
       await this.compute.reset();
@@ -146,12 +196,21 @@ export class Miner {
     this.weights = weights;
     this.manifestKey = manifest.key;
     this.credited = 0;
-    this.emit({ event: 'weights', stage, epoch, weights_epoch: manifest.epoch, step: manifest.step, sha256: sha256Hex(new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength)) });
+    this.emit({
+      event: 'weights',
+      stage,
+      epoch,
+      weights_epoch: manifest.epoch,
+      step: manifest.step,
+      sha256: sha256Hex(new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength)),
+    });
   }
 
   /** Downloads a stage manifest and every partition it lists, verifying each hash. */
   private async loadManifest(ref: ManifestRef): Promise<Float32Array> {
-    return (await loadStageWeights(this.client, ref, this.o.transfer, (n) => (this.stats.bytesIn += n))).weights;
+    return (
+      await loadStageWeights(this.client, ref, this.o.transfer, (n) => (this.stats.bytesIn += n))
+    ).weights;
   }
 
   /** One exchange with the orchestrator and the work it gives. */
@@ -179,18 +238,39 @@ export class Miner {
       return;
     }
     if (w.duty && this.uploadedFor !== w.duty.epoch) {
-      await this.uploadGradient(w.duty.epoch, w.duty.stage, w.duty.key, w.duty.samples, w.duty.lr, w.duty.step);
+      await this.uploadGradient(
+        w.duty.epoch,
+        w.duty.stage,
+        w.duty.key,
+        w.duty.samples,
+        w.duty.lr,
+        w.duty.step,
+      );
       return;
     }
     if (w.phase === 'merging' && this.merger) {
       const done = await this.merger.runOnce();
       if (done > 0) {
-        this.emit({ event: 'merge', epoch: w.epoch, stage: w.stage, jobs: done, bytes_in: this.merger.bytesDown, bytes_out: this.merger.bytesUp });
+        this.emit({
+          event: 'merge',
+          epoch: w.epoch,
+          stage: w.stage,
+          jobs: done,
+          bytes_in: this.merger.bytesDown,
+          bytes_out: this.merger.bytesUp,
+        });
         return;
       }
     }
     this.stats.idle = w.idle ? `${w.idle.reason}: ${w.idle.message}` : '';
-    this.emit({ event: 'idle', reason: w.idle?.reason, message: w.idle?.message, next_change_at: w.idle?.next_change_at, phase: w.phase, epoch: w.epoch });
+    this.emit({
+      event: 'idle',
+      reason: w.idle?.reason,
+      message: w.idle?.message,
+      next_change_at: w.idle?.next_change_at,
+      phase: w.phase,
+      epoch: w.epoch,
+    });
     const until = w.idle?.next_change_at ? w.idle.next_change_at - w.server_time : 1000;
     await sleep(Math.max(25, Math.min(w.phase === 'training' ? 100 : 250, until)));
   }
@@ -198,7 +278,12 @@ export class Miner {
   private async item(it: WorkItemMessage): Promise<void> {
     let inputs: ItemInputs;
     try {
-      inputs = await fetchInputs(it, this.info.model, this.o.transfer, (b) => (this.stats.bytesIn += b));
+      inputs = await fetchInputs(
+        it,
+        this.info.model,
+        this.o.transfer,
+        (b) => (this.stats.bytesIn += b),
+      );
     } catch (e) {
       if (!isIotaError(e)) throw e;
       await this.refuse(it, e);
@@ -224,8 +309,13 @@ export class Miner {
       // The lease can be lost at the upload as at the report: expired, its item dropped
       // (another miner refused its input) or its epoch closed. The item is gone; work goes on.
       let output: { size: number; sha256: string } | undefined;
-      if (it.output_key && out) output = await this.put('activation', it.output_key, encodeActivation(out, act, codec));
-      const r = await this.client.post<{ credited: number }>('/v1/report', { lease: it.lease, ...(output ? { output } : {}), ...(losses ? { losses } : {}) });
+      if (it.output_key && out)
+        output = await this.put('activation', it.output_key, encodeActivation(out, act, codec));
+      const r = await this.client.post<{ credited: number }>('/v1/report', {
+        lease: it.lease,
+        ...(output ? { output } : {}),
+        ...(losses ? { losses } : {}),
+      });
       if (r.credited > 0) {
         await this.compute.commit(it.lease);
         this.credited += r.credited;
@@ -234,9 +324,22 @@ export class Miner {
       if (it.kind !== 'fwd') this.stats.samples += n;
       if (losses) {
         this.stats.lastLoss = losses.reduce((a, b) => a + b, 0) / losses.length;
-        this.emit({ event: 'loss', epoch: it.epoch, item: it.item, samples: it.samples, loss: this.stats.lastLoss });
+        this.emit({
+          event: 'loss',
+          epoch: it.epoch,
+          item: it.item,
+          samples: it.samples,
+          loss: this.stats.lastLoss,
+        });
       }
-      this.emit({ event: 'item', kind: it.kind, epoch: it.epoch, stage: it.stage, item: it.item, samples: n });
+      this.emit({
+        event: 'item',
+        kind: it.kind,
+        epoch: it.epoch,
+        stage: it.stage,
+        item: it.item,
+        samples: n,
+      });
     } catch (e) {
       if (it.kind !== 'fwd') await this.compute.discard(it.lease);
       if (e instanceof ApiError && ['E_LEASE_LOST', 'E_PHASE_CLOSED'].includes(e.code)) {
@@ -252,28 +355,64 @@ export class Miner {
     this.stats.refused++;
     this.emit({ event: 'refused', item: it.item, kind: it.kind, code: e.code, message: e.message });
     try {
-      await this.client.post('/v1/refuse', { lease: it.lease, code: e.code, message: e.message.slice(0, 300) });
+      await this.client.post('/v1/refuse', {
+        lease: it.lease,
+        code: e.code,
+        message: e.message.slice(0, 300),
+      });
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
     }
   }
 
-  private async uploadGradient(epoch: number, stage: number, key: string, samples: number, lr: number, step: number): Promise<void> {
-    if (samples !== this.credited) this.emit({ event: 'warning', message: `the ledger credits ${samples} samples, this miner counted ${this.credited}` });
+  private async uploadGradient(
+    epoch: number,
+    stage: number,
+    key: string,
+    samples: number,
+    lr: number,
+    step: number,
+  ): Promise<void> {
+    if (samples !== this.credited)
+      this.emit({
+        event: 'warning',
+        message: `the ledger credits ${samples} samples, this miner counted ${this.credited}`,
+      });
     const sum = await this.compute.gradientSum();
     const bytes = encodeGradient(sum);
     const d = await this.put('gradient', key, bytes);
     const params = this.info.params[stage];
-    await this.client.post('/v1/gradient', { epoch, stage, ...d, partitions: partitionHashes(bytes, params, partitionElements(this.info.run.merge.partition_bytes)) });
+    await this.client.post('/v1/gradient', {
+      epoch,
+      stage,
+      ...d,
+      partitions: partitionHashes(
+        bytes,
+        params,
+        partitionElements(this.info.run.merge.partition_bytes),
+      ),
+    });
     this.uploadedFor = epoch;
     this.emit({ event: 'upload', epoch, stage, samples, bytes: bytes.length, lr, step });
   }
 
-  private async put(kind: 'activation' | 'gradient', key: string, bytes: Uint8Array): Promise<{ size: number; sha256: string }> {
+  private async put(
+    kind: 'activation' | 'gradient',
+    key: string,
+    bytes: Uint8Array,
+  ): Promise<{ size: number; sha256: string }> {
     const d = describeUpload(bytes);
-    const plan = await this.client.post<UploadPlan>('/v1/storage/upload', { kind, key, size: d.size, sha256: d.sha256, chunk_hashes: d.chunkHashes, ...(d.partSize ? { part_size: d.partSize, part_sha256s: d.partSha256s } : {}) });
+    const plan = await this.client.post<UploadPlan>('/v1/storage/upload', {
+      kind,
+      key,
+      size: d.size,
+      sha256: d.sha256,
+      chunk_hashes: d.chunkHashes,
+      ...(d.partSize ? { part_size: d.partSize, part_sha256s: d.partSha256s } : {}),
+    });
     const { etags } = await upload(plan, bytes, this.o.transfer);
-    if (plan.uploadId) await this.client.post('/v1/storage/complete', { key, upload_id: plan.uploadId, etags });
+    if (plan.uploadId)
+      await this.client.post('/v1/storage/complete', { key, upload_id: plan.uploadId, etags });
     this.stats.bytesOut += bytes.length;
     return { size: d.size, sha256: d.sha256 };
   }

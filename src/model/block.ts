@@ -22,7 +22,14 @@ export interface BlockContext {
   mask: tf.Tensor2D;
 }
 
-export function block(x: tf.Tensor3D, p: Params, local: number, ctx: BlockContext, decodes: boolean, encodes: boolean): tf.Tensor3D {
+export function block(
+  x: tf.Tensor3D,
+  p: Params,
+  local: number,
+  ctx: BlockContext,
+  decodes: boolean,
+  encodes: boolean,
+): tf.Tensor3D {
   const n = blockPrefix(local);
   const w = (name: string) => {
     const t = p[n + name];
@@ -30,7 +37,19 @@ export function block(x: tf.Tensor3D, p: Params, local: number, ctx: BlockContex
     return t;
   };
   const att = (u: tf.Tensor3D) =>
-    attention(rmsNorm(u, w('norm1.weight'), ctx.eps) as tf.Tensor3D, { wq: w('att.W_query.weight'), wk: w('att.W_key.weight'), wv: w('att.W_value.weight'), wo: w('att.out_proj.weight') }, ctx.shape, ctx.cos, ctx.sin, ctx.mask);
+    attention(
+      rmsNorm(u, w('norm1.weight'), ctx.eps) as tf.Tensor3D,
+      {
+        wq: w('att.W_query.weight'),
+        wk: w('att.W_key.weight'),
+        wv: w('att.W_value.weight'),
+        wo: w('att.out_proj.weight'),
+      },
+      ctx.shape,
+      ctx.cos,
+      ctx.sin,
+      ctx.mask,
+    );
 
   let h: tf.Tensor3D;
   if (decodes) {
@@ -43,7 +62,12 @@ export function block(x: tf.Tensor3D, p: Params, local: number, ctx: BlockContex
   } else {
     h = tf.add(x, att(x)) as tf.Tensor3D;
   }
-  const ff = swiglu(rmsNorm(h, w('norm2.weight'), ctx.eps), w('ff.fc1.weight'), w('ff.fc2.weight'), w('ff.fc3.weight'));
+  const ff = swiglu(
+    rmsNorm(h, w('norm2.weight'), ctx.eps),
+    w('ff.fc1.weight'),
+    w('ff.fc2.weight'),
+    w('ff.fc3.weight'),
+  );
   if (!encodes) return tf.add(h, ff) as tf.Tensor3D;
   const B = ctx.bottleneck;
   const residual = h.shape[2] > B ? tf.slice(h, [0, 0, 0], [-1, -1, B]) : h; // [b, s, d] -> [b, s, B]

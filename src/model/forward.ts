@@ -36,10 +36,18 @@ export class StageConstants {
   }
 }
 
-export function stageForward(s: StageSpec, p: Params, input: tf.Tensor, ctx: BlockContext): tf.Tensor3D {
-  let x = s.hasEmbedding ? embed(input as tf.Tensor2D, p['tok_emb.weight'] as tf.Tensor2D) : (input as tf.Tensor3D);
+export function stageForward(
+  s: StageSpec,
+  p: Params,
+  input: tf.Tensor,
+  ctx: BlockContext,
+): tf.Tensor3D {
+  let x = s.hasEmbedding
+    ? embed(input as tf.Tensor2D, p['tok_emb.weight'] as tf.Tensor2D)
+    : (input as tf.Tensor3D);
   const n = s.endBlock - s.firstBlock;
-  for (let i = 0; i < n; i++) x = block(x, p, i, ctx, i === 0 && s.decodesInput, i === n - 1 && s.encodesOutput);
+  for (let i = 0; i < n; i++)
+    x = block(x, p, i, ctx, i === 0 && s.decodesInput, i === n - 1 && s.encodesOutput);
   if (!s.hasHead) return x;
   return linear(rmsNorm(x, p['final_norm.weight'], ctx.eps), p['out_head.weight']) as tf.Tensor3D;
 }

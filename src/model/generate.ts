@@ -13,7 +13,11 @@ export interface SampleOptions {
   seed: number | string;
 }
 
-export function* generateTokens(model: Model, prompt: number[], o: SampleOptions): Generator<number> {
+export function* generateTokens(
+  model: Model,
+  prompt: number[],
+  o: SampleOptions,
+): Generator<number> {
   const seq = model.config.seq;
   const rng = new KeyedRandom(o.seed, 'generate');
   const context = prompt.slice();
@@ -34,7 +38,9 @@ export function* generateTokens(model: Model, prompt: number[], o: SampleOptions
 
 function sample(z: Float32Array, o: SampleOptions, rng: KeyedRandom): number {
   if (o.temperature <= 0) return argmax(z);
-  const order = Array.from(z.keys()).sort((a, b) => z[b] - z[a]).slice(0, Math.max(1, o.topK));
+  const order = Array.from(z.keys())
+    .sort((a, b) => z[b] - z[a])
+    .slice(0, Math.max(1, o.topK));
   const max = z[order[0]];
   const weights = order.map((i) => Math.exp((z[i] - max) / o.temperature));
   const total = weights.reduce((a, b) => a + b, 0);

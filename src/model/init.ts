@@ -13,7 +13,12 @@ export class KeyedRandom {
 
   constructor(seed: number | string, name: string) {
     const h = createHash('sha256').update(`iota-init\u0000${seed}\u0000${name}`).digest();
-    this.s = new Uint32Array([h.readUInt32LE(0), h.readUInt32LE(4), h.readUInt32LE(8), h.readUInt32LE(12)]);
+    this.s = new Uint32Array([
+      h.readUInt32LE(0),
+      h.readUInt32LE(4),
+      h.readUInt32LE(8),
+      h.readUInt32LE(12),
+    ]);
     if ((this.s[0] | this.s[1] | this.s[2] | this.s[3]) === 0) this.s[0] = 1;
   }
 

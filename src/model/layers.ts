@@ -55,11 +55,24 @@ export interface AttentionShape {
  * and attend to the group's single K/V head in one matmul.
  * x [b, s, d] -> [b, s, d]; `mask` [rep * s, s] is 0 where a query may attend, -1e9 elsewhere.
  */
-export function attention(x: tf.Tensor3D, w: AttentionWeights, a: AttentionShape, cos: tf.Tensor2D, sin: tf.Tensor2D, mask: tf.Tensor2D): tf.Tensor3D {
+export function attention(
+  x: tf.Tensor3D,
+  w: AttentionWeights,
+  a: AttentionShape,
+  cos: tf.Tensor2D,
+  sin: tf.Tensor2D,
+  mask: tf.Tensor2D,
+): tf.Tensor3D {
   const [b, s, d] = x.shape;
   const rep = a.heads / a.kvGroups;
-  const heads = (t: tf.Tensor, n: number) => t.reshape([b, s, n, a.headDim]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
-  const q = applyRope(heads(linear(x, w.wq), a.heads), cos, sin).reshape([b, a.kvGroups, rep * s, a.headDim]);
+  const heads = (t: tf.Tensor, n: number) =>
+    t.reshape([b, s, n, a.headDim]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+  const q = applyRope(heads(linear(x, w.wq), a.heads), cos, sin).reshape([
+    b,
+    a.kvGroups,
+    rep * s,
+    a.headDim,
+  ]);
   const k = applyRope(heads(linear(x, w.wk), a.kvGroups), cos, sin); // [b, g, s, hd]
   const v = heads(linear(x, w.wv), a.kvGroups);
   const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(a.headDim)), mask); // [b, g, rep*s, s]
@@ -70,7 +83,8 @@ export function attention(x: tf.Tensor3D, w: AttentionWeights, a: AttentionShape
 /** Causal mask for `rep` query heads stacked along the sequence: [rep * s, s]. */
 export function causalMask(s: number, rep = 1): tf.Tensor2D {
   const m = new Float32Array(rep * s * s);
-  for (let r = 0; r < rep; r++) for (let i = 0; i < s; i++) for (let j = i + 1; j < s; j++) m[(r * s + i) * s + j] = -1e9;
+  for (let r = 0; r < rep; r++)
+    for (let i = 0; i < s; i++) for (let j = i + 1; j < s; j++) m[(r * s + i) * s + j] = -1e9;
   return tf.tensor2d(m, [rep * s, s]);
 }
 

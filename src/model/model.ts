@@ -10,10 +10,16 @@ import { crossEntropySum } from './layers.js';
 import { Stage } from './stage.js';
 
 export class Model {
-  constructor(readonly config: ModelConfig, readonly stages: Stage[]) {}
+  constructor(
+    readonly config: ModelConfig,
+    readonly stages: Stage[],
+  ) {}
 
   static initial(config: ModelConfig, seed: number | string): Model {
-    return new Model(config, stageSpecs(config).map((_, i) => Stage.initial(config, i, seed)));
+    return new Model(
+      config,
+      stageSpecs(config).map((_, i) => Stage.initial(config, i, seed)),
+    );
   }
 
   /** ids int32 [b, s] -> logits [b, s, V]; caller disposes. */

@@ -57,9 +57,16 @@ export interface UpdateTarget {
  * One AdamW step on a contiguous slice of a stage. `params` is the stage layout, used to tell
  * matrices (decayed) from norms (not decayed) by offset.
  */
-export function adamwUpdate(t: UpdateTarget, params: readonly ParamSpec[], s: AdamWSettings, step: number, clip: number): void {
+export function adamwUpdate(
+  t: UpdateTarget,
+  params: readonly ParamSpec[],
+  s: AdamWSettings,
+  step: number,
+  clip: number,
+): void {
   const n = t.w.length;
-  if (t.g.length !== n || t.m.length !== n || t.v.length !== n) throw new Error('adamwUpdate: w, g, m and v must have the same length');
+  if (t.g.length !== n || t.m.length !== n || t.v.length !== n)
+    throw new Error('adamwUpdate: w, g, m and v must have the same length');
   const bc1 = 1 - s.beta1 ** step;
   const bc2Sqrt = Math.sqrt(1 - s.beta2 ** step);
   const stepSize = s.lr / bc1;

@@ -65,10 +65,15 @@ export function stageLayout(c: ModelConfig, s: StageSpec): StageLayout {
       [`${p}ff.fc2.weight`, [c.ffn_dim, c.dim], 'matrix'],
       [`${p}ff.fc3.weight`, [c.dim, c.ffn_dim], 'matrix'],
     );
-    if (i === nBlocks - 1 && s.encodesOutput) entries.push([`${p}ff.fc4.weight`, [c.bottleneck, c.dim], 'matrix']);
+    if (i === nBlocks - 1 && s.encodesOutput)
+      entries.push([`${p}ff.fc4.weight`, [c.bottleneck, c.dim], 'matrix']);
     entries.push([`${p}norm1.weight`, [c.dim], 'norm'], [`${p}norm2.weight`, [c.dim], 'norm']);
   }
-  if (s.hasHead) entries.push(['final_norm.weight', [c.dim], 'norm'], ['out_head.weight', [c.vocab_size, c.dim], 'matrix']);
+  if (s.hasHead)
+    entries.push(
+      ['final_norm.weight', [c.dim], 'norm'],
+      ['out_head.weight', [c.vocab_size, c.dim], 'matrix'],
+    );
 
   let offset = 0;
   const params = entries.map(([name, shape, kind]) => {

@@ -19,7 +19,9 @@ export function inverseFrequencies(c: ModelConfig): Float64Array {
     if (wavelength > lowWavelength) {
       inv[i] = inv[i] / s.factor;
     } else if (wavelength >= highWavelength) {
-      const smooth = (s.original_context_length / wavelength - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+      const smooth =
+        (s.original_context_length / wavelength - s.low_freq_factor) /
+        (s.high_freq_factor - s.low_freq_factor);
       inv[i] = (1 - smooth) * (inv[i] / s.factor) + smooth * inv[i];
     }
   }

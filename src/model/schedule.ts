@@ -10,7 +10,8 @@
 import type { ScheduleConfig } from '../config/run.js';
 
 export function learningRate(epoch: number, peak: number, s: ScheduleConfig): number {
-  if (!Number.isInteger(epoch) || epoch < 0) throw new RangeError(`epoch must be a non-negative integer, got ${epoch}`);
+  if (!Number.isInteger(epoch) || epoch < 0)
+    throw new RangeError(`epoch must be a non-negative integer, got ${epoch}`);
   if (epoch < s.warmup_epochs) return (peak * (epoch + 1)) / s.warmup_epochs;
   if (s.kind === 'constant') return peak;
   const decayStart = s.warmup_epochs + s.constant_epochs;

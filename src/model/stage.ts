@@ -46,23 +46,32 @@ export class Stage {
 
   setWeights(flat: Float32Array): void {
     if (!isFloat32Array(flat) || flat.length !== this.layout.size) {
-      throw new IotaError('E_BAD_WEIGHTS', `stage ${this.spec.index} needs ${this.layout.size} float32 weights, got ${flat.length}`);
+      throw new IotaError(
+        'E_BAD_WEIGHTS',
+        `stage ${this.spec.index} needs ${this.layout.size} float32 weights, got ${flat.length}`,
+      );
     }
     const next: Params = {};
-    for (const p of this.layout.params) next[p.name] = tf.keep(tf.tensor(flat.slice(p.offset, p.offset + p.size), p.shape, 'float32'));
+    for (const p of this.layout.params)
+      next[p.name] = tf.keep(
+        tf.tensor(flat.slice(p.offset, p.offset + p.size), p.shape, 'float32'),
+      );
     this.disposeParams();
     this.params = next;
   }
 
   getWeights(): Float32Array {
     const flat = new Float32Array(this.layout.size);
-    for (const p of this.layout.params) flat.set(this.params[p.name].dataSync() as Float32Array, p.offset);
+    for (const p of this.layout.params)
+      flat.set(this.params[p.name].dataSync() as Float32Array, p.offset);
     return flat;
   }
 
   /** Input ids int32 [b, s] (head) or activations [b, s, B]; returns the stage output, to be disposed by the caller. */
   forward(input: tf.Tensor): tf.Tensor3D {
-    return tf.tidy(() => stageForward(this.spec, this.params, input, this.context(input.shape[1] as number)));
+    return tf.tidy(() =>
+      stageForward(this.spec, this.params, input, this.context(input.shape[1] as number)),
+    );
   }
 
   /**
@@ -88,7 +97,8 @@ export class Stage {
 
   /** Tail: forward, loss against `targets` int32 [b, s], and backward at once (one forward). */
   tailStep(input: tf.Tensor, targets: tf.Tensor2D, gradSum: Float32Array): TailResult {
-    if (!this.spec.hasHead) throw new IotaError('E_NOT_TAIL', `stage ${this.spec.index} has no LM head`);
+    if (!this.spec.hasHead)
+      throw new IotaError('E_NOT_TAIL', `stage ${this.spec.index} has no LM head`);
     const ctx = this.context(input.shape[1] as number);
     const names = this.layout.params.map((p) => p.name);
     const withInput = !this.spec.hasEmbedding;
@@ -114,7 +124,12 @@ export class Stage {
 
   toSafetensors(): Uint8Array {
     const tensors: Record<string, TensorEntry> = {};
-    for (const p of this.layout.params) tensors[p.name] = { dtype: 'F32', shape: p.shape, data: this.params[p.name].dataSync() as Float32Array };
+    for (const p of this.layout.params)
+      tensors[p.name] = {
+        dtype: 'F32',
+        shape: p.shape,
+        data: this.params[p.name].dataSync() as Float32Array,
+      };
     return encodeSafetensors(tensors, stageMetadata(this.config, this.spec));
   }
 
@@ -123,7 +138,9 @@ export class Stage {
     const spec = stageSpecs(config)[index];
     if (!spec) throw new IotaError('E_BAD_STAGE', `model ${config.name} has no stage ${index}`);
     const layout = stageLayout(config, spec);
-    const expect = Object.fromEntries(layout.params.map((p) => [p.name, { dtype: 'F32' as const, shape: p.shape }]));
+    const expect = Object.fromEntries(
+      layout.params.map((p) => [p.name, { dtype: 'F32' as const, shape: p.shape }]),
+    );
     const { tensors } = decodeSafetensors(bytes, { expect, requireFinite: true });
     const flat = new Float32Array(layout.size);
     for (const p of layout.params) flat.set(tensors[p.name].data as Float32Array, p.offset);
@@ -165,7 +182,11 @@ export class Stage {
 
   /** Adds gradients (in layout order) into a flat accumulator. */
   accumulate(grads: tf.Tensor[], gradSum: Float32Array): void {
-    if (gradSum.length !== this.layout.size) throw new IotaError('E_BAD_WEIGHTS', `gradient accumulator has ${gradSum.length} elements, stage needs ${this.layout.size}`);
+    if (gradSum.length !== this.layout.size)
+      throw new IotaError(
+        'E_BAD_WEIGHTS',
+        `gradient accumulator has ${gradSum.length} elements, stage needs ${this.layout.size}`,
+      );
     this.layout.params.forEach((p, i) => {
       const g = grads[i].dataSync() as Float32Array;
       for (let j = 0; j < p.size; j++) gradSum[p.offset + j] += g[j];

@@ -9,7 +9,13 @@ import type { OptimizerConfig, ScheduleConfig } from '../config/run.js';
 import { IotaError } from '../errors.js';
 import { crossEntropySum } from './layers.js';
 import { Model } from './model.js';
-import { adamwUpdate, clipFactor, meanGradient, sumOfSquares, type AdamWSettings } from './optimizer.js';
+import {
+  adamwUpdate,
+  clipFactor,
+  meanGradient,
+  sumOfSquares,
+  type AdamWSettings,
+} from './optimizer.js';
 import type { Stage } from './stage.js';
 import { learningRate } from './schedule.js';
 
@@ -47,10 +53,18 @@ export class Trainer {
     state?: OptimizerState,
   ) {
     const sizes = model.stages.map((s) => s.layout.size);
-    if (state && (state.m.length !== sizes.length || state.m.some((m, i) => m.length !== sizes[i] || state.v[i].length !== sizes[i]))) {
+    if (
+      state &&
+      (state.m.length !== sizes.length ||
+        state.m.some((m, i) => m.length !== sizes[i] || state.v[i].length !== sizes[i]))
+    ) {
       throw new IotaError('E_BAD_CHECKPOINT', 'optimizer state does not match the model shapes');
     }
-    this.state = state ?? { epoch: 0, m: sizes.map((n) => new Float32Array(n)), v: sizes.map((n) => new Float32Array(n)) };
+    this.state = state ?? {
+      epoch: 0,
+      m: sizes.map((n) => new Float32Array(n)),
+      v: sizes.map((n) => new Float32Array(n)),
+    };
   }
 
   get epoch(): number {
@@ -59,7 +73,8 @@ export class Trainer {
 
   /** One optimizer step over `samples`, each seq + 1 tokens (inputs and shifted targets). */
   step(samples: Int32Array[]): StepResult {
-    if (samples.length === 0) throw new IotaError('E_NO_SAMPLES', 'a training step needs at least one sample');
+    if (samples.length === 0)
+      throw new IotaError('E_NO_SAMPLES', 'a training step needs at least one sample');
     const seq = samples[0].length - 1;
     const gradSums = this.model.stages.map((s) => new Float32Array(s.layout.size));
     let lossSum = 0;
@@ -76,12 +91,29 @@ export class Trainer {
     const clipFactors: number[] = [];
     const adamw = { lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay };
     this.model.stages.forEach((stage, i) => {
-      const { norm, factor } = optimizerStep(stage, gradSums[i], samples.length, this.state.m[i], this.state.v[i], adamw, epoch + 1, o.clip);
+      const { norm, factor } = optimizerStep(
+        stage,
+        gradSums[i],
+        samples.length,
+        this.state.m[i],
+        this.state.v[i],
+        adamw,
+        epoch + 1,
+        o.clip,
+      );
       gradNorms.push(norm);
       clipFactors.push(factor);
     });
     this.state.epoch = epoch + 1;
-    return { epoch, loss: lossSum / samples.length, lr, gradNorms, clipFactors, samples: samples.length, tokens: samples.length * seq };
+    return {
+      epoch,
+      loss: lossSum / samples.length,
+      lr,
+      gradNorms,
+      clipFactors,
+      samples: samples.length,
+      tokens: samples.length * seq,
+    };
   }
 
   /** Mean loss over samples without training (held-out evaluation). */
@@ -103,7 +135,16 @@ export class Trainer {
  * One stage's optimizer step from its gradient sum over n samples: the mean gradient, clipped by
  * the stage's global norm, then AdamW on the stage's weights and the moments m, v (in place).
  */
-export function optimizerStep(stage: Stage, gradSum: Float32Array, n: number, m: Float32Array, v: Float32Array, adamw: AdamWSettings, step: number, clip: number): { norm: number; factor: number } {
+export function optimizerStep(
+  stage: Stage,
+  gradSum: Float32Array,
+  n: number,
+  m: Float32Array,
+  v: Float32Array,
+  adamw: AdamWSettings,
+  step: number,
+  clip: number,
+): { norm: number; factor: number } {
   const g = meanGradient(gradSum, n);
   const norm = Math.sqrt(sumOfSquares(g));
   const factor = clipFactor(norm, clip);
@@ -118,9 +159,16 @@ export function batchTensors(samples: Int32Array[], seq: number): [tf.Tensor2D, 
   const ids = new Int32Array(samples.length * seq);
   const targets = new Int32Array(samples.length * seq);
   samples.forEach((s, i) => {
-    if (s.length !== seq + 1) throw new IotaError('E_BAD_SAMPLE', `sample ${i} has ${s.length} tokens, expected ${seq + 1}`);
+    if (s.length !== seq + 1)
+      throw new IotaError(
+        'E_BAD_SAMPLE',
+        `sample ${i} has ${s.length} tokens, expected ${seq + 1}`,
+      );
     ids.set(s.subarray(0, seq), i * seq);
     targets.set(s.subarray(1), i * seq);
   });
-  return [tf.tensor2d(ids, [samples.length, seq], 'int32'), tf.tensor2d(targets, [samples.length, seq], 'int32')];
+  return [
+    tf.tensor2d(ids, [samples.length, seq], 'int32'),
+    tf.tensor2d(targets, [samples.length, seq], 'int32'),
+  ];
 }

@@ -22,14 +22,26 @@ export interface AuthInfo {
 
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
-export function installAuth(app: FastifyInstance, ctx: ServerContext, verifier: SignatureVerifier, byIp: RateLimiter, byKey: RateLimiter, exemptLoopback: boolean): void {
+export function installAuth(
+  app: FastifyInstance,
+  ctx: ServerContext,
+  verifier: SignatureVerifier,
+  byIp: RateLimiter,
+  byKey: RateLimiter,
+  exemptLoopback: boolean,
+): void {
   // Reads are not stored, so their nonces are remembered in memory for the clock window.
   const readNonces = new Map<string, number>();
   let lastPrune = 0;
 
   app.addHook('onRequest', async (req) => {
     if (exemptLoopback && LOOPBACK.test(req.ip)) return;
-    if (!byIp.take(req.ip, ctx.clock())) throw new HttpError('E_RATE_LIMITED', 'too many requests from this address', 'slow down and retry');
+    if (!byIp.take(req.ip, ctx.clock()))
+      throw new HttpError(
+        'E_RATE_LIMITED',
+        'too many requests from this address',
+        'slow down and retry',
+      );
   });
 
   app.addHook('preValidation', async (req: FastifyRequest) => {
@@ -37,24 +49,47 @@ export function installAuth(app: FastifyInstance, ctx: ServerContext, verifier: 
     if (need === 'none') return;
     const version = req.headers[HEADERS.version];
     if (version !== undefined && version !== String(PROTOCOL_VERSION)) {
-      throw new HttpError('E_VERSION_MISMATCH', `client speaks protocol ${version}, this orchestrator speaks ${PROTOCOL_VERSION}`, 'install the iota version the run uses (see GET /v1/status)');
+      throw new HttpError(
+        'E_VERSION_MISMATCH',
+        `client speaks protocol ${version}, this orchestrator speaks ${PROTOCOL_VERSION}`,
+        'install the iota version the run uses (see GET /v1/status)',
+      );
     }
     const runHash = req.headers[HEADERS.runHash];
     if (runHash !== undefined && ctx.configHash !== undefined && runHash !== ctx.configHash) {
-      throw new HttpError('E_VERSION_MISMATCH', `this orchestrator runs ${ctx.run} with config ${ctx.configHash.slice(0, 12)}, the client was started for ${String(runHash).slice(0, 12)}`, 'restart the client: it reads the run config again (GET /v1/run)');
+      throw new HttpError(
+        'E_VERSION_MISMATCH',
+        `this orchestrator runs ${ctx.run} with config ${ctx.configHash.slice(0, 12)}, the client was started for ${String(runHash).slice(0, 12)}`,
+        'restart the client: it reads the run config again (GET /v1/run)',
+      );
     }
     const now = ctx.clock();
     const v = readSignedRequest(req.headers, req.method, req.url, req.rawBody, ctx.run, now);
     if ('code' in v) {
-      const hint = v.code === 'E_CLOCK_SKEW' ? "set the machine's clock (NTP); server_time is the orchestrator's time in ms" : undefined;
-      throw new HttpError(v.code, v.message, hint, v.code === 'E_CLOCK_SKEW' ? { server_time: now } : {});
+      const hint =
+        v.code === 'E_CLOCK_SKEW'
+          ? "set the machine's clock (NTP); server_time is the orchestrator's time in ms"
+          : undefined;
+      throw new HttpError(
+        v.code,
+        v.message,
+        hint,
+        v.code === 'E_CLOCK_SKEW' ? { server_time: now } : {},
+      );
     }
-    if (!(await verifier.verify(v.key, v.message, v.signature))) throw new HttpError('E_BAD_SIGNATURE', 'signature does not match the request');
-    if (!byKey.take(v.key, now)) throw new HttpError('E_RATE_LIMITED', 'too many requests from this key', 'slow down and retry');
+    if (!(await verifier.verify(v.key, v.message, v.signature)))
+      throw new HttpError('E_BAD_SIGNATURE', 'signature does not match the request');
+    if (!byKey.take(v.key, now))
+      throw new HttpError(
+        'E_RATE_LIMITED',
+        'too many requests from this key',
+        'slow down and retry',
+      );
     const isRead = req.method === 'GET' || req.method === 'HEAD';
     if (isRead) {
       const k = `${v.key} ${v.nonce}`;
-      if (readNonces.has(k)) throw new HttpError('E_REPLAY', 'this signed request was already received');
+      if (readNonces.has(k))
+        throw new HttpError('E_REPLAY', 'this signed request was already received');
       readNonces.set(k, v.timestamp);
       if (now - lastPrune > MAX_SKEW_MS) {
         for (const [n, ts] of readNonces) if (ts < now - 2 * MAX_SKEW_MS) readNonces.delete(n);
@@ -65,9 +100,18 @@ export function installAuth(app: FastifyInstance, ctx: ServerContext, verifier: 
     const auth: AuthInfo = { key: v.key, nonce: v.nonce, timestamp: v.timestamp };
     if (need === 'registered') {
       auth.participant = ctx.repo.participant(v.key);
-      if (!auth.participant) throw new HttpError('E_UNKNOWN_KEY', 'this key is not registered', 'register first (POST /v1/register)');
+      if (!auth.participant)
+        throw new HttpError(
+          'E_UNKNOWN_KEY',
+          'this key is not registered',
+          'register first (POST /v1/register)',
+        );
       const roles = req.routeOptions.config?.roles;
-      if (roles && !roles.includes(auth.participant.role)) throw new HttpError('E_FORBIDDEN', `this call is for ${roles.join(' or ')} keys; yours is a ${auth.participant.role} key`);
+      if (roles && !roles.includes(auth.participant.role))
+        throw new HttpError(
+          'E_FORBIDDEN',
+          `this call is for ${roles.join(' or ')} keys; yours is a ${auth.participant.role} key`,
+        );
     }
     req.auth = auth;
   });

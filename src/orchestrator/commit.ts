@@ -68,6 +68,8 @@ export class GroupCommitter implements WriteGate {
       for (const p of batch) p.reject(e);
       return;
     }
-    batch.forEach((p, i) => (outcomes[i].ok ? p.resolve(outcomes[i].value) : p.reject(outcomes[i].value)));
+    batch.forEach((p, i) =>
+      outcomes[i].ok ? p.resolve(outcomes[i].value) : p.reject(outcomes[i].value),
+    );
   }
 }

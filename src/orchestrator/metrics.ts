@@ -18,7 +18,12 @@ export class Metrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
       registers: [this.registry],
     });
-    this.refused = new Counter({ name: 'iota_requests_refused_total', help: 'requests refused, by error code', labelNames: ['code'], registers: [this.registry] });
+    this.refused = new Counter({
+      name: 'iota_requests_refused_total',
+      help: 'requests refused, by error code',
+      labelNames: ['code'],
+      registers: [this.registry],
+    });
     new Gauge({
       name: 'iota_participants',
       help: 'registered participants by role',
@@ -43,7 +48,12 @@ export class Metrics {
 }
 
 /** The swarm's gauges, read from the state when scraped. */
-export function registerSwarmMetrics(registry: Registry, coordinator: Coordinator, clock: () => number, merge?: MergeCoordinator): void {
+export function registerSwarmMetrics(
+  registry: Registry,
+  coordinator: Coordinator,
+  clock: () => number,
+  merge?: MergeCoordinator,
+): void {
   if (merge) {
     new Gauge({
       name: 'iota_merge_miner_bytes_over_w',
@@ -69,7 +79,11 @@ export function registerSwarmMetrics(registry: Registry, coordinator: Coordinato
     collect() {
       this.reset();
       for (const st of coordinator.status(clock()).stages) {
-        for (const state of ['working', 'idle', 'silent']) this.set({ stage: String(st.stage), state }, st.miners.filter((m) => m.state === state).length);
+        for (const state of ['working', 'idle', 'silent'])
+          this.set(
+            { stage: String(st.stage), state },
+            st.miners.filter((m) => m.state === state).length,
+          );
       }
     },
   });
@@ -80,7 +94,8 @@ export function registerSwarmMetrics(registry: Registry, coordinator: Coordinato
     registers: [registry],
     collect() {
       this.reset();
-      for (const q of coordinator.state.queue()) this.set({ stage: String(q.stage), kind: q.kind, state: q.state }, q.n);
+      for (const q of coordinator.state.queue())
+        this.set({ stage: String(q.stage), kind: q.kind, state: q.state }, q.n);
     },
   });
   new Gauge({
@@ -90,7 +105,9 @@ export function registerSwarmMetrics(registry: Registry, coordinator: Coordinato
     registers: [registry],
     collect() {
       this.reset();
-      for (const st of coordinator.state.stages()) for (const phase of ['training', 'uploading', 'merging']) this.set({ stage: String(st.stage), phase }, st.phase === phase ? 1 : 0);
+      for (const st of coordinator.state.stages())
+        for (const phase of ['training', 'uploading', 'merging'])
+          this.set({ stage: String(st.stage), phase }, st.phase === phase ? 1 : 0);
     },
   });
   new Gauge({

@@ -24,6 +24,7 @@ export class RateLimiter {
 
   /** Drops buckets that have refilled completely (they hold no information). */
   private evict(now: number): void {
-    for (const [k, b] of this.buckets) if (b.tokens + ((now - b.at) / 1000) * this.perSecond >= this.burst) this.buckets.delete(k);
+    for (const [k, b] of this.buckets)
+      if (b.tokens + ((now - b.at) / 1000) * this.perSecond >= this.burst) this.buckets.delete(k);
   }
 }

@@ -4,7 +4,12 @@
  * errors as `{ error: { code, message, hint } }` with a 4xx, never a crash.
  */
 import { availableParallelism } from 'node:os';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type RouteOptions,
+} from 'fastify';
 import type { NodeConfig } from '../config/node.js';
 import { isIotaError } from '../errors.js';
 import { HEADERS, MAX_SKEW_MS } from '../protocol/signing.js';
@@ -79,9 +84,17 @@ export interface ServerContext {
   uploadScope?: (caller: string, key: ParsedKey, now: number) => number | undefined;
 }
 
-const DEFAULT_LIMITS: RateLimits = { ipPerSecond: 200, ipBurst: 400, keyPerSecond: 50, keyBurst: 200, exemptLoopback: false };
+const DEFAULT_LIMITS: RateLimits = {
+  ipPerSecond: 200,
+  ipBurst: 400,
+  keyPerSecond: 50,
+  keyBurst: 200,
+  exemptLoopback: false,
+};
 
-export async function buildOrchestrator(o: OrchestratorOptions): Promise<{ app: FastifyInstance; ctx: ServerContext }> {
+export async function buildOrchestrator(
+  o: OrchestratorOptions,
+): Promise<{ app: FastifyInstance; ctx: ServerContext }> {
   const clock = o.clock ?? Date.now;
   const app = Fastify({
     logger: o.logger ?? false,
@@ -89,7 +102,14 @@ export async function buildOrchestrator(o: OrchestratorOptions): Promise<{ app: 
     trustProxy: false,
     return503OnClosing: true,
     // Strict: no type coercion, unknown fields refused rather than silently dropped.
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false } },
+    ajv: {
+      customOptions: {
+        coerceTypes: false,
+        removeAdditional: false,
+        useDefaults: true,
+        allErrors: false,
+      },
+    },
   });
   const metrics = new Metrics(o.repo);
   const routes: RouteOptions[] = [];
@@ -125,27 +145,61 @@ export async function buildOrchestrator(o: OrchestratorOptions): Promise<{ app: 
   const limits = { ...DEFAULT_LIMITS, ...o.rateLimits };
   const verifier = new SignatureVerifier(o.verifyThreads ?? (availableParallelism() > 1 ? 1 : 0));
   app.addHook('onClose', async () => verifier.close());
-  installAuth(app, ctx, verifier, new RateLimiter(limits.ipPerSecond, limits.ipBurst), new RateLimiter(limits.keyPerSecond, limits.keyBurst), limits.exemptLoopback);
+  installAuth(
+    app,
+    ctx,
+    verifier,
+    new RateLimiter(limits.ipPerSecond, limits.ipBurst),
+    new RateLimiter(limits.keyPerSecond, limits.keyBurst),
+    limits.exemptLoopback,
+  );
 
   app.addHook('onResponse', (req, reply, done) => {
     const route = req.routeOptions.url ?? 'unknown';
-    metrics.requestSeconds.observe({ method: req.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    metrics.requestSeconds.observe(
+      { method: req.method, route, status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
     done();
   });
 
-  app.setErrorHandler((err: Error & { code?: string; validation?: unknown; statusCode?: number }, req, reply) => sendError(reply, metrics, toHttpError(err, clock, req)));
-  app.setNotFoundHandler((req, reply) => sendError(reply, metrics, new HttpError('E_NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`, 'see /openapi.json for the routes')));
+  app.setErrorHandler(
+    (err: Error & { code?: string; validation?: unknown; statusCode?: number }, req, reply) =>
+      sendError(reply, metrics, toHttpError(err, clock, req)),
+  );
+  app.setNotFoundHandler((req, reply) =>
+    sendError(
+      reply,
+      metrics,
+      new HttpError(
+        'E_NOT_FOUND',
+        `no route ${req.method} ${req.url.split('?')[0]}`,
+        'see /openapi.json for the routes',
+      ),
+    ),
+  );
 
-  await app.register(async (scoped) => systemRoutes(scoped, ctx, () => openApiDocument(routes, o.version)));
+  await app.register(async (scoped) =>
+    systemRoutes(scoped, ctx, () => openApiDocument(routes, o.version)),
+  );
   await app.register(async (scoped) => participantRoutes(scoped, ctx));
   for (const plugin of o.plugins ?? []) await app.register(async (scoped) => plugin(scoped, ctx));
   return { app, ctx };
 }
 
-function toHttpError(err: Error & { code?: string; validation?: unknown; statusCode?: number }, clock: () => number, req: FastifyRequest): HttpError {
+function toHttpError(
+  err: Error & { code?: string; validation?: unknown; statusCode?: number },
+  clock: () => number,
+  req: FastifyRequest,
+): HttpError {
   if (err instanceof HttpError) return err;
   if (isIotaError(err)) return new HttpError(err.code, err.message, err.hint);
-  if (err.validation) return new HttpError('E_BAD_REQUEST', err.message.replace(/^body\//, 'body.'), 'see /openapi.json for the request schema');
+  if (err.validation)
+    return new HttpError(
+      'E_BAD_REQUEST',
+      err.message.replace(/^body\//, 'body.'),
+      'see /openapi.json for the request schema',
+    );
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new HttpError('E_TOO_LARGE', 'request body is too large');
@@ -155,15 +209,23 @@ function toHttpError(err: Error & { code?: string; validation?: unknown; statusC
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new HttpError('E_BAD_JSON', 'request body is not valid JSON');
   }
-  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return new HttpError('E_BAD_REQUEST', err.message);
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500)
+    return new HttpError('E_BAD_REQUEST', err.message);
   req.log.error({ err }, 'internal error');
-  return Object.assign(new HttpError('E_INTERNAL', 'internal error; the orchestrator logged it'), { internal: true, at: clock() });
+  return Object.assign(new HttpError('E_INTERNAL', 'internal error; the orchestrator logged it'), {
+    internal: true,
+    at: clock(),
+  });
 }
 
 function sendError(reply: FastifyReply, metrics: Metrics, e: HttpError): FastifyReply {
   metrics.refused.inc({ code: e.code });
   const status = (e as HttpError & { internal?: boolean }).internal ? 500 : statusOf(e.code);
-  return reply.code(status).send({ error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...e.extra } });
+  return reply
+    .code(status)
+    .send({
+      error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...e.extra },
+    });
 }
 
 /**
@@ -176,18 +238,29 @@ function mutate<T>(repo: Repository, clock: () => number, req: FastifyRequest, f
   if (!auth) throw new HttpError('E_UNSIGNED', 'this call must be signed');
   const requestId = req.headers[HEADERS.requestId];
   if (typeof requestId !== 'string' || !/^[A-Za-z0-9_-]{8,64}$/.test(requestId)) {
-    throw new HttpError('E_NO_REQUEST_ID', `state-changing calls carry ${HEADERS.requestId} (8-64 base64url characters)`);
+    throw new HttpError(
+      'E_NO_REQUEST_ID',
+      `state-changing calls carry ${HEADERS.requestId} (8-64 base64url characters)`,
+    );
   }
   const path = req.url;
   // A byte-for-byte replay is refused; a retry is signed afresh and gets the stored reply.
-  if (repo.nonceSeen(auth.key, auth.nonce)) throw new HttpError('E_REPLAY', 'this signed request was already received');
+  if (repo.nonceSeen(auth.key, auth.nonce))
+    throw new HttpError('E_REPLAY', 'this signed request was already received');
   const stored: StoredReply | undefined = repo.storedReply(auth.key, requestId);
   if (stored) {
-    if (stored.method !== req.method || stored.path !== path) throw new HttpError('E_REQUEST_ID_REUSED', `request id ${requestId} was used for ${stored.method} ${stored.path}`);
+    if (stored.method !== req.method || stored.path !== path)
+      throw new HttpError(
+        'E_REQUEST_ID_REUSED',
+        `request id ${requestId} was used for ${stored.method} ${stored.path}`,
+      );
     return stored.reply as T;
   }
   const reply = (fn() ?? null) as T; // a stored reply is JSON: "nothing" is null
-  repo.storeReply(auth.key, requestId, { method: req.method, path, status: 200, reply }, clock(), { nonce: auth.nonce, ts: auth.timestamp });
+  repo.storeReply(auth.key, requestId, { method: req.method, path, status: 200, reply }, clock(), {
+    nonce: auth.nonce,
+    ts: auth.timestamp,
+  });
   return reply;
 }
 

@@ -73,7 +73,9 @@ export class SignatureVerifier {
   constructor(threads: number) {
     for (let i = 0; i < threads; i++) {
       const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { sodium: sodiumPath() } });
-      w.on('message', ({ ids, ok }: { ids: number[]; ok: boolean[] }) => ids.forEach((id, j) => this.settle(id, ok[j])));
+      w.on('message', ({ ids, ok }: { ids: number[]; ok: boolean[] }) =>
+        ids.forEach((id, j) => this.settle(id, ok[j])),
+      );
       w.on('error', () => this.failAll());
       w.unref();
       this.workers.push(w);
@@ -81,7 +83,8 @@ export class SignatureVerifier {
   }
 
   verify(key: string, message: Uint8Array, signature: string): Promise<boolean> {
-    if (this.workers.length === 0) return Promise.resolve(verifyBytes(publicKeyFromId(key), message, signature));
+    if (this.workers.length === 0)
+      return Promise.resolve(verifyBytes(publicKeyFromId(key), message, signature));
     return new Promise((resolve) => {
       const id = this.seq++;
       this.waiting.set(id, resolve);

@@ -68,14 +68,28 @@ export class SignedClient {
     for (let attempt = 0; ; attempt++) {
       let reply: RawReply;
       try {
-        reply = await this.send(method, path, body === undefined ? undefined : JSON.stringify(body), requestId);
+        reply = await this.send(
+          method,
+          path,
+          body === undefined ? undefined : JSON.stringify(body),
+          requestId,
+        );
       } catch (e) {
-        if (attempt >= retries) throw new IotaError('E_UNREACHABLE', `cannot reach the orchestrator at ${this.o.baseUrl}: ${(e as Error).message}`, 'check --orchestrator and that the server is running');
+        if (attempt >= retries)
+          throw new IotaError(
+            'E_UNREACHABLE',
+            `cannot reach the orchestrator at ${this.o.baseUrl}: ${(e as Error).message}`,
+            'check --orchestrator and that the server is running',
+          );
         await backoff(attempt);
         continue;
       }
       if (reply.status < 400) return reply.body as T;
-      const err = (reply.body as { error?: { code?: string; message?: string; hint?: string; server_time?: number } })?.error;
+      const err = (
+        reply.body as {
+          error?: { code?: string; message?: string; hint?: string; server_time?: number };
+        }
+      )?.error;
       const code = err?.code ?? `E_HTTP_${reply.status}`;
       if (code === 'E_CLOCK_SKEW' && typeof err?.server_time === 'number' && attempt === 0) {
         this.clockOffset = err.server_time - this.clock();
@@ -85,14 +99,33 @@ export class SignedClient {
         await backoff(attempt);
         continue;
       }
-      throw new ApiError(code, err?.message ?? `HTTP ${reply.status}`, err?.hint, reply.status, (err ?? {}) as Record<string, unknown>);
+      throw new ApiError(
+        code,
+        err?.message ?? `HTTP ${reply.status}`,
+        err?.hint,
+        reply.status,
+        (err ?? {}) as Record<string, unknown>,
+      );
     }
   }
 
   /** One signed attempt, reply as is (tests use it to send malformed requests). */
-  async send(method: string, path: string, rawBody?: string, requestId?: string, extraHeaders: Record<string, string> = {}): Promise<RawReply> {
+  async send(
+    method: string,
+    path: string,
+    rawBody?: string,
+    requestId?: string,
+    extraHeaders: Record<string, string> = {},
+  ): Promise<RawReply> {
     const headers: Record<string, string> = {
-      ...signRequest(this.o.identity, method, path, this.o.run, rawBody, this.clock() + this.clockOffset),
+      ...signRequest(
+        this.o.identity,
+        method,
+        path,
+        this.o.run,
+        rawBody,
+        this.clock() + this.clockOffset,
+      ),
       ...(rawBody !== undefined ? { 'content-type': 'application/json' } : {}),
       ...(requestId ? { [HEADERS.requestId]: requestId } : {}),
       ...(this.runHash ? { [HEADERS.runHash]: this.runHash } : {}),

@@ -2,7 +2,14 @@
  * Ed25519 identities. A participant's id is its raw 32-byte public key in base64url (43
  * characters): anyone can verify a signature from the id alone. Key files are JSON, mode 0600.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  sign,
+  verify,
+  type KeyObject,
+} from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { IotaError } from '../errors.js';
 
@@ -36,11 +43,17 @@ const MAX_CACHED_KEYS = 50_000;
 export function publicKeyFromId(id: string): KeyObject {
   const cached = publicKeys.get(id);
   if (cached) return cached;
-  if (!KEY_ID_PATTERN.test(id)) throw new IotaError('E_BAD_KEY_ID', `"${id}" is not a key id (43 base64url characters)`);
+  if (!KEY_ID_PATTERN.test(id))
+    throw new IotaError('E_BAD_KEY_ID', `"${id}" is not a key id (43 base64url characters)`);
   const raw = Buffer.from(id, 'base64url');
   if (raw.length !== 32) throw new IotaError('E_BAD_KEY_ID', `"${id}" is not a key id`);
-  const key = createPublicKey({ key: Buffer.concat([SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
-  if (publicKeys.size >= MAX_CACHED_KEYS) publicKeys.delete(publicKeys.keys().next().value as string);
+  const key = createPublicKey({
+    key: Buffer.concat([SPKI_PREFIX, raw]),
+    format: 'der',
+    type: 'spki',
+  });
+  if (publicKeys.size >= MAX_CACHED_KEYS)
+    publicKeys.delete(publicKeys.keys().next().value as string);
   publicKeys.set(id, key);
   return key;
 }
@@ -56,7 +69,12 @@ export function verifyBytes(publicKey: KeyObject, message: Uint8Array, signature
 }
 
 export function writeKeyFile(path: string, identity: Identity): void {
-  if (existsSync(path)) throw new IotaError('E_KEY_EXISTS', `${path} already exists`, 'choose another --out; a key file is never overwritten');
+  if (existsSync(path))
+    throw new IotaError(
+      'E_KEY_EXISTS',
+      `${path} already exists`,
+      'choose another --out; a key file is never overwritten',
+    );
   const body = {
     format: KEY_FORMAT,
     id: identity.id,
@@ -72,15 +90,29 @@ export function readKeyFile(path: string): Identity {
     body = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new IotaError('E_BAD_KEY_FILE', `cannot read key file ${path}: ${code ?? 'not JSON'}`, 'create one with `iota keys new --out FILE`');
+    throw new IotaError(
+      'E_BAD_KEY_FILE',
+      `cannot read key file ${path}: ${code ?? 'not JSON'}`,
+      'create one with `iota keys new --out FILE`',
+    );
   }
   if (body.format !== KEY_FORMAT || typeof body.private_key !== 'string') {
-    throw new IotaError('E_BAD_KEY_FILE', `${path} is not an iota key file`, 'create one with `iota keys new --out FILE`');
+    throw new IotaError(
+      'E_BAD_KEY_FILE',
+      `${path} is not an iota key file`,
+      'create one with `iota keys new --out FILE`',
+    );
   }
-  const privateKey = createPrivateKey({ key: Buffer.from(body.private_key, 'base64'), format: 'der', type: 'pkcs8' });
+  const privateKey = createPrivateKey({
+    key: Buffer.from(body.private_key, 'base64'),
+    format: 'der',
+    type: 'pkcs8',
+  });
   const publicKey = createPublicKey(privateKey);
   const id = keyIdOf(publicKey);
-  if (body.id !== undefined && body.id !== id) throw new IotaError('E_BAD_KEY_FILE', `${path}: its id does not match its private key`);
-  if ((statSync(path).mode & 0o077) !== 0) process.emitWarning(`${path} is readable by other users; chmod 600 it`);
+  if (body.id !== undefined && body.id !== id)
+    throw new IotaError('E_BAD_KEY_FILE', `${path}: its id does not match its private key`);
+  if ((statSync(path).mode & 0o077) !== 0)
+    process.emitWarning(`${path} is readable by other users; chmod 600 it`);
   return { id, privateKey, publicKey };
 }

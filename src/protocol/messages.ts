@@ -20,7 +20,11 @@ export const ErrorReply = Type.Object(
 );
 export type ErrorReply = Static<typeof ErrorReply>;
 
-export const Role = Type.Union([Type.Literal('miner'), Type.Literal('validator'), Type.Literal('admin')]);
+export const Role = Type.Union([
+  Type.Literal('miner'),
+  Type.Literal('validator'),
+  Type.Literal('admin'),
+]);
 
 export const RegisterRequest = Type.Object(
   {
@@ -42,11 +46,18 @@ export const RegisterReply = Type.Object({
 });
 export type RegisterReply = Static<typeof RegisterReply>;
 
-export const HeartbeatRequest = Type.Object({ state: Type.Optional(Type.String({ maxLength: 32 })) }, { additionalProperties: false });
+export const HeartbeatRequest = Type.Object(
+  { state: Type.Optional(Type.String({ maxLength: 32 })) },
+  { additionalProperties: false },
+);
 export const HeartbeatReply = Type.Object({
   server_time: Type.Integer(),
-  leases_renewed: Type.Optional(Type.Integer({ description: 'leases of yours this heartbeat renewed' })),
-  lease_expires_at: Type.Optional(Type.Integer({ description: 'when they expire now, unless renewed again' })),
+  leases_renewed: Type.Optional(
+    Type.Integer({ description: 'leases of yours this heartbeat renewed' }),
+  ),
+  lease_expires_at: Type.Optional(
+    Type.Integer({ description: 'when they expire now, unless renewed again' }),
+  ),
 });
 export type HeartbeatReply = Static<typeof HeartbeatReply>;
 
@@ -55,13 +66,23 @@ export const StatusReply = Type.Object({
   version: Type.String(),
   protocol: Type.Integer(),
   server_time: Type.Integer(),
-  participants: Type.Object({ miner: Type.Integer(), validator: Type.Integer(), admin: Type.Integer() }),
+  participants: Type.Object({
+    miner: Type.Integer(),
+    validator: Type.Integer(),
+    admin: Type.Integer(),
+  }),
 });
 export type StatusReply = Static<typeof StatusReply>;
 
 export const ParticipantsReply = Type.Object({
   participants: Type.Array(
-    Type.Object({ id: Type.String(), role: Role, registered_at: Type.Integer(), last_seen: Type.Integer(), name: Type.Optional(Type.String()) }),
+    Type.Object({
+      id: Type.String(),
+      role: Role,
+      registered_at: Type.Integer(),
+      last_seen: Type.Integer(),
+      name: Type.Optional(Type.String()),
+    }),
   ),
 });
 export type ParticipantsReply = Static<typeof ParticipantsReply>;

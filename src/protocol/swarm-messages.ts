@@ -6,9 +6,18 @@ import { Type, type Static } from '@sinclair/typebox';
 
 const Hex64 = Type.String({ pattern: '^[0-9a-f]{64}$' });
 const Ms = Type.Integer({ description: 'epoch milliseconds' });
-export const PhaseName = Type.Union([Type.Literal('training'), Type.Literal('uploading'), Type.Literal('merging')]);
+export const PhaseName = Type.Union([
+  Type.Literal('training'),
+  Type.Literal('uploading'),
+  Type.Literal('merging'),
+]);
 
-export const ObjectRefSchema = Type.Object({ key: Type.String(), size: Type.Integer(), sha256: Type.String(), url: Type.Optional(Type.String()) });
+export const ObjectRefSchema = Type.Object({
+  key: Type.String(),
+  size: Type.Integer(),
+  sha256: Type.String(),
+  url: Type.Optional(Type.String()),
+});
 export const WindowRefSchema = Type.Object({
   key: Type.String(),
   start: Type.Integer({ description: 'first byte of the window in the shard object' }),
@@ -16,7 +25,14 @@ export const WindowRefSchema = Type.Object({
   sha256: Type.String({ description: 'of the window bytes' }),
   url: Type.Optional(Type.String({ description: 'read it with Range: bytes=start-(end-1)' })),
 });
-export const ManifestRefSchema = Type.Object({ key: Type.String(), size: Type.Integer(), sha256: Type.String(), epoch: Type.Integer(), step: Type.Integer(), url: Type.Optional(Type.String()) });
+export const ManifestRefSchema = Type.Object({
+  key: Type.String(),
+  size: Type.Integer(),
+  sha256: Type.String(),
+  epoch: Type.Integer(),
+  step: Type.Integer(),
+  url: Type.Optional(Type.String()),
+});
 
 const StageViewFields = {
   stage: Type.Integer(),
@@ -29,14 +45,24 @@ const StageViewFields = {
 };
 
 export const JoinRequest = Type.Object(
-  { layer: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 0, maximum: 1023 })], { description: "'auto' or a stage index" }) },
+  {
+    layer: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 0, maximum: 1023 })], {
+      description: "'auto' or a stage index",
+    }),
+  },
   { additionalProperties: false },
 );
 export type JoinRequest = Static<typeof JoinRequest>;
-export const JoinReply = Type.Object({ ...StageViewFields, next_stage: Type.Optional(Type.Integer()) });
+export const JoinReply = Type.Object({
+  ...StageViewFields,
+  next_stage: Type.Optional(Type.Integer()),
+});
 export type JoinReply = Static<typeof JoinReply>;
 
-export const WorkRequest = Type.Object({ max: Type.Optional(Type.Integer({ minimum: 1, maximum: 16, default: 1 })) }, { additionalProperties: false });
+export const WorkRequest = Type.Object(
+  { max: Type.Optional(Type.Integer({ minimum: 1, maximum: 16, default: 1 })) },
+  { additionalProperties: false },
+);
 export type WorkRequest = Static<typeof WorkRequest>;
 
 export const WorkItemSchema = Type.Object({
@@ -54,7 +80,11 @@ export const WorkItemSchema = Type.Object({
 });
 export type WorkItemMessage = Static<typeof WorkItemSchema>;
 
-export const IdleSchema = Type.Object({ reason: Type.String(), message: Type.String(), next_change_at: Type.Optional(Ms) });
+export const IdleSchema = Type.Object({
+  reason: Type.String(),
+  message: Type.String(),
+  next_change_at: Type.Optional(Ms),
+});
 export const UploadDutySchema = Type.Object({
   epoch: Type.Integer(),
   stage: Type.Integer(),
@@ -77,7 +107,12 @@ export type WorkReply = Static<typeof WorkReply>;
 export const ReportRequest = Type.Object(
   {
     lease: Type.String({ pattern: '^[A-Za-z0-9_]{1,64}$' }),
-    output: Type.Optional(Type.Object({ size: Type.Integer({ minimum: 0 }), sha256: Hex64 }, { additionalProperties: false })),
+    output: Type.Optional(
+      Type.Object(
+        { size: Type.Integer({ minimum: 0 }), sha256: Hex64 },
+        { additionalProperties: false },
+      ),
+    ),
     losses: Type.Optional(Type.Array(Type.Number({ minimum: 0 }), { minItems: 1, maxItems: 4096 })),
   },
   { additionalProperties: false },
@@ -92,7 +127,11 @@ export const ReportReply = Type.Object({
 export type ReportReply = Static<typeof ReportReply>;
 
 export const RefuseRequest = Type.Object(
-  { lease: Type.String({ pattern: '^[A-Za-z0-9_]{1,64}$' }), code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 500 }) },
+  {
+    lease: Type.String({ pattern: '^[A-Za-z0-9_]{1,64}$' }),
+    code: Type.String({ maxLength: 64 }),
+    message: Type.String({ maxLength: 500 }),
+  },
   { additionalProperties: false },
 );
 export type RefuseRequest = Static<typeof RefuseRequest>;
@@ -103,7 +142,11 @@ export const GradientRequest = Type.Object(
     stage: Type.Integer({ minimum: 0 }),
     size: Type.Integer({ minimum: 0 }),
     sha256: Hex64,
-    partitions: Type.Array(Hex64, { maxItems: 1_000_000, description: 'sha256 of each merge partition’s bytes of the gradient (mergers read them by Range)' }),
+    partitions: Type.Array(Hex64, {
+      maxItems: 1_000_000,
+      description:
+        'sha256 of each merge partition’s bytes of the gradient (mergers read them by Range)',
+    }),
   },
   { additionalProperties: false },
 );
@@ -115,7 +158,9 @@ export const RunReply = Type.Object({
   name: Type.String(),
   config_hash: Type.String(),
   stages: Type.Integer(),
-  params: Type.Array(Type.Integer(), { description: 'elements of each stage’s flat weight vector' }),
+  params: Type.Array(Type.Integer(), {
+    description: 'elements of each stage’s flat weight vector',
+  }),
   run: Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true }),
   model: Type.Unsafe<Record<string, unknown>>({ type: 'object', additionalProperties: true }),
 });
@@ -127,27 +172,62 @@ export const SwarmStatus = Type.Object({
   server_time: Ms,
   epoch: Type.Integer({ description: 'the epoch the head is training' }),
   target: Type.Integer({ description: 'samples per epoch' }),
-  allocation: Type.Object({ epoch: Type.Integer(), allocated: Count, closed_at: Type.Optional(Ms), drain_deadline: Type.Optional(Ms) }),
+  allocation: Type.Object({
+    epoch: Type.Integer(),
+    allocated: Count,
+    closed_at: Type.Optional(Ms),
+    drain_deadline: Type.Optional(Ms),
+  }),
   stages: Type.Array(
     Type.Object({
       ...StageViewFields,
-      capacity: Type.Number({ description: 'samples/s the stage can process, from measured rates' }),
+      capacity: Type.Number({
+        description: 'samples/s the stage can process, from measured rates',
+      }),
       queue: Type.Object({ ready: Count, leased: Count, held: Count }),
       miners: Type.Array(
-        Type.Object({ id: Type.String(), state: Type.String(), rate: Type.Optional(Type.Number()), done: Count, last_seen: Ms, next_stage: Type.Optional(Type.Integer()) }),
+        Type.Object({
+          id: Type.String(),
+          state: Type.String(),
+          rate: Type.Optional(Type.Number()),
+          done: Count,
+          last_seen: Ms,
+          next_stage: Type.Optional(Type.Integer()),
+        }),
       ),
     }),
   ),
-  ledger: Type.Array(Type.Object({ epoch: Type.Integer(), stage: Type.Integer(), state: Type.String(), samples: Count })),
-  losses: Type.Array(Type.Object({ epoch: Type.Integer(), item: Type.Integer(), loss: Type.Number(), at: Ms })),
+  ledger: Type.Array(
+    Type.Object({
+      epoch: Type.Integer(),
+      stage: Type.Integer(),
+      state: Type.String(),
+      samples: Count,
+    }),
+  ),
+  losses: Type.Array(
+    Type.Object({ epoch: Type.Integer(), item: Type.Integer(), loss: Type.Number(), at: Ms }),
+  ),
   throughput: Type.Number({ description: 'samples/s through the tail over the last minute' }),
-  evals: Type.Array(Type.Object({ epoch: Type.Integer(), loss: Type.Number(), windows: Type.Integer(), at: Ms }), { description: 'held-out evaluation losses, newest first' }),
-  merge_share: Type.Optional(Type.Number({ description: 'share of recent epochs’ time the head spent uploading and merging' })),
+  evals: Type.Array(
+    Type.Object({ epoch: Type.Integer(), loss: Type.Number(), windows: Type.Integer(), at: Ms }),
+    { description: 'held-out evaluation losses, newest first' },
+  ),
+  merge_share: Type.Optional(
+    Type.Number({
+      description: 'share of recent epochs’ time the head spent uploading and merging',
+    }),
+  ),
   lease_expiries: Count,
 });
 export type SwarmStatus = Static<typeof SwarmStatus>;
 
-const RefSchema = Type.Object({ key: Type.String(), size: Type.Integer(), sha256: Type.String(), url: Type.Optional(Type.String()) });
+const RefSchema = Type.Object({
+  key: Type.String(),
+  size: Type.Integer(),
+  sha256: Type.String(),
+  url: Type.Optional(Type.String()),
+});
 export const MergeJobSchema = Type.Object({
   epoch: Type.Integer(),
   stage: Type.Integer(),
@@ -158,7 +238,14 @@ export const MergeJobSchema = Type.Object({
   length: Type.Integer(),
   N: Type.Integer({ description: 'samples of all participants: Gbar = sum G_i / N' }),
   inputs: Type.Array(
-    Type.Object({ miner: Type.String(), key: Type.String(), start: Type.Integer(), end: Type.Integer(), sha256: Type.String({ description: 'of bytes [start, end)' }), url: Type.Optional(Type.String()) }),
+    Type.Object({
+      miner: Type.String(),
+      key: Type.String(),
+      start: Type.Integer(),
+      end: Type.Integer(),
+      sha256: Type.String({ description: 'of bytes [start, end)' }),
+      url: Type.Optional(Type.String()),
+    }),
   ),
   deadline: Ms,
   gbar_sha256: Type.Optional(Type.String()),
@@ -173,17 +260,38 @@ export type MergeJobMessage = Static<typeof MergeJobSchema>;
 export const MergeJobsReply = Type.Object({ jobs: Type.Array(MergeJobSchema) });
 export type MergeJobsReply = Static<typeof MergeJobsReply>;
 
-const JobKey = { epoch: Type.Integer({ minimum: 0 }), stage: Type.Integer({ minimum: 0 }), round: Type.Integer({ minimum: 0 }), partition: Type.Integer({ minimum: 0 }) };
+const JobKey = {
+  epoch: Type.Integer({ minimum: 0 }),
+  stage: Type.Integer({ minimum: 0 }),
+  round: Type.Integer({ minimum: 0 }),
+  partition: Type.Integer({ minimum: 0 }),
+};
 export const ReducedRequest = Type.Object(
-  { ...JobKey, sha256: Hex64, norm2: Type.Number({ minimum: 0 }), slice_norms2: Type.Record(Type.String({ maxLength: 64 }), Type.Number({ minimum: 0 })) },
+  {
+    ...JobKey,
+    sha256: Hex64,
+    norm2: Type.Number({ minimum: 0 }),
+    slice_norms2: Type.Record(Type.String({ maxLength: 64 }), Type.Number({ minimum: 0 })),
+  },
   { additionalProperties: false },
 );
 export type ReducedRequest = Static<typeof ReducedRequest>;
-const Declared = Type.Object({ size: Type.Integer({ minimum: 0 }), sha256: Hex64 }, { additionalProperties: false });
-export const UpdatedRequest = Type.Object({ ...JobKey, w: Declared, optim: Declared }, { additionalProperties: false });
+const Declared = Type.Object(
+  { size: Type.Integer({ minimum: 0 }), sha256: Hex64 },
+  { additionalProperties: false },
+);
+export const UpdatedRequest = Type.Object(
+  { ...JobKey, w: Declared, optim: Declared },
+  { additionalProperties: false },
+);
 export type UpdatedRequest = Static<typeof UpdatedRequest>;
 export const UnavailableRequest = Type.Object(
-  { ...JobKey, step: Type.Union([Type.Literal(1), Type.Literal(2)]), participant: Type.String({ maxLength: 64 }), reason: Type.String({ maxLength: 500 }) },
+  {
+    ...JobKey,
+    step: Type.Union([Type.Literal(1), Type.Literal(2)]),
+    participant: Type.String({ maxLength: 64 }),
+    reason: Type.String({ maxLength: 500 }),
+  },
   { additionalProperties: false },
 );
 export type UnavailableRequest = Static<typeof UnavailableRequest>;
@@ -203,7 +311,13 @@ export const ValidationTaskSchema = Type.Object({
   epoch: Type.Integer(),
   stage: Type.Integer(),
   item: Type.Integer({ description: '-1 for a whole upload; the partition for a merge' }),
-  kind: Type.Union([Type.Literal('fwd'), Type.Literal('bwd'), Type.Literal('tail'), Type.Literal('upload'), Type.Literal('merge')]),
+  kind: Type.Union([
+    Type.Literal('fwd'),
+    Type.Literal('bwd'),
+    Type.Literal('tail'),
+    Type.Literal('upload'),
+    Type.Literal('merge'),
+  ]),
   miner: Type.String(),
   samples: Type.Array(Type.Integer()),
   weights: ManifestRefSchema,
@@ -227,7 +341,14 @@ export const ValidationTaskSchema = Type.Object({
       clip_factor: Type.Number(),
       lr: Type.Number(),
       t: Type.Integer({ description: 'the optimizer step the merge took' }),
-      inputs: Type.Array(Type.Object({ miner: Type.String(), key: Type.String(), start: Type.Integer(), end: Type.Integer() })),
+      inputs: Type.Array(
+        Type.Object({
+          miner: Type.String(),
+          key: Type.String(),
+          start: Type.Integer(),
+          end: Type.Integer(),
+        }),
+      ),
       result: Type.Object({ w: Type.String(), optim: Type.String() }),
     }),
   ),
@@ -243,7 +364,12 @@ export const VerdictRequest = Type.Object(
   {
     id: Type.Integer({ minimum: 1 }),
     passed: Type.Boolean(),
-    abstain: Type.Optional(Type.Boolean({ description: 'the replay could not judge (e.g. an input it was given is bad): no verdict on the miner' })),
+    abstain: Type.Optional(
+      Type.Boolean({
+        description:
+          'the replay could not judge (e.g. an input it was given is bad): no verdict on the miner',
+      }),
+    ),
     rel_err: Type.Optional(Type.Number({ minimum: 0 })),
     detail: Type.String({ maxLength: 500 }),
   },
@@ -253,7 +379,15 @@ export type VerdictRequest = Static<typeof VerdictRequest>;
 export const ScoresReply = Type.Object({
   epoch_from: Type.Integer(),
   scores: Type.Array(
-    Type.Object({ miner: Type.String(), work_flops: Type.Number(), failures: Type.Integer(), penalty_flops: Type.Number(), score: Type.Number(), weight: Type.Number(), probation: Type.Boolean() }),
+    Type.Object({
+      miner: Type.String(),
+      work_flops: Type.Number(),
+      failures: Type.Integer(),
+      penalty_flops: Type.Number(),
+      score: Type.Number(),
+      weight: Type.Number(),
+      probation: Type.Boolean(),
+    }),
   ),
   burn: Type.Optional(Type.Object({ owner: Type.String(), weight: Type.Number() })),
 });
@@ -265,9 +399,13 @@ export const VerdictsReply = Type.Object({
       id: Type.Integer(),
       epoch: Type.Integer(),
       stage: Type.Integer(),
-      item: Type.Integer({ description: 'the work item; -1 for a whole upload; the partition for a merge' }),
+      item: Type.Integer({
+        description: 'the work item; -1 for a whole upload; the partition for a merge',
+      }),
       kind: Type.String(),
-      reason: Type.String({ description: 'why it was checked: random, probation, attribution, upload, dispute' }),
+      reason: Type.String({
+        description: 'why it was checked: random, probation, attribution, upload, dispute',
+      }),
       passed: Type.Boolean(),
       by: Type.Union([Type.Literal('validator'), Type.Literal('orchestrator')]),
       rel_err: Type.Union([Type.Number(), Type.Null()]),
@@ -281,7 +419,9 @@ export type VerdictsReply = Static<typeof VerdictsReply>;
 export const EvalTaskReply = Type.Object({
   task: Type.Optional(
     Type.Object({
-      epoch: Type.Integer({ description: 'evaluate the weights every stage trains this epoch with' }),
+      epoch: Type.Integer({
+        description: 'evaluate the weights every stage trains this epoch with',
+      }),
       stages: Type.Array(ManifestRefSchema),
       windows: Type.Array(WindowRefSchema),
       expires_at: Ms,
@@ -290,7 +430,11 @@ export const EvalTaskReply = Type.Object({
 });
 export type EvalTaskReply = Static<typeof EvalTaskReply>;
 export const EvalRequest = Type.Object(
-  { epoch: Type.Integer({ minimum: 0 }), loss: Type.Number({ minimum: 0 }), windows: Type.Integer({ minimum: 1 }) },
+  {
+    epoch: Type.Integer({ minimum: 0 }),
+    loss: Type.Number({ minimum: 0 }),
+    windows: Type.Integer({ minimum: 1 }),
+  },
   { additionalProperties: false },
 );
 export type EvalRequest = Static<typeof EvalRequest>;

@@ -31,15 +31,39 @@ import { S3Store } from './s3.js';
 import type { ObjectStore } from './types.js';
 
 export * from './types.js';
-export { authorizeUpload, refusalError, parseKey, ownerOf, validateKey, validatePrefix, DEFAULT_SIZE_LIMITS, OBJECT_KINDS } from './keys.js';
-export type { ObjectKind, ParsedKey, UploadRequest, ScopePolicy, UploadDecision, ScopeRefusal } from './keys.js';
+export {
+  authorizeUpload,
+  refusalError,
+  parseKey,
+  ownerOf,
+  validateKey,
+  validatePrefix,
+  DEFAULT_SIZE_LIMITS,
+  OBJECT_KINDS,
+} from './keys.js';
+export type {
+  ObjectKind,
+  ParsedKey,
+  UploadRequest,
+  ScopePolicy,
+  UploadDecision,
+  ScopeRefusal,
+} from './keys.js';
 export { partLayout } from './declaration.js';
 export { LocalStore, type LocalStoreOptions } from './local.js';
 export { loadOrCreateSecret } from './local-files.js';
 export { localStoreRoutes, storeStatusOf } from './local-routes.js';
 export { STORE_PATH } from './local-url.js';
 export { S3Store, type S3StoreOptions } from './s3.js';
-export { upload, download, describeUpload, DEFAULT_PART_BYTES, type TransferOptions, type UploadDeclaration, type DownloadExpectation } from './transfer.js';
+export {
+  upload,
+  download,
+  describeUpload,
+  DEFAULT_PART_BYTES,
+  type TransferOptions,
+  type UploadDeclaration,
+  type DownloadExpectation,
+} from './transfer.js';
 
 export interface OpenStoreOptions {
   /** local store: the orchestrator's public URL, where `localStoreRoutes` is served */
@@ -50,7 +74,10 @@ export interface OpenStoreOptions {
 }
 
 /** The store a node config describes (local when `storage` is absent, under `.iota/store`). */
-export async function openStore(storage: NodeConfig['storage'], o: OpenStoreOptions): Promise<ObjectStore> {
+export async function openStore(
+  storage: NodeConfig['storage'],
+  o: OpenStoreOptions,
+): Promise<ObjectStore> {
   if (storage?.kind === 's3') {
     return new S3Store({
       bucket: storage.bucket,
@@ -61,5 +88,10 @@ export async function openStore(storage: NodeConfig['storage'], o: OpenStoreOpti
       clock: o.clock,
     });
   }
-  return LocalStore.open({ root: storage?.dir ?? '.iota/store', baseUrl: o.baseUrl, secretFile: o.secretFile, clock: o.clock });
+  return LocalStore.open({
+    root: storage?.dir ?? '.iota/store',
+    baseUrl: o.baseUrl,
+    secretFile: o.secretFile,
+    clock: o.clock,
+  });
 }

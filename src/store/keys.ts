@@ -36,13 +36,21 @@ const SEGMENT = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}$/;
 
 /** Throws E_BAD_KEY unless `key` follows the syntax above. */
 export function validateKey(key: unknown): string {
-  const bad = (why: string) => new IotaError('E_BAD_KEY', `object key ${JSON.stringify(key)} ${why}`, 'keys are relative paths of [A-Za-z0-9._-] segments, see DESIGN.md section 7');
+  const bad = (why: string) =>
+    new IotaError(
+      'E_BAD_KEY',
+      `object key ${JSON.stringify(key)} ${why}`,
+      'keys are relative paths of [A-Za-z0-9._-] segments, see DESIGN.md section 7',
+    );
   if (typeof key !== 'string' || key.length === 0) throw bad('is empty');
   if (key.length > MAX_KEY_LENGTH) throw bad(`is longer than ${MAX_KEY_LENGTH} characters`);
   for (const segment of key.split('/')) {
     if (segment === '') throw bad('has an empty segment (leading, trailing or double slash)');
     if (segment.startsWith('.')) throw bad(`has a segment "${segment}" that starts with a dot`);
-    if (!SEGMENT.test(segment)) throw bad(`has a segment "${segment.slice(0, 40)}" outside [A-Za-z0-9._-] or over 200 characters`);
+    if (!SEGMENT.test(segment))
+      throw bad(
+        `has a segment "${segment.slice(0, 40)}" outside [A-Za-z0-9._-] or over 200 characters`,
+      );
   }
   return key;
 }
@@ -55,30 +63,76 @@ export function validatePrefix(prefix: unknown): string {
   if (cut >= 0) validateKey(prefix.slice(0, cut));
   const partial = prefix.slice(cut + 1);
   if (partial !== '' && !SEGMENT.test(partial)) {
-    throw new IotaError('E_BAD_KEY', `listing prefix ${JSON.stringify(prefix)} does not begin any valid key`);
+    throw new IotaError(
+      'E_BAD_KEY',
+      `listing prefix ${JSON.stringify(prefix)} does not begin any valid key`,
+    );
   }
   return prefix;
 }
 
 export type ObjectKind = 'data' | 'activation' | 'gradient' | 'merged' | 'optimizer' | 'manifest';
-export const OBJECT_KINDS: readonly ObjectKind[] = ['data', 'activation', 'gradient', 'merged', 'optimizer', 'manifest'];
+export const OBJECT_KINDS: readonly ObjectKind[] = [
+  'data',
+  'activation',
+  'gradient',
+  'merged',
+  'optimizer',
+  'manifest',
+];
 
 export type ParsedKey =
   | { kind: 'data'; run: string; shard: string }
-  | { kind: 'activation'; run: string; epoch: number; sample: number; stage: number; direction: 'fwd' | 'bwd'; owner: string; lease: string }
+  | {
+      kind: 'activation';
+      run: string;
+      epoch: number;
+      sample: number;
+      stage: number;
+      direction: 'fwd' | 'bwd';
+      owner: string;
+      lease: string;
+    }
   | { kind: 'gradient'; run: string; epoch: number; stage: number; owner: string }
   | { kind: 'merged'; run: string; epoch: number; stage: number; partition: number; owner: string }
-  | { kind: 'optimizer'; run: string; epoch: number; stage: number; partition: number; owner: string }
+  | {
+      kind: 'optimizer';
+      run: string;
+      epoch: number;
+      stage: number;
+      partition: number;
+      owner: string;
+    }
   | { kind: 'manifest'; run: string; epoch: number; stage: number };
 
 const ID = '[A-Za-z0-9_-]+';
 const INT = '0|[1-9][0-9]{0,14}';
 const PATTERNS: Array<[ObjectKind, RegExp]> = [
   ['data', new RegExp(`^runs/(?<run>${ID})/data/(?<shard>${ID})\\.bin$`)],
-  ['activation', new RegExp(`^runs/(?<run>${ID})/e(?<epoch>${INT})/act/(?<sample>${INT})/(?<stage>${INT})/(?<direction>fwd|bwd)/(?<owner>${ID})-(?<lease>[A-Za-z0-9_]+)\\.safetensors$`)],
-  ['gradient', new RegExp(`^runs/(?<run>${ID})/e(?<epoch>${INT})/grad/(?<stage>${INT})/(?<owner>${ID})\\.safetensors$`)],
-  ['merged', new RegExp(`^runs/(?<run>${ID})/e(?<epoch>${INT})/merged/(?<stage>${INT})/(?<partition>${INT})/(?<owner>${ID})\\.safetensors$`)],
-  ['optimizer', new RegExp(`^runs/(?<run>${ID})/e(?<epoch>${INT})/optim/(?<stage>${INT})/(?<partition>${INT})/(?<owner>${ID})\\.safetensors$`)],
+  [
+    'activation',
+    new RegExp(
+      `^runs/(?<run>${ID})/e(?<epoch>${INT})/act/(?<sample>${INT})/(?<stage>${INT})/(?<direction>fwd|bwd)/(?<owner>${ID})-(?<lease>[A-Za-z0-9_]+)\\.safetensors$`,
+    ),
+  ],
+  [
+    'gradient',
+    new RegExp(
+      `^runs/(?<run>${ID})/e(?<epoch>${INT})/grad/(?<stage>${INT})/(?<owner>${ID})\\.safetensors$`,
+    ),
+  ],
+  [
+    'merged',
+    new RegExp(
+      `^runs/(?<run>${ID})/e(?<epoch>${INT})/merged/(?<stage>${INT})/(?<partition>${INT})/(?<owner>${ID})\\.safetensors$`,
+    ),
+  ],
+  [
+    'optimizer',
+    new RegExp(
+      `^runs/(?<run>${ID})/e(?<epoch>${INT})/optim/(?<stage>${INT})/(?<partition>${INT})/(?<owner>${ID})\\.safetensors$`,
+    ),
+  ],
   ['manifest', new RegExp(`^runs/(?<run>${ID})/e(?<epoch>${INT})/stage/(?<stage>${INT})\\.json$`)],
 ];
 const NUMERIC = new Set(['epoch', 'sample', 'stage', 'partition']);
@@ -90,7 +144,8 @@ export function parseKey(key: string): ParsedKey | undefined {
     const m = re.exec(key);
     if (!m?.groups) continue;
     const fields: Record<string, string | number> = { kind };
-    for (const [name, value] of Object.entries(m.groups)) fields[name] = NUMERIC.has(name) ? Number(value) : value;
+    for (const [name, value] of Object.entries(m.groups))
+      fields[name] = NUMERIC.has(name) ? Number(value) : value;
     return fields as unknown as ParsedKey;
   }
   return undefined;
@@ -133,36 +188,61 @@ export interface ScopePolicy {
   limits?: Partial<Record<ObjectKind, number>>;
 }
 
-export type ScopeRefusal = 'E_BAD_KEY' | 'E_NOT_YOUR_PREFIX' | 'E_TOO_LARGE' | 'E_BAD_SIZE' | 'E_BAD_HASH';
-export type UploadDecision = { ok: true; key: ParsedKey } | { ok: false; code: ScopeRefusal; message: string };
+export type ScopeRefusal =
+  'E_BAD_KEY' | 'E_NOT_YOUR_PREFIX' | 'E_TOO_LARGE' | 'E_BAD_SIZE' | 'E_BAD_HASH';
+export type UploadDecision =
+  { ok: true; key: ParsedKey } | { ok: false; code: ScopeRefusal; message: string };
 
 /** Decides whether `caller` may upload this object (the rule in this file's header). */
 export function authorizeUpload(req: UploadRequest, policy: ScopePolicy): UploadDecision {
-  const refuse = (code: ScopeRefusal, message: string): UploadDecision => ({ ok: false, code, message });
+  const refuse = (code: ScopeRefusal, message: string): UploadDecision => ({
+    ok: false,
+    code,
+    message,
+  });
   let parsed: ParsedKey | undefined;
   try {
     parsed = parseKey(req.key);
   } catch (e) {
     return refuse('E_BAD_KEY', (e as Error).message);
   }
-  if (!parsed) return refuse('E_BAD_KEY', `${req.key} is not an object key of any kind (DESIGN.md section 7)`);
-  if (parsed.kind !== req.kind) return refuse('E_BAD_KEY', `${req.key} names a ${parsed.kind} object, not a ${req.kind} one`);
-  if (parsed.run !== policy.run) return refuse('E_NOT_YOUR_PREFIX', `${req.key} belongs to run ${parsed.run}, not ${policy.run}`);
+  if (!parsed)
+    return refuse('E_BAD_KEY', `${req.key} is not an object key of any kind (DESIGN.md section 7)`);
+  if (parsed.kind !== req.kind)
+    return refuse('E_BAD_KEY', `${req.key} names a ${parsed.kind} object, not a ${req.kind} one`);
+  if (parsed.run !== policy.run)
+    return refuse(
+      'E_NOT_YOUR_PREFIX',
+      `${req.key} belongs to run ${parsed.run}, not ${policy.run}`,
+    );
   const owner = ownerOf(parsed);
   if (owner !== undefined) {
-    if (owner !== req.caller) return refuse('E_NOT_YOUR_PREFIX', `${req.key} belongs to ${owner}; you may only write keys named for your own id`);
+    if (owner !== req.caller)
+      return refuse(
+        'E_NOT_YOUR_PREFIX',
+        `${req.key} belongs to ${owner}; you may only write keys named for your own id`,
+      );
   } else if (!req.assignedTo?.includes(req.caller)) {
-    return refuse('E_NOT_YOUR_PREFIX', `${req.key} is a ${parsed.kind} object and you are not assigned to write it`);
+    return refuse(
+      'E_NOT_YOUR_PREFIX',
+      `${req.key} is a ${parsed.kind} object and you are not assigned to write it`,
+    );
   }
-  if (!Number.isSafeInteger(req.size) || req.size < 0) return refuse('E_BAD_SIZE', `size must be a non-negative integer, got ${req.size}`);
+  if (!Number.isSafeInteger(req.size) || req.size < 0)
+    return refuse('E_BAD_SIZE', `size must be a non-negative integer, got ${req.size}`);
   const limit = policy.limits?.[parsed.kind] ?? DEFAULT_SIZE_LIMITS[parsed.kind];
-  if (req.size > limit) return refuse('E_TOO_LARGE', `${req.size} bytes is over the ${parsed.kind} limit of ${limit}`);
-  if (typeof req.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(req.sha256)) return refuse('E_BAD_HASH', 'sha256 must be 64 lowercase hex characters');
+  if (req.size > limit)
+    return refuse('E_TOO_LARGE', `${req.size} bytes is over the ${parsed.kind} limit of ${limit}`);
+  if (typeof req.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(req.sha256))
+    return refuse('E_BAD_HASH', 'sha256 must be 64 lowercase hex characters');
   return { ok: true, key: parsed };
 }
 
 /** The refusal as an error to throw (the orchestrator turns it into a 4xx). */
 export function refusalError(d: Extract<UploadDecision, { ok: false }>): IotaError {
-  const hint = d.code === 'E_NOT_YOUR_PREFIX' ? 'upload only under keys the orchestrator assigned to your id' : undefined;
+  const hint =
+    d.code === 'E_NOT_YOUR_PREFIX'
+      ? 'upload only under keys the orchestrator assigned to your id'
+      : undefined;
   return new IotaError(d.code, d.message, hint);
 }

@@ -3,7 +3,17 @@
  * the HMAC secret's file, and tidying empty directories.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { link, mkdir, open, readFile, rmdir, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import {
+  link,
+  mkdir,
+  open,
+  readFile,
+  rmdir,
+  stat,
+  unlink,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { IotaError } from '../errors.js';
 import { CHUNK_BYTES } from '../tensor-io/hash.js';
@@ -19,7 +29,7 @@ export class ObjectHasher {
   update(buf: Uint8Array): void {
     this.whole.update(buf);
     this.size += buf.length;
-    for (let at = 0; at < buf.length; ) {
+    for (let at = 0; at < buf.length;) {
       const take = Math.min(CHUNK_BYTES - this.inChunk, buf.length - at);
       this.chunk.update(buf.subarray(at, at + take));
       this.inChunk += take;
@@ -41,7 +51,8 @@ export class ObjectHasher {
 }
 
 export async function writeAll(fh: FileHandle, buf: Uint8Array): Promise<void> {
-  for (let off = 0; off < buf.length; ) off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
+  for (let off = 0; off < buf.length;)
+    off += (await fh.write(buf, off, buf.length - off)).bytesWritten;
 }
 
 export async function fsyncDir(dir: string): Promise<void> {
@@ -54,7 +65,9 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 export function isErrno(e: unknown, ...codes: string[]): boolean {
-  return typeof e === 'object' && e !== null && codes.includes((e as NodeJS.ErrnoException).code ?? '');
+  return (
+    typeof e === 'object' && e !== null && codes.includes((e as NodeJS.ErrnoException).code ?? '')
+  );
 }
 
 /**
@@ -77,10 +90,19 @@ export async function loadOrCreateSecret(file: string): Promise<Buffer> {
   }
   const st = await stat(file);
   if ((st.mode & 0o077) !== 0) {
-    throw new IotaError('E_INSECURE_SECRET', `${file} is readable by other users`, `chmod 600 ${file}`);
+    throw new IotaError(
+      'E_INSECURE_SECRET',
+      `${file} is readable by other users`,
+      `chmod 600 ${file}`,
+    );
   }
   const secret = await readFile(file);
-  if (secret.length !== 32) throw new IotaError('E_BAD_SECRET', `${file} does not hold a 32-byte secret`, 'delete it to make a new one (outstanding URLs stop working)');
+  if (secret.length !== 32)
+    throw new IotaError(
+      'E_BAD_SECRET',
+      `${file} does not hold a 32-byte secret`,
+      'delete it to make a new one (outstanding URLs stop working)',
+    );
   return secret;
 }
 

@@ -39,10 +39,18 @@ export function storeStatusOf(code: string): number {
 }
 
 /** The single byte range a `Range` header asks for, as [start, end); undefined without one. */
-export function parseRangeHeader(header: string | undefined, size: number): { start: number; end: number } | undefined {
+export function parseRangeHeader(
+  header: string | undefined,
+  size: number,
+): { start: number; end: number } | undefined {
   if (header === undefined) return undefined;
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  const bad = () => new IotaError('E_BAD_RANGE', `cannot serve "${header}" of a ${size}-byte object`, 'ask for one range, bytes=first-last, inside the object');
+  const bad = () =>
+    new IotaError(
+      'E_BAD_RANGE',
+      `cannot serve "${header}" of a ${size}-byte object`,
+      'ask for one range, bytes=first-last, inside the object',
+    );
   if (!m || (m[1] === '' && m[2] === '')) throw bad();
   if (m[1] === '') {
     // suffix range: the last n bytes
@@ -56,27 +64,53 @@ export function parseRangeHeader(header: string | undefined, size: number): { st
   return { start, end: last + 1 };
 }
 
-function refuse(reply: FastifyReply, req: FastifyRequest, e: IotaError, size?: number): FastifyReply {
+function refuse(
+  reply: FastifyReply,
+  req: FastifyRequest,
+  e: IotaError,
+  size?: number,
+): FastifyReply {
   const status = storeStatusOf(e.code);
   // A body we did not read would otherwise be drained to keep the connection; close it instead.
   if (!req.raw.readableEnded) reply.header('connection', 'close');
-  if (e.code === 'E_WRONG_METHOD') reply.header('allow', req.method === 'PUT' ? 'GET, HEAD' : 'PUT');
-  if (e.code === 'E_BAD_RANGE' && size !== undefined) reply.header('content-range', `bytes */${size}`);
-  return reply.code(status).send({ error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } });
+  if (e.code === 'E_WRONG_METHOD')
+    reply.header('allow', req.method === 'PUT' ? 'GET, HEAD' : 'PUT');
+  if (e.code === 'E_BAD_RANGE' && size !== undefined)
+    reply.header('content-range', `bytes */${size}`);
+  return reply
+    .code(status)
+    .send({ error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } });
 }
 
 const EMPTY: AsyncIterable<Uint8Array> = { async *[Symbol.asyncIterator]() {} };
 
 /** Receives an upload: checks the URL and the declared length, then streams the body to disk. */
-async function putObject(store: LocalStore, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+async function putObject(
+  store: LocalStore,
+  req: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
   const key = (req.params as Record<string, string>)['*'];
   try {
     const grant = store.authorize(req.method, key, req.query as Record<string, unknown>);
     const declared = req.headers['content-length'];
-    if (declared === undefined) throw new IotaError('E_LENGTH_REQUIRED', 'send content-length: the URL is for an exact length', 'do not use chunked transfer encoding');
+    if (declared === undefined)
+      throw new IotaError(
+        'E_LENGTH_REQUIRED',
+        'send content-length: the URL is for an exact length',
+        'do not use chunked transfer encoding',
+      );
     const length = Number(declared);
-    if (length > grant.length!) throw new IotaError('E_TOO_LARGE', `${length} bytes is more than the ${grant.length} this URL allows`);
-    if (length !== grant.length) throw new IotaError('E_LENGTH_MISMATCH', `${length} bytes sent, this URL is for exactly ${grant.length}`);
+    if (length > grant.length!)
+      throw new IotaError(
+        'E_TOO_LARGE',
+        `${length} bytes is more than the ${grant.length} this URL allows`,
+      );
+    if (length !== grant.length)
+      throw new IotaError(
+        'E_LENGTH_MISMATCH',
+        `${length} bytes sent, this URL is for exactly ${grant.length}`,
+      );
     const body = (req.body as AsyncIterable<Uint8Array> | undefined) ?? EMPTY;
     const etag = await store.receive(grant, body);
     return reply.code(200).header('etag', `"${etag}"`).send();
@@ -87,7 +121,11 @@ async function putObject(store: LocalStore, req: FastifyRequest, reply: FastifyR
 }
 
 /** Serves an object, or one range of it, or (HEAD) only its headers. */
-async function getObject(store: LocalStore, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+async function getObject(
+  store: LocalStore,
+  req: FastifyRequest,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
   const key = (req.params as Record<string, string>)['*'];
   let size: number | undefined;
   try {
@@ -95,7 +133,10 @@ async function getObject(store: LocalStore, req: FastifyRequest, reply: FastifyR
     const obj = await store.locate(key);
     size = obj.size;
     const range = parseRangeHeader(req.headers.range, obj.size);
-    reply.header('accept-ranges', 'bytes').header('content-type', 'application/octet-stream').header('cache-control', 'no-store');
+    reply
+      .header('accept-ranges', 'bytes')
+      .header('content-type', 'application/octet-stream')
+      .header('cache-control', 'no-store');
     if (obj.sha256) reply.header('etag', `"${obj.sha256}"`);
     const { start, end } = range ?? { start: 0, end: obj.size };
     if (range) reply.code(206).header('content-range', `bytes ${start}-${end - 1}/${obj.size}`);
@@ -116,6 +157,10 @@ export function localStoreRoutes(store: LocalStore): (app: FastifyInstance) => P
     app.put(`${STORE_PATH}*`, (req, reply) => putObject(store, req, reply));
     // HEAD declared rather than derived from GET: fastify's derived HEAD would read the whole
     // file to discard it, and would set content-length to 0.
-    app.route({ method: ['GET', 'HEAD'], url: `${STORE_PATH}*`, handler: (req, reply) => getObject(store, req, reply) });
+    app.route({
+      method: ['GET', 'HEAD'],
+      url: `${STORE_PATH}*`,
+      handler: (req, reply) => getObject(store, req, reply),
+    });
   };
 }

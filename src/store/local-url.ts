@@ -30,7 +30,16 @@ export interface Grant {
 }
 
 function canonical(g: Grant): string {
-  return ['iota-store-v1', g.method, g.key, g.expiresAt, g.length ?? '', g.sha256 ?? '', g.uploadId ?? '', g.part ?? ''].join('\n');
+  return [
+    'iota-store-v1',
+    g.method,
+    g.key,
+    g.expiresAt,
+    g.length ?? '',
+    g.sha256 ?? '',
+    g.uploadId ?? '',
+    g.part ?? '',
+  ].join('\n');
 }
 
 function mac(secret: Uint8Array, g: Grant): Buffer {
@@ -56,8 +65,19 @@ const DIGITS = /^(0|[1-9][0-9]{0,15})$/;
  * genuine is E_BAD_SIGNATURE whatever else is wrong with it; a genuine one may be E_URL_EXPIRED
  * or E_WRONG_METHOD. HEAD is allowed where GET is.
  */
-export function verifyGrant(secret: Uint8Array, method: string, key: string, query: Record<string, unknown>, now: number): Grant {
-  const forged = (why: string) => new IotaError('E_BAD_SIGNATURE', `not a valid store URL: ${why}`, 'ask the orchestrator for a new URL');
+export function verifyGrant(
+  secret: Uint8Array,
+  method: string,
+  key: string,
+  query: Record<string, unknown>,
+  now: number,
+): Grant {
+  const forged = (why: string) =>
+    new IotaError(
+      'E_BAD_SIGNATURE',
+      `not a valid store URL: ${why}`,
+      'ask the orchestrator for a new URL',
+    );
   const param = (name: string): string | undefined => {
     const v = query[name];
     if (v === undefined) return undefined;
@@ -87,11 +107,17 @@ export function verifyGrant(secret: Uint8Array, method: string, key: string, que
   if (sig === undefined) throw forged('no signature');
   const given = Buffer.from(sig, 'base64url');
   const want = mac(secret, g);
-  if (given.length !== want.length || !timingSafeEqual(given, want)) throw forged('the signature does not match');
+  if (given.length !== want.length || !timingSafeEqual(given, want))
+    throw forged('the signature does not match');
   // Genuine from here on: the fields are ours, only time and method can still be wrong.
-  if (m === 'PUT' && (g.length === undefined || g.sha256 === undefined)) throw forged('a PUT URL without length and sha256');
+  if (m === 'PUT' && (g.length === undefined || g.sha256 === undefined))
+    throw forged('a PUT URL without length and sha256');
   if (now > g.expiresAt) {
-    throw new IotaError('E_URL_EXPIRED', `this URL expired at ${new Date(g.expiresAt).toISOString()}`, 'ask the orchestrator for a new URL');
+    throw new IotaError(
+      'E_URL_EXPIRED',
+      `this URL expired at ${new Date(g.expiresAt).toISOString()}`,
+      'ask the orchestrator for a new URL',
+    );
   }
   const allowed = m === 'GET' ? method === 'GET' || method === 'HEAD' : method === 'PUT';
   if (!allowed) throw new IotaError('E_WRONG_METHOD', `this URL is for ${m}, not ${method}`);

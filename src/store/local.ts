@@ -19,15 +19,49 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import {
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+  type FileHandle,
+} from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { IotaError } from '../errors.js';
 import { CHUNK_BYTES } from '../tensor-io/hash.js';
-import { bareEtag, checkExpiry, checkMultipartRequest, checkPutRequest, checkRange, singlePutPlan, partLayout } from './declaration.js';
+import {
+  bareEtag,
+  checkExpiry,
+  checkMultipartRequest,
+  checkPutRequest,
+  checkRange,
+  singlePutPlan,
+  partLayout,
+} from './declaration.js';
 import { validateKey, validatePrefix } from './keys.js';
-import { fsyncDir, isErrno, loadOrCreateSecret, ObjectHasher, pruneEmptyDirs, writeAll } from './local-files.js';
+import {
+  fsyncDir,
+  isErrno,
+  loadOrCreateSecret,
+  ObjectHasher,
+  pruneEmptyDirs,
+  writeAll,
+} from './local-files.js';
 import { signedUrl, verifyGrant, type Grant } from './local-url.js';
-import type { ByteRange, GetRequest, ListedObject, MultipartRequest, ObjectInfo, ObjectStore, PutRequest, UploadPlan } from './types.js';
+import type {
+  ByteRange,
+  GetRequest,
+  ListedObject,
+  MultipartRequest,
+  ObjectInfo,
+  ObjectStore,
+  PutRequest,
+  UploadPlan,
+} from './types.js';
 
 export interface LocalStoreOptions {
   /** directory of objects, metadata and uploads (node config `storage.dir`) */
@@ -74,7 +108,8 @@ export class LocalStore implements ObjectStore {
   }
 
   static async open(o: LocalStoreOptions): Promise<LocalStore> {
-    for (const d of ['objects', 'meta', 'uploads', 'tmp']) await mkdir(join(o.root, d), { recursive: true });
+    for (const d of ['objects', 'meta', 'uploads', 'tmp'])
+      await mkdir(join(o.root, d), { recursive: true });
     const secret = await loadOrCreateSecret(o.secretFile ?? join(o.root, 'secret'));
     return new LocalStore(o.root, secret, o);
   }
@@ -88,7 +123,8 @@ export class LocalStore implements ObjectStore {
   }
 
   private uploadDir(uploadId: string | undefined): string {
-    if (!uploadId || !UPLOAD_ID.test(uploadId)) throw new IotaError('E_NO_UPLOAD', `no multipart upload ${JSON.stringify(uploadId)}`);
+    if (!uploadId || !UPLOAD_ID.test(uploadId))
+      throw new IotaError('E_NO_UPLOAD', `no multipart upload ${JSON.stringify(uploadId)}`);
     return join(this.root, 'uploads', uploadId);
   }
 
@@ -109,7 +145,11 @@ export class LocalStore implements ObjectStore {
       await rename(tmp, path);
     } catch (e) {
       await rm(tmp, { force: true });
-      if (isErrno(e, 'ENOTDIR', 'EISDIR', 'EEXIST')) throw new IotaError('E_BAD_KEY', `${key} clashes with another object's path in the local store`);
+      if (isErrno(e, 'ENOTDIR', 'EISDIR', 'EEXIST'))
+        throw new IotaError(
+          'E_BAD_KEY',
+          `${key} clashes with another object's path in the local store`,
+        );
       throw e;
     }
     await fsyncDir(dirname(path));
@@ -117,16 +157,28 @@ export class LocalStore implements ObjectStore {
   }
 
   /** Streams `body` into a new file at `dest`, refusing more or fewer than `length` bytes. */
-  private async receiveInto(dest: string, body: AsyncIterable<Uint8Array>, length: number): Promise<{ sha256: string; chunkHashes: string[] }> {
+  private async receiveInto(
+    dest: string,
+    body: AsyncIterable<Uint8Array>,
+    length: number,
+  ): Promise<{ sha256: string; chunkHashes: string[] }> {
     const fh = await open(dest, 'wx');
     const hasher = new ObjectHasher();
     try {
       for await (const chunk of body) {
-        if (hasher.size + chunk.length > length) throw new IotaError('E_TOO_LARGE', `the body is longer than the ${length} bytes this URL allows`);
+        if (hasher.size + chunk.length > length)
+          throw new IotaError(
+            'E_TOO_LARGE',
+            `the body is longer than the ${length} bytes this URL allows`,
+          );
         hasher.update(chunk);
         await writeAll(fh, chunk);
       }
-      if (hasher.size !== length) throw new IotaError('E_LENGTH_MISMATCH', `received ${hasher.size} bytes, this URL is for ${length}`);
+      if (hasher.size !== length)
+        throw new IotaError(
+          'E_LENGTH_MISMATCH',
+          `received ${hasher.size} bytes, this URL is for ${length}`,
+        );
       await fh.sync();
     } catch (e) {
       await fh.close();
@@ -157,9 +209,17 @@ export class LocalStore implements ObjectStore {
     const got = await this.receiveInto(tmp, body, length);
     if (got.sha256 !== sha256) {
       await rm(tmp, { force: true });
-      throw new IotaError('E_HASH_MISMATCH', `the body's sha256 is ${got.sha256}, this URL is for ${sha256}`);
+      throw new IotaError(
+        'E_HASH_MISMATCH',
+        `the body's sha256 is ${got.sha256}, this URL is for ${sha256}`,
+      );
     }
-    await this.commit(tmp, grant.key, { size: length, sha256, chunkBytes: CHUNK_BYTES, chunkHashes: got.chunkHashes });
+    await this.commit(tmp, grant.key, {
+      size: length,
+      sha256,
+      chunkBytes: CHUNK_BYTES,
+      chunkHashes: got.chunkHashes,
+    });
     return sha256;
   }
 
@@ -169,14 +229,23 @@ export class LocalStore implements ObjectStore {
     const layout = partLayout(upload.size, upload.partSize);
     const n = grant.part ?? 0;
     // All of this was signed by us; checked again so a bug elsewhere cannot write a stray part.
-    if (upload.key !== grant.key || n < 1 || n > layout.length || layout[n - 1].size !== grant.length || upload.partSha256s[n - 1] !== grant.sha256) {
+    if (
+      upload.key !== grant.key ||
+      n < 1 ||
+      n > layout.length ||
+      layout[n - 1].size !== grant.length ||
+      upload.partSha256s[n - 1] !== grant.sha256
+    ) {
       throw new IotaError('E_BAD_PART', `part ${n} does not belong to upload ${grant.uploadId}`);
     }
     const tmp = join(dir, `${n}.${randomBytes(6).toString('hex')}.tmp`);
     const got = await this.receiveInto(tmp, body, grant.length!);
     if (got.sha256 !== grant.sha256) {
       await rm(tmp, { force: true });
-      throw new IotaError('E_HASH_MISMATCH', `part ${n}'s sha256 is ${got.sha256}, this URL is for ${grant.sha256}`);
+      throw new IotaError(
+        'E_HASH_MISMATCH',
+        `part ${n}'s sha256 is ${got.sha256}, this URL is for ${grant.sha256}`,
+      );
     }
     await rename(tmp, join(dir, String(n)));
     return grant.sha256!;
@@ -205,7 +274,12 @@ export class LocalStore implements ObjectStore {
     } finally {
       await fh.close();
     }
-    return this.commit(tmp, key, { size: bytes.length, sha256, chunkBytes: CHUNK_BYTES, chunkHashes });
+    return this.commit(tmp, key, {
+      size: bytes.length,
+      sha256,
+      chunkBytes: CHUNK_BYTES,
+      chunkHashes,
+    });
   }
 
   async get(key: string, range?: ByteRange): Promise<Uint8Array> {
@@ -214,7 +288,8 @@ export class LocalStore implements ObjectStore {
     try {
       fh = await open(path, 'r');
     } catch (e) {
-      if (isErrno(e, 'ENOENT', 'ENOTDIR', 'EISDIR')) throw new IotaError('E_NOT_FOUND', `no object ${key}`);
+      if (isErrno(e, 'ENOENT', 'ENOTDIR', 'EISDIR'))
+        throw new IotaError('E_NOT_FOUND', `no object ${key}`);
       throw e;
     }
     try {
@@ -222,9 +297,10 @@ export class LocalStore implements ObjectStore {
       const { start, end } = range ?? { start: 0, end: size };
       checkRange(start, end, size, key);
       const out = Buffer.alloc(end - start);
-      for (let at = 0; at < out.length; ) {
+      for (let at = 0; at < out.length;) {
         const { bytesRead } = await fh.read(out, at, out.length - at, start + at);
-        if (bytesRead === 0) throw new IotaError('E_STORE_FAILED', `${key} shrank while being read`);
+        if (bytesRead === 0)
+          throw new IotaError('E_STORE_FAILED', `${key} shrank while being read`);
         at += bytesRead;
       }
       return new Uint8Array(out.buffer, out.byteOffset, out.length);
@@ -279,7 +355,10 @@ export class LocalStore implements ObjectStore {
       }
       for (const entry of entries) {
         const path = join(dir, entry.name);
-        const key = path.slice(top.length + 1).split(/[\\/]/).join('/');
+        const key = path
+          .slice(top.length + 1)
+          .split(/[\\/]/)
+          .join('/');
         if (entry.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) stack.push(path);
         } else if (entry.isFile() && key.startsWith(prefix)) {
@@ -293,12 +372,22 @@ export class LocalStore implements ObjectStore {
   async presignGet(req: GetRequest): Promise<string> {
     validateKey(req.key);
     checkExpiry(req.expiresAt, this.clock());
-    return signedUrl(this.baseUrl(), this.secret, { method: 'GET', key: req.key, expiresAt: req.expiresAt });
+    return signedUrl(this.baseUrl(), this.secret, {
+      method: 'GET',
+      key: req.key,
+      expiresAt: req.expiresAt,
+    });
   }
 
   async presignPut(req: PutRequest): Promise<UploadPlan> {
     checkPutRequest(req, this.clock());
-    const url = signedUrl(this.baseUrl(), this.secret, { method: 'PUT', key: req.key, expiresAt: req.expiresAt, length: req.size, sha256: req.sha256 });
+    const url = signedUrl(this.baseUrl(), this.secret, {
+      method: 'PUT',
+      key: req.key,
+      expiresAt: req.expiresAt,
+      length: req.size,
+      sha256: req.sha256,
+    });
     return singlePutPlan(req, url, {});
   }
 
@@ -319,17 +408,37 @@ export class LocalStore implements ObjectStore {
     await writeFile(join(dir, 'upload.json'), JSON.stringify(upload), { flush: true });
     const parts = partLayout(req.size, req.partSize).map((p) => {
       const sha256 = req.partSha256s[p.number - 1];
-      const url = signedUrl(this.baseUrl(), this.secret, { method: 'PUT', key: req.key, expiresAt: req.expiresAt, length: p.size, sha256, uploadId, part: p.number });
+      const url = signedUrl(this.baseUrl(), this.secret, {
+        method: 'PUT',
+        key: req.key,
+        expiresAt: req.expiresAt,
+        length: p.size,
+        sha256,
+        uploadId,
+        part: p.number,
+      });
       return { ...p, sha256, url, headers: {} };
     });
-    return { key: req.key, size: req.size, sha256: req.sha256, expiresAt: req.expiresAt, uploadId, ...(upload.chunkHashes ? { chunkHashes: upload.chunkHashes } : {}), parts };
+    return {
+      key: req.key,
+      size: req.size,
+      sha256: req.sha256,
+      expiresAt: req.expiresAt,
+      uploadId,
+      ...(upload.chunkHashes ? { chunkHashes: upload.chunkHashes } : {}),
+      parts,
+    };
   }
 
   private async readUpload(dir: string): Promise<Upload> {
     try {
       return JSON.parse(await readFile(join(dir, 'upload.json'), 'utf8')) as Upload;
     } catch (e) {
-      if (isErrno(e, 'ENOENT')) throw new IotaError('E_NO_UPLOAD', 'this multipart upload was completed, aborted or never started');
+      if (isErrno(e, 'ENOENT'))
+        throw new IotaError(
+          'E_NO_UPLOAD',
+          'this multipart upload was completed, aborted or never started',
+        );
       throw e;
     }
   }
@@ -341,20 +450,39 @@ export class LocalStore implements ObjectStore {
   async completeMultipart(plan: UploadPlan, etags: readonly string[]): Promise<ObjectInfo> {
     const dir = this.uploadDir(plan.uploadId);
     const upload = await this.readUpload(dir);
-    if (upload.key !== plan.key) throw new IotaError('E_BAD_PART', `upload ${plan.uploadId} is for ${upload.key}, not ${plan.key}`);
+    if (upload.key !== plan.key)
+      throw new IotaError(
+        'E_BAD_PART',
+        `upload ${plan.uploadId} is for ${upload.key}, not ${plan.key}`,
+      );
     const layout = partLayout(upload.size, upload.partSize);
-    if (etags.length !== layout.length) throw new IotaError('E_INCOMPLETE_UPLOAD', `${layout.length} parts, ${etags.length} ETags given`);
+    if (etags.length !== layout.length)
+      throw new IotaError(
+        'E_INCOMPLETE_UPLOAD',
+        `${layout.length} parts, ${etags.length} ETags given`,
+      );
     for (const p of layout) {
-      if (bareEtag(etags[p.number - 1]) !== upload.partSha256s[p.number - 1]) throw new IotaError('E_BAD_PART', `the ETag of part ${p.number} is not the one it was uploaded with`);
+      if (bareEtag(etags[p.number - 1]) !== upload.partSha256s[p.number - 1])
+        throw new IotaError(
+          'E_BAD_PART',
+          `the ETag of part ${p.number} is not the one it was uploaded with`,
+        );
       const st = await stat(join(dir, String(p.number))).catch(() => undefined);
-      if (st?.size !== p.size) throw new IotaError('E_INCOMPLETE_UPLOAD', `part ${p.number} of ${plan.key} has not been uploaded`, 'upload every part, then complete');
+      if (st?.size !== p.size)
+        throw new IotaError(
+          'E_INCOMPLETE_UPLOAD',
+          `part ${p.number} of ${plan.key} has not been uploaded`,
+          'upload every part, then complete',
+        );
     }
     const tmp = this.tmpPath();
     const fh = await open(tmp, 'wx');
     const hasher = new ObjectHasher();
     try {
       for (const p of layout) {
-        for await (const chunk of createReadStream(join(dir, String(p.number)), { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+        for await (const chunk of createReadStream(join(dir, String(p.number)), {
+          highWaterMark: 1 << 20,
+        }) as AsyncIterable<Buffer>) {
           hasher.update(chunk);
           await writeAll(fh, chunk);
         }
@@ -370,9 +498,18 @@ export class LocalStore implements ObjectStore {
     if (sha256 !== upload.sha256) {
       await rm(tmp, { force: true });
       await rm(dir, { recursive: true, force: true });
-      throw new IotaError('E_HASH_MISMATCH', `the assembled ${plan.key} has sha256 ${sha256}, ${upload.sha256} was declared`, 'the upload was discarded; start a new one');
+      throw new IotaError(
+        'E_HASH_MISMATCH',
+        `the assembled ${plan.key} has sha256 ${sha256}, ${upload.sha256} was declared`,
+        'the upload was discarded; start a new one',
+      );
     }
-    const info = await this.commit(tmp, upload.key, { size: upload.size, sha256, chunkBytes: CHUNK_BYTES, chunkHashes });
+    const info = await this.commit(tmp, upload.key, {
+      size: upload.size,
+      sha256,
+      chunkBytes: CHUNK_BYTES,
+      chunkHashes,
+    });
     await rm(dir, { recursive: true, force: true });
     return info;
   }

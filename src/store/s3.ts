@@ -37,9 +37,28 @@ import {
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { IotaError } from '../errors.js';
 import { CHUNK_BYTES, chunkHashes as hashChunks, sha256Hex } from '../tensor-io/hash.js';
-import { checkExpiry, checkMultipartRequest, checkPutRequest, checkRange, singlePutPlan, isSha256Hex, partLayout } from './declaration.js';
+import {
+  checkExpiry,
+  checkMultipartRequest,
+  checkPutRequest,
+  checkRange,
+  singlePutPlan,
+  isSha256Hex,
+  partLayout,
+} from './declaration.js';
 import { validateKey, validatePrefix } from './keys.js';
-import { MAX_SINGLE_PUT_BYTES, type ByteRange, type GetRequest, type ListedObject, type MultipartRequest, type ObjectInfo, type ObjectStore, type PartUpload, type PutRequest, type UploadPlan } from './types.js';
+import {
+  MAX_SINGLE_PUT_BYTES,
+  type ByteRange,
+  type GetRequest,
+  type ListedObject,
+  type MultipartRequest,
+  type ObjectInfo,
+  type ObjectStore,
+  type PartUpload,
+  type PutRequest,
+  type UploadPlan,
+} from './types.js';
 
 export interface S3StoreOptions {
   bucket: string;
@@ -82,17 +101,28 @@ function s3Error(e: unknown, op: string, key: string): IotaError {
     case 'InvalidRange':
       return new IotaError('E_BAD_RANGE', `the range is outside ${key}`);
     case 'NoSuchUpload':
-      return new IotaError('E_NO_UPLOAD', `the multipart upload of ${key} was completed, aborted or never started`);
+      return new IotaError(
+        'E_NO_UPLOAD',
+        `the multipart upload of ${key} was completed, aborted or never started`,
+      );
     case 'BadDigest':
     case 'InvalidDigest':
     case 'XAmzContentChecksumMismatch':
       return new IotaError('E_HASH_MISMATCH', `S3 refused ${key}: ${f.message}`);
     case 'InvalidPart':
     case 'InvalidPartOrder':
-      return new IotaError('E_INCOMPLETE_UPLOAD', `S3 cannot assemble ${key}: ${f.message}`, 'upload every part, then complete with their ETags');
+      return new IotaError(
+        'E_INCOMPLETE_UPLOAD',
+        `S3 cannot assemble ${key}: ${f.message}`,
+        'upload every part, then complete with their ETags',
+      );
   }
   if (status === 404) return new IotaError('E_NOT_FOUND', `no object ${key}`);
-  return new IotaError('E_STORE_FAILED', `S3 ${op} ${key} failed: ${f.name ?? 'error'}: ${f.message ?? String(e)}`, 'check the bucket, endpoint and credentials in the node config');
+  return new IotaError(
+    'E_STORE_FAILED',
+    `S3 ${op} ${key} failed: ${f.name ?? 'error'}: ${f.message ?? String(e)}`,
+    'check the bucket, endpoint and credentials in the node config',
+  );
 }
 
 export class S3Store implements ObjectStore {
@@ -139,7 +169,8 @@ export class S3Store implements ObjectStore {
 
   async put(key: string, bytes: Uint8Array): Promise<ObjectInfo> {
     validateKey(key);
-    if (bytes.length > MAX_PUT_OBJECT_BYTES) throw new IotaError('E_TOO_LARGE', `${bytes.length} bytes is over S3's single PUT limit`);
+    if (bytes.length > MAX_PUT_OBJECT_BYTES)
+      throw new IotaError('E_TOO_LARGE', `${bytes.length} bytes is over S3's single PUT limit`);
     const sha256 = sha256Hex(bytes);
     const chunkHashes = hashChunks(bytes);
     const inline = bytes.length <= MAX_SINGLE_PUT_BYTES;
@@ -162,7 +193,15 @@ export class S3Store implements ObjectStore {
   private async putSidecar(key: string, chunkHashes: readonly string[]): Promise<void> {
     const body = Buffer.from(JSON.stringify({ chunkBytes: CHUNK_BYTES, chunkHashes }));
     await this.send('PutObject', key, () =>
-      this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.sidecar(key), Body: body, ContentLength: body.length, ContentType: 'application/json' })),
+      this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.sidecar(key),
+          Body: body,
+          ContentLength: body.length,
+          ContentType: 'application/json',
+        }),
+      ),
     );
   }
 
@@ -177,13 +216,20 @@ export class S3Store implements ObjectStore {
     if (range) checkRange(range.start, range.end, Number.MAX_SAFE_INTEGER, key);
     const out = await this.send('GetObject', key, async () => {
       const res = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: this.full(key), ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}) }),
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.full(key),
+          ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}),
+        }),
       );
       return res.Body ? await res.Body.transformToByteArray() : new Uint8Array(0);
     });
     // S3 serves a range that runs past the end as far as the end; the local store refuses it.
     if (range && out.length !== range.end - range.start) {
-      throw new IotaError('E_BAD_RANGE', `[${range.start}, ${range.end}) runs past the end of ${key}`);
+      throw new IotaError(
+        'E_BAD_RANGE',
+        `[${range.start}, ${range.end}) runs past the end of ${key}`,
+      );
     }
     return out;
   }
@@ -191,7 +237,9 @@ export class S3Store implements ObjectStore {
   async head(key: string): Promise<ObjectInfo | undefined> {
     let res;
     try {
-      res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.full(key) }));
+      res = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: this.full(key) }),
+      );
     } catch (e) {
       const err = s3Error(e, 'HeadObject', key);
       if (err.code === 'E_NOT_FOUND') return undefined;
@@ -202,16 +250,25 @@ export class S3Store implements ObjectStore {
     const sha256 = res.Metadata?.[META_SHA];
     if (isSha256Hex(sha256)) info.sha256 = sha256;
     const chunks = await this.readChunkHashes(key, res.Metadata?.[META_CHUNKS]);
-    if (chunks && chunks.length === Math.ceil(size / CHUNK_BYTES) && chunks.every(isSha256Hex)) info.chunkHashes = chunks;
+    if (chunks && chunks.length === Math.ceil(size / CHUNK_BYTES) && chunks.every(isSha256Hex))
+      info.chunkHashes = chunks;
     return info;
   }
 
-  private async readChunkHashes(key: string, meta: string | undefined): Promise<string[] | undefined> {
+  private async readChunkHashes(
+    key: string,
+    meta: string | undefined,
+  ): Promise<string[] | undefined> {
     if (meta === undefined) return undefined;
     if (meta !== SIDECAR) return meta.match(/.{64}/g) ?? [];
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.sidecar(key) }));
-      const doc = JSON.parse(await res.Body!.transformToString()) as { chunkBytes?: number; chunkHashes?: string[] };
+      const res = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.sidecar(key) }),
+      );
+      const doc = JSON.parse(await res.Body!.transformToString()) as {
+        chunkBytes?: number;
+        chunkHashes?: string[];
+      };
       return doc.chunkBytes === CHUNK_BYTES ? doc.chunkHashes : undefined;
     } catch (e) {
       const err = s3Error(e, 'GetObject', key);
@@ -221,8 +278,12 @@ export class S3Store implements ObjectStore {
   }
 
   async delete(key: string): Promise<void> {
-    await this.send('DeleteObject', key, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.full(key) })));
-    await this.send('DeleteObject', key, () => this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.sidecar(key) })));
+    await this.send('DeleteObject', key, () =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.full(key) })),
+    );
+    await this.send('DeleteObject', key, () =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.sidecar(key) })),
+    );
   }
 
   async list(prefix: string): Promise<ListedObject[]> {
@@ -231,7 +292,14 @@ export class S3Store implements ObjectStore {
     let token: string | undefined;
     do {
       const page: ListObjectsV2CommandOutput = await this.send('ListObjectsV2', prefix, () =>
-        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + prefix, MaxKeys: this.pageSize, ContinuationToken: token })),
+        this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.prefix + prefix,
+            MaxKeys: this.pageSize,
+            ContinuationToken: token,
+          }),
+        ),
       );
       for (const o of page.Contents ?? []) {
         const key = o.Key?.slice(this.prefix.length);
@@ -246,18 +314,31 @@ export class S3Store implements ObjectStore {
     validateKey(req.key);
     const now = this.clock();
     const expiresIn = checkExpiry(req.expiresAt, now);
-    return getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: this.full(req.key) }), { expiresIn, signingDate: new Date(now) });
+    return getSignedUrl(
+      this.client,
+      new GetObjectCommand({ Bucket: this.bucket, Key: this.full(req.key) }),
+      { expiresIn, signingDate: new Date(now) },
+    );
   }
 
   async presignPut(req: PutRequest): Promise<UploadPlan> {
     const now = this.clock();
     const expiresIn = checkPutRequest(req, now);
-    const headers: Record<string, string> = { 'x-amz-checksum-sha256': b64(req.sha256), [`x-amz-meta-${META_SHA}`]: req.sha256 };
+    const headers: Record<string, string> = {
+      'x-amz-checksum-sha256': b64(req.sha256),
+      [`x-amz-meta-${META_SHA}`]: req.sha256,
+    };
     const metadata: Record<string, string> = { [META_SHA]: req.sha256 };
     if (req.chunkHashes) {
       headers[`x-amz-meta-${META_CHUNKS}`] = metadata[META_CHUNKS] = req.chunkHashes.join('');
     }
-    const command = new PutObjectCommand({ Bucket: this.bucket, Key: this.full(req.key), ContentLength: req.size, ChecksumSHA256: b64(req.sha256), Metadata: metadata });
+    const command = new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: this.full(req.key),
+      ContentLength: req.size,
+      ChecksumSHA256: b64(req.sha256),
+      Metadata: metadata,
+    });
     const url = await getSignedUrl(this.client, command, {
       expiresIn,
       signingDate: new Date(now),
@@ -268,7 +349,12 @@ export class S3Store implements ObjectStore {
   }
 
   /** One part's URL, signing its exact length and sha256. */
-  async presignPart(key: string, uploadId: string, part: { number: number; offset: number; size: number; sha256: string }, expiresAt: number): Promise<PartUpload> {
+  async presignPart(
+    key: string,
+    uploadId: string,
+    part: { number: number; offset: number; size: number; sha256: string },
+    expiresAt: number,
+  ): Promise<PartUpload> {
     const now = this.clock();
     const expiresIn = checkExpiry(expiresAt, now);
     const headers = { 'x-amz-checksum-sha256': b64(part.sha256) };
@@ -294,12 +380,26 @@ export class S3Store implements ObjectStore {
     const metadata: Record<string, string> = { [META_SHA]: req.sha256 };
     if (req.chunkHashes) metadata[META_CHUNKS] = SIDECAR;
     const created = await this.send('CreateMultipartUpload', req.key, () =>
-      this.client.send(new CreateMultipartUploadCommand({ Bucket: this.bucket, Key: this.full(req.key), Metadata: metadata, ChecksumAlgorithm: 'SHA256' })),
+      this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: this.full(req.key),
+          Metadata: metadata,
+          ChecksumAlgorithm: 'SHA256',
+        }),
+      ),
     );
     const uploadId = created.UploadId;
     if (!uploadId) throw new IotaError('E_STORE_FAILED', `S3 gave no upload id for ${req.key}`);
     const parts = await Promise.all(
-      partLayout(req.size, req.partSize).map((p) => this.presignPart(req.key, uploadId, { ...p, sha256: req.partSha256s[p.number - 1] }, req.expiresAt)),
+      partLayout(req.size, req.partSize).map((p) =>
+        this.presignPart(
+          req.key,
+          uploadId,
+          { ...p, sha256: req.partSha256s[p.number - 1] },
+          req.expiresAt,
+        ),
+      ),
     );
     return {
       key: req.key,
@@ -318,7 +418,11 @@ export class S3Store implements ObjectStore {
    */
   async completeMultipart(plan: UploadPlan, etags: readonly string[]): Promise<ObjectInfo> {
     if (!plan.uploadId) throw new IotaError('E_NO_UPLOAD', `${plan.key} is not a multipart upload`);
-    if (etags.length !== plan.parts.length) throw new IotaError('E_INCOMPLETE_UPLOAD', `${plan.parts.length} parts, ${etags.length} ETags given`);
+    if (etags.length !== plan.parts.length)
+      throw new IotaError(
+        'E_INCOMPLETE_UPLOAD',
+        `${plan.parts.length} parts, ${etags.length} ETags given`,
+      );
     if (plan.chunkHashes) await this.putSidecar(plan.key, plan.chunkHashes);
     await this.send('CompleteMultipartUpload', plan.key, () =>
       this.client.send(
@@ -326,21 +430,41 @@ export class S3Store implements ObjectStore {
           Bucket: this.bucket,
           Key: this.full(plan.key),
           UploadId: plan.uploadId,
-          MultipartUpload: { Parts: plan.parts.map((p, i) => ({ PartNumber: p.number, ETag: etags[i], ChecksumSHA256: b64(p.sha256) })) },
+          MultipartUpload: {
+            Parts: plan.parts.map((p, i) => ({
+              PartNumber: p.number,
+              ETag: etags[i],
+              ChecksumSHA256: b64(p.sha256),
+            })),
+          },
         }),
       ),
     );
     const info = await this.head(plan.key);
     if (!info || info.size !== plan.size) {
-      throw new IotaError('E_INCOMPLETE_UPLOAD', `${plan.key} assembled to ${info?.size} bytes, ${plan.size} were planned`);
+      throw new IotaError(
+        'E_INCOMPLETE_UPLOAD',
+        `${plan.key} assembled to ${info?.size} bytes, ${plan.size} were planned`,
+      );
     }
-    return { key: plan.key, size: plan.size, sha256: plan.sha256, ...(plan.chunkHashes ? { chunkHashes: [...plan.chunkHashes] } : {}) };
+    return {
+      key: plan.key,
+      size: plan.size,
+      sha256: plan.sha256,
+      ...(plan.chunkHashes ? { chunkHashes: [...plan.chunkHashes] } : {}),
+    };
   }
 
   async abortMultipart(plan: UploadPlan): Promise<void> {
     if (!plan.uploadId) return;
     await this.send('AbortMultipartUpload', plan.key, () =>
-      this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: this.full(plan.key), UploadId: plan.uploadId })),
+      this.client.send(
+        new AbortMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: this.full(plan.key),
+          UploadId: plan.uploadId,
+        }),
+      ),
     );
   }
 }

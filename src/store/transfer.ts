@@ -51,12 +51,21 @@ export const DEFAULT_PART_BYTES = 4 * CHUNK_BYTES;
  * What to declare before uploading `bytes`. Objects over MAX_SINGLE_PUT_BYTES, or any object when
  * `partSize` is given, are described as multipart uploads.
  */
-export function describeUpload(bytes: Uint8Array, o: { partSize?: number } = {}): UploadDeclaration {
-  const d: UploadDeclaration = { size: bytes.length, sha256: sha256Hex(bytes), chunkHashes: chunkHashes(bytes) };
+export function describeUpload(
+  bytes: Uint8Array,
+  o: { partSize?: number } = {},
+): UploadDeclaration {
+  const d: UploadDeclaration = {
+    size: bytes.length,
+    sha256: sha256Hex(bytes),
+    chunkHashes: chunkHashes(bytes),
+  };
   if (o.partSize !== undefined || bytes.length > MAX_SINGLE_PUT_BYTES) {
     const partSize = o.partSize ?? DEFAULT_PART_BYTES;
     d.partSize = partSize;
-    d.partSha256s = partLayout(bytes.length, partSize).map((p) => sha256Hex(bytes.subarray(p.offset, p.offset + p.size)));
+    d.partSha256s = partLayout(bytes.length, partSize).map((p) =>
+      sha256Hex(bytes.subarray(p.offset, p.offset + p.size)),
+    );
   }
   return d;
 }
@@ -86,25 +95,64 @@ function serverSays(body: string): { code?: string; message?: string } {
 }
 
 /** An HTTP refusal as a coded error, and whether trying again could help. */
-export function refusal(status: number, body: string, what: string): { error: IotaError; retryable: boolean } {
+export function refusal(
+  status: number,
+  body: string,
+  what: string,
+): { error: IotaError; retryable: boolean } {
   const { code, message } = serverSays(body);
   const said = `HTTP ${status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`;
   if (code === 'E_URL_EXPIRED' || (code === 'AccessDenied' && /expired/i.test(message ?? ''))) {
-    return { error: new IotaError('E_URL_EXPIRED', `${what}: the URL has expired (${said})`, 'ask the orchestrator for a new URL'), retryable: false };
+    return {
+      error: new IotaError(
+        'E_URL_EXPIRED',
+        `${what}: the URL has expired (${said})`,
+        'ask the orchestrator for a new URL',
+      ),
+      retryable: false,
+    };
   }
-  if (code === 'E_HASH_MISMATCH' || code === 'BadDigest' || code === 'InvalidDigest' || code === 'XAmzContentChecksumMismatch') {
-    return { error: new IotaError('E_HASH_MISMATCH', `${what}: the store refused the bytes as not matching their declared sha256 (${said})`), retryable: false };
+  if (
+    code === 'E_HASH_MISMATCH' ||
+    code === 'BadDigest' ||
+    code === 'InvalidDigest' ||
+    code === 'XAmzContentChecksumMismatch'
+  ) {
+    return {
+      error: new IotaError(
+        'E_HASH_MISMATCH',
+        `${what}: the store refused the bytes as not matching their declared sha256 (${said})`,
+      ),
+      retryable: false,
+    };
   }
   if (status === 404 || code === 'NoSuchKey' || code === 'E_NOT_FOUND') {
-    return { error: new IotaError('E_NOT_FOUND', `${what}: no such object (${said})`), retryable: false };
+    return {
+      error: new IotaError('E_NOT_FOUND', `${what}: no such object (${said})`),
+      retryable: false,
+    };
   }
   const retryable = status >= 500 || status === 408 || status === 429;
-  return { error: new IotaError('E_TRANSFER_FAILED', `${what}: ${said}`, retryable ? undefined : 'the URL does not allow this request; ask the orchestrator for a new one'), retryable };
+  return {
+    error: new IotaError(
+      'E_TRANSFER_FAILED',
+      `${what}: ${said}`,
+      retryable
+        ? undefined
+        : 'the URL does not allow this request; ask the orchestrator for a new one',
+    ),
+    retryable,
+  };
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-async function withRetries<T>(what: string, part: number | undefined, o: TransferOptions, attempt: () => Promise<T>): Promise<T> {
+async function withRetries<T>(
+  what: string,
+  part: number | undefined,
+  o: TransferOptions,
+  attempt: () => Promise<T>,
+): Promise<T> {
   const attempts = o.attempts ?? 5;
   const base = o.baseDelayMs ?? 250;
   const max = o.maxDelayMs ?? 8000;
@@ -116,10 +164,18 @@ async function withRetries<T>(what: string, part: number | undefined, o: Transfe
       let failure: Failure;
       if (e instanceof Failure) failure = e;
       else if (isIotaError(e)) throw e;
-      else failure = new Failure(new IotaError('E_TRANSFER_FAILED', `${what}: ${(e as Error).message}`), true);
+      else
+        failure = new Failure(
+          new IotaError('E_TRANSFER_FAILED', `${what}: ${(e as Error).message}`),
+          true,
+        );
       if (!failure.retryable) throw failure.error;
       if (n >= attempts) {
-        throw new IotaError('E_TRANSFER_FAILED', `${what} failed ${attempts} times; last: ${failure.error.message}`, 'check the network and the store; the orchestrator may issue new URLs');
+        throw new IotaError(
+          'E_TRANSFER_FAILED',
+          `${what} failed ${attempts} times; last: ${failure.error.message}`,
+          'check the network and the store; the orchestrator may issue new URLs',
+        );
       }
       o.onRetry?.({ part, attempt: n, error: failure.error });
       await sleep(Math.min(max, base * 2 ** (n - 1)) * (0.5 + Math.random() / 2));
@@ -133,7 +189,12 @@ function asBuffer(bytes: Uint8Array): Buffer {
 
 // ---- upload ------------------------------------------------------------------------------------
 
-async function putPart(part: PartUpload, bytes: Uint8Array, what: string, o: TransferOptions): Promise<string> {
+async function putPart(
+  part: PartUpload,
+  bytes: Uint8Array,
+  what: string,
+  o: TransferOptions,
+): Promise<string> {
   const res = await request(part.url, {
     method: 'PUT',
     body: asBuffer(bytes),
@@ -144,7 +205,11 @@ async function putPart(part: PartUpload, bytes: Uint8Array, what: string, o: Tra
   if (res.statusCode >= 200 && res.statusCode < 300) {
     await res.body.dump();
     const etag = res.headers.etag;
-    if (typeof etag !== 'string') throw new Failure(new IotaError('E_TRANSFER_FAILED', `${what}: the store sent no ETag`), false);
+    if (typeof etag !== 'string')
+      throw new Failure(
+        new IotaError('E_TRANSFER_FAILED', `${what}: the store sent no ETag`),
+        false,
+      );
     return etag;
   }
   const failure = refusal(res.statusCode, await res.body.text(), what);
@@ -152,9 +217,16 @@ async function putPart(part: PartUpload, bytes: Uint8Array, what: string, o: Tra
 }
 
 /** Uploads `bytes` as the plan says; returns each part's ETag in part order. */
-export async function upload(plan: UploadPlan, bytes: Uint8Array, o: TransferOptions = {}): Promise<{ etags: string[] }> {
+export async function upload(
+  plan: UploadPlan,
+  bytes: Uint8Array,
+  o: TransferOptions = {},
+): Promise<{ etags: string[] }> {
   if (bytes.length !== plan.size) {
-    throw new IotaError('E_BAD_SIZE', `the plan for ${plan.key} is for ${plan.size} bytes, not ${bytes.length}`);
+    throw new IotaError(
+      'E_BAD_SIZE',
+      `the plan for ${plan.key} is for ${plan.size} bytes, not ${bytes.length}`,
+    );
   }
   const etags = new Array<string>(plan.parts.length);
   let next = 0;
@@ -162,7 +234,10 @@ export async function upload(plan: UploadPlan, bytes: Uint8Array, o: TransferOpt
     while (next < plan.parts.length) {
       const i = next++;
       const part = plan.parts[i];
-      const what = plan.parts.length > 1 ? `upload of ${plan.key} part ${part.number}/${plan.parts.length}` : `upload of ${plan.key}`;
+      const what =
+        plan.parts.length > 1
+          ? `upload of ${plan.key} part ${part.number}/${plan.parts.length}`
+          : `upload of ${plan.key}`;
       const slice = bytes.subarray(part.offset, part.offset + part.size);
       etags[i] = await withRetries(what, part.number, o, () => putPart(part, slice, what, o));
     }
@@ -213,7 +288,10 @@ async function fetchBytes(
     length += chunk.length;
     if (limit !== undefined && length > limit) {
       res.body.destroy();
-      throw new IotaError('E_HASH_MISMATCH', `${what}: the store sent more than the ${limit} bytes expected`);
+      throw new IotaError(
+        'E_HASH_MISMATCH',
+        `${what}: the store sent more than the ${limit} bytes expected`,
+      );
     }
     chunks.push(chunk);
   }
@@ -221,42 +299,81 @@ async function fetchBytes(
 }
 
 /** Downloads and verifies an object or a byte range of it. */
-export async function download(url: string, expect: DownloadExpectation, o: TransferOptions = {}): Promise<Uint8Array> {
+export async function download(
+  url: string,
+  expect: DownloadExpectation,
+  o: TransferOptions = {},
+): Promise<Uint8Array> {
   const chunkBytes = expect.chunkBytes ?? CHUNK_BYTES;
   if (expect.range) return downloadRange(url, expect.range, expect, chunkBytes, o);
   const what = 'download';
-  if (!expect.sha256) throw new IotaError('E_BAD_HASH', 'a download needs the sha256 the orchestrator gave for the object');
-  const { bytes } = await withRetries(what, undefined, o, () => fetchBytes(url, undefined, () => expect.size, what, o));
+  if (!expect.sha256)
+    throw new IotaError(
+      'E_BAD_HASH',
+      'a download needs the sha256 the orchestrator gave for the object',
+    );
+  const { bytes } = await withRetries(what, undefined, o, () =>
+    fetchBytes(url, undefined, () => expect.size, what, o),
+  );
   if (expect.size !== undefined && bytes.length !== expect.size) {
-    throw new IotaError('E_HASH_MISMATCH', `${what}: got ${bytes.length} bytes, the object has ${expect.size}`);
+    throw new IotaError(
+      'E_HASH_MISMATCH',
+      `${what}: got ${bytes.length} bytes, the object has ${expect.size}`,
+    );
   }
   const got = sha256Hex(bytes);
-  if (got !== expect.sha256) throw new IotaError('E_HASH_MISMATCH', `${what}: the object's sha256 is ${got}, expected ${expect.sha256}`, 'report it to the orchestrator; do not use these bytes');
+  if (got !== expect.sha256)
+    throw new IotaError(
+      'E_HASH_MISMATCH',
+      `${what}: the object's sha256 is ${got}, expected ${expect.sha256}`,
+      'report it to the orchestrator; do not use these bytes',
+    );
   return bytes;
 }
 
-async function downloadRange(url: string, range: ByteRange, expect: DownloadExpectation, chunkBytes: number, o: TransferOptions): Promise<Uint8Array> {
+async function downloadRange(
+  url: string,
+  range: ByteRange,
+  expect: DownloadExpectation,
+  chunkBytes: number,
+  o: TransferOptions,
+): Promise<Uint8Array> {
   const what = `download of bytes [${range.start}, ${range.end})`;
   if (expect.rangeSha256 !== undefined) {
     const n = range.end - range.start;
-    const { status, bytes: got } = await withRetries(what, undefined, o, () => fetchBytes(url, range, (st) => (st === 206 ? n : expect.size), what, o));
+    const { status, bytes: got } = await withRetries(what, undefined, o, () =>
+      fetchBytes(url, range, (st) => (st === 206 ? n : expect.size), what, o),
+    );
     const bytes = status === 200 ? got.subarray(range.start, range.end) : got;
     if (bytes.length !== n || sha256Hex(bytes) !== expect.rangeSha256) {
-      throw new IotaError('E_HASH_MISMATCH', `${what}: the bytes do not match the sha256 the orchestrator gave`, 'report it to the orchestrator; do not use these bytes');
+      throw new IotaError(
+        'E_HASH_MISMATCH',
+        `${what}: the bytes do not match the sha256 the orchestrator gave`,
+        'report it to the orchestrator; do not use these bytes',
+      );
     }
     return bytes;
   }
-  if (!expect.chunkHashes) throw new IotaError('E_BAD_RANGE', 'a Range read needs the object\'s chunk hashes (or the range\'s sha256) to verify it');
+  if (!expect.chunkHashes)
+    throw new IotaError(
+      'E_BAD_RANGE',
+      "a Range read needs the object's chunk hashes (or the range's sha256) to verify it",
+    );
   const wide = chunkSpan(range.start, range.end, chunkBytes, expect.size);
   if (wide.start === wide.end) return new Uint8Array(0);
   // A 206 carries the span; a 200 (a server that ignores Range) the whole object.
   const whole = expect.size ?? expect.chunkHashes.length * chunkBytes;
   const limitFor = (status: number) => (status === 206 ? wide.end - wide.start : whole);
-  const { status, bytes: got } = await withRetries(what, undefined, o, () => fetchBytes(url, wide, limitFor, what, o));
+  const { status, bytes: got } = await withRetries(what, undefined, o, () =>
+    fetchBytes(url, wide, limitFor, what, o),
+  );
   const bytes = status === 200 ? got.subarray(wide.start, wide.end) : got;
   verifyRange(bytes, wide.start, expect.chunkHashes, chunkBytes);
   if (wide.start + bytes.length < range.end) {
-    throw new IotaError('E_HASH_MISMATCH', `${what}: the store sent only up to byte ${wide.start + bytes.length}`);
+    throw new IotaError(
+      'E_HASH_MISMATCH',
+      `${what}: the store sent only up to byte ${wide.start + bytes.length}`,
+    );
   }
   return bytes.subarray(range.start - wide.start, range.end - wide.start);
 }

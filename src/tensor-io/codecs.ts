@@ -98,7 +98,8 @@ export function f16ToFloat32(src: Uint16Array): Float32Array {
     const sign = (h & 0x8000) << 16;
     const exp = (h >>> 10) & 0x1f;
     const mant = h & 0x3ff;
-    if (exp === 0) out[i] = (sign !== 0 ? -mant : mant) * 2 ** -24; // zero or subnormal: exact
+    if (exp === 0)
+      out[i] = (sign !== 0 ? -mant : mant) * 2 ** -24; // zero or subnormal: exact
     else if (exp === 0x1f) bits[i] = sign | 0x7f800000 | (mant << 13);
     else bits[i] = sign | ((exp - 15 + 127) << 23) | (mant << 13);
   }
@@ -116,8 +117,17 @@ export interface Rows8 {
 }
 
 function checkShape(length: number, rows: number, cols: number): void {
-  if (!Number.isSafeInteger(rows) || !Number.isSafeInteger(cols) || rows < 0 || cols < 0 || rows * cols !== length) {
-    throw new IotaError('E_BAD_TENSOR', `a [${rows}, ${cols}] matrix cannot have ${length} elements`);
+  if (
+    !Number.isSafeInteger(rows) ||
+    !Number.isSafeInteger(cols) ||
+    rows < 0 ||
+    cols < 0 ||
+    rows * cols !== length
+  ) {
+    throw new IotaError(
+      'E_BAD_TENSOR',
+      `a [${rows}, ${cols}] matrix cannot have ${length} elements`,
+    );
   }
 }
 
@@ -133,7 +143,10 @@ export function quantizeRows8(src: Float32Array, rows: number, cols: number): Ro
     for (let c = 0; c < cols; c++) {
       const v = src[base + c];
       if (!Number.isFinite(v)) {
-        throw new IotaError('E_BAD_TENSOR', `cannot quantise a non-finite value (${v}) at row ${r}, column ${c}`);
+        throw new IotaError(
+          'E_BAD_TENSOR',
+          `cannot quantise a non-finite value (${v}) at row ${r}, column ${c}`,
+        );
       }
       if (v < lo) lo = v;
       if (v > hi) hi = v;
@@ -155,7 +168,10 @@ export function quantizeRows8(src: Float32Array, rows: number, cols: number): Ro
 export function dequantizeRows8(enc: Rows8, rows: number, cols: number): Float32Array {
   checkShape(enc.q.length, rows, cols);
   if (enc.scale.length !== rows || enc.offset.length !== rows) {
-    throw new IotaError('E_BAD_TENSOR', `8-bit scale and offset must have ${rows} entries, one per row`);
+    throw new IotaError(
+      'E_BAD_TENSOR',
+      `8-bit scale and offset must have ${rows} entries, one per row`,
+    );
   }
   const out = new Float32Array(enc.q.length);
   for (let r = 0; r < rows; r++) {
@@ -178,5 +194,9 @@ export function dequantizeRows8(enc: Rows8, rows: number, cols: number): Float32
  * times over, under 2^-140.
  */
 export function rows8ErrorBound(min: number, max: number): number {
-  return ((max - min) / 510) * (1 + 2 ** -20) + 2 ** -23 * Math.max(Math.abs(min), Math.abs(max)) + 2 ** -140;
+  return (
+    ((max - min) / 510) * (1 + 2 ** -20) +
+    2 ** -23 * Math.max(Math.abs(min), Math.abs(max)) +
+    2 ** -140
+  );
 }

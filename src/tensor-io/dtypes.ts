@@ -10,7 +10,13 @@ export type Dtype = 'F32' | 'F16' | 'BF16' | 'I32' | 'U8';
 
 export const DTYPES: readonly Dtype[] = ['F32', 'F16', 'BF16', 'I32', 'U8'];
 
-export const DTYPE_BYTES: Readonly<Record<Dtype, number>> = { F32: 4, F16: 2, BF16: 2, I32: 4, U8: 1 };
+export const DTYPE_BYTES: Readonly<Record<Dtype, number>> = {
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I32: 4,
+  U8: 1,
+};
 
 /** F32 -> Float32Array, I32 -> Int32Array, F16/BF16 -> Uint16Array (raw bits), U8 -> Uint8Array. */
 export type TensorData = Float32Array | Int32Array | Uint16Array | Uint8Array;
@@ -79,7 +85,10 @@ function swapCopy(bytes: Uint8Array, size: number): Uint8Array {
 export function dataFromBytes(dtype: Dtype, bytes: Uint8Array): TensorData {
   const size = DTYPE_BYTES[dtype];
   if (bytes.byteLength % size !== 0) {
-    throw new IotaError('E_BAD_TENSOR', `${bytes.byteLength} bytes is not a whole number of ${dtype} elements`);
+    throw new IotaError(
+      'E_BAD_TENSOR',
+      `${bytes.byteLength} bytes is not a whole number of ${dtype} elements`,
+    );
   }
   if (dtype === 'U8') return bytes;
   let src = bytes;
@@ -94,7 +103,9 @@ export function dataFromBytes(dtype: Dtype, bytes: Uint8Array): TensorData {
 /** The little-endian bytes of `data`: a view on little-endian hosts. */
 export function bytesOfData(data: TensorData): Uint8Array {
   const view = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  return LITTLE_ENDIAN || data.BYTES_PER_ELEMENT === 1 ? view : swapCopy(view, data.BYTES_PER_ELEMENT);
+  return LITTLE_ENDIAN || data.BYTES_PER_ELEMENT === 1
+    ? view
+    : swapCopy(view, data.BYTES_PER_ELEMENT);
 }
 
 /**

@@ -35,7 +35,12 @@ export function chunkHashes(bytes: Uint8Array, chunkBytes = CHUNK_BYTES): string
  * the object's last. Anything else cannot be verified and is refused like a mismatch, since a
  * short or shifted reply is as untrustworthy as a wrong one. Throws `E_HASH_MISMATCH`.
  */
-export function verifyRange(bytes: Uint8Array, start: number, hashes: readonly string[], chunkBytes = CHUNK_BYTES): void {
+export function verifyRange(
+  bytes: Uint8Array,
+  start: number,
+  hashes: readonly string[],
+  chunkBytes = CHUNK_BYTES,
+): void {
   checkChunkBytes(chunkBytes);
   const mismatch = (message: string) =>
     new IotaError('E_HASH_MISMATCH', `range at byte ${start} (${bytes.length} bytes): ${message}`);
@@ -78,7 +83,10 @@ export function chunkSpan(
     throw new IotaError('E_BAD_RANGE', `[${start}, ${end}) is not a byte range`);
   }
   if (objectBytes !== undefined && end > objectBytes) {
-    throw new IotaError('E_BAD_RANGE', `[${start}, ${end}) runs past the object's ${objectBytes} bytes`);
+    throw new IotaError(
+      'E_BAD_RANGE',
+      `[${start}, ${end}) runs past the object's ${objectBytes} bytes`,
+    );
   }
   const wideStart = Math.floor(start / chunkBytes) * chunkBytes;
   let wideEnd = Math.ceil(end / chunkBytes) * chunkBytes;

@@ -60,13 +60,18 @@ function isObject(v: unknown): v is Record<string, unknown> {
  * The header length N from the first 8 bytes, refused when over `maxHeaderBytes`. Lets a
  * Range reader learn how many bytes to fetch next without trusting an absurd length.
  */
-export function readHeaderLength(bytes: Uint8Array, maxHeaderBytes = DEFAULT_MAX_HEADER_BYTES): number {
+export function readHeaderLength(
+  bytes: Uint8Array,
+  maxHeaderBytes = DEFAULT_MAX_HEADER_BYTES,
+): number {
   if (bytes.length < PREFIX_BYTES) {
     throw bad(`file is ${bytes.length} bytes, shorter than the 8-byte header length`);
   }
   // A hostile u64 may not fit a double exactly, but rounding cannot carry it across a limit
   // or file size below 2^53, so comparing as a number is safe and allows an infinite limit.
-  const n = Number(new DataView(bytes.buffer, bytes.byteOffset, PREFIX_BYTES).getBigUint64(0, true));
+  const n = Number(
+    new DataView(bytes.buffer, bytes.byteOffset, PREFIX_BYTES).getBigUint64(0, true),
+  );
   if (n > maxHeaderBytes) {
     throw bad(
       `header length ${n} is beyond the limit of ${maxHeaderBytes} bytes`,
@@ -77,17 +82,24 @@ export function readHeaderLength(bytes: Uint8Array, maxHeaderBytes = DEFAULT_MAX
 }
 
 /** Parses and checks the header without touching the tensor data. */
-export function readSafetensorsHeader(bytes: Uint8Array, opts: HeaderOptions = {}): SafetensorsHeader {
+export function readSafetensorsHeader(
+  bytes: Uint8Array,
+  opts: HeaderOptions = {},
+): SafetensorsHeader {
   const n = readHeaderLength(bytes, opts.maxHeaderBytes);
   const fileBytes = opts.fileBytes ?? bytes.length;
   if (PREFIX_BYTES + n > bytes.length || PREFIX_BYTES + n > fileBytes) {
-    throw bad(`header length ${n} is beyond the file (${Math.min(bytes.length, fileBytes) - PREFIX_BYTES} bytes follow the length)`);
+    throw bad(
+      `header length ${n} is beyond the file (${Math.min(bytes.length, fileBytes) - PREFIX_BYTES} bytes follow the length)`,
+    );
   }
   const dataStart = PREFIX_BYTES + n;
 
   let json: unknown;
   try {
-    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(PREFIX_BYTES, dataStart));
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(
+      bytes.subarray(PREFIX_BYTES, dataStart),
+    );
     // Duplicate names cannot be detected here: JSON.parse keeps the last one. The earlier
     // entry's bytes then belong to no tensor, which the coverage check below refuses, unless
     // both entries describe the same bytes, which is harmless.
@@ -113,7 +125,8 @@ function parseMetadata(raw: unknown): Record<string, string> {
   if (raw === undefined) return metadata;
   if (!isObject(raw)) throw bad(`${METADATA_KEY} is not an object`);
   for (const [key, value] of Object.entries(raw)) {
-    if (typeof value !== 'string') throw bad(`metadata value for '${key}' is not a string: ${preview(value)}`);
+    if (typeof value !== 'string')
+      throw bad(`metadata value for '${key}' is not a string: ${preview(value)}`);
     metadata[key] = value;
   }
   return metadata;
@@ -130,11 +143,15 @@ function parseTensorInfo(name: string, raw: unknown, bufferBytes: number): Tenso
   }
   const { dtype, shape, data_offsets: offsets } = raw;
   if (!isDtype(dtype)) {
-    throw bad(`tensor '${name}': unknown dtype ${preview(dtype)} (supported: ${DTYPES.join(', ')})`);
+    throw bad(
+      `tensor '${name}': unknown dtype ${preview(dtype)} (supported: ${DTYPES.join(', ')})`,
+    );
   }
   const count = elementCount(shape);
   if (count === null) {
-    throw bad(`tensor '${name}': shape must be an array of non-negative safe integers, got ${preview(shape)}`);
+    throw bad(
+      `tensor '${name}': shape must be an array of non-negative safe integers, got ${preview(shape)}`,
+    );
   }
   const byteSize = count * DTYPE_BYTES[dtype];
   if (
@@ -170,7 +187,8 @@ function checkCoverage(tensors: Record<string, TensorInfo>, bufferBytes: number)
   let previous = '';
   for (const s of spans) {
     if (s.begin < cursor) throw bad(`tensors '${previous}' and '${s.name}' overlap`);
-    if (s.begin > cursor) throw bad(`bytes ${cursor}..${s.begin} of the data buffer belong to no tensor`);
+    if (s.begin > cursor)
+      throw bad(`bytes ${cursor}..${s.begin} of the data buffer belong to no tensor`);
     cursor = s.end;
     previous = s.name;
   }

@@ -57,7 +57,10 @@ function byName(a: string, b: string): number {
  * multiple of 8 every tensor starts at a multiple of its element size and a reader can view
  * the bytes in place instead of copying them.
  */
-export function encodeSafetensors(tensors: Record<string, TensorEntry>, metadata?: Record<string, string>): Uint8Array {
+export function encodeSafetensors(
+  tensors: Record<string, TensorEntry>,
+  metadata?: Record<string, string>,
+): Uint8Array {
   const names = Object.keys(tensors).sort(byName);
   for (const name of names) checkEntry(name, tensors[name]);
 
@@ -106,12 +109,15 @@ function checkEntry(name: string, entry: TensorEntry): void {
   if (name === METADATA_KEY) throw bad(`'${METADATA_KEY}' is reserved and cannot name a tensor`);
   if (!isDtype(entry.dtype)) throw bad(`tensor '${name}': unknown dtype ${String(entry.dtype)}`);
   const count = elementCount(entry.shape);
-  if (count === null) throw bad(`tensor '${name}': shape must be an array of non-negative safe integers`);
+  if (count === null)
+    throw bad(`tensor '${name}': shape must be an array of non-negative safe integers`);
   if (!dataMatchesDtype(entry.dtype, entry.data)) {
     throw bad(`tensor '${name}': data is not the typed array for ${entry.dtype}`);
   }
   if (entry.data.length !== count) {
-    throw bad(`tensor '${name}': shape ${JSON.stringify(entry.shape)} needs ${count} elements, data has ${entry.data.length}`);
+    throw bad(
+      `tensor '${name}': shape ${JSON.stringify(entry.shape)} needs ${count} elements, data has ${entry.data.length}`,
+    );
   }
 }
 
@@ -127,7 +133,10 @@ export function decodeSafetensors(bytes: Uint8Array, opts: DecodeOptions = {}): 
   const tensors: Record<string, TensorEntry> = Object.create(null);
   for (const name of Object.keys(header.tensors).sort(byName)) {
     const { dtype, shape, dataOffsets } = header.tensors[name];
-    const raw = bytes.subarray(header.dataStart + dataOffsets[0], header.dataStart + dataOffsets[1]);
+    const raw = bytes.subarray(
+      header.dataStart + dataOffsets[0],
+      header.dataStart + dataOffsets[1],
+    );
     const data = dataFromBytes(dtype, raw);
     if (requireFinite) {
       const i = firstNonFinite(dtype, data);
@@ -153,7 +162,9 @@ function checkExpected(
       throw bad(`tensor '${name}': expected dtype ${want.dtype}, got ${got.dtype}`);
     }
     if (want.shape !== undefined && !sameShape(got.shape, want.shape)) {
-      throw bad(`tensor '${name}': expected shape ${JSON.stringify(want.shape)}, got ${JSON.stringify(got.shape)}`);
+      throw bad(
+        `tensor '${name}': expected shape ${JSON.stringify(want.shape)}, got ${JSON.stringify(got.shape)}`,
+      );
     }
   }
 }

@@ -18,7 +18,11 @@ import { loadStageWeights } from '../merge/weights.js';
 import { stageLayout } from '../model/params.js';
 import { SignedClient } from '../protocol/client.js';
 import type { Identity } from '../protocol/keys.js';
-import type { EvalTaskReply, ValidationTaskMessage, ValidationTasksReply } from '../protocol/swarm-messages.js';
+import type {
+  EvalTaskReply,
+  ValidationTaskMessage,
+  ValidationTasksReply,
+} from '../protocol/swarm-messages.js';
 import { download, type TransferOptions } from '../store/index.js';
 import { decodeSafetensors } from '../tensor-io/safetensors.js';
 
@@ -65,17 +69,34 @@ export class Validator {
 
   async runLoop(): Promise<void> {
     const hello = await this.client.get<{ run: string; config_hash?: string }>('/v1/info');
-    if (!hello.config_hash) throw new IotaError('E_NO_RUN', `${this.o.orchestrator} serves no run`, 'start the orchestrator with --run FILE');
+    if (!hello.config_hash)
+      throw new IotaError(
+        'E_NO_RUN',
+        `${this.o.orchestrator} serves no run`,
+        'start the orchestrator with --run FILE',
+      );
     (this.client.o as { run: string }).run = hello.run;
-    const reg = await this.client.post<{ role: string }>('/v1/register', { version: this.o.version });
-    if (reg.role !== 'validator') throw new IotaError('E_NOT_VALIDATOR', 'this key is not one of the run’s validators', 'the operator lists validator key ids in the node config (validators: [...])');
-    const info = await this.client.get<{ run: RunConfig; model: ModelConfig; config_hash: string }>('/v1/run');
+    const reg = await this.client.post<{ role: string }>('/v1/register', {
+      version: this.o.version,
+    });
+    if (reg.role !== 'validator')
+      throw new IotaError(
+        'E_NOT_VALIDATOR',
+        'this key is not one of the run’s validators',
+        'the operator lists validator key ids in the node config (validators: [...])',
+      );
+    const info = await this.client.get<{ run: RunConfig; model: ModelConfig; config_hash: string }>(
+      '/v1/run',
+    );
     this.run = info.run;
     this.model = info.model;
     this.client.runHash = info.config_hash;
     this.o.onEvent({ event: 'started', run: hello.run });
     try {
-      while (!this.stopping && (this.o.maxTasks === undefined || this.stats.checked < this.o.maxTasks)) {
+      while (
+        !this.stopping &&
+        (this.o.maxTasks === undefined || this.stats.checked < this.o.maxTasks)
+      ) {
         // A pending evaluation first (they are rare), then replays.
         const e = await this.client.post<EvalTaskReply>('/v1/validate/eval-task', {});
         if (e.task) await this.evaluate(e.task);
@@ -93,7 +114,10 @@ export class Validator {
     }
   }
 
-  private async computeFor(stage: number, weights: ValidationTaskMessage['weights']): Promise<Compute> {
+  private async computeFor(
+    stage: number,
+    weights: ValidationTaskMessage['weights'],
+  ): Promise<Compute> {
     let c = this.computes.get(stage);
     if (c && c.weightsKey === weights.key) return c.compute;
     const { weights: flat } = await loadStageWeights(this.client, weights, this.o.transfer);
@@ -139,17 +163,43 @@ export class Validator {
       }
     }
     const loss = total / windows.length;
-    await this.client.post('/v1/validate/eval', { epoch: task.epoch, loss, windows: windows.length });
+    await this.client.post('/v1/validate/eval', {
+      epoch: task.epoch,
+      loss,
+      windows: windows.length,
+    });
     this.o.onEvent({ event: 'eval', epoch: task.epoch, loss, windows: windows.length });
   }
 
-  private async verdict(t: ValidationTaskMessage, passed: boolean | null, relErr: number | undefined, detail: string): Promise<void> {
-    await this.client.post('/v1/validate/verdict', { id: t.id, passed: passed ?? false, ...(passed === null ? { abstain: true } : {}), ...(relErr !== undefined && Number.isFinite(relErr) ? { rel_err: relErr } : {}), detail });
+  private async verdict(
+    t: ValidationTaskMessage,
+    passed: boolean | null,
+    relErr: number | undefined,
+    detail: string,
+  ): Promise<void> {
+    await this.client.post('/v1/validate/verdict', {
+      id: t.id,
+      passed: passed ?? false,
+      ...(passed === null ? { abstain: true } : {}),
+      ...(relErr !== undefined && Number.isFinite(relErr) ? { rel_err: relErr } : {}),
+      detail,
+    });
     this.stats.checked++;
     if (passed === null) this.stats.abstained++;
     else if (passed) this.stats.passed++;
     else this.stats.failed++;
-    this.o.onEvent({ event: 'verdict', id: t.id, miner: t.miner, kind: t.kind, stage: t.stage, epoch: t.epoch, passed, abstained: passed === null, rel_err: relErr, detail });
+    this.o.onEvent({
+      event: 'verdict',
+      id: t.id,
+      miner: t.miner,
+      kind: t.kind,
+      stage: t.stage,
+      epoch: t.epoch,
+      passed,
+      abstained: passed === null,
+      rel_err: relErr,
+      detail,
+    });
   }
 
   /**
@@ -167,7 +217,12 @@ export class Validator {
           inputs = await fetchInputs({ ...it, stage: t.stage }, this.model, this.o.transfer);
         } catch (e) {
           if (!isIotaError(e)) throw e;
-          return await this.verdict(t, null, undefined, `an input of item ${it.item} is unusable (${e.code}): ${e.message}`);
+          return await this.verdict(
+            t,
+            null,
+            undefined,
+            `an input of item ${it.item} is unusable (${e.code}): ${e.message}`,
+          );
         }
         const key = `upload-${t.id}-${it.item}`;
         if (it.kind === 'tail') await compute.tail(key, inputs.input, inputs.targets!);
@@ -177,15 +232,31 @@ export class Validator {
       const replay = await compute.gradientSum();
       let claimed: Float32Array;
       try {
-        const bytes = await download(t.gradient!.url!, { sha256: t.gradient!.sha256, size: t.gradient!.size }, this.o.transfer);
-        const d = decodeSafetensors(bytes, { expect: { g: { dtype: 'F32', shape: [replay.length] } } });
+        const bytes = await download(
+          t.gradient!.url!,
+          { sha256: t.gradient!.sha256, size: t.gradient!.size },
+          this.o.transfer,
+        );
+        const d = decodeSafetensors(bytes, {
+          expect: { g: { dtype: 'F32', shape: [replay.length] } },
+        });
         claimed = d.tensors.g.data as Float32Array;
       } catch (e) {
         if (!isIotaError(e)) throw e;
-        return await this.verdict(t, false, undefined, `the uploaded gradient is unusable (${e.code}): ${e.message}`);
+        return await this.verdict(
+          t,
+          false,
+          undefined,
+          `the uploaded gradient is unusable (${e.code}): ${e.message}`,
+        );
       }
       const e = relativeError(replay, claimed);
-      return await this.verdict(t, e <= lossy, e, `gradient sum of ${t.items?.length ?? 0} items: rel err ${e.toExponential(3)} (limit ${lossy})`);
+      return await this.verdict(
+        t,
+        e <= lossy,
+        e,
+        `gradient sum of ${t.items?.length ?? 0} items: rel err ${e.toExponential(3)} (limit ${lossy})`,
+      );
     } finally {
       await compute.reset();
     }
@@ -193,17 +264,32 @@ export class Validator {
 
   /** Verified Range reads of any object of the run, through the orchestrator's download URLs. */
   private rangeReader(): RangeReader {
-    const infos = new Map<string, Promise<{ url: string; size: number; chunk_hashes?: string[] }>>();
+    const infos = new Map<
+      string,
+      Promise<{ url: string; size: number; chunk_hashes?: string[] }>
+    >();
     const info = (key: string) => {
       let i = infos.get(key);
-      if (!i) infos.set(key, (i = this.client.get(`/v1/storage/download?key=${encodeURIComponent(key)}`)));
+      if (!i)
+        infos.set(
+          key,
+          (i = this.client.get(`/v1/storage/download?key=${encodeURIComponent(key)}`)),
+        );
       return i;
     };
     return {
       read: async (key, start, end) => {
         const i = await info(key);
-        if (!i.chunk_hashes) throw new IotaError('E_BAD_RANGE', `${key} has no chunk hashes to check a Range read against`);
-        return download(i.url, { range: { start, end }, size: i.size, chunkHashes: i.chunk_hashes }, this.o.transfer);
+        if (!i.chunk_hashes)
+          throw new IotaError(
+            'E_BAD_RANGE',
+            `${key} has no chunk hashes to check a Range read against`,
+          );
+        return download(
+          i.url,
+          { range: { start, end }, size: i.size, chunkHashes: i.chunk_hashes },
+          this.o.transfer,
+        );
       },
       size: async (key) => (await info(key)).size,
     };
@@ -219,33 +305,72 @@ export class Validator {
     const reader = this.rangeReader();
     let manifest;
     try {
-      const info = await this.client.get<{ url: string }>(`/v1/storage/download?key=${encodeURIComponent(t.weights.key)}`);
-      manifest = parseManifest(await download(info.url, { sha256: t.weights.sha256, size: t.weights.size }, this.o.transfer));
+      const info = await this.client.get<{ url: string }>(
+        `/v1/storage/download?key=${encodeURIComponent(t.weights.key)}`,
+      );
+      manifest = parseManifest(
+        await download(
+          info.url,
+          { sha256: t.weights.sha256, size: t.weights.size },
+          this.o.transfer,
+        ),
+      );
     } catch (e) {
       if (!isIotaError(e)) throw e;
-      return this.verdict(t, null, undefined, `the weights the merge started from are unusable (${e.code}): ${e.message}`);
+      return this.verdict(
+        t,
+        null,
+        undefined,
+        `the weights the merge started from are unusable (${e.code}): ${e.message}`,
+      );
     }
     const entry = manifest.partitions[spec.partition];
-    if (!entry || entry.offset !== spec.offset || entry.length !== spec.length) return this.verdict(t, null, undefined, `partition ${spec.partition} is not in the manifest as described`);
+    if (!entry || entry.offset !== spec.offset || entry.length !== spec.length)
+      return this.verdict(
+        t,
+        null,
+        undefined,
+        `partition ${spec.partition} is not in the manifest as described`,
+      );
     const o = this.run.optimizer;
     const layout = stageLayout(this.model, stageSpecs(this.model)[t.stage]).params;
     const runs = pickRuns(spec.length, 4, 32, () => randomInt(2 ** 32) / 2 ** 32);
     let r;
     try {
-      r = await auditMerge({ ...spec, w: entry.key, ...(entry.optim ? { optim: entry.optim.key } : {}) }, runs, reader, layout, { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay });
+      r = await auditMerge(
+        { ...spec, w: entry.key, ...(entry.optim ? { optim: entry.optim.key } : {}) },
+        runs,
+        reader,
+        layout,
+        { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay },
+      );
     } catch (e) {
       if (!isIotaError(e)) throw e;
       // Only the merger's own objects are its claim; another unreadable input is not its fault.
-      return this.verdict(t, e.code === 'E_MERGE_RESULT_UNUSABLE' ? false : null, undefined, `${e.code}: ${e.message}`);
+      return this.verdict(
+        t,
+        e.code === 'E_MERGE_RESULT_UNUSABLE' ? false : null,
+        undefined,
+        `${e.code}: ${e.message}`,
+      );
     }
     const passed = r.relErr <= exact;
-    return this.verdict(t, passed, r.relErr, `merged partition ${spec.partition}: ${r.mismatches} of ${3 * r.elements} values differ, rel err ${r.relErr.toExponential(3)} (limit ${exact})`);
+    return this.verdict(
+      t,
+      passed,
+      r.relErr,
+      `merged partition ${spec.partition}: ${r.mismatches} of ${3 * r.elements} values differ, rel err ${r.relErr.toExponential(3)} (limit ${exact})`,
+    );
   }
 
   private async check(t: ValidationTaskMessage, lossy: number, exact: number): Promise<void> {
-    if (stageSpecs(this.model)[t.stage] === undefined) return this.verdict(t, null, undefined, `no stage ${t.stage}`);
+    if (stageSpecs(this.model)[t.stage] === undefined)
+      return this.verdict(t, null, undefined, `no stage ${t.stage}`);
     if (t.kind === 'upload') return this.checkUpload(t, lossy);
-    if (t.kind === 'merge') return t.merge ? this.checkMerge(t, exact) : this.verdict(t, null, undefined, 'a merge task without its description');
+    if (t.kind === 'merge')
+      return t.merge
+        ? this.checkMerge(t, exact)
+        : this.verdict(t, null, undefined, 'a merge task without its description');
     let inputs;
     try {
       inputs = await fetchInputs({ ...t, kind: t.kind }, this.model, this.o.transfer);
@@ -260,7 +385,12 @@ export class Validator {
         claimed = await fetchActivation(t.output, inputs.shape, this.o.transfer);
       } catch (e) {
         if (!isIotaError(e)) throw e;
-        return this.verdict(t, false, undefined, `the miner's output is unusable (${e.code}): ${e.message}`);
+        return this.verdict(
+          t,
+          false,
+          undefined,
+          `the miner's output is unusable (${e.code}): ${e.message}`,
+        );
       }
     }
     const compute = await this.computeFor(t.stage, t.weights);
@@ -284,7 +414,10 @@ export class Validator {
     let worst = 0;
     if (replay && claimed) {
       // Round the replay through the codec the miner had to use, then compare like with like.
-      const v = decodeActivation(encodeActivation(replay, inputs.shape, t.codec as Codec), inputs.shape);
+      const v = decodeActivation(
+        encodeActivation(replay, inputs.shape, t.codec as Codec),
+        inputs.shape,
+      );
       const e = relativeError(v, claimed);
       const limit = t.codec === 'f32' ? exact : lossy;
       ratios.push(e / limit);
@@ -294,10 +427,13 @@ export class Validator {
       return this.verdict(t, false, undefined, 'the miner reported no output where one is due');
     }
     if (loss !== undefined) {
-      const e = t.loss === undefined ? Infinity : Math.abs(loss - t.loss) / Math.max(Math.abs(loss), 1e-12);
+      const e =
+        t.loss === undefined ? Infinity : Math.abs(loss - t.loss) / Math.max(Math.abs(loss), 1e-12);
       ratios.push(e / exact);
       worst = Math.max(worst, e);
-      notes.push(`loss ${t.loss?.toFixed(6)} vs ${loss.toFixed(6)}, rel err ${e.toExponential(3)} (limit ${exact})`);
+      notes.push(
+        `loss ${t.loss?.toFixed(6)} vs ${loss.toFixed(6)}, rel err ${e.toExponential(3)} (limit ${exact})`,
+      );
     }
     const passed = ratios.every((r) => r <= 1);
     return this.verdict(t, passed, worst, notes.join('; '));

@@ -28,77 +28,96 @@ class Events {
 }
 
 describe('a miner that loses a lease while computing', () => {
-  it.each(['upload', 'report'] as const)('at the %s: emits `lost` and does the next item', async (at) => {
-    const o = await startSwarmServer();
-    const { model } = loadRunConfig(join(o.dir, 'run.yaml'));
-    const shape: [number, number, number] = [1, model.seq, model.bottleneck];
-    const producer = new SimMiner(o.url, 'swarm-test', undefined, () => o.clock.now);
-    await producer.register('producer');
-    producer.client.runHash = o.configHash;
-    await producer.join(0);
-    producer.outputFor = () => encodeActivation(new Float32Array(shape[1] * shape[2]).map(() => Math.random() - 0.5), shape, 'bf16');
+  it.each(['upload', 'report'] as const)(
+    'at the %s: emits `lost` and does the next item',
+    async (at) => {
+      const o = await startSwarmServer();
+      const { model } = loadRunConfig(join(o.dir, 'run.yaml'));
+      const shape: [number, number, number] = [1, model.seq, model.bottleneck];
+      const producer = new SimMiner(o.url, 'swarm-test', undefined, () => o.clock.now);
+      await producer.register('producer');
+      producer.client.runHash = o.configHash;
+      await producer.join(0);
+      producer.outputFor = () =>
+        encodeActivation(
+          new Float32Array(shape[1] * shape[2]).map(() => Math.random() - 0.5),
+          shape,
+          'bf16',
+        );
 
-    // The first item the miner takes is dropped just before its upload URL or its report is handled.
-    const coord = o.coord;
-    const identity = newIdentity();
-    let dropped: number | undefined;
-    const dropFirst = (lease: string) => {
-      const t = coord.state.taskByLease(lease);
-      if (dropped === undefined && t?.miner === identity.id) {
-        dropped = t.item;
-        coord.state.dropItem(t.item, 'dropped:failed_validation');
-      }
-    };
-    if (at === 'upload') {
-      const leaseExpiry = coord.leaseExpiry.bind(coord);
-      coord.leaseExpiry = (miner, lease, now) => (dropFirst(lease), leaseExpiry(miner, lease, now));
-    } else {
-      // Read as the report arrives, before its state change.
-      const expectedOutput = coord.expectedOutput.bind(coord);
-      coord.expectedOutput = (lease) => (dropFirst(lease), expectedOutput(lease));
-    }
-
-    const events = new Events();
-    const miner = new Miner({
-      orchestrator: o.url,
-      identity,
-      layer: 1,
-      backend: 'cpu',
-      version: 'test',
-      onEvent: events.push,
-      computeWorker: pathToFileURL(resolve('dist/compute/compute-worker.js')),
-    });
-    // A miner that dies fails the test at once instead of leaving it waiting for an event.
-    const running = miner.run().then(() => 'stopped', (e: Error) => `died: ${e.message}`);
-    const next = async (test: (e: MinerEvent) => boolean) => {
-      const r = await Promise.race([events.next(test), running]);
-      if (typeof r === 'string') throw new Error(`the miner ${r} before the event the test waits for`);
-      return r;
-    };
-    try {
-      await next((e) => e.event === 'joined');
-      for (let i = 0; i < 2; i++) {
-        const w = await producer.work(1);
-        expect(w.items).toHaveLength(1);
-        await producer.complete(w.items[0], { skipInputs: true });
-        if (i === 0) {
-          const lost = await next((e) => e.event === 'lost');
-          expect(lost).toMatchObject({ code: 'E_LEASE_LOST', message: expect.stringMatching(new RegExp(`item ${dropped} was dropped`)) });
+      // The first item the miner takes is dropped just before its upload URL or its report is handled.
+      const coord = o.coord;
+      const identity = newIdentity();
+      let dropped: number | undefined;
+      const dropFirst = (lease: string) => {
+        const t = coord.state.taskByLease(lease);
+        if (dropped === undefined && t?.miner === identity.id) {
+          dropped = t.item;
+          coord.state.dropItem(t.item, 'dropped:failed_validation');
         }
+      };
+      if (at === 'upload') {
+        const leaseExpiry = coord.leaseExpiry.bind(coord);
+        coord.leaseExpiry = (miner, lease, now) => (
+          dropFirst(lease),
+          leaseExpiry(miner, lease, now)
+        );
+      } else {
+        // Read as the report arrives, before its state change.
+        const expectedOutput = coord.expectedOutput.bind(coord);
+        coord.expectedOutput = (lease) => (dropFirst(lease), expectedOutput(lease));
       }
-      const done = await next((e) => e.event === 'item');
-      expect(done).toMatchObject({ kind: 'fwd', stage: 1 });
-      expect(done.item).not.toBe(dropped);
-      expect(events.all.filter((e) => e.event === 'item')).toHaveLength(1);
-      // The dropped item stays void; the other is held for its backward.
-      expect(coord.state.task(dropped!, 1, 'fwd')?.state).toBe('void');
-      expect(coord.state.task(done.item as number, 1, 'fwd')?.state).toBe('held');
-    } finally {
-      miner.stop();
-      await running;
-      await producer.close();
-      await o.close();
-    }
-    expect(events.all.at(-1)).toMatchObject({ event: 'stopped' });
-  }, 60_000);
+
+      const events = new Events();
+      const miner = new Miner({
+        orchestrator: o.url,
+        identity,
+        layer: 1,
+        backend: 'cpu',
+        version: 'test',
+        onEvent: events.push,
+        computeWorker: pathToFileURL(resolve('dist/compute/compute-worker.js')),
+      });
+      // A miner that dies fails the test at once instead of leaving it waiting for an event.
+      const running = miner.run().then(
+        () => 'stopped',
+        (e: Error) => `died: ${e.message}`,
+      );
+      const next = async (test: (e: MinerEvent) => boolean) => {
+        const r = await Promise.race([events.next(test), running]);
+        if (typeof r === 'string')
+          throw new Error(`the miner ${r} before the event the test waits for`);
+        return r;
+      };
+      try {
+        await next((e) => e.event === 'joined');
+        for (let i = 0; i < 2; i++) {
+          const w = await producer.work(1);
+          expect(w.items).toHaveLength(1);
+          await producer.complete(w.items[0], { skipInputs: true });
+          if (i === 0) {
+            const lost = await next((e) => e.event === 'lost');
+            expect(lost).toMatchObject({
+              code: 'E_LEASE_LOST',
+              message: expect.stringMatching(new RegExp(`item ${dropped} was dropped`)),
+            });
+          }
+        }
+        const done = await next((e) => e.event === 'item');
+        expect(done).toMatchObject({ kind: 'fwd', stage: 1 });
+        expect(done.item).not.toBe(dropped);
+        expect(events.all.filter((e) => e.event === 'item')).toHaveLength(1);
+        // The dropped item stays void; the other is held for its backward.
+        expect(coord.state.task(dropped!, 1, 'fwd')?.state).toBe('void');
+        expect(coord.state.task(done.item as number, 1, 'fwd')?.state).toBe('held');
+      } finally {
+        miner.stop();
+        await running;
+        await producer.close();
+        await o.close();
+      }
+      expect(events.all.at(-1)).toMatchObject({ event: 'stopped' });
+    },
+    60_000,
+  );
 });

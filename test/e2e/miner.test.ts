@@ -32,7 +32,19 @@ interface Swarm {
 async function swarm(runOver: Record<string, unknown>): Promise<Swarm> {
   const dir = mkdtempSync(join(tmpdir(), 'iota-miner-e2e-'));
   const runFile = writeRun(dir, runOver);
-  const orch = new IotaProcess(['orchestrator', 'serve', '--run', runFile, '--port', '0', '--state-dir', join(dir, 'state'), '--json', '--set', 'rate_limits.exempt_loopback=true']);
+  const orch = new IotaProcess([
+    'orchestrator',
+    'serve',
+    '--run',
+    runFile,
+    '--port',
+    '0',
+    '--state-dir',
+    join(dir, 'state'),
+    '--json',
+    '--set',
+    'rate_limits.exempt_loopback=true',
+  ]);
   const url = ((await orch.waitFor((e) => e.event === 'listening')) as { url: string }).url;
   let n = 0;
   const key = () => {
@@ -40,7 +52,25 @@ async function swarm(runOver: Record<string, unknown>): Promise<Swarm> {
     writeKeyFile(file, newIdentity());
     return file;
   };
-  return { dir, runFile, orch, url, key, miner: (layer, extra = []) => new IotaProcess(['miner', '--layer', String(layer), '--orchestrator', url, '--key', key(), '--json', ...extra]) };
+  return {
+    dir,
+    runFile,
+    orch,
+    url,
+    key,
+    miner: (layer, extra = []) =>
+      new IotaProcess([
+        'miner',
+        '--layer',
+        String(layer),
+        '--orchestrator',
+        url,
+        '--key',
+        key(),
+        '--json',
+        ...extra,
+      ]),
+  };
 }
 
 async function status(url: string, from = 0): Promise<SwarmStatus> {
@@ -52,9 +82,12 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 /** A stage's flat weights for an epoch, from the manifest in the local store's files. */
 function storedWeights(s: Swarm, epoch: number, stage: number): { w: Float32Array; clip?: number } {
   const objects = join(s.dir, 'state', 'store', 'objects');
-  const manifest = parseManifest(readFileSync(join(objects, `runs/swarm-test/e${epoch}/stage/${stage}.json`)));
+  const manifest = parseManifest(
+    readFileSync(join(objects, `runs/swarm-test/e${epoch}/stage/${stage}.json`)),
+  );
   const w = new Float32Array(manifest.params);
-  for (const p of manifest.partitions) w.set(decodePartition(readFileSync(join(objects, p.key)), p.length), p.offset);
+  for (const p of manifest.partitions)
+    w.set(decodePartition(readFileSync(join(objects, p.key)), p.length), p.offset);
   return { w, clip: manifest.clip_factor };
 }
 
@@ -69,7 +102,10 @@ describe('iota miner', () => {
       schedule: { total_epochs: 20 },
       phases: { drain_s: 60, upload_s: 8, merge_s: 60, lease_s: 3 },
     });
-    const miners = [0, 1, 2].flatMap((stage) => [s.miner(stage, ['--max-epochs', '8']), s.miner(stage, ['--max-epochs', '8'])]);
+    const miners = [0, 1, 2].flatMap((stage) => [
+      s.miner(stage, ['--max-epochs', '8']),
+      s.miner(stage, ['--max-epochs', '8']),
+    ]);
     const [victim] = [miners[3]];
     // SIGKILL a body miner once it has done backward work in epoch 3 (so it holds credited samples).
     await victim.waitFor((e) => e.event === 'item' && e.epoch === 3 && e.kind === 'bwd');
@@ -93,7 +129,12 @@ describe('iota miner', () => {
     // The newcomer worked in epoch 4.
     expect(newcomer.events.some((e) => e.event === 'item' && e.epoch === 4)).toBe(true);
     // The tail's mean loss fell by at least 15% from the first epoch to the eighth.
-    const losses = survivors.concat(victim).flatMap((m) => m.events.filter((e) => e.event === 'loss')) as Array<{ epoch: number; loss: number }>;
+    const losses = survivors
+      .concat(victim)
+      .flatMap((m) => m.events.filter((e) => e.event === 'loss')) as Array<{
+      epoch: number;
+      loss: number;
+    }>;
     const first = mean(losses.filter((l) => l.epoch === 0).map((l) => l.loss));
     const last = mean(losses.filter((l) => l.epoch === 7).map((l) => l.loss));
     expect(last).toBeLessThanOrEqual(0.85 * first);
@@ -110,7 +151,10 @@ describe('iota miner', () => {
     expect(await s.orch.kill('SIGTERM')).toBe(0);
   }, 300_000);
 
-  for (const [name, clip] of [['inactive', 0], ['active', 0.05]] as const) {
+  for (const [name, clip] of [
+    ['inactive', 0],
+    ['active', 0.05],
+  ] as const) {
     it(`after epoch 2 the swarm's weights equal iota train on the same samples (clip ${name})`, async () => {
       const s = await swarm({
         samples_per_epoch: 8,
@@ -121,20 +165,47 @@ describe('iota miner', () => {
         schedule: { total_epochs: 20 },
         phases: { drain_s: 60, upload_s: 30, merge_s: 60, lease_s: 10 },
       });
-      const miners = [s.miner(0, ['--max-epochs', '2']), s.miner(1, ['--max-epochs', '2']), s.miner(1, ['--max-epochs', '2']), s.miner(2, ['--max-epochs', '2'])];
+      const miners = [
+        s.miner(0, ['--max-epochs', '2']),
+        s.miner(1, ['--max-epochs', '2']),
+        s.miner(1, ['--max-epochs', '2']),
+        s.miner(2, ['--max-epochs', '2']),
+      ];
       expect(await Promise.all(miners.map((m) => m.exited))).toEqual([0, 0, 0, 0]);
       const st = await status(s.url);
-      for (const e of [0, 1]) expect(st.ledger.filter((l) => l.epoch === e).map((l) => [l.stage, l.state, l.samples])).toEqual([[0, 'merged', 8], [1, 'merged', 8], [2, 'merged', 8]]);
+      for (const e of [0, 1])
+        expect(
+          st.ledger.filter((l) => l.epoch === e).map((l) => [l.stage, l.state, l.samples]),
+        ).toEqual([
+          [0, 'merged', 8],
+          [1, 'merged', 8],
+          [2, 'merged', 8],
+        ]);
       expect(await s.orch.kill('SIGTERM')).toBe(0);
 
       const out = join(s.dir, 'ck');
-      const train = await runIota(['train', '--run', s.runFile, '--steps', '2', '--out', out, '--data', join(s.dir, 'data', 'byte'), '--json']);
+      const train = await runIota([
+        'train',
+        '--run',
+        s.runFile,
+        '--steps',
+        '2',
+        '--out',
+        out,
+        '--data',
+        join(s.dir, 'data', 'byte'),
+        '--json',
+      ]);
       expect(train.code).toBe(0);
       const { model } = loadRunConfig(s.runFile);
-      const latest = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as { folder: string };
+      const latest = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as {
+        folder: string;
+      };
       for (const spec of stageSpecs(model)) {
         const layout = stageLayout(model, spec);
-        const { tensors } = decodeSafetensors(readFileSync(join(out, latest.folder, `stage-${spec.index}.safetensors`)));
+        const { tensors } = decodeSafetensors(
+          readFileSync(join(out, latest.folder, `stage-${spec.index}.safetensors`)),
+        );
         const single = new Float32Array(layout.size);
         for (const p of layout.params) single.set(tensors[p.name].data as Float32Array, p.offset);
         const swarmW = storedWeights(s, 2, spec.index);
@@ -149,23 +220,49 @@ describe('iota miner', () => {
   }
 
   it('refuses a tensor with NaN, the wrong shape, the wrong size or the wrong hash, reports it, and carries on', async () => {
-    const s = await swarm({ samples_per_epoch: 64, batch: 1, in_flight: 8, phases: { drain_s: 60, upload_s: 30, merge_s: 60, lease_s: 10 } });
+    const s = await swarm({
+      samples_per_epoch: 64,
+      batch: 1,
+      in_flight: 8,
+      phases: { drain_s: 60, upload_s: 30, merge_s: 60, lease_s: 10 },
+    });
     const { model } = loadRunConfig(s.runFile);
     const shape: [number, number, number] = [1, model.seq, model.bottleneck];
-    const good = () => encodeActivation(new Float32Array(shape[0] * shape[1] * shape[2]).map(() => Math.random() - 0.5), shape, 'bf16');
+    const good = () =>
+      encodeActivation(
+        new Float32Array(shape[0] * shape[1] * shape[2]).map(() => Math.random() - 0.5),
+        shape,
+        'bf16',
+      );
     const bad: Array<() => Uint8Array> = [
-      () => encodeSafetensors({ a: { dtype: 'F32', shape, data: new Float32Array(shape[0] * shape[1] * shape[2]).fill(Number.NaN) } }),
-      () => encodeActivation(new Float32Array(shape[1] * (shape[2] + 1)), [1, shape[1], shape[2] + 1], 'f32'),
+      () =>
+        encodeSafetensors({
+          a: {
+            dtype: 'F32',
+            shape,
+            data: new Float32Array(shape[0] * shape[1] * shape[2]).fill(Number.NaN),
+          },
+        }),
+      () =>
+        encodeActivation(
+          new Float32Array(shape[1] * (shape[2] + 1)),
+          [1, shape[1], shape[2] + 1],
+          'f32',
+        ),
       () => good().subarray(0, good().length - 64),
       good, // uploaded intact, then its bytes are changed in the store: the consumer sees the wrong hash
     ];
     const healthPort = 20_000 + Math.floor(Math.random() * 20_000);
     const consumer = s.miner(1, ['--health-port', String(healthPort)]);
     await consumer.waitFor((e) => e.event === 'joined');
-    expect(await (await request(`http://127.0.0.1:${healthPort}/healthz`)).body.json()).toMatchObject({ ok: true, stage: 1, epoch: 0 });
+    expect(
+      await (await request(`http://127.0.0.1:${healthPort}/healthz`)).body.json(),
+    ).toMatchObject({ ok: true, stage: 1, epoch: 0 });
     const producer = new SimMiner(s.url, 'swarm-test');
     await producer.register('adversary');
-    producer.client.runHash = ((await (await request(`${s.url}/v1/info`)).body.json()) as { config_hash: string }).config_hash;
+    producer.client.runHash = (
+      (await (await request(`${s.url}/v1/info`)).body.json()) as { config_hash: string }
+    ).config_hash;
     await producer.join(0);
     let made = 0;
     producer.outputFor = () => (made < bad.length ? bad[made++]() : good());
@@ -183,12 +280,24 @@ describe('iota miner', () => {
       expect(w.items).toHaveLength(1);
       await producer.complete(w.items[0], { skipInputs: true });
     }
-    await consumer.waitFor((e) => e.event === 'item' && e.kind === 'fwd' && (e.item as number) >= 4);
+    await consumer.waitFor(
+      (e) => e.event === 'item' && e.kind === 'fwd' && (e.item as number) >= 4,
+    );
     // Items are worked on concurrently, so refusals arrive in any order: compare them by item.
-    const refused = consumer.events.filter((e) => e.event === 'refused').sort((a, b) => (a.item as number) - (b.item as number));
-    expect(refused.map((e) => [e.item, e.code])).toEqual([[0, 'E_BAD_TENSOR'], [1, 'E_BAD_TENSOR'], [2, 'E_BAD_TENSOR'], [3, 'E_HASH_MISMATCH']]);
+    const refused = consumer.events
+      .filter((e) => e.event === 'refused')
+      .sort((a, b) => (a.item as number) - (b.item as number));
+    expect(refused.map((e) => [e.item, e.code])).toEqual([
+      [0, 'E_BAD_TENSOR'],
+      [1, 'E_BAD_TENSOR'],
+      [2, 'E_BAD_TENSOR'],
+      [3, 'E_HASH_MISMATCH'],
+    ]);
     const st = await status(s.url);
-    expect(st.ledger.find((l) => l.epoch === 0 && l.stage === 1 && l.state === 'dropped:bad_input')?.samples).toBe(4);
+    expect(
+      st.ledger.find((l) => l.epoch === 0 && l.stage === 1 && l.state === 'dropped:bad_input')
+        ?.samples,
+    ).toBe(4);
     await producer.close();
     consumer.kill('SIGTERM');
     expect(await consumer.exited).toBe(0);

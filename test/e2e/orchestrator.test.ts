@@ -31,15 +31,33 @@ describe('iota orchestrator serve', () => {
   it('keeps every acknowledged write and still refuses replays after a SIGKILL', async () => {
     const state = mkdtempSync(join(tmpdir(), 'iota-kill-'));
     const admin = newIdentity();
-    const args = ['orchestrator', 'serve', '--port', '0', '--state-dir', state, '--run-id', 'kill-test', '--json', '--set', `admins=[${admin.id}]`];
+    const args = [
+      'orchestrator',
+      'serve',
+      '--port',
+      '0',
+      '--state-dir',
+      state,
+      '--run-id',
+      'kill-test',
+      '--json',
+      '--set',
+      `admins=[${admin.id}]`,
+    ];
     const first = new IotaProcess(args);
     const { url } = (await first.waitFor((e) => e.event === 'listening')) as { url: string };
 
     // A captured, acknowledged request to replay after the restart.
     const captured = newIdentity();
     const body = JSON.stringify({ version: 'test' });
-    const headers = { ...signRequest(captured, 'POST', '/v1/register', 'kill-test', body, Date.now()), 'content-type': 'application/json', [HEADERS.requestId]: newRequestId() };
-    expect((await request(`${url}/v1/register`, { method: 'POST', headers, body })).statusCode).toBe(200);
+    const headers = {
+      ...signRequest(captured, 'POST', '/v1/register', 'kill-test', body, Date.now()),
+      'content-type': 'application/json',
+      [HEADERS.requestId]: newRequestId(),
+    };
+    expect(
+      (await request(`${url}/v1/register`, { method: 'POST', headers, body })).statusCode,
+    ).toBe(200);
 
     // A burst of registrations; the process is killed once half are acknowledged.
     const miners = Array.from({ length: 60 }, () => new SimParticipant(url, 'kill-test'));
@@ -73,10 +91,18 @@ describe('iota orchestrator serve', () => {
     const bytes = Buffer.from('gradient bytes '.repeat(1000));
     const d = describeUpload(bytes);
     const key = `runs/kill-test/e0/grad/0/${admin.id}.safetensors`;
-    const plan = await a.client.post<UploadPlan>('/v1/storage/upload', { kind: 'gradient', key, size: d.size, sha256: d.sha256, chunk_hashes: d.chunkHashes });
+    const plan = await a.client.post<UploadPlan>('/v1/storage/upload', {
+      kind: 'gradient',
+      key,
+      size: d.size,
+      sha256: d.sha256,
+      chunk_hashes: d.chunkHashes,
+    });
     expect(plan.parts[0].url.startsWith(url2)).toBe(true);
     await upload(plan, bytes);
-    const info = await a.client.get<{ url: string; sha256: string }>(`/v1/storage/download?key=${encodeURIComponent(key)}`);
+    const info = await a.client.get<{ url: string; sha256: string }>(
+      `/v1/storage/download?key=${encodeURIComponent(key)}`,
+    );
     expect(Buffer.from(await download(info.url, { sha256: info.sha256 }))).toEqual(bytes);
     await a.close();
     expect(await second.kill('SIGTERM')).toBe(0);

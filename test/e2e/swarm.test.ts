@@ -30,14 +30,32 @@ async function poll(url: string): Promise<SwarmStatus> {
 }
 
 function ledgerOf(s: SwarmStatus, epoch: number, state: string): number[] {
-  return [0, 1, 2].map((stage) => s.ledger.filter((l) => l.epoch === epoch && l.stage === stage && l.state === state).reduce((a, l) => a + l.samples, 0));
+  return [0, 1, 2].map((stage) =>
+    s.ledger
+      .filter((l) => l.epoch === epoch && l.stage === stage && l.state === state)
+      .reduce((a, l) => a + l.samples, 0),
+  );
 }
 
 describe('iota orchestrator serve --run', () => {
   it('survives SIGKILL in TRAINING and in UPLOADING without losing anything acknowledged', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'iota-swarm-e2e-'));
-    const runFile = writeRun(dir, { phases: { drain_s: 60, upload_s: 120, merge_s: 600, lease_s: 30 } });
-    const args = ['orchestrator', 'serve', '--run', runFile, '--port', '0', '--state-dir', join(dir, 'state'), '--json', '--set', 'rate_limits.exempt_loopback=true'];
+    const runFile = writeRun(dir, {
+      phases: { drain_s: 60, upload_s: 120, merge_s: 600, lease_s: 30 },
+    });
+    const args = [
+      'orchestrator',
+      'serve',
+      '--run',
+      runFile,
+      '--port',
+      '0',
+      '--state-dir',
+      join(dir, 'state'),
+      '--json',
+      '--set',
+      'rate_limits.exempt_loopback=true',
+    ];
     const ids: Identity[] = [newIdentity(), newIdentity(), newIdentity()];
 
     let proc = new IotaProcess(args);
@@ -52,7 +70,11 @@ describe('iota orchestrator serve --run', () => {
     };
     let ms = await connect(url);
     const created = await status(url);
-    expect(created.stages.map((s) => [s.phase, s.epoch, s.manifest.epoch])).toEqual([['training', 0, 0], ['training', 0, 0], ['training', 0, 0]]);
+    expect(created.stages.map((s) => [s.phase, s.epoch, s.manifest.epoch])).toEqual([
+      ['training', 0, 0],
+      ['training', 0, 0],
+      ['training', 0, 0],
+    ]);
 
     // TRAINING: work until the tail has acknowledged credits, then kill at once, holding leases.
     const acked = [0, 0, 0];
@@ -125,7 +147,17 @@ describe('iota orchestrator serve --run', () => {
   it('refuses to resume a run whose config changed, with a clear error', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'iota-swarm-e2e-'));
     const runFile = writeRun(dir);
-    const args = ['orchestrator', 'serve', '--run', runFile, '--port', '0', '--state-dir', join(dir, 'state'), '--json'];
+    const args = [
+      'orchestrator',
+      'serve',
+      '--run',
+      runFile,
+      '--port',
+      '0',
+      '--state-dir',
+      join(dir, 'state'),
+      '--json',
+    ];
     const first = new IotaProcess(args);
     await first.waitFor((e) => e.event === 'listening');
     expect(await first.kill('SIGTERM')).toBe(0);

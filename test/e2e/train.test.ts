@@ -12,18 +12,48 @@ function lastJson(stdout: string) {
 }
 
 beforeAll(async () => {
-  writeFileSync(join(dir, 'text.txt'), 'It was the best of times, it was the worst of times, it was the age of wisdom.\n'.repeat(100));
-  const r = await runIota(['data', 'prepare', '--corpus', join(dir, 'text.txt'), '--out', join(dir, 'data')]);
+  writeFileSync(
+    join(dir, 'text.txt'),
+    'It was the best of times, it was the worst of times, it was the age of wisdom.\n'.repeat(100),
+  );
+  const r = await runIota([
+    'data',
+    'prepare',
+    '--corpus',
+    join(dir, 'text.txt'),
+    '--out',
+    join(dir, 'data'),
+  ]);
   expect(r.code).toBe(0);
 });
 
 describe('iota train and generate', () => {
-  const args = ['train', '--model', 'configs/tiny.yaml', '--samples-per-step', '4', '--batch', '4', '--lr', '0.01', '--data', data, '--out', out, '--backend', 'wasm', '--json'];
+  const args = [
+    'train',
+    '--model',
+    'configs/tiny.yaml',
+    '--samples-per-step',
+    '4',
+    '--batch',
+    '4',
+    '--lr',
+    '0.01',
+    '--data',
+    data,
+    '--out',
+    out,
+    '--backend',
+    'wasm',
+    '--json',
+  ];
 
   it('trains, checkpoints, refuses to overwrite, and resumes where it stopped', async () => {
     const first = await runIota([...args, '--steps', '4']);
     expect(first.code).toBe(0);
-    const steps = first.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const steps = first.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(steps.filter((s) => s.event === 'step').map((s) => s.step)).toEqual([1, 2, 3, 4]);
     const done = steps[steps.length - 1];
     expect(done).toMatchObject({ event: 'done', steps: 4, backend: 'wasm', checkpoint: out });
@@ -39,7 +69,20 @@ describe('iota train and generate', () => {
   });
 
   it('generates the same text for the same seed', async () => {
-    const gen = (seed: string) => runIota(['generate', '--checkpoint', out, '--prompt', 'It was', '--tokens', '12', '--seed', seed, '--backend', 'wasm']);
+    const gen = (seed: string) =>
+      runIota([
+        'generate',
+        '--checkpoint',
+        out,
+        '--prompt',
+        'It was',
+        '--tokens',
+        '12',
+        '--seed',
+        seed,
+        '--backend',
+        'wasm',
+      ]);
     const a = await gen('3');
     const b = await gen('3');
     expect(a.code).toBe(0);
@@ -52,8 +95,20 @@ describe('iota train and generate', () => {
     const none = await runIota(['generate', '--checkpoint', join(dir, 'nothing')]);
     expect(none.code).toBe(2);
     expect(none.stderr).toMatch(/E_NO_CHECKPOINT/);
-    const wrong = await runIota(['train', '--model', 'configs/small.yaml', '--data', data, '--out', join(dir, 'x'), '--steps', '1']);
+    const wrong = await runIota([
+      'train',
+      '--model',
+      'configs/small.yaml',
+      '--data',
+      data,
+      '--out',
+      join(dir, 'x'),
+      '--steps',
+      '1',
+    ]);
     expect(wrong.code).toBe(2);
-    expect(wrong.stderr).toMatch(/E_DATA_MISMATCH[\s\S]*hint: prepare data with: iota data prepare --tokenizer gpt2/);
+    expect(wrong.stderr).toMatch(
+      /E_DATA_MISMATCH[\s\S]*hint: prepare data with: iota data prepare --tokenizer gpt2/,
+    );
   });
 });

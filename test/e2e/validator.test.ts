@@ -14,7 +14,13 @@ afterAll(killAll);
 describe('iota validator', () => {
   let r: HarnessResult;
   beforeAll(async () => {
-    r = await runValidatorHarness({ samplesPerEpoch: 24, honestChecks: 50, evals: 3, deadlineMs: 300_000, validation: { rate: 1, upload_rate: 1, probation_passes: 2 } });
+    r = await runValidatorHarness({
+      samplesPerEpoch: 24,
+      honestChecks: 50,
+      evals: 3,
+      deadlineMs: 300_000,
+      validation: { rate: 1, upload_rate: 1, probation_passes: 2 },
+    });
   }, 330_000);
 
   it('catches every adversary and never fails an honest miner', () => {
@@ -24,12 +30,23 @@ describe('iota validator', () => {
     // Stale weights only differ once the weights have moved on: caught from epoch 1.
     expect(caught.get('stale_weights')!.epoch as number).toBeGreaterThanOrEqual(1);
     // The subtle ones fail by measured error, not by a malformed tensor.
-    for (const k of ['int8_roundtrip', 'skipped_block', 'stale_weights', 'copy_input'] as const) expect(caught.get(k)!.detail).toMatch(/rel err/);
+    for (const k of ['int8_roundtrip', 'skipped_block', 'stale_weights', 'copy_input'] as const)
+      expect(caught.get(k)!.detail).toMatch(/rel err/);
     expect(caught.get('lying_loss')!.detail).toMatch(/loss/);
-    for (const k of ['free_rider', 'inflated_claims'] as const) expect(caught.get(k)!).toMatchObject({ kind: 'upload', detail: expect.stringMatching(/gradient sum/) });
+    for (const k of ['free_rider', 'inflated_claims'] as const)
+      expect(caught.get(k)!).toMatchObject({
+        kind: 'upload',
+        detail: expect.stringMatching(/gradient sum/),
+      });
     // The tampered merger: failed by a spot check of its merged partition (and by a lost dispute where its co-merger was honest).
-    expect(caught.get('tampered_merge')!).toMatchObject({ kind: 'merge', detail: expect.stringMatching(/merged partition \d+: [1-9]\d* of \d+ values differ/) });
-    expect(r.adversaries.find((a) => a.kind === 'tampered_merge')!.first).toMatchObject({ kind: 'merge', passed: false });
+    expect(caught.get('tampered_merge')!).toMatchObject({
+      kind: 'merge',
+      detail: expect.stringMatching(/merged partition \d+: [1-9]\d* of \d+ values differ/),
+    });
+    expect(r.adversaries.find((a) => a.kind === 'tampered_merge')!.first).toMatchObject({
+      kind: 'merge',
+      passed: false,
+    });
     for (const a of r.adversaries) expect([a.kind, a.first?.passed]).toEqual([a.kind, false]);
     expect(r.honest_checks).toBeGreaterThanOrEqual(50);
     expect(r.false_positives).toBe(0);
@@ -48,8 +65,11 @@ describe('iota validator', () => {
     // Cheats in the work items stay quarantined; the others may be released by honest items
     // reported after their quarantine, and then score what their penalty leaves.
     const released = adversaries.filter((w) => !w.probation);
-    expect(released.map((w) => w.who).filter((k) => !(HONEST_ITEMS as readonly string[]).includes(k))).toEqual([]);
-    for (const w of released) expect([w.who, w.score]).toEqual([w.who, Math.max(0, w.work_flops - w.penalty_flops)]);
+    expect(
+      released.map((w) => w.who).filter((k) => !(HONEST_ITEMS as readonly string[]).includes(k)),
+    ).toEqual([]);
+    for (const w of released)
+      expect([w.who, w.score]).toEqual([w.who, Math.max(0, w.work_flops - w.penalty_flops)]);
     const quarantined = adversaries.filter((w) => w.probation);
     expect(quarantined.length).toBeGreaterThanOrEqual(ADVERSARIES.length - HONEST_ITEMS.length);
     for (const w of quarantined) expect([w.who, w.score, w.weight]).toEqual([w.who, 0, 0]);
@@ -58,7 +78,10 @@ describe('iota validator', () => {
     expect(paid.length).toBeGreaterThanOrEqual(honest.length);
     const totalWork = paid.reduce((a, w) => a + w.counted_flops, 0);
     const totalWeight = paid.reduce((a, w) => a + w.weight, 0);
-    for (const w of paid) expect(Math.abs(w.weight / totalWeight - w.counted_flops / totalWork)).toBeLessThanOrEqual(0.05 * (w.counted_flops / totalWork));
+    for (const w of paid)
+      expect(Math.abs(w.weight / totalWeight - w.counted_flops / totalWork)).toBeLessThanOrEqual(
+        0.05 * (w.counted_flops / totalWork),
+      );
   });
 
   it('measures a falling held-out loss every epoch and `iota status` shows it', () => {

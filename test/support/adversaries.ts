@@ -24,14 +24,31 @@ import { dequantizeRows8, quantizeRows8 } from '../../src/tensor-io/codecs.js';
 import { encodeSafetensors } from '../../src/tensor-io/safetensors.js';
 import { SimMiner } from './sim-miner.js';
 
-export const ADVERSARIES = ['random', 'zeroed', 'nan', 'copy_input', 'int8_roundtrip', 'replay', 'stale_weights', 'skipped_block', 'lying_loss', 'free_rider', 'inflated_claims', 'tampered_merge'] as const;
+export const ADVERSARIES = [
+  'random',
+  'zeroed',
+  'nan',
+  'copy_input',
+  'int8_roundtrip',
+  'replay',
+  'stale_weights',
+  'skipped_block',
+  'lying_loss',
+  'free_rider',
+  'inflated_claims',
+  'tampered_merge',
+] as const;
 export type AdversaryKind = (typeof ADVERSARIES)[number];
 /**
  * Adversaries whose work items are honest: they cheat in their gradient upload or their merge
  * only, so items they reported after their quarantine pass, and `probation_passes` of them
  * release it (its failed verdicts still cost it the penalty).
  */
-export const HONEST_ITEMS: readonly AdversaryKind[] = ['free_rider', 'inflated_claims', 'tampered_merge'];
+export const HONEST_ITEMS: readonly AdversaryKind[] = [
+  'free_rider',
+  'inflated_claims',
+  'tampered_merge',
+];
 
 // From the repository root (jest and the benches run there; the bench's build lives elsewhere).
 const WORKER = pathToFileURL(resolve('dist/compute/compute-worker.js'));
@@ -65,8 +82,21 @@ export class Adversary extends SimMiner {
     this.manifestKey = joined.manifest.key;
     const o = this.run.optimizer;
     // The tampered merger scales its new weights by 1.001: small, but not the agreed bytes.
-    const tamper = this.kind === 'tampered_merge' ? { update: (u: { w: Float32Array; m: Float32Array; v: Float32Array }) => ({ ...u, w: u.w.map((x) => x * 1.001) }) } : undefined;
-    this.merger = new MergeWorker({ client: this.client, layout: () => layout.params, adamw: { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay }, tamper });
+    const tamper =
+      this.kind === 'tampered_merge'
+        ? {
+            update: (u: { w: Float32Array; m: Float32Array; v: Float32Array }) => ({
+              ...u,
+              w: u.w.map((x) => x * 1.001),
+            }),
+          }
+        : undefined;
+    this.merger = new MergeWorker({
+      client: this.client,
+      layout: () => layout.params,
+      adamw: { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay },
+      tamper,
+    });
     this.outputFor = (it) => this.cheat(it);
     // The gradient sum it uploads is what it computed. A free-rider uploads zeros instead; an
     // inflated claim, four times the sum (the weight of four times the samples it did: the
@@ -76,14 +106,16 @@ export class Adversary extends SimMiner {
       const g = await this.compute.gradientSum();
       return this.kind === 'inflated_claims' ? g.map((x) => 4 * x) : g;
     };
-    this.lossesFor = () => (this.kind === 'lying_loss' ? this.losses.map((l) => l * 0.8) : this.losses);
+    this.lossesFor = () =>
+      this.kind === 'lying_loss' ? this.losses.map((l) => l * 0.8) : this.losses;
   }
 
   private async weightsFor(ref: WorkReply['manifest']): Promise<Float32Array> {
     const { weights } = await loadStageWeights(this.client, ref);
     if (this.kind !== 'skipped_block') return weights;
     // Skipping the stage's first block: zero its weights, so the block adds nothing to its residual.
-    for (const p of stageLayout(this.model, stageSpecs(this.model)[this.stage]).params) if (p.name.startsWith(blockPrefix(0))) weights.fill(0, p.offset, p.offset + p.size);
+    for (const p of stageLayout(this.model, stageSpecs(this.model)[this.stage]).params)
+      if (p.name.startsWith(blockPrefix(0))) weights.fill(0, p.offset, p.offset + p.size);
     return weights;
   }
 
@@ -91,7 +123,8 @@ export class Adversary extends SimMiner {
   async play(): Promise<number> {
     const w = await this.work(1);
     if (w.manifest.key !== this.manifestKey) {
-      if (this.kind !== 'stale_weights') await this.compute.setWeights(await this.weightsFor(w.manifest));
+      if (this.kind !== 'stale_weights')
+        await this.compute.setWeights(await this.weightsFor(w.manifest));
       await this.compute.reset(); // a new epoch: a new gradient sum
       this.manifestKey = w.manifest.key;
     }
@@ -99,19 +132,37 @@ export class Adversary extends SimMiner {
     for (const it of w.items) {
       // An item's gradient joins the sum once the report is acknowledged, as a miner's does.
       const r = await this.complete(it, { skipInputs: true }).catch(() => undefined);
-      if (r) this.worked.set(`${it.stage}/${it.kind}`, (this.worked.get(`${it.stage}/${it.kind}`) ?? 0) + it.samples.length);
-      if (it.kind !== 'fwd') await (r && r.credited > 0 ? this.compute.commit(it.lease) : this.compute.discard(it.lease));
+      if (r)
+        this.worked.set(
+          `${it.stage}/${it.kind}`,
+          (this.worked.get(`${it.stage}/${it.kind}`) ?? 0) + it.samples.length,
+        );
+      if (it.kind !== 'fwd')
+        await (r && r.credited > 0
+          ? this.compute.commit(it.lease)
+          : this.compute.discard(it.lease));
       did++;
     }
-    if (w.duty) await this.uploadGradient(w.duty.epoch, w.duty.stage, w.duty.key, w.duty.samples).catch(() => undefined);
+    if (w.duty)
+      await this.uploadGradient(w.duty.epoch, w.duty.stage, w.duty.key, w.duty.samples).catch(
+        () => undefined,
+      );
     if (w.phase === 'merging') did += await this.merger.runOnce().catch(() => 0);
     return did;
   }
 
-  private async honest(it: WorkItemMessage): Promise<{ out: Float32Array; x?: Float32Array; dy?: Float32Array; shape: [number, number, number] }> {
+  private async honest(
+    it: WorkItemMessage,
+  ): Promise<{
+    out: Float32Array;
+    x?: Float32Array;
+    dy?: Float32Array;
+    shape: [number, number, number];
+  }> {
     const inputs = await fetchInputs(it, this.model);
     const x = 'x' in inputs.input ? inputs.input.x : undefined;
-    if (it.kind === 'fwd') return { out: (await this.compute.forward(inputs.input)).y, x, shape: inputs.shape };
+    if (it.kind === 'fwd')
+      return { out: (await this.compute.forward(inputs.input)).y, x, shape: inputs.shape };
     if (it.kind === 'tail') {
       const r = await this.compute.tail(it.lease, inputs.input, inputs.targets!);
       this.losses = Array.from(r.losses);
@@ -132,9 +183,12 @@ export class Adversary extends SimMiner {
       case 'zeroed':
         return send(new Float32Array(n));
       case 'nan':
-        return encodeSafetensors({ a: { dtype: 'F32', shape: h.shape, data: new Float32Array(n).fill(Number.NaN) } }, { codec: 'f32' });
+        return encodeSafetensors(
+          { a: { dtype: 'F32', shape: h.shape, data: new Float32Array(n).fill(Number.NaN) } },
+          { codec: 'f32' },
+        );
       case 'copy_input':
-        return send(it.kind === 'bwd' ? h.dy! : h.x ?? h.out);
+        return send(it.kind === 'bwd' ? h.dy! : (h.x ?? h.out));
       case 'int8_roundtrip': {
         const rows = h.shape[0] * h.shape[1];
         return send(dequantizeRows8(quantizeRows8(h.out, rows, h.shape[2]), rows, h.shape[2]));

@@ -10,9 +10,16 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runIota(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<CliResult> {
+export function runIota(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [IOTA, ...args], { cwd: opts.cwd, env: { ...process.env, NODE_OPTIONS: '', ...opts.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [IOTA, ...args], {
+      cwd: opts.cwd,
+      env: { ...process.env, NODE_OPTIONS: '', ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -45,11 +52,19 @@ export class IotaProcess {
   get events(): Array<Record<string, unknown>> {
     return this.lines as Array<Record<string, unknown>>;
   }
-  private waiters: Array<{ test: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void; reject: (e: Error) => void }> = [];
+  private waiters: Array<{
+    test: (e: Record<string, unknown>) => boolean;
+    resolve: (e: Record<string, unknown>) => void;
+    reject: (e: Error) => void;
+  }> = [];
   readonly exited: Promise<number | null>;
 
   constructor(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-    this.child = spawn(process.execPath, [IOTA, ...args], { cwd: opts.cwd, env: { ...process.env, NODE_OPTIONS: '', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [IOTA, ...args], {
+      cwd: opts.cwd,
+      env: { ...process.env, NODE_OPTIONS: '', ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let buf = '';
     this.child.stdout!.on('data', (d: Buffer) => {
       buf += d.toString();
@@ -66,12 +81,19 @@ export class IotaProcess {
     });
     this.child.stderr!.on('data', (d: Buffer) => this.stderr.push(d.toString()));
     live.add(this);
-    this.exited = new Promise((resolve) => this.child.on('exit', (code) => {
-      live.delete(this);
-      for (const w of this.waiters) w.reject(new Error(`process exited (${code}) before the awaited event; stderr: ${this.stderr.join('')}`));
-      this.waiters = [];
-      resolve(code);
-    }));
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code) => {
+        live.delete(this);
+        for (const w of this.waiters)
+          w.reject(
+            new Error(
+              `process exited (${code}) before the awaited event; stderr: ${this.stderr.join('')}`,
+            ),
+          );
+        this.waiters = [];
+        resolve(code);
+      }),
+    );
   }
 
   /** Resolves with the first JSON line (seen already or later) that passes `test`. */

@@ -3,7 +3,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { buildOrchestrator, type OrchestratorOptions, type ServerContext } from '../../src/orchestrator/server.js';
+import {
+  buildOrchestrator,
+  type OrchestratorOptions,
+  type ServerContext,
+} from '../../src/orchestrator/server.js';
 import { Repository } from '../../src/orchestrator/state/repository.js';
 import { ApiError } from '../../src/protocol/client.js';
 
@@ -16,10 +20,18 @@ export interface TestOrchestrator {
   close(): Promise<void>;
 }
 
-export async function startTestOrchestrator(o: Partial<OrchestratorOptions> & { dir?: string } = {}): Promise<TestOrchestrator> {
+export async function startTestOrchestrator(
+  o: Partial<OrchestratorOptions> & { dir?: string } = {},
+): Promise<TestOrchestrator> {
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'iota-orch-'));
   const repo = o.repo ?? Repository.open(join(dir, 'state.db'));
-  const { app, ctx } = await buildOrchestrator({ run: 'test-run', version: 'test', node: { validators: [], admins: [] }, ...o, repo });
+  const { app, ctx } = await buildOrchestrator({
+    run: 'test-run',
+    version: 'test',
+    node: { validators: [], admins: [] },
+    ...o,
+    repo,
+  });
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return {
     url,

@@ -6,7 +6,24 @@ import { stringify } from 'yaml';
 /** A few hundred KB of varied text, the same every time. */
 export function writeCorpus(dir: string, chars = 200_000): string {
   mkdirSync(dir, { recursive: true });
-  const words = ['the', 'swarm', 'trains', 'a', 'model', 'stage', 'by', 'stage', 'and', 'every', 'miner', 'reports', 'its', 'work', 'to', 'orchestrator'];
+  const words = [
+    'the',
+    'swarm',
+    'trains',
+    'a',
+    'model',
+    'stage',
+    'by',
+    'stage',
+    'and',
+    'every',
+    'miner',
+    'reports',
+    'its',
+    'work',
+    'to',
+    'orchestrator',
+  ];
   let x = 12345;
   let text = '';
   while (text.length < chars) {
@@ -23,7 +40,13 @@ export function writeRun(dir: string, over: Record<string, unknown> = {}, stages
   let model = resolve('configs/tiny.yaml');
   if (stages) {
     model = join(dir, 'model.yaml');
-    writeFileSync(model, readFileSync(resolve('configs/tiny.yaml'), 'utf8').replace(/^stages:.*$/m, `stages: ${stages}`));
+    writeFileSync(
+      model,
+      readFileSync(resolve('configs/tiny.yaml'), 'utf8').replace(
+        /^stages:.*$/m,
+        `stages: ${stages}`,
+      ),
+    );
   }
   const run = {
     name: 'swarm-test',

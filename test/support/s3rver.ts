@@ -31,7 +31,11 @@ export async function startS3rver(bucket = 'iota-test'): Promise<S3rverHandle> {
   const entry = createRequire(import.meta.url).resolve('s3rver');
   const env = { ...process.env };
   delete env.NODE_OPTIONS;
-  const child: ChildProcess = spawn(process.execPath, ['--openssl-legacy-provider', '-e', CHILD, entry, dir, bucket], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(
+    process.execPath,
+    ['--openssl-legacy-provider', '-e', CHILD, entry, dir, bucket],
+    { env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -44,7 +48,9 @@ export async function startS3rver(bucket = 'iota-test'): Promise<S3rverHandle> {
         // not the ready line
       }
     });
-    child.once('exit', (code) => reject(new Error(`s3rver exited (${code}) before listening: ${stderr}`)));
+    child.once('exit', (code) =>
+      reject(new Error(`s3rver exited (${code}) before listening: ${stderr}`)),
+    );
     child.once('error', reject);
   });
   return {

@@ -2,7 +2,13 @@
 import { newIdentity, type Identity } from '../../src/protocol/keys.js';
 import { SignedClient } from '../../src/protocol/client.js';
 import type { RegisterReply, StatusReply } from '../../src/protocol/messages.js';
-import type { GradientReply, JoinReply, ReportReply, WorkItemMessage, WorkReply } from '../../src/protocol/swarm-messages.js';
+import type {
+  GradientReply,
+  JoinReply,
+  ReportReply,
+  WorkItemMessage,
+  WorkReply,
+} from '../../src/protocol/swarm-messages.js';
 import { describeUpload, download, upload, type UploadPlan } from '../../src/store/index.js';
 import { randomBytes } from 'node:crypto';
 import { encodeGradient, partitionHashes } from '../../src/merge/gradient.js';
@@ -59,17 +65,21 @@ export class SimMiner extends SimParticipant {
   }
 
   /** the bytes to upload as an item's output (default: random bytes) */
-  outputFor: (it: WorkItemMessage) => Uint8Array | Promise<Uint8Array> = (it) => randomBytes(256 + it.samples.length);
+  outputFor: (it: WorkItemMessage) => Uint8Array | Promise<Uint8Array> = (it) =>
+    randomBytes(256 + it.samples.length);
   /** per-sample losses a tail item reports (default: made up) */
-  lossesFor: (it: WorkItemMessage) => number[] | Promise<number[]> = (it) => it.samples.map(() => 5 + Math.random());
+  lossesFor: (it: WorkItemMessage) => number[] | Promise<number[]> = (it) =>
+    it.samples.map(() => 5 + Math.random());
   /** called after an output is uploaded and before it is reported (a test may tamper with it) */
   afterUpload?: (it: WorkItemMessage, key: string) => Promise<void> | void;
 
   /** Reads the item's inputs as a miner would, then uploads an output and reports. */
   async complete(it: WorkItemMessage, o: { skipInputs?: boolean } = {}): Promise<ReportReply> {
     if (!o.skipInputs) {
-      for (const w of it.windows ?? []) await download(w.url!, { range: { start: w.start, end: w.end }, rangeSha256: w.sha256 });
-      for (const ref of [it.x, it.dy]) if (ref) await download(ref.url!, { sha256: ref.sha256, size: ref.size });
+      for (const w of it.windows ?? [])
+        await download(w.url!, { range: { start: w.start, end: w.end }, rangeSha256: w.sha256 });
+      for (const ref of [it.x, it.dy])
+        if (ref) await download(ref.url!, { sha256: ref.sha256, size: ref.size });
     }
     let output: { size: number; sha256: string } | undefined;
     if (it.output_key) {
@@ -77,7 +87,11 @@ export class SimMiner extends SimParticipant {
       await this.afterUpload?.(it, it.output_key);
     }
     const losses = it.kind === 'tail' ? await this.lossesFor(it) : undefined;
-    const r = await this.client.post<ReportReply>('/v1/report', { lease: it.lease, ...(output ? { output } : {}), ...(losses ? { losses } : {}) });
+    const r = await this.client.post<ReportReply>('/v1/report', {
+      lease: it.lease,
+      ...(output ? { output } : {}),
+      ...(losses ? { losses } : {}),
+    });
     this.credited += r.credited;
     this.held = this.held.filter((h) => h.lease !== it.lease);
     return r;
@@ -94,29 +108,54 @@ export class SimMiner extends SimParticipant {
   /** gradient sums this miner uploaded, by `epoch/stage` */
   readonly gradients = new Map<string, Float32Array>();
   /** makes the gradient sum to upload (default: uniform in [-0.5, 0.5) per element) */
-  makeGradient: (params: number, samples: number) => Float32Array | Promise<Float32Array> = (params) => new Float32Array(params).map(() => Math.random() - 0.5);
+  makeGradient: (params: number, samples: number) => Float32Array | Promise<Float32Array> = (
+    params,
+  ) => new Float32Array(params).map(() => Math.random() - 0.5);
 
   /** A made-up gradient of the stage's real length (`params`), with its partition hashes. */
-  async uploadGradient(epoch: number, stage: number, key: string, samples = 1): Promise<GradientReply> {
+  async uploadGradient(
+    epoch: number,
+    stage: number,
+    key: string,
+    samples = 1,
+  ): Promise<GradientReply> {
     const run = await this.runInfo();
     const params = run.params[stage];
     const g = await this.makeGradient(params, samples);
     this.gradients.set(`${epoch}/${stage}`, g);
     const bytes = encodeGradient(g);
     const d = await this.put('gradient', key, bytes);
-    return this.client.post<GradientReply>('/v1/gradient', { epoch, stage, ...d, partitions: partitionHashes(bytes, params, partitionElements(run.run.merge.partition_bytes)) });
+    return this.client.post<GradientReply>('/v1/gradient', {
+      epoch,
+      stage,
+      ...d,
+      partitions: partitionHashes(bytes, params, partitionElements(run.run.merge.partition_bytes)),
+    });
   }
 
   /** the run as `GET /v1/run` describes it (cached) */
   private info?: { params: number[]; run: { merge: { partition_bytes: number } } };
   async runInfo() {
-    this.info ??= await this.client.get<{ params: number[]; run: { merge: { partition_bytes: number } } }>('/v1/run');
+    this.info ??= await this.client.get<{
+      params: number[];
+      run: { merge: { partition_bytes: number } };
+    }>('/v1/run');
     return this.info;
   }
 
-  private async put(kind: string, key: string, bytes: Uint8Array): Promise<{ size: number; sha256: string }> {
+  private async put(
+    kind: string,
+    key: string,
+    bytes: Uint8Array,
+  ): Promise<{ size: number; sha256: string }> {
     const d = describeUpload(bytes);
-    const plan = await this.client.post<UploadPlan>('/v1/storage/upload', { kind, key, size: d.size, sha256: d.sha256, chunk_hashes: d.chunkHashes });
+    const plan = await this.client.post<UploadPlan>('/v1/storage/upload', {
+      kind,
+      key,
+      size: d.size,
+      sha256: d.sha256,
+      chunk_hashes: d.chunkHashes,
+    });
     await upload(plan, bytes);
     return { size: d.size, sha256: d.sha256 };
   }

@@ -35,7 +35,14 @@ export interface SwarmServer extends TestOrchestrator {
   advance(ms: number): Promise<void>;
 }
 
-export async function startSwarmServer(o: { runOver?: Record<string, unknown>; merge?: MergeHooks | 'real'; dir?: string; stages?: string } = {}): Promise<SwarmServer> {
+export async function startSwarmServer(
+  o: {
+    runOver?: Record<string, unknown>;
+    merge?: MergeHooks | 'real';
+    dir?: string;
+    stages?: string;
+  } = {},
+): Promise<SwarmServer> {
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'iota-swarm-'));
   const file = writeRun(dir, o.runOver, o.stages);
   const { run, model } = loadRunConfig(file);
@@ -48,7 +55,19 @@ export async function startSwarmServer(o: { runOver?: Record<string, unknown>; m
   let commit: (<T>(fn: () => T) => Promise<T>) | undefined;
   const merge =
     o.merge === 'real'
-      ? new MergeCoordinator(new MergeState(repo.db), { name: run.name, run, model, layouts: stageSpecs(model).map((s) => stageLayout(model, s).params), params: opened.settings.params }, store, (fn) => commit!(fn), () => clock.now)
+      ? new MergeCoordinator(
+          new MergeState(repo.db),
+          {
+            name: run.name,
+            run,
+            model,
+            layouts: stageSpecs(model).map((s) => stageLayout(model, s).params),
+            params: opened.settings.params,
+          },
+          store,
+          (fn) => commit!(fn),
+          () => clock.now,
+        )
       : o.merge;
   const coord = new Coordinator(state, { ...opened.settings, merge });
   if (merge instanceof MergeCoordinator) merge.coordinator = coord;
@@ -63,7 +82,16 @@ export async function startSwarmServer(o: { runOver?: Record<string, unknown>; m
     clock: () => clock.now,
     configHash: opened.configHash,
     rateLimits: { keyPerSecond: 10_000, keyBurst: 10_000, exemptLoopback: true },
-    plugins: [localStoreRoutes(store), storageRoutes(store), swarmRoutes(coord, store, opened.configHash, merge instanceof MergeCoordinator ? merge : undefined)],
+    plugins: [
+      localStoreRoutes(store),
+      storageRoutes(store),
+      swarmRoutes(
+        coord,
+        store,
+        opened.configHash,
+        merge instanceof MergeCoordinator ? merge : undefined,
+      ),
+    ],
   });
   commit = t.ctx.commit;
   base = t.url;

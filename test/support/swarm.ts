@@ -6,8 +6,16 @@
 import { createHash } from 'node:crypto';
 import { loadModelConfig, validateConfig, type RunConfig } from '../../src/config/index.js';
 import { Repository } from '../../src/orchestrator/state/repository.js';
-import { SwarmState, type ManifestRef, type WindowRef } from '../../src/orchestrator/state/swarm.js';
-import type { MergeHooks, MergeParticipant, WorkItem } from '../../src/orchestrator/swarm/contracts.js';
+import {
+  SwarmState,
+  type ManifestRef,
+  type WindowRef,
+} from '../../src/orchestrator/state/swarm.js';
+import type {
+  MergeHooks,
+  MergeParticipant,
+  WorkItem,
+} from '../../src/orchestrator/swarm/contracts.js';
 import { Coordinator } from '../../src/orchestrator/swarm/coordinator.js';
 import { acceptGradient } from '../../src/orchestrator/swarm/uploads.js';
 import { ValidationState } from '../../src/orchestrator/state/validation.js';
@@ -15,7 +23,10 @@ import { ValidationCoordinator } from '../../src/orchestrator/swarm/validation.j
 
 export const RUN = 'test-run';
 
-export function runConfig(over: Record<string, unknown> = {}, phases: Record<string, number> = {}): RunConfig {
+export function runConfig(
+  over: Record<string, unknown> = {},
+  phases: Record<string, number> = {},
+): RunConfig {
   return validateConfig(
     'run',
     {
@@ -39,11 +50,22 @@ export function sha(s: string): string {
 }
 
 export function fakeWindow(id: number): WindowRef {
-  return { key: `runs/${RUN}/data/s0.bin`, start: 64 + id * 65, end: 64 + (id + 1) * 65, sha256: sha(`window ${id}`) };
+  return {
+    key: `runs/${RUN}/data/s0.bin`,
+    start: 64 + id * 65,
+    end: 64 + (id + 1) * 65,
+    sha256: sha(`window ${id}`),
+  };
 }
 
 export function fakeManifest(stage: number, epoch: number, step = epoch): ManifestRef {
-  return { key: `runs/${RUN}/e${epoch}/stage/${stage}.json`, size: 100, sha256: sha(`manifest ${stage} ${epoch}`), epoch, step };
+  return {
+    key: `runs/${RUN}/e${epoch}/stage/${stage}.json`,
+    size: 100,
+    sha256: sha(`manifest ${stage} ${epoch}`),
+    epoch,
+    step,
+  };
 }
 
 /** A merge that publishes the next epoch's manifest as soon as it begins, recording what it got. */
@@ -71,7 +93,14 @@ export interface TestSwarm {
 }
 
 /** `validate`: a ValidationCoordinator plugged in, drawing its random checks from `random`. */
-export function makeSwarm(o: { costs?: number[]; run?: RunConfig; merge?: MergeHooks | 'instant'; validate?: { random: () => number } } = {}): TestSwarm {
+export function makeSwarm(
+  o: {
+    costs?: number[];
+    run?: RunConfig;
+    merge?: MergeHooks | 'instant';
+    validate?: { random: () => number };
+  } = {},
+): TestSwarm {
   const repo = Repository.open(':memory:');
   const state = new SwarmState(repo.db);
   const clock = { now: 1_000_000 };
@@ -79,12 +108,34 @@ export function makeSwarm(o: { costs?: number[]; run?: RunConfig; merge?: MergeH
   const merge = o.merge === 'instant' ? new InstantMerge() : o.merge;
   const run = o.run ?? runConfig();
   const model = loadModelConfig('configs/tiny.yaml');
-  const validation = o.validate && new ValidationCoordinator(new ValidationState(repo.db), state, { run, model, params: costs.map(() => 1000) }, o.validate.random);
-  const coord = new Coordinator(state, { name: RUN, run, model, costs, params: costs.map(() => 1000), window: fakeWindow, merge, validation });
+  const validation =
+    o.validate &&
+    new ValidationCoordinator(
+      new ValidationState(repo.db),
+      state,
+      { run, model, params: costs.map(() => 1000) },
+      o.validate.random,
+    );
+  const coord = new Coordinator(state, {
+    name: RUN,
+    run,
+    model,
+    costs,
+    params: costs.map(() => 1000),
+    window: fakeWindow,
+    merge,
+    validation,
+  });
   if (validation) validation.coordinator = coord;
   if (merge instanceof InstantMerge) merge.coordinator = coord;
   const tx = <T>(fn: () => T) => repo.transaction(fn);
-  tx(() => coord.createRun('hash', costs.map((_, s) => fakeManifest(s, 0)), clock.now));
+  tx(() =>
+    coord.createRun(
+      'hash',
+      costs.map((_, s) => fakeManifest(s, 0)),
+      clock.now,
+    ),
+  );
   return {
     coord,
     state,
@@ -127,7 +178,14 @@ export class CoordMiner {
   report(it: WorkItem) {
     const out = outputOf(it);
     const losses = it.kind === 'tail' ? it.samples.map((s) => 5 - s / 1000) : undefined;
-    const r = this.swarm.tx(() => this.swarm.coord.report(this.id, { lease: it.lease, output: out, losses }, out, this.swarm.clock.now));
+    const r = this.swarm.tx(() =>
+      this.swarm.coord.report(
+        this.id,
+        { lease: it.lease, output: out, losses },
+        out,
+        this.swarm.clock.now,
+      ),
+    );
     this.credited += r.credited;
     this.held.splice(this.held.indexOf(it), 1);
     return r;
@@ -146,14 +204,21 @@ export class CoordMiner {
   }
 
   uploadGradient(epoch: number, stage: number) {
-    const d = { size: 4096, sha256: sha(`grad ${this.id} ${epoch} ${stage}`), partitions: [sha(`part ${this.id} ${epoch} ${stage}`)] };
-    return this.swarm.tx(() => acceptGradient(this.swarm.coord, this.id, epoch, stage, d, d, this.swarm.clock.now));
+    const d = {
+      size: 4096,
+      sha256: sha(`grad ${this.id} ${epoch} ${stage}`),
+      partitions: [sha(`part ${this.id} ${epoch} ${stage}`)],
+    };
+    return this.swarm.tx(() =>
+      acceptGradient(this.swarm.coord, this.id, epoch, stage, d, d, this.swarm.clock.now),
+    );
   }
 }
 
 /** Sum of ledger samples by state for one epoch (all stages). */
 export function ledgerTotals(s: TestSwarm, epoch: number): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const r of s.state.ledgerCounts(epoch)) if (r.epoch === epoch) out[r.state] = (out[r.state] ?? 0) + r.samples;
+  for (const r of s.state.ledgerCounts(epoch))
+    if (r.epoch === epoch) out[r.state] = (out[r.state] ?? 0) + r.samples;
   return out;
 }

@@ -91,7 +91,21 @@ export async function runValidatorHarness(o: HarnessOptions): Promise<HarnessRes
   const validatorKey = join(dir, 'validator.key');
   const validatorId = newIdentity();
   writeKeyFile(validatorKey, validatorId);
-  const orch = new IotaProcess(['orchestrator', 'serve', '--run', runFile, '--port', '0', '--state-dir', join(dir, 'state'), '--json', '--set', 'rate_limits.exempt_loopback=true', '--set', `validators=[${validatorId.id}]`]);
+  const orch = new IotaProcess([
+    'orchestrator',
+    'serve',
+    '--run',
+    runFile,
+    '--port',
+    '0',
+    '--state-dir',
+    join(dir, 'state'),
+    '--json',
+    '--set',
+    'rate_limits.exempt_loopback=true',
+    '--set',
+    `validators=[${validatorId.id}]`,
+  ]);
   const adversaries: Adversary[] = [];
   const processes: Array<[string, IotaProcess]> = [['orchestrator', orch]];
   // Each process's events and stderr, kept for a failed run to be read.
@@ -109,19 +123,44 @@ export async function runValidatorHarness(o: HarnessOptions): Promise<HarnessRes
       const id = newIdentity();
       writeKeyFile(file, id);
       honestIds.push(id.id);
-      return new IotaProcess(['miner', '--layer', String(s), '--orchestrator', url, '--key', file, '--json', '--backend', backend]);
+      return new IotaProcess([
+        'miner',
+        '--layer',
+        String(s),
+        '--orchestrator',
+        url,
+        '--key',
+        file,
+        '--json',
+        '--backend',
+        backend,
+      ]);
     });
-    const validator = new IotaProcess(['validator', '--orchestrator', url, '--key', validatorKey, '--json']);
-    processes.push(...honest.map((p, i): [string, IotaProcess] => [`miner-${i}`, p]), ['validator', validator]);
+    const validator = new IotaProcess([
+      'validator',
+      '--orchestrator',
+      url,
+      '--key',
+      validatorKey,
+      '--json',
+    ]);
+    processes.push(...honest.map((p, i): [string, IotaProcess] => [`miner-${i}`, p]), [
+      'validator',
+      validator,
+    ]);
     await validator.waitFor((e) => e.event === 'started');
     log(`orchestrator at ${url}; 3 honest miners and a validator started`);
 
     const { run, model } = loadRunConfig(runFile);
     const info = (await (await request(`${url}/v1/info`)).body.json()) as { config_hash: string };
-    for (const kind of ADVERSARIES) adversaries.push(new Adversary(url, run.name, kind, kind === 'lying_loss' ? 2 : 1, model, run));
+    for (const kind of ADVERSARIES)
+      adversaries.push(
+        new Adversary(url, run.name, kind, kind === 'lying_loss' ? 2 : 1, model, run),
+      );
     for (const a of adversaries) await a.start(info.config_hash);
     const deadline = t0 + o.deadlineMs;
-    const failed = (a: Adversary) => validator.events.find((e) => e.event === 'verdict' && e.miner === a.id && e.passed === false);
+    const failed = (a: Adversary) =>
+      validator.events.find((e) => e.event === 'verdict' && e.miner === a.id && e.passed === false);
     // Every adversary works until a check fails it.
     await Promise.all(
       adversaries.map(async (a) => {
@@ -131,12 +170,19 @@ export async function runValidatorHarness(o: HarnessOptions): Promise<HarnessRes
         log(`${a.kind}: ${failed(a) ? 'caught' : 'not caught by the deadline'}`);
       }),
     );
-    const honestVerdicts = () => validator.events.filter((e) => e.event === 'verdict' && honestIds.includes(e.miner as string) && e.abstained !== true);
+    const honestVerdicts = () =>
+      validator.events.filter(
+        (e) =>
+          e.event === 'verdict' && honestIds.includes(e.miner as string) && e.abstained !== true,
+      );
     const evalEvents = () => validator.events.filter((e) => e.event === 'eval');
     // Waits for an event, or for the deadline (the outcome then says what was missing).
     const until = async (test: () => boolean) => {
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([validator.waitFor(test).catch(() => undefined), new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))))]);
+      await Promise.race([
+        validator.waitFor(test).catch(() => undefined),
+        new Promise((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now())))),
+      ]);
       clearTimeout(timer);
     };
     await until(() => honestVerdicts().length >= o.honestChecks);
@@ -150,17 +196,44 @@ export async function runValidatorHarness(o: HarnessOptions): Promise<HarnessRes
     const minerExits = await Promise.all(honest.map((p) => p.exited));
     await Promise.all(adversaries.map((a) => a.close()));
     const status = (await runIota(['status', '--orchestrator', url])).stdout;
-    const scores = JSON.parse((await runIota(['scores', '--orchestrator', url, '--json'])).stdout) as ScoresReply;
-    const flops = (stage: number, kind: string, samples: number) => 2 * params[stage] * model.seq * UNITS[kind] * samples;
+    const scores = JSON.parse(
+      (await runIota(['scores', '--orchestrator', url, '--json'])).stdout,
+    ) as ScoresReply;
+    const flops = (stage: number, kind: string, samples: number) =>
+      2 * params[stage] * model.seq * UNITS[kind] * samples;
 
     const counted = new Map<string, number>();
     honest.forEach((p, i) => {
-      for (const e of p.events) if (e.event === 'item') counted.set(honestIds[i], (counted.get(honestIds[i]) ?? 0) + flops(e.stage as number, e.kind as string, e.samples as number));
+      for (const e of p.events)
+        if (e.event === 'item')
+          counted.set(
+            honestIds[i],
+            (counted.get(honestIds[i]) ?? 0) +
+              flops(e.stage as number, e.kind as string, e.samples as number),
+          );
     });
-    for (const a of adversaries) for (const [k, n] of a.worked) counted.set(a.id, (counted.get(a.id) ?? 0) + flops(Number(k.split('/')[0]), k.split('/')[1], n));
-    const work: MinerWork[] = [...honestIds.map((id, i) => [id, `honest-${i}`]), ...adversaries.map((a) => [a.id, a.kind])].map(([miner, who]) => {
+    for (const a of adversaries)
+      for (const [k, n] of a.worked)
+        counted.set(
+          a.id,
+          (counted.get(a.id) ?? 0) + flops(Number(k.split('/')[0]), k.split('/')[1], n),
+        );
+    const work: MinerWork[] = [
+      ...honestIds.map((id, i) => [id, `honest-${i}`]),
+      ...adversaries.map((a) => [a.id, a.kind]),
+    ].map(([miner, who]) => {
       const s = scores.scores.find((x) => x.miner === miner);
-      return { miner, who, counted_flops: counted.get(miner) ?? 0, work_flops: s?.work_flops ?? 0, penalty_flops: s?.penalty_flops ?? 0, score: s?.score ?? 0, weight: s?.weight ?? 0, failures: s?.failures ?? 0, probation: s?.probation ?? false };
+      return {
+        miner,
+        who,
+        counted_flops: counted.get(miner) ?? 0,
+        work_flops: s?.work_flops ?? 0,
+        penalty_flops: s?.penalty_flops ?? 0,
+        score: s?.score ?? 0,
+        weight: s?.weight ?? 0,
+        failures: s?.failures ?? 0,
+        probation: s?.probation ?? false,
+      };
     });
 
     // Every check that touched an adversary, in order (the validator's and the orchestrator's, who settles merge disputes).
@@ -168,12 +241,25 @@ export async function runValidatorHarness(o: HarnessOptions): Promise<HarnessRes
     for (const a of adversaries) {
       const res = await request(`${url}/v1/verdicts?miner=${encodeURIComponent(a.id)}&limit=1000`);
       const body = (await res.body.json()) as VerdictsReply;
-      if (res.statusCode !== 200) throw new Error(`GET /v1/verdicts answered ${res.statusCode}: ${JSON.stringify(body)}`);
+      if (res.statusCode !== 200)
+        throw new Error(`GET /v1/verdicts answered ${res.statusCode}: ${JSON.stringify(body)}`);
       const { verdicts } = body;
       const first = verdicts.findIndex((v) => !v.passed);
-      const replay = validator.events.find((e) => e.event === 'verdict' && e.miner === a.id && e.passed === false);
-      const trail = verdicts.slice(0, first >= 0 ? first + 1 : verdicts.length).map((v) => `e${v.epoch} ${v.kind} ${v.reason} ${v.passed ? 'pass' : 'FAIL'}`);
-      outcomes.push({ kind: a.kind, miner: a.id, detected: first >= 0, tasks_to_detect: first >= 0 ? first + 1 : null, ...(first >= 0 ? { first: verdicts[first] } : {}), ...(replay ? { verdict: replay } : {}), trail });
+      const replay = validator.events.find(
+        (e) => e.event === 'verdict' && e.miner === a.id && e.passed === false,
+      );
+      const trail = verdicts
+        .slice(0, first >= 0 ? first + 1 : verdicts.length)
+        .map((v) => `e${v.epoch} ${v.kind} ${v.reason} ${v.passed ? 'pass' : 'FAIL'}`);
+      outcomes.push({
+        kind: a.kind,
+        miner: a.id,
+        detected: first >= 0,
+        tasks_to_detect: first >= 0 ? first + 1 : null,
+        ...(first >= 0 ? { first: verdicts[first] } : {}),
+        ...(replay ? { verdict: replay } : {}),
+        trail,
+      });
     }
     validator.kill('SIGTERM');
     const exits = [...minerExits, await validator.exited, await orch.kill('SIGTERM')];

@@ -23,7 +23,9 @@ export const NATIVE = 'native';
 /** Kernels that are metadata only: the stock version is already the right one. */
 const PASSTHROUGH = new Set(['Reshape', 'Identity']);
 
-export const NATIVE_KERNELS: Readonly<Record<string, (args: KernelArgs, ctx: Ctx) => KernelResult>> = { ...mathKernels, ...reduceKernels, ...layoutKernels };
+export const NATIVE_KERNELS: Readonly<
+  Record<string, (args: KernelArgs, ctx: Ctx) => KernelResult>
+> = { ...mathKernels, ...reduceKernels, ...layoutKernels };
 
 export interface NativeStats {
   /** calls served by a native kernel */
@@ -40,8 +42,15 @@ const stats = { calls: 0, fallbackCalls: 0, fallbacks: {} as Record<string, numb
 let pool: BufferPool | null = null;
 
 export function nativeStats(): NativeStats {
-  const buffers = pool ? { reused: pool.reused, allocated: pool.allocated, cachedBytes: pool.cachedBytes } : { reused: 0, allocated: 0, cachedBytes: 0 };
-  return { calls: stats.calls, fallbackCalls: stats.fallbackCalls, fallbacks: { ...stats.fallbacks }, buffers };
+  const buffers = pool
+    ? { reused: pool.reused, allocated: pool.allocated, cachedBytes: pool.cachedBytes }
+    : { reused: 0, allocated: 0, cachedBytes: 0 };
+  return {
+    calls: stats.calls,
+    fallbackCalls: stats.fallbackCalls,
+    fallbacks: { ...stats.fallbacks },
+    buffers,
+  };
 }
 
 export function resetNativeStats(): void {
@@ -91,7 +100,8 @@ export function registerNativeBackend(addon: NativeAddon): void {
   const fallback = (name: string, args: KernelArgs, why: string): KernelResult => {
     // A stock kernel may return a view of an input: such inputs must never be recycled.
     const backend = args.backend as MathBackendCPU;
-    for (const t of Object.values(args.inputs)) if (t) buffers.expose(backend.data.get(t.dataId)?.values);
+    for (const t of Object.values(args.inputs))
+      if (t) buffers.expose(backend.data.get(t.dataId)?.values);
     const key = `${name}(${describeInputs(args)}): ${why}`;
     stats.fallbackCalls++;
     stats.fallbacks[key] = (stats.fallbacks[key] ?? 0) + 1;

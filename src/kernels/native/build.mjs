@@ -9,7 +9,15 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -30,12 +38,18 @@ function cpuSignature() {
   } catch {
     // not Linux: the model name alone
   }
-  return createHash('sha256').update(`${os.cpus()[0]?.model ?? ''}|${flags}`).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(`${os.cpus()[0]?.model ?? ''}|${flags}`)
+    .digest('hex')
+    .slice(0, 16);
 }
 
 function record(status) {
   mkdirSync(buildDir, { recursive: true });
-  writeFileSync(statusFile, `${JSON.stringify({ ...status, node: process.version, at: new Date().toISOString() })}\n`);
+  writeFileSync(
+    statusFile,
+    `${JSON.stringify({ ...status, node: process.version, at: new Date().toISOString() })}\n`,
+  );
 }
 
 function giveUp(reason) {
@@ -50,7 +64,10 @@ function run(cmd, args, opts = {}) {
 }
 
 function newestSource() {
-  const files = [join(here, 'binding.gyp'), ...readdirSync(join(here, 'csrc')).map((f) => join(here, 'csrc', f))];
+  const files = [
+    join(here, 'binding.gyp'),
+    ...readdirSync(join(here, 'csrc')).map((f) => join(here, 'csrc', f)),
+  ];
   return Math.max(...files.map((f) => statSync(f).mtimeMs));
 }
 
@@ -58,7 +75,12 @@ function upToDate() {
   if (force || !existsSync(addon) || !existsSync(statusFile)) return false;
   try {
     const s = JSON.parse(readFileSync(statusFile, 'utf8'));
-    return s.ok === true && s.node === process.version && s.cpu === cpuSignature() && statSync(addon).mtimeMs >= newestSource();
+    return (
+      s.ok === true &&
+      s.node === process.version &&
+      s.cpu === cpuSignature() &&
+      statSync(addon).mtimeMs >= newestSource()
+    );
   } catch {
     return false;
   }
@@ -66,7 +88,20 @@ function upToDate() {
 
 /** npm's bundled node-gyp (npm sets npm_config_node_gyp in scripts), else one on PATH. */
 function nodeGyp() {
-  const candidates = [process.env.npm_config_node_gyp, join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js')];
+  const candidates = [
+    process.env.npm_config_node_gyp,
+    join(
+      dirname(process.execPath),
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
+  ];
   for (const c of candidates) if (c && existsSync(c)) return [process.execPath, c];
   if (run('node-gyp', ['--version']).status === 0) return ['node-gyp'];
   return null;
@@ -84,27 +119,45 @@ const cxx = process.env.CXX || 'g++';
 if (run(cxx, ['--version']).error) giveUp(`no C++ compiler (${cxx})`);
 if (run('make', ['--version']).error) giveUp('no make');
 // One probe for the header and the library: compile and link a call into OpenBLAS.
-const probe = run(cxx, ['-x', 'c++', '-', '-lopenblas', '-o', '/dev/null'], { input: '#include <cblas.h>\nint main() { openblas_set_num_threads(1); return 0; }\n' });
+const probe = run(cxx, ['-x', 'c++', '-', '-lopenblas', '-o', '/dev/null'], {
+  input: '#include <cblas.h>\nint main() { openblas_set_num_threads(1); return 0; }\n',
+});
 if (probe.status !== 0) {
   const text = `${probe.stderr}`;
-  giveUp(/cblas\.h/.test(text) ? 'OpenBLAS headers missing (cblas.h)' : /-lopenblas|openblas/.test(text) ? 'OpenBLAS library missing' : `cannot compile against OpenBLAS (${text.trim().split('\n')[0]})`);
+  giveUp(
+    /cblas\.h/.test(text)
+      ? 'OpenBLAS headers missing (cblas.h)'
+      : /-lopenblas|openblas/.test(text)
+        ? 'OpenBLAS library missing'
+        : `cannot compile against OpenBLAS (${text.trim().split('\n')[0]})`,
+  );
 }
 const gyp = nodeGyp();
 if (!gyp) giveUp('node-gyp not found (it ships with npm)');
 // The local Node's headers, so nothing is downloaded.
 const nodedir = resolve(dirname(process.execPath), '..');
-if (!existsSync(join(nodedir, 'include', 'node', 'node_api.h'))) giveUp(`Node headers not found under ${nodedir}/include/node`);
+if (!existsSync(join(nodedir, 'include', 'node', 'node_api.h')))
+  giveUp(`Node headers not found under ${nodedir}/include/node`);
 
 say('building (about 15 s)');
 const t0 = Date.now();
-const b = run(gyp[0], [...gyp.slice(1), 'rebuild', `--nodedir=${nodedir}`], { cwd: here, env: { ...process.env, JOBS: 'max' } });
+const b = run(gyp[0], [...gyp.slice(1), 'rebuild', `--nodedir=${nodedir}`], {
+  cwd: here,
+  env: { ...process.env, JOBS: 'max' },
+});
 if (b.status !== 0) {
-  const lines = `${b.stdout}\n${b.stderr}`.split('\n').filter((l) => /error/i.test(l) && !/^gyp (ERR|info)/.test(l));
+  const lines = `${b.stdout}\n${b.stderr}`
+    .split('\n')
+    .filter((l) => /error/i.test(l) && !/^gyp (ERR|info)/.test(l));
   process.stderr.write(`${b.stdout}\n${b.stderr}\n`);
   giveUp(`compile failed: ${(lines[0] ?? 'see the output above').trim()}`);
 }
 // Load it once in a fresh process: a build that links but cannot load is no build.
-const check = run(process.execPath, ['-e', `process.env.OPENBLAS_NUM_THREADS='1'; const m = require(${JSON.stringify(addon)}); process.stdout.write(m.info().blas)`]);
-if (check.status !== 0) giveUp(`built but does not load: ${`${check.stderr}`.trim().split('\n')[0]}`);
+const check = run(process.execPath, [
+  '-e',
+  `process.env.OPENBLAS_NUM_THREADS='1'; const m = require(${JSON.stringify(addon)}); process.stdout.write(m.info().blas)`,
+]);
+if (check.status !== 0)
+  giveUp(`built but does not load: ${`${check.stderr}`.trim().split('\n')[0]}`);
 record({ ok: true, blas: check.stdout, cpu: cpuSignature() });
 say(`built in ${((Date.now() - t0) / 1000).toFixed(0)} s (${check.stdout})`);

@@ -37,7 +37,12 @@ export class Ctx {
     return this.pool.take(n);
   }
 
-  output(backend: MathBackendCPU, shape: number[], dtype: tf.DataType, values: tf.BackendValues): tf.TensorInfo {
+  output(
+    backend: MathBackendCPU,
+    shape: number[],
+    dtype: tf.DataType,
+    values: tf.BackendValues,
+  ): tf.TensorInfo {
     return backend.makeTensorInfo(shape, dtype, values);
   }
 }
@@ -54,8 +59,14 @@ export function isPlainTyped(v: unknown): v is Float32Array | Int32Array | Uint8
 }
 
 /** An empty typed array of the same kind as `like` with n elements. */
-export function sameKind(like: ArrayBufferView, n: number, ctx: Ctx): Float32Array | Int32Array | Uint8Array {
+export function sameKind(
+  like: ArrayBufferView,
+  n: number,
+  ctx: Ctx,
+): Float32Array | Int32Array | Uint8Array {
   if (isFloat32Array(like)) return ctx.alloc(n);
-  const C = (like as unknown as { constructor: new (n: number) => Float32Array | Int32Array | Uint8Array }).constructor;
+  const C = (
+    like as unknown as { constructor: new (n: number) => Float32Array | Int32Array | Uint8Array }
+  ).constructor;
   return new C(n);
 }

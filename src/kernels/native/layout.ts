@@ -31,10 +31,22 @@ const transpose: Kernel = (args, ctx) => {
   if (!v) return ctx.fallback('Transpose', args, 'dtype');
   const out = sameKind(v, v.length, ctx);
   ctx.addon.transpose(v, x.shape, perm, out);
-  return ctx.output(backend, perm.map((p) => x.shape[p]), x.dtype, out);
+  return ctx.output(
+    backend,
+    perm.map((p) => x.shape[p]),
+    x.dtype,
+    out,
+  );
 };
 
-function sliceOf(ctx: Ctx, backend: MathBackendCPU, x: tf.TensorInfo, v: Plain, begin: number[], extent: number[]): tf.TensorInfo {
+function sliceOf(
+  ctx: Ctx,
+  backend: MathBackendCPU,
+  x: tf.TensorInfo,
+  v: Plain,
+  begin: number[],
+  extent: number[],
+): tf.TensorInfo {
   const out = sameKind(v, size(extent), ctx);
   ctx.addon.copy(v, x.shape, begin, out, extent, zeros(extent.length), extent);
   return ctx.output(backend, extent, x.dtype, out);
@@ -43,7 +55,10 @@ function sliceOf(ctx: Ctx, backend: MathBackendCPU, x: tf.TensorInfo, v: Plain, 
 const slice: Kernel = (args, ctx) => {
   const backend = args.backend as MathBackendCPU;
   const { x } = args.inputs as { x: tf.TensorInfo };
-  const { begin, size: extent } = args.attrs as { begin: number | number[]; size: number | number[] };
+  const { begin, size: extent } = args.attrs as {
+    begin: number | number[];
+    size: number | number[];
+  };
   const v = plain(ctx, backend, x);
   if (!v) return ctx.fallback('Slice', args, 'dtype');
   const [b, s] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, extent);
@@ -54,7 +69,10 @@ const slice: Kernel = (args, ctx) => {
 const splitV: Kernel = (args, ctx) => {
   const backend = args.backend as MathBackendCPU;
   const { x } = args.inputs as { x: tf.TensorInfo };
-  const { numOrSizeSplits, axis } = args.attrs as { numOrSizeSplits: number | number[]; axis: number };
+  const { numOrSizeSplits, axis } = args.attrs as {
+    numOrSizeSplits: number | number[];
+    axis: number;
+  };
   const v = plain(ctx, backend, x);
   if (!v) return ctx.fallback('SplitV', args, 'dtype');
   const $axis = tf.util.parseAxisParam(axis, x.shape)[0];
@@ -74,7 +92,12 @@ const concat: Kernel = (args, ctx) => {
   const inputs = args.inputs as unknown as tf.TensorInfo[];
   const { axis } = args.attrs as { axis: number };
   const values = inputs.map((t) => plain(ctx, backend, t));
-  if (inputs.length === 0 || values.some((v) => !v) || inputs.some((t) => t.dtype !== inputs[0].dtype) || values.some((v) => kind(v!) !== kind(values[0]!))) {
+  if (
+    inputs.length === 0 ||
+    values.some((v) => !v) ||
+    inputs.some((t) => t.dtype !== inputs[0].dtype) ||
+    values.some((v) => kind(v!) !== kind(values[0]!))
+  ) {
     return ctx.fallback('Concat', args, 'dtype');
   }
   const $axis = tf.util.parseAxisParam(axis, inputs[0].shape)[0];
@@ -84,7 +107,8 @@ const concat: Kernel = (args, ctx) => {
   const out = sameKind(values[0]!, size(outShape), ctx);
   const start = zeros(outShape.length);
   inputs.forEach((t, i) => {
-    if (size(t.shape) > 0) ctx.addon.copy(values[i]!, t.shape, zeros(t.shape.length), out, outShape, start, t.shape);
+    if (size(t.shape) > 0)
+      ctx.addon.copy(values[i]!, t.shape, zeros(t.shape.length), out, outShape, start, t.shape);
     start[$axis] += t.shape[$axis];
   });
   return ctx.output(backend, outShape, inputs[0].dtype, out);
@@ -93,13 +117,25 @@ const concat: Kernel = (args, ctx) => {
 const padV2: Kernel = (args, ctx) => {
   const backend = args.backend as MathBackendCPU;
   const { x } = args.inputs as { x: tf.TensorInfo };
-  const { paddings, constantValue } = args.attrs as { paddings: Array<[number, number]>; constantValue: number };
+  const { paddings, constantValue } = args.attrs as {
+    paddings: Array<[number, number]>;
+    constantValue: number;
+  };
   const v = ctx.f32(backend, x);
   if (!v) return ctx.fallback('PadV2', args, 'dtype');
   const outShape = x.shape.map((d, i) => paddings[i][0] + d + paddings[i][1]);
   const out = ctx.alloc(size(outShape));
   ctx.addon.fill(out, constantValue);
-  if (v.length > 0) ctx.addon.copy(v, x.shape, zeros(x.shape.length), out, outShape, paddings.map((p) => p[0]), x.shape);
+  if (v.length > 0)
+    ctx.addon.copy(
+      v,
+      x.shape,
+      zeros(x.shape.length),
+      out,
+      outShape,
+      paddings.map((p) => p[0]),
+      x.shape,
+    );
   return ctx.output(backend, outShape, 'float32', out);
 };
 
@@ -109,7 +145,8 @@ const gatherV2: Kernel = (args, ctx) => {
   const { axis, batchDims } = args.attrs as { axis: number; batchDims?: number };
   const v = plain(ctx, backend, x);
   const iv = ctx.values(backend, indices);
-  if (!v || (batchDims ?? 0) !== 0 || !isPlainTyped(iv)) return ctx.fallback('GatherV2', args, 'dtype or batchDims');
+  if (!v || (batchDims ?? 0) !== 0 || !isPlainTyped(iv))
+    return ctx.fallback('GatherV2', args, 'dtype or batchDims');
   const idx = isInt32Array(iv) ? iv : Int32Array.from(iv as Plain);
   const $axis = tf.util.parseAxisParam(axis, x.shape)[0];
   const n = x.shape[$axis];
@@ -156,9 +193,15 @@ const cast: Kernel = (args, ctx) => {
 const oneHot: Kernel = (args, ctx) => {
   const backend = args.backend as MathBackendCPU;
   const { indices } = args.inputs as { indices: tf.TensorInfo };
-  const { dtype, depth, onValue, offValue } = args.attrs as { dtype: tf.DataType; depth: number; onValue: number; offValue: number };
+  const { dtype, depth, onValue, offValue } = args.attrs as {
+    dtype: tf.DataType;
+    depth: number;
+    onValue: number;
+    offValue: number;
+  };
   const iv = ctx.values(backend, indices);
-  if (!isPlainTyped(iv) || (dtype !== 'float32' && dtype !== 'int32')) return ctx.fallback('OneHot', args, 'dtype');
+  if (!isPlainTyped(iv) || (dtype !== 'float32' && dtype !== 'int32'))
+    return ctx.fallback('OneHot', args, 'dtype');
   const n = iv.length;
   const out = dtype === 'float32' ? new Float32Array(n * depth) : new Int32Array(n * depth);
   if (offValue !== 0) out.fill(offValue);
@@ -175,7 +218,9 @@ function filled(name: string, value: (args: Parameters<Kernel>[0]) => number): K
     const { x } = args.inputs as { x?: tf.TensorInfo };
     const attrs = args.attrs as { shape?: number[]; dtype?: tf.DataType; value?: unknown };
     const shape = x ? x.shape : attrs.shape!;
-    const dtype = x ? x.dtype : attrs.dtype ?? (typeof attrs.value === 'number' ? 'float32' : 'string');
+    const dtype = x
+      ? x.dtype
+      : (attrs.dtype ?? (typeof attrs.value === 'number' ? 'float32' : 'string'));
     if (dtype !== 'float32') return ctx.fallback(name, args, 'dtype');
     const out = ctx.alloc(size(shape));
     ctx.addon.fill(out, value(args));
@@ -186,11 +231,22 @@ function filled(name: string, value: (args: Parameters<Kernel>[0]) => number): K
 /** where(condition, t, e) for float32 t and e of the condition's shape (tf.where broadcasts first). */
 const select: Kernel = (args, ctx) => {
   const backend = args.backend as MathBackendCPU;
-  const { condition, t, e } = args.inputs as { condition: tf.TensorInfo; t: tf.TensorInfo; e: tf.TensorInfo };
+  const { condition, t, e } = args.inputs as {
+    condition: tf.TensorInfo;
+    t: tf.TensorInfo;
+    e: tf.TensorInfo;
+  };
   const c = ctx.values(backend, condition);
   const tv = ctx.f32(backend, t);
   const ev = ctx.f32(backend, e);
-  if (!tv || !ev || !isPlainTyped(c) || !tf.util.arraysEqual(condition.shape, t.shape) || !tf.util.arraysEqual(t.shape, e.shape)) return ctx.fallback('Select', args, 'dtype or shapes');
+  if (
+    !tv ||
+    !ev ||
+    !isPlainTyped(c) ||
+    !tf.util.arraysEqual(condition.shape, t.shape) ||
+    !tf.util.arraysEqual(t.shape, e.shape)
+  )
+    return ctx.fallback('Select', args, 'dtype or shapes');
   const out = ctx.alloc(tv.length);
   for (let i = 0; i < out.length; i++) out[i] = c[i] ? tv[i] : ev[i];
   return ctx.output(backend, t.shape, 'float32', out);

@@ -17,17 +17,58 @@ import { fileURLToPath } from 'node:url';
 
 /** The addon's functions (csrc/addon.cc). Shapes are plain arrays of non-negative integers. */
 export interface NativeAddon {
-  matmul(a: Float32Array, b: Float32Array, out: Float32Array, batch: number[], aBatch: number[], bBatch: number[], m: number, n: number, k: number, transA: boolean, transB: boolean): void;
-  binary(op: number, a: Float32Array, aShape: number[], b: Float32Array, bShape: number[], out: Float32Array | Uint8Array): void;
+  matmul(
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    batch: number[],
+    aBatch: number[],
+    bBatch: number[],
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+  ): void;
+  binary(
+    op: number,
+    a: Float32Array,
+    aShape: number[],
+    b: Float32Array,
+    bShape: number[],
+    out: Float32Array | Uint8Array,
+  ): void;
   unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
   addN(xs: Float32Array[], out: Float32Array, n: number): void;
-  reduce(op: number, x: Float32Array, out: Float32Array, outer: number, red: number, inner: number): void;
+  reduce(
+    op: number,
+    x: Float32Array,
+    out: Float32Array,
+    outer: number,
+    red: number,
+    inner: number,
+  ): void;
   transpose(x: ArrayBufferView, shape: number[], perm: number[], out: ArrayBufferView): void;
-  copy(src: ArrayBufferView, srcShape: number[], srcStart: number[], dst: ArrayBufferView, dstShape: number[], dstStart: number[], size: number[]): void;
+  copy(
+    src: ArrayBufferView,
+    srcShape: number[],
+    srcStart: number[],
+    dst: ArrayBufferView,
+    dstShape: number[],
+    dstStart: number[],
+    size: number[],
+  ): void;
   fill(out: Float32Array, value: number): void;
   /** returns the position of the first out-of-range index, or -1 */
-  gather(x: ArrayBufferView, outer: number, n: number, inner: number, indices: Int32Array, out: ArrayBufferView): number;
+  gather(
+    x: ArrayBufferView,
+    outer: number,
+    n: number,
+    inner: number,
+    indices: Int32Array,
+    out: ArrayBufferView,
+  ): number;
   /** int32 or bool (Uint8Array) to float32, float32 or int32 to bool */
   convert(src: Float32Array | Int32Array | Uint8Array, dst: Float32Array | Uint8Array): void;
   /** `pin` binds pool thread k to the k-th allowed CPU (the caller is thread 0) */
@@ -35,9 +76,11 @@ export interface NativeAddon {
   info(): { threads: number; spinUs: number; pinned: boolean; blas: string };
 }
 
-export type NativeLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };
+export type NativeLoad =
+  { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };
 
-const FIX = 'install g++, make and libopenblas-dev (apt-get install g++ make libopenblas-dev), then run ./setup.sh or npm run build:native';
+const FIX =
+  'install g++, make and libopenblas-dev (apt-get install g++ make libopenblas-dev), then run ./setup.sh or npm run build:native';
 
 let loaded: NativeLoad | undefined;
 let requestedThreads: number | undefined;
@@ -49,7 +92,8 @@ export function packageRoot(): string {
     const pkg = join(dir, 'package.json');
     if (existsSync(pkg)) {
       try {
-        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'iota') return dir;
+        if ((JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'iota')
+          return dir;
       } catch {
         // not ours; keep walking
       }
@@ -65,7 +109,9 @@ export function packageRoot(): string {
  * file its build script writes (BUILD/status.json).
  */
 export function addonPaths(): { addon: string; status: string } {
-  const addon = process.env.IOTA_NATIVE_ADDON || join(packageRoot(), 'src', 'kernels', 'native', 'build', 'Release', 'iota_native.node');
+  const addon =
+    process.env.IOTA_NATIVE_ADDON ||
+    join(packageRoot(), 'src', 'kernels', 'native', 'build', 'Release', 'iota_native.node');
   return { addon, status: join(dirname(dirname(addon)), 'status.json') };
 }
 
@@ -79,7 +125,8 @@ export function loadNative(): NativeLoad {
 
 function tryLoad(): NativeLoad {
   const flag = (process.env.IOTA_NATIVE ?? '').toLowerCase();
-  if (flag === 'off' || flag === '0' || flag === 'false') return { ok: false, reason: 'disabled by IOTA_NATIVE=off' };
+  if (flag === 'off' || flag === '0' || flag === 'false')
+    return { ok: false, reason: 'disabled by IOTA_NATIVE=off' };
   const { addon, status } = addonPaths();
   if (!existsSync(addon)) {
     let why = 'not built';
@@ -94,7 +141,11 @@ function tryLoad(): NativeLoad {
   // -march=native code on another CPU dies of SIGILL: refuse a build made elsewhere.
   try {
     const s = JSON.parse(readFileSync(status, 'utf8')) as { cpu?: string };
-    if (s.cpu && s.cpu !== cpuSignature()) return { ok: false, reason: 'built on another CPU: run npm run build:native on this machine' };
+    if (s.cpu && s.cpu !== cpuSignature())
+      return {
+        ok: false,
+        reason: 'built on another CPU: run npm run build:native on this machine',
+      };
   } catch {
     // no status (a hand-built addon): trust it
   }
@@ -117,7 +168,10 @@ function cpuSignature(): string {
   } catch {
     // not Linux: the model name alone
   }
-  return createHash('sha256').update(`${os.cpus()[0]?.model ?? ''}|${flags}`).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(`${os.cpus()[0]?.model ?? ''}|${flags}`)
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /**
@@ -141,7 +195,8 @@ export function spinMicroseconds(): number {
 
 /** Sets the pool size (the --threads flag); applies now if the addon is loaded, else at load. */
 export function setThreads(n: number): void {
-  if (!Number.isSafeInteger(n) || n < 1) throw new RangeError(`threads must be a positive integer, got ${n}`);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new RangeError(`threads must be a positive integer, got ${n}`);
   requestedThreads = n;
   if (loaded?.ok) applyThreads(loaded.addon, n);
 }

@@ -9,7 +9,14 @@ import { isUint8Array } from 'node:util/types';
 import { size, type Ctx, type Kernel, type KernelArgs } from './context.js';
 
 /** `a` [...batchA, M, K] x `b` [...batchB, K, N] (either transposed) -> [...batch, M, N] */
-export function matmul(ctx: Ctx, backend: MathBackendCPU, a: tf.TensorInfo, b: tf.TensorInfo, transA: boolean, transB: boolean): tf.TensorInfo | null {
+export function matmul(
+  ctx: Ctx,
+  backend: MathBackendCPU,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  transA: boolean,
+  transB: boolean,
+): tf.TensorInfo | null {
   const av = ctx.f32(backend, a);
   const bv = ctx.f32(backend, b);
   if (!av || !bv || a.shape.length < 2 || b.shape.length < 2) return null;
@@ -20,30 +27,65 @@ export function matmul(ctx: Ctx, backend: MathBackendCPU, a: tf.TensorInfo, b: t
   const K2 = transB ? b.shape[rb - 1] : b.shape[rb - 2];
   const N = transB ? b.shape[rb - 2] : b.shape[rb - 1];
   if (K !== K2) {
-    throw new Error(`Error in matMul: inner shapes (${K}) and (${K2}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${transA} and transposeB=${transB} must match.`);
+    throw new Error(
+      `Error in matMul: inner shapes (${K}) and (${K2}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${transA} and transposeB=${transB} must match.`,
+    );
   }
-  const batch = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const batch = tf.broadcast_util.assertAndGetBroadcastShape(
+    a.shape.slice(0, -2),
+    b.shape.slice(0, -2),
+  );
   const pad = (s: number[]) => [...new Array(batch.length - s.length).fill(1), ...s];
   const out = ctx.alloc(size(batch) * M * N);
-  ctx.addon.matmul(av, bv, out, batch, pad(a.shape.slice(0, -2)), pad(b.shape.slice(0, -2)), M, N, K, transA, transB);
+  ctx.addon.matmul(
+    av,
+    bv,
+    out,
+    batch,
+    pad(a.shape.slice(0, -2)),
+    pad(b.shape.slice(0, -2)),
+    M,
+    N,
+    K,
+    transA,
+    transB,
+  );
   return ctx.output(backend, [...batch, M, N], 'float32', out);
 }
 
 const batchMatMul: Kernel = (args, ctx) => {
   const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
   const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
-  return matmul(ctx, args.backend as MathBackendCPU, a, b, transposeA, transposeB) ?? ctx.fallback('BatchMatMul', args, 'dtype');
+  return (
+    matmul(ctx, args.backend as MathBackendCPU, a, b, transposeA, transposeB) ??
+    ctx.fallback('BatchMatMul', args, 'dtype')
+  );
 };
 
-const ACTIVATIONS: Record<string, number> = { relu: 7, relu6: 12, sigmoid: 6, leakyrelu: 13, elu: 14 };
+const ACTIVATIONS: Record<string, number> = {
+  relu: 7,
+  relu6: 12,
+  sigmoid: 6,
+  leakyrelu: 13,
+  elu: 14,
+};
 
 /** matmul + bias + activation, as three native passes for now (one fused pass is the next step). */
 const fusedMatMul: Kernel = (args, ctx) => {
   const backend = args.backend as MathBackendCPU;
-  const { a, b, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>;
-  const { transposeA, transposeB, activation, leakyreluAlpha } = args.attrs as { transposeA: boolean; transposeB: boolean; activation: string; leakyreluAlpha?: number };
+  const { a, b, bias, preluActivationWeights } = args.inputs as Record<
+    string,
+    tf.TensorInfo | undefined
+  >;
+  const { transposeA, transposeB, activation, leakyreluAlpha } = args.attrs as {
+    transposeA: boolean;
+    transposeB: boolean;
+    activation: string;
+    leakyreluAlpha?: number;
+  };
   const act = activation ?? 'linear';
-  if (preluActivationWeights || (act !== 'linear' && !(act in ACTIVATIONS))) return ctx.fallback('_FusedMatMul', args, `activation ${act}`);
+  if (preluActivationWeights || (act !== 'linear' && !(act in ACTIVATIONS)))
+    return ctx.fallback('_FusedMatMul', args, `activation ${act}`);
   if (bias && !ctx.f32(backend, bias)) return ctx.fallback('_FusedMatMul', args, 'dtype');
   let y = matmul(ctx, backend, a!, b!, transposeA, transposeB);
   if (!y) return ctx.fallback('_FusedMatMul', args, 'dtype');
@@ -98,7 +140,8 @@ const softmax: Kernel = (args, ctx) => {
   const { dim } = args.attrs as { dim: number };
   const rank = logits.shape.length;
   const xv = ctx.f32(backend, logits);
-  if (!xv || rank === 0 || (dim !== -1 && dim !== rank - 1)) return ctx.fallback('Softmax', args, 'dtype or axis');
+  if (!xv || rank === 0 || (dim !== -1 && dim !== rank - 1))
+    return ctx.fallback('Softmax', args, 'dtype or axis');
   const cols = logits.shape[rank - 1];
   const out = ctx.alloc(xv.length);
   ctx.addon.softmax(xv, out, cols === 0 ? 0 : xv.length / cols, cols);
@@ -109,7 +152,12 @@ const addN: Kernel = (args: KernelArgs, ctx) => {
   const backend = args.backend as MathBackendCPU;
   const tensors = args.inputs as unknown as tf.TensorInfo[];
   const values = tensors.map((t) => ctx.f32(backend, t));
-  if (tensors.length === 0 || values.some((v) => !v) || tensors.some((t) => !tf.util.arraysEqual(t.shape, tensors[0].shape))) return ctx.fallback('AddN', args, 'dtype or shapes');
+  if (
+    tensors.length === 0 ||
+    values.some((v) => !v) ||
+    tensors.some((t) => !tf.util.arraysEqual(t.shape, tensors[0].shape))
+  )
+    return ctx.fallback('AddN', args, 'dtype or shapes');
   const n = size(tensors[0].shape);
   const out = ctx.alloc(n);
   ctx.addon.addN(values as Float32Array[], out, n);
@@ -124,7 +172,13 @@ function logical(name: string, op: (a: number, b: number) => number, unaryOp = f
     const first = unaryOp ? x! : a!;
     const av = ctx.values(backend, first);
     const bv = unaryOp ? av : ctx.values(backend, b!);
-    if (first.dtype !== 'bool' || !isUint8Array(av) || !isUint8Array(bv) || (!unaryOp && !tf.util.arraysEqual(a!.shape, b!.shape))) return ctx.fallback(name, args, 'dtype or shapes');
+    if (
+      first.dtype !== 'bool' ||
+      !isUint8Array(av) ||
+      !isUint8Array(bv) ||
+      (!unaryOp && !tf.util.arraysEqual(a!.shape, b!.shape))
+    )
+      return ctx.fallback(name, args, 'dtype or shapes');
     const out = new Uint8Array(av.length);
     for (let i = 0; i < out.length; i++) out[i] = op(av[i], bv[i]);
     return ctx.output(backend, first.shape, 'bool', out);

@@ -42,7 +42,10 @@ export class BufferPool {
     this.allocated++;
     // Buffer.allocUnsafe skips the zero fill; at this size it is never a slice of Node's pool.
     const b = Buffer.allocUnsafe(n * 4);
-    const a = b.byteOffset === 0 && b.buffer.byteLength === n * 4 ? new Float32Array(b.buffer, 0, n) : new Float32Array(n);
+    const a =
+      b.byteOffset === 0 && b.buffer.byteLength === n * 4
+        ? new Float32Array(b.buffer, 0, n)
+        : new Float32Array(n);
     this.owned.add(a);
     return a;
   }
@@ -54,7 +57,13 @@ export class BufferPool {
 
   /** A tensor's storage was freed; keep it for reuse if it is ours and nobody else saw it. */
   give(values: unknown): void {
-    if (!isFloat32Array(values) || !this.owned.has(values) || this.exposed.has(values) || this.idle.has(values)) return;
+    if (
+      !isFloat32Array(values) ||
+      !this.owned.has(values) ||
+      this.exposed.has(values) ||
+      this.idle.has(values)
+    )
+      return;
     const bytes = values.length * 4;
     if (this.idleBytes + bytes > this.limitBytes) return;
     let list = this.free.get(values.length);

@@ -15,7 +15,9 @@ function reduction(name: string, op: number, axisAttr: 'axis' | 'reductionIndice
     const xv = ctx.f32(backend, x);
     if (!xv) return ctx.fallback(name, args, 'dtype');
     const shape = x.shape;
-    const axes = [...new Set(tf.util.parseAxisParam(attrs[axisAttr] as number | number[], shape))].sort((p, q) => p - q);
+    const axes = [
+      ...new Set(tf.util.parseAxisParam(attrs[axisAttr] as number | number[], shape)),
+    ].sort((p, q) => p - q);
     const outShape = shape.filter((_, i) => !axes.includes(i));
     let outer: number;
     let red: number;
@@ -37,7 +39,12 @@ function reduction(name: string, op: number, axisAttr: 'axis' | 'reductionIndice
     const out = ctx.alloc(outer * inner);
     ctx.addon.reduce(op, source, out, outer, red, inner);
     const keepDims = Boolean(attrs.keepDims);
-    return ctx.output(backend, keepDims ? tf.backend_util.expandShapeToKeepDim(outShape, axes) : outShape, 'float32', out);
+    return ctx.output(
+      backend,
+      keepDims ? tf.backend_util.expandShapeToKeepDim(outShape, axes) : outShape,
+      'float32',
+      out,
+    );
   };
 }
 

@@ -2,17 +2,35 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { replies } from '../../protocol/messages.js';
-import { AcceptedReply, MergeJobsReply, ReducedRequest, UnavailableRequest, UpdatedRequest } from '../../protocol/swarm-messages.js';
+import {
+  AcceptedReply,
+  MergeJobsReply,
+  ReducedRequest,
+  UnavailableRequest,
+  UpdatedRequest,
+} from '../../protocol/swarm-messages.js';
 import type { ObjectStore } from '../../store/index.js';
 import type { ServerContext } from '../server.js';
 import type { MergeCoordinator } from '../swarm/merge.js';
 
-export async function mergeRoutes(app: FastifyInstance, ctx: ServerContext, merge: MergeCoordinator, store: ObjectStore): Promise<void> {
+export async function mergeRoutes(
+  app: FastifyInstance,
+  ctx: ServerContext,
+  merge: MergeCoordinator,
+  store: ObjectStore,
+): Promise<void> {
   const kick = () => void merge.pump().catch((e) => app.log.error({ err: e }, 'merge pump failed'));
 
   app.get(
     '/v1/merge/jobs',
-    { config: { auth: 'registered', roles: ['miner'] }, schema: { description: 'your merge jobs now, with read URLs for their inputs', querystring: Type.Object({}, { additionalProperties: false }), response: replies(MergeJobsReply) } },
+    {
+      config: { auth: 'registered', roles: ['miner'] },
+      schema: {
+        description: 'your merge jobs now, with read URLs for their inputs',
+        querystring: Type.Object({}, { additionalProperties: false }),
+        response: replies(MergeJobsReply),
+      },
+    },
     async (req) => {
       const now = ctx.clock();
       const jobs = await merge.jobsFor(req.auth!.key, now);
@@ -21,11 +39,16 @@ export async function mergeRoutes(app: FastifyInstance, ctx: ServerContext, merg
         const exp = until(j.deadline);
         const urls = new Map<string, string>();
         for (const i of j.inputs) {
-          if (!urls.has(i.key)) urls.set(i.key, await store.presignGet({ key: i.key, expiresAt: exp }));
+          if (!urls.has(i.key))
+            urls.set(i.key, await store.presignGet({ key: i.key, expiresAt: exp }));
           Object.assign(i, { url: urls.get(i.key) });
         }
-        if (j.w) Object.assign(j.w, { url: await store.presignGet({ key: j.w.key, expiresAt: exp }) });
-        if (j.optim) Object.assign(j.optim, { url: await store.presignGet({ key: j.optim.key, expiresAt: exp }) });
+        if (j.w)
+          Object.assign(j.w, { url: await store.presignGet({ key: j.w.key, expiresAt: exp }) });
+        if (j.optim)
+          Object.assign(j.optim, {
+            url: await store.presignGet({ key: j.optim.key, expiresAt: exp }),
+          });
       }
       return { jobs };
     },
@@ -33,7 +56,15 @@ export async function mergeRoutes(app: FastifyInstance, ctx: ServerContext, merg
 
   app.post<{ Body: ReducedRequest }>(
     '/v1/merge/reduced',
-    { config: { auth: 'registered', roles: ['miner'] }, schema: { description: "step 1 done: the partition's mean gradient's hash and squared norm, and each participant's slice norm", body: ReducedRequest, response: replies(AcceptedReply) } },
+    {
+      config: { auth: 'registered', roles: ['miner'] },
+      schema: {
+        description:
+          "step 1 done: the partition's mean gradient's hash and squared norm, and each participant's slice norm",
+        body: ReducedRequest,
+        response: replies(AcceptedReply),
+      },
+    },
     async (req) => {
       const r = await ctx.mutate(req, () => merge.reduced(req.auth!.key, req.body, ctx.clock()));
       kick();
@@ -43,12 +74,22 @@ export async function mergeRoutes(app: FastifyInstance, ctx: ServerContext, merg
 
   app.post<{ Body: UpdatedRequest }>(
     '/v1/merge/updated',
-    { config: { auth: 'registered', roles: ['miner'] }, schema: { description: 'step 2 done: the uploaded new weights and optimizer state of a partition', body: UpdatedRequest, response: replies(AcceptedReply) } },
+    {
+      config: { auth: 'registered', roles: ['miner'] },
+      schema: {
+        description: 'step 2 done: the uploaded new weights and optimizer state of a partition',
+        body: UpdatedRequest,
+        response: replies(AcceptedReply),
+      },
+    },
     async (req) => {
       const b = req.body;
       const me = req.auth!.key;
       const base = `runs/${merge.cfg.name}/e${b.epoch + 1}`;
-      const [w, optim] = await Promise.all([store.head(`${base}/merged/${b.stage}/${b.partition}/${me}.safetensors`), store.head(`${base}/optim/${b.stage}/${b.partition}/${me}.safetensors`)]);
+      const [w, optim] = await Promise.all([
+        store.head(`${base}/merged/${b.stage}/${b.partition}/${me}.safetensors`),
+        store.head(`${base}/optim/${b.stage}/${b.partition}/${me}.safetensors`),
+      ]);
       const r = await ctx.mutate(req, () => merge.updated(me, b, { w, optim }, ctx.clock()));
       kick();
       return r;
@@ -57,9 +98,19 @@ export async function mergeRoutes(app: FastifyInstance, ctx: ServerContext, merg
 
   app.post<{ Body: UnavailableRequest }>(
     '/v1/merge/unavailable',
-    { config: { auth: 'registered', roles: ['miner'] }, schema: { description: "E_INPUT_UNAVAILABLE: a participant's slice cannot be read or does not match its hash (the orchestrator checks)", body: UnavailableRequest, response: replies(AcceptedReply) } },
+    {
+      config: { auth: 'registered', roles: ['miner'] },
+      schema: {
+        description:
+          "E_INPUT_UNAVAILABLE: a participant's slice cannot be read or does not match its hash (the orchestrator checks)",
+        body: UnavailableRequest,
+        response: replies(AcceptedReply),
+      },
+    },
     async (req) => {
-      const r = await ctx.mutate(req, () => merge.unavailable(req.auth!.key, req.body, ctx.clock()));
+      const r = await ctx.mutate(req, () =>
+        merge.unavailable(req.auth!.key, req.body, ctx.clock()),
+      );
       kick();
       return r;
     },

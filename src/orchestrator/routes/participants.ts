@@ -1,6 +1,14 @@
 /** Registration, heartbeat and the run's status. */
 import type { FastifyInstance } from 'fastify';
-import { HeartbeatReply, HeartbeatRequest, ParticipantsReply, RegisterReply, RegisterRequest, StatusReply, replies } from '../../protocol/messages.js';
+import {
+  HeartbeatReply,
+  HeartbeatRequest,
+  ParticipantsReply,
+  RegisterReply,
+  RegisterRequest,
+  StatusReply,
+  replies,
+} from '../../protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../protocol/signing.js';
 import { HttpError } from '../errors.js';
 import type { ServerContext } from '../server.js';
@@ -9,14 +17,35 @@ import type { Role } from '../state/repository.js';
 export async function participantRoutes(app: FastifyInstance, ctx: ServerContext): Promise<void> {
   app.post<{ Body: RegisterRequest }>(
     '/v1/register',
-    { config: { auth: 'signed' }, schema: { description: 'register a key: miners permissionlessly (unless an allow-list is set), validators and admins as the node config lists them', body: RegisterRequest, response: replies(RegisterReply) } },
+    {
+      config: { auth: 'signed' },
+      schema: {
+        description:
+          'register a key: miners permissionlessly (unless an allow-list is set), validators and admins as the node config lists them',
+        body: RegisterRequest,
+        response: replies(RegisterReply),
+      },
+    },
     async (req) => {
       const key = req.auth!.key;
-      const role: Role = ctx.node.admins.includes(key) ? 'admin' : ctx.node.validators.includes(key) ? 'validator' : 'miner';
+      const role: Role = ctx.node.admins.includes(key)
+        ? 'admin'
+        : ctx.node.validators.includes(key)
+          ? 'validator'
+          : 'miner';
       if (role === 'miner' && ctx.node.allow_list && !ctx.node.allow_list.includes(key)) {
-        throw new HttpError('E_NOT_ALLOWED', 'this run only admits listed miner keys', 'ask the operator to add your key id to the allow-list');
+        throw new HttpError(
+          'E_NOT_ALLOWED',
+          'this run only admits listed miner keys',
+          'ask the operator to add your key id to the allow-list',
+        );
       }
-      const info = { name: req.body.name, version: req.body.version, backend: req.body.backend, threads: req.body.threads };
+      const info = {
+        name: req.body.name,
+        version: req.body.version,
+        backend: req.body.backend,
+        threads: req.body.threads,
+      };
       return ctx.mutate(req, () => {
         const now = ctx.clock();
         const isNew = ctx.repo.putParticipant(key, role, info, now);
@@ -27,7 +56,14 @@ export async function participantRoutes(app: FastifyInstance, ctx: ServerContext
 
   app.post(
     '/v1/heartbeat',
-    { config: { auth: 'registered' }, schema: { description: 'I am alive (renews leases once they exist)', body: HeartbeatRequest, response: replies(HeartbeatReply) } },
+    {
+      config: { auth: 'registered' },
+      schema: {
+        description: 'I am alive (renews leases once they exist)',
+        body: HeartbeatRequest,
+        response: replies(HeartbeatReply),
+      },
+    },
     async (req) =>
       ctx.mutate(req, () => {
         const now = ctx.clock();
@@ -36,19 +72,40 @@ export async function participantRoutes(app: FastifyInstance, ctx: ServerContext
       }),
   );
 
-  app.get('/v1/status', { config: { auth: 'registered' }, schema: { description: 'the run at a glance', response: replies(StatusReply) } }, async () => ({
-    run: ctx.run,
-    version: ctx.version,
-    protocol: PROTOCOL_VERSION,
-    server_time: ctx.clock(),
-    participants: ctx.repo.roleCounts(),
-  }));
+  app.get(
+    '/v1/status',
+    {
+      config: { auth: 'registered' },
+      schema: { description: 'the run at a glance', response: replies(StatusReply) },
+    },
+    async () => ({
+      run: ctx.run,
+      version: ctx.version,
+      protocol: PROTOCOL_VERSION,
+      server_time: ctx.clock(),
+      participants: ctx.repo.roleCounts(),
+    }),
+  );
 
   app.get(
     '/v1/participants',
-    { config: { auth: 'registered', roles: ['validator', 'admin'] }, schema: { description: 'every registered key (validators and admins)', response: replies(ParticipantsReply) } },
+    {
+      config: { auth: 'registered', roles: ['validator', 'admin'] },
+      schema: {
+        description: 'every registered key (validators and admins)',
+        response: replies(ParticipantsReply),
+      },
+    },
     async () => ({
-      participants: ctx.repo.participants().map((p) => ({ id: p.id, role: p.role, registered_at: p.registeredAt, last_seen: p.lastSeen, ...(typeof p.info.name === 'string' ? { name: p.info.name } : {}) })),
+      participants: ctx.repo
+        .participants()
+        .map((p) => ({
+          id: p.id,
+          role: p.role,
+          registered_at: p.registeredAt,
+          last_seen: p.lastSeen,
+          ...(typeof p.info.name === 'string' ? { name: p.info.name } : {}),
+        })),
     }),
   );
 }

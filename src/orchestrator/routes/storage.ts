@@ -6,7 +6,15 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { replies } from '../../protocol/messages.js';
-import { MAX_SINGLE_PUT_BYTES, OBJECT_KINDS, authorizeUpload, refusalError, type ObjectKind, type ObjectStore, type UploadPlan } from '../../store/index.js';
+import {
+  MAX_SINGLE_PUT_BYTES,
+  OBJECT_KINDS,
+  authorizeUpload,
+  refusalError,
+  type ObjectKind,
+  type ObjectStore,
+  type UploadPlan,
+} from '../../store/index.js';
 import { HttpError } from '../errors.js';
 import type { ServerContext } from '../server.js';
 
@@ -29,7 +37,14 @@ export const UploadRequestBody = Type.Object(
 );
 type UploadRequestBody = Static<typeof UploadRequestBody>;
 
-const PartSchema = Type.Object({ number: Type.Integer(), offset: Type.Integer(), size: Type.Integer(), sha256: Type.String(), url: Type.String(), headers: Type.Record(Type.String(), Type.String()) });
+const PartSchema = Type.Object({
+  number: Type.Integer(),
+  offset: Type.Integer(),
+  size: Type.Integer(),
+  sha256: Type.String(),
+  url: Type.String(),
+  headers: Type.Record(Type.String(), Type.String()),
+});
 export const UploadPlanReply = Type.Object({
   key: Type.String(),
   size: Type.Integer(),
@@ -40,18 +55,41 @@ export const UploadPlanReply = Type.Object({
   parts: Type.Array(PartSchema),
 });
 
-const CompleteBody = Type.Object({ key: Type.String({ maxLength: 512 }), upload_id: Type.String({ maxLength: 1024 }), etags: Type.Array(Type.String({ maxLength: 256 }), { maxItems: 10_000 }) }, { additionalProperties: false });
-const ObjectReply = Type.Object({ key: Type.String(), size: Type.Integer(), sha256: Type.Optional(Type.String()), chunk_hashes: Type.Optional(Type.Array(Type.String())), url: Type.Optional(Type.String()) });
+const CompleteBody = Type.Object(
+  {
+    key: Type.String({ maxLength: 512 }),
+    upload_id: Type.String({ maxLength: 1024 }),
+    etags: Type.Array(Type.String({ maxLength: 256 }), { maxItems: 10_000 }),
+  },
+  { additionalProperties: false },
+);
+const ObjectReply = Type.Object({
+  key: Type.String(),
+  size: Type.Integer(),
+  sha256: Type.Optional(Type.String()),
+  chunk_hashes: Type.Optional(Type.Array(Type.String())),
+  url: Type.Optional(Type.String()),
+});
 
 export function storageRoutes(store: ObjectStore) {
   return async (app: FastifyInstance, ctx: ServerContext): Promise<void> => {
     app.post<{ Body: UploadRequestBody }>(
       '/v1/storage/upload',
-      { config: { auth: 'registered' }, schema: { description: 'URLs to upload one declared object under your own prefix', body: UploadRequestBody, response: replies(UploadPlanReply) } },
+      {
+        config: { auth: 'registered' },
+        schema: {
+          description: 'URLs to upload one declared object under your own prefix',
+          body: UploadRequestBody,
+          response: replies(UploadPlanReply),
+        },
+      },
       async (req) => {
         const b = req.body;
         const caller = req.auth!.key;
-        const decision = authorizeUpload({ caller, kind: b.kind as ObjectKind, key: b.key, size: b.size, sha256: b.sha256 }, { run: ctx.run });
+        const decision = authorizeUpload(
+          { caller, kind: b.kind as ObjectKind, key: b.key, size: b.size, sha256: b.sha256 },
+          { run: ctx.run },
+        );
         if (!decision.ok) throw refusalError(decision);
         const now = ctx.clock();
         const bound = ctx.uploadScope?.(caller, decision.key, now);
@@ -60,10 +98,28 @@ export function storageRoutes(store: ObjectStore) {
         const multipart = b.part_sha256s !== undefined || b.size > MAX_SINGLE_PUT_BYTES;
         let plan: UploadPlan;
         if (multipart) {
-          if (!b.part_size || !b.part_sha256s) throw new HttpError('E_BAD_REQUEST', `objects over ${MAX_SINGLE_PUT_BYTES} bytes are uploaded in parts: give part_size and part_sha256s`);
-          plan = await store.createMultipart({ key: b.key, size: b.size, sha256: b.sha256, chunkHashes: b.chunk_hashes, partSize: b.part_size, partSha256s: b.part_sha256s, expiresAt });
+          if (!b.part_size || !b.part_sha256s)
+            throw new HttpError(
+              'E_BAD_REQUEST',
+              `objects over ${MAX_SINGLE_PUT_BYTES} bytes are uploaded in parts: give part_size and part_sha256s`,
+            );
+          plan = await store.createMultipart({
+            key: b.key,
+            size: b.size,
+            sha256: b.sha256,
+            chunkHashes: b.chunk_hashes,
+            partSize: b.part_size,
+            partSha256s: b.part_sha256s,
+            expiresAt,
+          });
         } else {
-          plan = await store.presignPut({ key: b.key, size: b.size, sha256: b.sha256, chunkHashes: b.chunk_hashes, expiresAt });
+          plan = await store.presignPut({
+            key: b.key,
+            size: b.size,
+            sha256: b.sha256,
+            chunkHashes: b.chunk_hashes,
+            expiresAt,
+          });
         }
         return ctx.mutate(req, () => {
           if (plan.uploadId) ctx.repo.putUpload(plan.key, caller, plan.uploadId, plan, ctx.clock());
@@ -74,26 +130,54 @@ export function storageRoutes(store: ObjectStore) {
 
     app.post<{ Body: Static<typeof CompleteBody> }>(
       '/v1/storage/complete',
-      { config: { auth: 'registered' }, schema: { description: 'finish a multipart upload with the ETags of its parts', body: CompleteBody, response: replies(ObjectReply) } },
+      {
+        config: { auth: 'registered' },
+        schema: {
+          description: 'finish a multipart upload with the ETags of its parts',
+          body: CompleteBody,
+          response: replies(ObjectReply),
+        },
+      },
       async (req) => {
         const caller = req.auth!.key;
         // The plan comes from the orchestrator's records, never from the client.
-        const plan = ctx.repo.upload(req.body.key, caller, req.body.upload_id) as UploadPlan | undefined;
-        if (!plan) throw new HttpError('E_NO_UPLOAD', `no multipart upload ${req.body.upload_id} of ${req.body.key} by this key`);
+        const plan = ctx.repo.upload(req.body.key, caller, req.body.upload_id) as
+          UploadPlan | undefined;
+        if (!plan)
+          throw new HttpError(
+            'E_NO_UPLOAD',
+            `no multipart upload ${req.body.upload_id} of ${req.body.key} by this key`,
+          );
         const info = await store.completeMultipart(plan, req.body.etags);
         return ctx.mutate(req, () => {
           ctx.repo.deleteUpload(plan.key, caller, req.body.upload_id);
-          return { key: info.key, size: info.size, sha256: info.sha256, chunk_hashes: info.chunkHashes };
+          return {
+            key: info.key,
+            size: info.size,
+            sha256: info.sha256,
+            chunk_hashes: info.chunkHashes,
+          };
         });
       },
     );
 
     app.get<{ Querystring: { key: string } }>(
       '/v1/storage/download',
-      { config: { auth: 'registered' }, schema: { description: 'a URL to read one object of this run, with the hashes to verify it', querystring: Type.Object({ key: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false }), response: replies(ObjectReply) } },
+      {
+        config: { auth: 'registered' },
+        schema: {
+          description: 'a URL to read one object of this run, with the hashes to verify it',
+          querystring: Type.Object(
+            { key: Type.String({ minLength: 1, maxLength: 512 }) },
+            { additionalProperties: false },
+          ),
+          response: replies(ObjectReply),
+        },
+      },
       async (req) => {
         const key = req.query.key;
-        if (!key.startsWith(`runs/${ctx.run}/`)) throw new HttpError('E_NOT_YOUR_PREFIX', `${key} is not an object of run ${ctx.run}`);
+        if (!key.startsWith(`runs/${ctx.run}/`))
+          throw new HttpError('E_NOT_YOUR_PREFIX', `${key} is not an object of run ${ctx.run}`);
         const info = await store.head(key);
         if (!info) throw new HttpError('E_NOT_FOUND', `no object ${key}`);
         const url = await store.presignGet({ key, expiresAt: Date.now() + URL_TTL_MS });

@@ -8,7 +8,17 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { replies } from '../../protocol/messages.js';
 import {
-  GradientReply, GradientRequest, JoinReply, JoinRequest, RefuseRequest, ReportReply, ReportRequest, RunReply, SwarmStatus, WorkReply, WorkRequest,
+  GradientReply,
+  GradientRequest,
+  JoinReply,
+  JoinRequest,
+  RefuseRequest,
+  ReportReply,
+  ReportRequest,
+  RunReply,
+  SwarmStatus,
+  WorkReply,
+  WorkRequest,
 } from '../../protocol/swarm-messages.js';
 import type { ObjectStore } from '../../store/index.js';
 import type { WorkReply as Work } from '../swarm/contracts.js';
@@ -22,64 +32,153 @@ import { validationRoutes } from './validate.js';
 import type { ValidationCoordinator } from '../swarm/validation.js';
 import type { MergeCoordinator } from '../swarm/merge.js';
 
-export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, configHash: string, merge?: MergeCoordinator, validation?: ValidationCoordinator) {
+export function swarmRoutes(
+  coordinator: Coordinator,
+  store: ObjectStore,
+  configHash: string,
+  merge?: MergeCoordinator,
+  validation?: ValidationCoordinator,
+) {
   return async (app: FastifyInstance, ctx: ServerContext): Promise<void> => {
     ctx.onHeartbeat = (key, now) => coordinator.heartbeat(key, now);
     registerSwarmMetrics(ctx.metrics.registry, coordinator, ctx.clock, merge);
     ctx.uploadScope = (caller, key, now) => {
       if (key.kind === 'activation') return coordinator.leaseExpiry(caller, key.lease, now);
-      if (key.kind === 'gradient') return gradientExpiry(coordinator, caller, key.epoch, key.stage, now);
-      if ((key.kind === 'merged' || key.kind === 'optimizer') && merge) return merge.uploadExpiry(caller, key.epoch, key.stage, key.partition, now);
+      if (key.kind === 'gradient')
+        return gradientExpiry(coordinator, caller, key.epoch, key.stage, now);
+      if ((key.kind === 'merged' || key.kind === 'optimizer') && merge)
+        return merge.uploadExpiry(caller, key.epoch, key.stage, key.partition, now);
       return undefined;
     };
     if (merge) await mergeRoutes(app, ctx, merge, store);
     if (validation) await validationRoutes(app, ctx, validation, store);
 
-    app.get('/v1/run', { config: { auth: 'registered' }, schema: { description: 'the run and model configs, and their hash (send it as x-iota-run-hash)', response: replies(RunReply) } }, async () => ({
-      name: coordinator.cfg.name,
-      config_hash: configHash,
-      stages: coordinator.stages,
-      params: coordinator.cfg.params,
-      run: coordinator.cfg.run as unknown as Record<string, unknown>,
-      model: coordinator.cfg.model as unknown as Record<string, unknown>,
-    }));
+    app.get(
+      '/v1/run',
+      {
+        config: { auth: 'registered' },
+        schema: {
+          description: 'the run and model configs, and their hash (send it as x-iota-run-hash)',
+          response: replies(RunReply),
+        },
+      },
+      async () => ({
+        name: coordinator.cfg.name,
+        config_hash: configHash,
+        stages: coordinator.stages,
+        params: coordinator.cfg.params,
+        run: coordinator.cfg.run as unknown as Record<string, unknown>,
+        model: coordinator.cfg.model as unknown as Record<string, unknown>,
+      }),
+    );
 
     app.post<{ Body: JoinRequest }>(
       '/v1/join',
-      { config: { auth: 'registered', roles: ['miner'] }, schema: { description: "join a stage: 'auto' picks the pipeline's bottleneck from measured rates", body: JoinRequest, response: replies(JoinReply) } },
-      async (req) => withUrls(store, await ctx.mutate(req, () => coordinator.join(req.auth!.key, req.body.layer, ctx.clock())), ctx.clock()),
+      {
+        config: { auth: 'registered', roles: ['miner'] },
+        schema: {
+          description: "join a stage: 'auto' picks the pipeline's bottleneck from measured rates",
+          body: JoinRequest,
+          response: replies(JoinReply),
+        },
+      },
+      async (req) =>
+        withUrls(
+          store,
+          await ctx.mutate(req, () => coordinator.join(req.auth!.key, req.body.layer, ctx.clock())),
+          ctx.clock(),
+        ),
     );
 
     app.post<{ Body: WorkRequest }>(
       '/v1/work',
-      { config: { auth: 'registered', roles: ['miner'] }, schema: { description: 'lease up to `max` work items of your stage, or learn why there is none and when that changes', body: WorkRequest, response: replies(WorkReply) } },
-      async (req) => withUrls(store, await ctx.mutate(req, () => coordinator.work(req.auth!.key, req.body.max ?? 1, ctx.clock())), ctx.clock()),
+      {
+        config: { auth: 'registered', roles: ['miner'] },
+        schema: {
+          description:
+            'lease up to `max` work items of your stage, or learn why there is none and when that changes',
+          body: WorkRequest,
+          response: replies(WorkReply),
+        },
+      },
+      async (req) =>
+        withUrls(
+          store,
+          await ctx.mutate(req, () =>
+            coordinator.work(req.auth!.key, req.body.max ?? 1, ctx.clock()),
+          ),
+          ctx.clock(),
+        ),
     );
 
     app.post<{ Body: ReportRequest }>(
       '/v1/report',
-      { config: { auth: 'registered', roles: ['miner'] }, schema: { description: 'report a leased item done: its uploaded output, and per-sample losses at the tail', body: ReportRequest, response: replies(ReportReply) } },
+      {
+        config: { auth: 'registered', roles: ['miner'] },
+        schema: {
+          description:
+            'report a leased item done: its uploaded output, and per-sample losses at the tail',
+          body: ReportRequest,
+          response: replies(ReportReply),
+        },
+      },
       async (req) => {
         // Only a report with an output has an object to check (a tail's losses have none).
         const key = req.body.output ? coordinator.expectedOutput(req.body.lease) : undefined;
         const info = key ? await store.head(key) : undefined;
-        return ctx.mutate(req, () => coordinator.report(req.auth!.key, req.body, info, ctx.clock()));
+        return ctx.mutate(req, () =>
+          coordinator.report(req.auth!.key, req.body, info, ctx.clock()),
+        );
       },
     );
 
     app.post<{ Body: RefuseRequest }>(
       '/v1/refuse',
-      { config: { auth: 'registered', roles: ['miner'] }, schema: { description: 'refuse a leased item whose input is bad (hash, shape, size, NaN): the item is dropped, its producer recorded', body: RefuseRequest, response: replies(Type.Object({ dropped: Type.Integer() })) } },
-      async (req) => ctx.mutate(req, () => coordinator.refuse(req.auth!.key, req.body.lease, req.body.code, req.body.message, ctx.clock())),
+      {
+        config: { auth: 'registered', roles: ['miner'] },
+        schema: {
+          description:
+            'refuse a leased item whose input is bad (hash, shape, size, NaN): the item is dropped, its producer recorded',
+          body: RefuseRequest,
+          response: replies(Type.Object({ dropped: Type.Integer() })),
+        },
+      },
+      async (req) =>
+        ctx.mutate(req, () =>
+          coordinator.refuse(
+            req.auth!.key,
+            req.body.lease,
+            req.body.code,
+            req.body.message,
+            ctx.clock(),
+          ),
+        ),
     );
 
     app.post<{ Body: GradientRequest }>(
       '/v1/gradient',
-      { config: { auth: 'registered', roles: ['miner'] }, schema: { description: 'report your uploaded gradient sum for an epoch (UPLOADING only)', body: GradientRequest, response: replies(GradientReply) } },
+      {
+        config: { auth: 'registered', roles: ['miner'] },
+        schema: {
+          description: 'report your uploaded gradient sum for an epoch (UPLOADING only)',
+          body: GradientRequest,
+          response: replies(GradientReply),
+        },
+      },
       async (req) => {
         const b = req.body;
         const info = await store.head(coordinator.gradientKey(b.epoch, b.stage, req.auth!.key));
-        return ctx.mutate(req, () => acceptGradient(coordinator, req.auth!.key, b.epoch, b.stage, { size: b.size, sha256: b.sha256, partitions: b.partitions }, info, ctx.clock()));
+        return ctx.mutate(req, () =>
+          acceptGradient(
+            coordinator,
+            req.auth!.key,
+            b.epoch,
+            b.stage,
+            { size: b.size, sha256: b.sha256, partitions: b.partitions },
+            info,
+            ctx.clock(),
+          ),
+        );
       },
     );
 
@@ -89,11 +188,25 @@ export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, config
         config: { auth: 'none' },
         schema: {
           description: 'the run at a glance (what `iota status` shows); public, limited by address',
-          querystring: Type.Object({ ledger_from: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$', description: 'ledger counts from this epoch on (default: the last four)' })) }, { additionalProperties: false }),
+          querystring: Type.Object(
+            {
+              ledger_from: Type.Optional(
+                Type.String({
+                  pattern: '^[0-9]{1,9}$',
+                  description: 'ledger counts from this epoch on (default: the last four)',
+                }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
           response: replies(SwarmStatus),
         },
       },
-      async (req) => coordinator.status(ctx.clock(), req.query.ledger_from === undefined ? undefined : Number(req.query.ledger_from)),
+      async (req) =>
+        coordinator.status(
+          ctx.clock(),
+          req.query.ledger_from === undefined ? undefined : Number(req.query.ledger_from),
+        ),
     );
   };
 }
@@ -103,7 +216,11 @@ export function swarmRoutes(coordinator: Coordinator, store: ObjectStore, config
  * fresh ones): inputs expire with their lease, the manifest after the URL lifetime. Expiries
  * are lengths of time from `now` on the orchestrator's clock, turned into the store's clock.
  */
-async function withUrls<T extends { manifest: { key: string }; items?: Work['items'] }>(store: ObjectStore, r: T, now: number): Promise<T> {
+async function withUrls<T extends { manifest: { key: string }; items?: Work['items'] }>(
+  store: ObjectStore,
+  r: T,
+  now: number,
+): Promise<T> {
   const cache = new Map<string, Promise<string>>();
   const url = (key: string, expiresAt: number) => {
     let u = cache.get(key);
@@ -112,10 +229,16 @@ async function withUrls<T extends { manifest: { key: string }; items?: Work['ite
   };
   // Copies of what gets URLs: `r` may share objects with the state's in-memory rows.
   const out = { ...r, ...(r.items ? { items: r.items.map((it) => ({ ...it })) } : {}) };
-  out.manifest = { ...out.manifest, url: await url(out.manifest.key, Date.now() + URL_TTL_MS) } as T['manifest'];
+  out.manifest = {
+    ...out.manifest,
+    url: await url(out.manifest.key, Date.now() + URL_TTL_MS),
+  } as T['manifest'];
   for (const it of out.items ?? []) {
     const until = Date.now() + Math.max(1000, it.expires_at - now);
-    if (it.windows) it.windows = await Promise.all(it.windows.map(async (w) => ({ ...w, url: await url(w.key, until) })));
+    if (it.windows)
+      it.windows = await Promise.all(
+        it.windows.map(async (w) => ({ ...w, url: await url(w.key, until) })),
+      );
     if (it.x) it.x = { ...it.x, url: await url(it.x.key, until) } as typeof it.x;
     if (it.dy) it.dy = { ...it.dy, url: await url(it.dy.key, until) } as typeof it.dy;
   }

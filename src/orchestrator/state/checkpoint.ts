@@ -99,15 +99,21 @@ export class BackgroundCheckpointer {
     // A WAL that started again is cut back to this size: a burst does not leave a large file behind.
     db.pragma(`journal_size_limit = ${restartBytes}`);
     const module = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, path: db.name, everyMs: o.everyMs ?? 200, restartFrames } });
-    this.worker.on('message', (m: { error?: string; quiet?: boolean; settled?: boolean; complete?: boolean }) => {
-      if (m.error) onError(m.error);
-      if (m.quiet) this.quiet();
-      if (m.settled) {
-        if (m.complete) this.restarts.complete++;
-        this.open();
-      }
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { module, path: db.name, everyMs: o.everyMs ?? 200, restartFrames },
     });
+    this.worker.on(
+      'message',
+      (m: { error?: string; quiet?: boolean; settled?: boolean; complete?: boolean }) => {
+        if (m.error) onError(m.error);
+        if (m.quiet) this.quiet();
+        if (m.settled) {
+          if (m.complete) this.restarts.complete++;
+          this.open();
+        }
+      },
+    );
     this.worker.on('error', (e) => onError(e.message));
     // A worker that is gone checkpoints nothing: the server's connection does it again, as before.
     this.worker.on('exit', () => {

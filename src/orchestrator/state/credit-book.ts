@@ -44,7 +44,10 @@ export class CreditBook {
    */
   moved(epoch: number, stage: number, from: string, to: string, miners?: readonly string[]): void {
     if (!isHeld(from)) {
-      if (isHeld(to)) throw new Error(`the ledger moves samples into '${to}' only from a held state, not from '${from}'`);
+      if (isHeld(to))
+        throw new Error(
+          `the ledger moves samples into '${to}' only from a held state, not from '${from}'`,
+        );
       return;
     }
     const here = this.byStage.get(`${epoch} ${stage}`);
@@ -65,7 +68,8 @@ export class CreditBook {
   /** Miners with credited samples at one stage and epoch, by miner id. */
   credits(epoch: number, stage: number): Array<{ miner: string; n: number }> {
     const out: Array<{ miner: string; n: number }> = [];
-    for (const [miner, held] of this.byStage.get(`${epoch} ${stage}`) ?? []) if (held.credited > 0) out.push({ miner, n: held.credited });
+    for (const [miner, held] of this.byStage.get(`${epoch} ${stage}`) ?? [])
+      if (held.credited > 0) out.push({ miner, n: held.credited });
     return out.sort((a, b) => (a.miner < b.miner ? -1 : a.miner > b.miner ? 1 : 0));
   }
 

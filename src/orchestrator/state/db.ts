@@ -341,7 +341,11 @@ export function openDatabase(path: string): DB {
 export function migrate(db: DB, version = MIGRATIONS.length): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {
-    throw new IotaError('E_SCHEMA_TOO_NEW', `the state database has schema version ${current}; this iota knows up to ${MIGRATIONS.length}`, 'run a newer iota on this state folder');
+    throw new IotaError(
+      'E_SCHEMA_TOO_NEW',
+      `the state database has schema version ${current}; this iota knows up to ${MIGRATIONS.length}`,
+      'run a newer iota on this state folder',
+    );
   }
   for (let v = current; v < version; v++) {
     db.transaction(() => {
@@ -381,6 +385,13 @@ export function closeUndoFrame(db: DB, committed: boolean): void {
 
 /** Every table's rows in a stable order: tests compare dumps to prove nothing changed. */
 export function dumpDatabase(db: DB): string {
-  const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as Array<{ name: string }>;
-  return tables.map(({ name }) => `${name}\n${JSON.stringify(db.prepare(`SELECT * FROM "${name}" ORDER BY 1, 2`).all())}`).join('\n');
+  const tables = db
+    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    .all() as Array<{ name: string }>;
+  return tables
+    .map(
+      ({ name }) =>
+        `${name}\n${JSON.stringify(db.prepare(`SELECT * FROM "${name}" ORDER BY 1, 2`).all())}`,
+    )
+    .join('\n');
 }

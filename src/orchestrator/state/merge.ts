@@ -40,22 +40,51 @@ export class MergeState {
     this.s = {
       get: p('SELECT * FROM merges WHERE epoch = ? AND stage = ?'),
       active: p('SELECT * FROM merges WHERE step < 4 ORDER BY epoch, stage'),
-      put: p('INSERT OR REPLACE INTO merges (epoch, stage, round, step, plan, excluded, norm2, clip_factor, started_at) VALUES (@epoch, @stage, @round, @step, @plan, @excluded, @norm2, @clip_factor, @started_at)'),
-      jobPut: p("INSERT OR REPLACE INTO merge_jobs (epoch, stage, round, step, partition, merger, state, result, assigned_at, done_at) VALUES (?, ?, ?, ?, ?, ?, 'assigned', NULL, ?, NULL)"),
-      jobGet: p('SELECT * FROM merge_jobs WHERE epoch = ? AND stage = ? AND round = ? AND step = ? AND partition = ? AND merger = ?'),
-      jobSet: p('UPDATE merge_jobs SET state = ?, result = ?, done_at = ? WHERE epoch = ? AND stage = ? AND round = ? AND step = ? AND partition = ? AND merger = ?'),
-      jobsOf: p('SELECT * FROM merge_jobs WHERE epoch = ? AND stage = ? AND round = ? AND step = ? ORDER BY partition, merger'),
-      jobsFor: p("SELECT * FROM merge_jobs WHERE merger = ? AND state = 'assigned' ORDER BY epoch, stage, step, partition"),
-      resultGet: p('SELECT result FROM merge_results WHERE epoch = ? AND stage = ? AND round = ? AND step = ? AND partition = ?'),
-      resultPut: p('INSERT OR REPLACE INTO merge_results (epoch, stage, round, step, partition, result) VALUES (?, ?, ?, ?, ?, ?)'),
-      results: p('SELECT partition, result FROM merge_results WHERE epoch = ? AND stage = ? AND round = ? AND step = ? ORDER BY partition'),
-      fault: p('INSERT INTO faults (epoch, stage, miner, kind, detail, at) VALUES (?, ?, ?, ?, ?, ?)'),
-      faults: p('SELECT epoch, stage, miner, kind, detail, at FROM faults WHERE epoch = ? AND stage = ? ORDER BY id'),
+      put: p(
+        'INSERT OR REPLACE INTO merges (epoch, stage, round, step, plan, excluded, norm2, clip_factor, started_at) VALUES (@epoch, @stage, @round, @step, @plan, @excluded, @norm2, @clip_factor, @started_at)',
+      ),
+      jobPut: p(
+        "INSERT OR REPLACE INTO merge_jobs (epoch, stage, round, step, partition, merger, state, result, assigned_at, done_at) VALUES (?, ?, ?, ?, ?, ?, 'assigned', NULL, ?, NULL)",
+      ),
+      jobGet: p(
+        'SELECT * FROM merge_jobs WHERE epoch = ? AND stage = ? AND round = ? AND step = ? AND partition = ? AND merger = ?',
+      ),
+      jobSet: p(
+        'UPDATE merge_jobs SET state = ?, result = ?, done_at = ? WHERE epoch = ? AND stage = ? AND round = ? AND step = ? AND partition = ? AND merger = ?',
+      ),
+      jobsOf: p(
+        'SELECT * FROM merge_jobs WHERE epoch = ? AND stage = ? AND round = ? AND step = ? ORDER BY partition, merger',
+      ),
+      jobsFor: p(
+        "SELECT * FROM merge_jobs WHERE merger = ? AND state = 'assigned' ORDER BY epoch, stage, step, partition",
+      ),
+      resultGet: p(
+        'SELECT result FROM merge_results WHERE epoch = ? AND stage = ? AND round = ? AND step = ? AND partition = ?',
+      ),
+      resultPut: p(
+        'INSERT OR REPLACE INTO merge_results (epoch, stage, round, step, partition, result) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      results: p(
+        'SELECT partition, result FROM merge_results WHERE epoch = ? AND stage = ? AND round = ? AND step = ? ORDER BY partition',
+      ),
+      fault: p(
+        'INSERT INTO faults (epoch, stage, miner, kind, detail, at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
+      faults: p(
+        'SELECT epoch, stage, miner, kind, detail, at FROM faults WHERE epoch = ? AND stage = ? ORDER BY id',
+      ),
     };
   }
 
   private row(r: Record<string, unknown> | undefined): MergeRow | undefined {
-    return r && ({ ...r, plan: JSON.parse(r.plan as string), excluded: JSON.parse(r.excluded as string) } as MergeRow);
+    return (
+      r &&
+      ({
+        ...r,
+        plan: JSON.parse(r.plan as string),
+        excluded: JSON.parse(r.excluded as string),
+      } as MergeRow)
+    );
   }
 
   merge(epoch: number, stage: number): MergeRow | undefined {
@@ -67,36 +96,94 @@ export class MergeState {
   put(m: MergeRow): void {
     this.s.put.run({ ...m, plan: JSON.stringify(m.plan), excluded: JSON.stringify(m.excluded) });
   }
-  assign(m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>, step: number, partition: number, merger: string, now: number): void {
+  assign(
+    m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>,
+    step: number,
+    partition: number,
+    merger: string,
+    now: number,
+  ): void {
     this.s.jobPut.run(m.epoch, m.stage, m.round, step, partition, merger, now);
   }
-  job(m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>, step: number, partition: number, merger: string): JobRow | undefined {
-    const r = this.s.jobGet.get(m.epoch, m.stage, m.round, step, partition, merger) as Record<string, unknown> | undefined;
+  job(
+    m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>,
+    step: number,
+    partition: number,
+    merger: string,
+  ): JobRow | undefined {
+    const r = this.s.jobGet.get(m.epoch, m.stage, m.round, step, partition, merger) as
+      Record<string, unknown> | undefined;
     return r && ({ ...r, result: r.result ? JSON.parse(r.result as string) : null } as JobRow);
   }
   setJob(j: JobRow, state: JobState, result: unknown, now: number | null): void {
-    this.s.jobSet.run(state, result === null ? null : JSON.stringify(result), now, j.epoch, j.stage, j.round, j.step, j.partition, j.merger);
+    this.s.jobSet.run(
+      state,
+      result === null ? null : JSON.stringify(result),
+      now,
+      j.epoch,
+      j.stage,
+      j.round,
+      j.step,
+      j.partition,
+      j.merger,
+    );
   }
   jobs(m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>, step: number): JobRow[] {
-    return (this.s.jobsOf.all(m.epoch, m.stage, m.round, step) as Array<Record<string, unknown>>).map((r) => ({ ...r, result: r.result ? JSON.parse(r.result as string) : null }) as JobRow);
+    return (
+      this.s.jobsOf.all(m.epoch, m.stage, m.round, step) as Array<Record<string, unknown>>
+    ).map((r) => ({ ...r, result: r.result ? JSON.parse(r.result as string) : null }) as JobRow);
   }
   jobsFor(merger: string): JobRow[] {
-    return (this.s.jobsFor.all(merger) as Array<Record<string, unknown>>).map((r) => ({ ...r, result: r.result ? JSON.parse(r.result as string) : null }) as JobRow);
+    return (this.s.jobsFor.all(merger) as Array<Record<string, unknown>>).map(
+      (r) => ({ ...r, result: r.result ? JSON.parse(r.result as string) : null }) as JobRow,
+    );
   }
-  result<T>(m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>, step: number, partition: number): T | undefined {
-    const r = this.s.resultGet.get(m.epoch, m.stage, m.round, step, partition) as { result: string } | undefined;
+  result<T>(
+    m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>,
+    step: number,
+    partition: number,
+  ): T | undefined {
+    const r = this.s.resultGet.get(m.epoch, m.stage, m.round, step, partition) as
+      { result: string } | undefined;
     return r && (JSON.parse(r.result) as T);
   }
-  putResult(m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>, step: number, partition: number, result: unknown): void {
+  putResult(
+    m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>,
+    step: number,
+    partition: number,
+    result: unknown,
+  ): void {
     this.s.resultPut.run(m.epoch, m.stage, m.round, step, partition, JSON.stringify(result));
   }
   results<T>(m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>, step: number): Map<number, T> {
-    return new Map((this.s.results.all(m.epoch, m.stage, m.round, step) as Array<{ partition: number; result: string }>).map((r) => [r.partition, JSON.parse(r.result) as T]));
+    return new Map(
+      (
+        this.s.results.all(m.epoch, m.stage, m.round, step) as Array<{
+          partition: number;
+          result: string;
+        }>
+      ).map((r) => [r.partition, JSON.parse(r.result) as T]),
+    );
   }
-  fault(epoch: number, stage: number, miner: string, kind: string, detail: string, now: number): void {
+  fault(
+    epoch: number,
+    stage: number,
+    miner: string,
+    kind: string,
+    detail: string,
+    now: number,
+  ): void {
     this.s.fault.run(epoch, stage, miner, kind, detail, now);
   }
-  faults(epoch: number, stage: number): Array<{ miner: string; kind: string; detail: string; at: number }> {
-    return this.s.faults.all(epoch, stage) as Array<{ miner: string; kind: string; detail: string; at: number }>;
+  faults(
+    epoch: number,
+    stage: number,
+  ): Array<{ miner: string; kind: string; detail: string; at: number }> {
+    return this.s.faults.all(epoch, stage) as Array<{
+      miner: string;
+      kind: string;
+      detail: string;
+      at: number;
+    }>;
   }
 }

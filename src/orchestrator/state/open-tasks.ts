@@ -28,7 +28,8 @@ export class OpenTasks {
     private readonly db: DB,
     rows: Iterable<Omit<OpenTask, 'miner'> & { miner: string | null }>,
   ) {
-    for (const r of rows) if (r.miner !== null) this.apply(keyOf(r), undefined, { ...r, miner: r.miner });
+    for (const r of rows)
+      if (r.miner !== null) this.apply(keyOf(r), undefined, { ...r, miner: r.miner });
   }
 
   leased(t: TaskRef, miner: string): void {
@@ -40,7 +41,10 @@ export class OpenTasks {
     const key = keyOf(t);
     const owner = this.byKey.get(key)?.miner ?? miner;
     const open = (state === 'leased' || state === 'held') && owner !== null;
-    this.set(key, open ? { miner: owner, item: t.item, stage: t.stage, kind: t.kind, state } : undefined);
+    this.set(
+      key,
+      open ? { miner: owner, item: t.item, stage: t.stage, kind: t.kind, state } : undefined,
+    );
   }
 
   /** Tasks that left leased and held (voided, done, unleased); returns how many. */

@@ -3,7 +3,14 @@
  * and callers group them into one transaction with `transaction()`.
  */
 import type { Statement } from 'better-sqlite3';
-import { closeUndoFrame, openDatabase, dumpDatabase, openUndoFrame, undoOnRollback, type DB } from './db.js';
+import {
+  closeUndoFrame,
+  openDatabase,
+  dumpDatabase,
+  openUndoFrame,
+  undoOnRollback,
+  type DB,
+} from './db.js';
 import { BackgroundCheckpointer, type CheckpointerOptions, type WriteGate } from './checkpoint.js';
 import { MAX_SKEW_MS } from '../../protocol/signing.js';
 
@@ -58,7 +65,10 @@ export class Repository {
   /** "key nonce" -> client timestamp of the state changes of the clock window (their rows hold them) */
   private nonces = new Map<string, number>();
   /** Transaction control, prepared once (better-sqlite3's db.transaction(fn) builds four wrappers per call). */
-  private tx: Record<'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo', Statement>;
+  private tx: Record<
+    'begin' | 'commit' | 'rollback' | 'savepoint' | 'release' | 'rollbackTo',
+    Statement
+  >;
 
   constructor(readonly db: DB) {
     this.loadNonces();
@@ -71,8 +81,12 @@ export class Repository {
       rollbackTo: db.prepare('ROLLBACK TO change'),
     };
     this.s = {
-      replyGet: db.prepare('SELECT method, path, status, reply FROM requests WHERE key = ? AND request_id = ?'),
-      replyPut: db.prepare('INSERT INTO requests (key, request_id, method, path, status, reply, created_at, nonce, nonce_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      replyGet: db.prepare(
+        'SELECT method, path, status, reply FROM requests WHERE key = ? AND request_id = ?',
+      ),
+      replyPut: db.prepare(
+        'INSERT INTO requests (key, request_id, method, path, status, reply, created_at, nonce, nonce_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
       // The rows before the first one young enough to keep (arrival order: a prefix of the table).
       replyPrune: db.prepare(
         `DELETE FROM requests WHERE rowid < COALESCE(
@@ -80,24 +94,41 @@ export class Repository {
            (SELECT COALESCE(MAX(rowid), 0) + 1 FROM requests))`,
       ),
       participantGet: db.prepare('SELECT * FROM participants WHERE id = ?'),
-      participantPut: db.prepare('INSERT INTO participants (id, role, registered_at, last_seen, info) VALUES (@id, @role, @now, @now, @info) ON CONFLICT (id) DO UPDATE SET role = @role, last_seen = @now, info = @info'),
+      participantPut: db.prepare(
+        'INSERT INTO participants (id, role, registered_at, last_seen, info) VALUES (@id, @role, @now, @now, @info) ON CONFLICT (id) DO UPDATE SET role = @role, last_seen = @now, info = @info',
+      ),
       participantTouch: db.prepare('UPDATE participants SET last_seen = ? WHERE id = ?'),
       participantList: db.prepare('SELECT * FROM participants ORDER BY registered_at, id'),
       participantCounts: db.prepare('SELECT role, COUNT(*) AS n FROM participants GROUP BY role'),
-      uploadPut: db.prepare('INSERT OR REPLACE INTO uploads (key, caller, upload_id, plan, created_at) VALUES (?, ?, ?, ?, ?)'),
-      uploadGet: db.prepare('SELECT plan FROM uploads WHERE key = ? AND caller = ? AND upload_id = ?'),
-      uploadDelete: db.prepare('DELETE FROM uploads WHERE key = ? AND caller = ? AND upload_id = ?'),
+      uploadPut: db.prepare(
+        'INSERT OR REPLACE INTO uploads (key, caller, upload_id, plan, created_at) VALUES (?, ?, ?, ?, ?)',
+      ),
+      uploadGet: db.prepare(
+        'SELECT plan FROM uploads WHERE key = ? AND caller = ? AND upload_id = ?',
+      ),
+      uploadDelete: db.prepare(
+        'DELETE FROM uploads WHERE key = ? AND caller = ? AND upload_id = ?',
+      ),
     };
   }
 
   private checkpointer?: BackgroundCheckpointer;
 
   /** `backgroundCheckpoints`: a server's database, checkpointed off the event loop (checkpoint.ts). */
-  static open(path: string, o: { backgroundCheckpoints?: boolean | Omit<CheckpointerOptions, 'onError'>; onCheckpointError?: (message: string) => void } = {}): Repository {
+  static open(
+    path: string,
+    o: {
+      backgroundCheckpoints?: boolean | Omit<CheckpointerOptions, 'onError'>;
+      onCheckpointError?: (message: string) => void;
+    } = {},
+  ): Repository {
     const repo = new Repository(openDatabase(path));
     if (o.backgroundCheckpoints && path !== ':memory:') {
       const options = typeof o.backgroundCheckpoints === 'object' ? o.backgroundCheckpoints : {};
-      repo.checkpointer = new BackgroundCheckpointer(repo.db, { ...options, onError: o.onCheckpointError });
+      repo.checkpointer = new BackgroundCheckpointer(repo.db, {
+        ...options,
+        onError: o.onCheckpointError,
+      });
     }
     return repo;
   }
@@ -123,7 +154,8 @@ export class Repository {
     openUndoFrame(this.db);
     try {
       const result = fn();
-      if (result instanceof Promise) throw new TypeError('a transaction function cannot return a promise');
+      if (result instanceof Promise)
+        throw new TypeError('a transaction function cannot return a promise');
       (nested ? t.release : t.commit).run();
       closeUndoFrame(this.db, true);
       return result;
@@ -148,14 +180,38 @@ export class Repository {
   }
 
   storedReply(key: string, requestId: string): StoredReply | undefined {
-    const row = this.s.replyGet.get(key, requestId) as { method: string; path: string; status: number; reply: string } | undefined;
-    return row && { method: row.method, path: row.path, status: row.status, reply: JSON.parse(row.reply) };
+    const row = this.s.replyGet.get(key, requestId) as
+      { method: string; path: string; status: number; reply: string } | undefined;
+    return (
+      row && {
+        method: row.method,
+        path: row.path,
+        status: row.status,
+        reply: JSON.parse(row.reply),
+      }
+    );
   }
 
   /** A state change's reply, with the nonce of the signed request that made it (seen from now on, and after a restart). */
-  storeReply(key: string, requestId: string, r: StoredReply, now: number, signed: { nonce: string; ts: number }): void {
+  storeReply(
+    key: string,
+    requestId: string,
+    r: StoredReply,
+    now: number,
+    signed: { nonce: string; ts: number },
+  ): void {
     const k = `${key} ${signed.nonce}`;
-    this.s.replyPut.run(key, requestId, r.method, r.path, r.status, JSON.stringify(r.reply), now, signed.nonce, signed.ts);
+    this.s.replyPut.run(
+      key,
+      requestId,
+      r.method,
+      r.path,
+      r.status,
+      JSON.stringify(r.reply),
+      now,
+      signed.nonce,
+      signed.ts,
+    );
     this.nonces.set(k, signed.ts);
     undoOnRollback(this.db, () => this.nonces.delete(k));
   }
@@ -172,7 +228,14 @@ export class Repository {
    */
   private loadNonces(): void {
     let newest: number | undefined;
-    const rows = this.db.prepare('SELECT key, nonce, nonce_ts, created_at FROM requests ORDER BY rowid DESC').iterate() as IterableIterator<{ key: string; nonce: string | null; nonce_ts: number; created_at: number }>;
+    const rows = this.db
+      .prepare('SELECT key, nonce, nonce_ts, created_at FROM requests ORDER BY rowid DESC')
+      .iterate() as IterableIterator<{
+      key: string;
+      nonce: string | null;
+      nonce_ts: number;
+      created_at: number;
+    }>;
     for (const r of rows) {
       newest ??= r.created_at;
       if (r.created_at < newest - NONCE_WINDOW_MS) {
@@ -222,7 +285,8 @@ export class Repository {
   roleCounts(): Record<Role, number> {
     if (!this.counts) {
       const counts: Record<Role, number> = { miner: 0, validator: 0, admin: 0 };
-      for (const r of this.s.participantCounts.all() as Array<{ role: Role; n: number }>) counts[r.role] = r.n;
+      for (const r of this.s.participantCounts.all() as Array<{ role: Role; n: number }>)
+        counts[r.role] = r.n;
       this.counts = counts;
     }
     return { ...this.counts };
@@ -253,5 +317,11 @@ export class Repository {
 }
 
 function toParticipant(r: ParticipantRow): Participant {
-  return { id: r.id, role: r.role, registeredAt: r.registered_at, lastSeen: r.last_seen, info: JSON.parse(r.info) };
+  return {
+    id: r.id,
+    role: r.role,
+    registeredAt: r.registered_at,
+    lastSeen: r.last_seen,
+    info: JSON.parse(r.info),
+  };
 }

@@ -8,9 +8,38 @@ import { randomHex } from '../../protocol/random.js';
 import { undoOnRollback, type DB } from './db.js';
 import { OpenTasks, type OpenTask } from './open-tasks.js';
 import { CreditBook, type HeldRow } from './credit-book.js';
-import type { TaskKind, TaskState, ObjectRef, WindowRef, ManifestRef, RunRow, StageRow, EpochRow, MemberRow, TaskInput, TaskRow, ItemRow, GradientRow } from './swarm-rows.js';
+import type {
+  TaskKind,
+  TaskState,
+  ObjectRef,
+  WindowRef,
+  ManifestRef,
+  RunRow,
+  StageRow,
+  EpochRow,
+  MemberRow,
+  TaskInput,
+  TaskRow,
+  ItemRow,
+  GradientRow,
+} from './swarm-rows.js';
 
-export type { Phase, TaskKind, TaskState, ObjectRef, WindowRef, ManifestRef, RunRow, StageRow, EpochRow, MemberRow, TaskInput, TaskRow, ItemRow, GradientRow } from './swarm-rows.js';
+export type {
+  Phase,
+  TaskKind,
+  TaskState,
+  ObjectRef,
+  WindowRef,
+  ManifestRef,
+  RunRow,
+  StageRow,
+  EpochRow,
+  MemberRow,
+  TaskInput,
+  TaskRow,
+  ItemRow,
+  GradientRow,
+} from './swarm-rows.js';
 
 type Raw<T> = { [K in keyof T]: T[K] extends object | null ? string | null : T[K] };
 
@@ -25,7 +54,13 @@ const LEASE = /^([0-9a-z]{1,11})_(\d{1,4})([fbt])_[0-9a-f]{16}$/;
 const KIND_OF: Record<string, TaskKind> = { f: 'fwd', b: 'bwd', t: 'tail' };
 
 function task(r: Raw<TaskRow> | undefined): TaskRow | undefined {
-  return r && { ...r, input: JSON.parse(r.input as string), output: r.output ? JSON.parse(r.output) : null };
+  return (
+    r && {
+      ...r,
+      input: JSON.parse(r.input as string),
+      output: r.output ? JSON.parse(r.output) : null,
+    }
+  );
 }
 
 interface Liveness {
@@ -71,70 +106,137 @@ export class SwarmState {
     const p = (sql: string) => db.prepare(sql);
     this.s = {
       runGet: p('SELECT * FROM run WHERE id = 1'),
-      runPut: p('INSERT INTO run (id, name, config, config_hash, stages, created_at) VALUES (1, ?, ?, ?, ?, ?)'),
+      runPut: p(
+        'INSERT INTO run (id, name, config, config_hash, stages, created_at) VALUES (1, ?, ?, ?, ?, ?)',
+      ),
       stageGet: p('SELECT * FROM stages WHERE stage = ?'),
       stageAll: p('SELECT * FROM stages ORDER BY stage'),
-      stagePut: p('INSERT OR REPLACE INTO stages (stage, epoch, phase, since, deadline, manifest, note) VALUES (@stage, @epoch, @phase, @since, @deadline, @manifest, @note)'),
+      stagePut: p(
+        'INSERT OR REPLACE INTO stages (stage, epoch, phase, since, deadline, manifest, note) VALUES (@stage, @epoch, @phase, @since, @deadline, @manifest, @note)',
+      ),
       epochGet: p('SELECT * FROM epochs WHERE epoch = ?'),
       epochPut: p('INSERT OR IGNORE INTO epochs (epoch, started_at) VALUES (?, ?)'),
       epochAllocate: p('UPDATE epochs SET allocated = allocated + ? WHERE epoch = ?'),
       epochClose: p('UPDATE epochs SET closed_at = ?, drain_deadline = ? WHERE epoch = ?'),
       epochDrained: p('UPDATE epochs SET drained_at = ? WHERE epoch = ?'),
       epochMergeMs: p('UPDATE epochs SET merge_ms = merge_ms + ? WHERE epoch = ?'),
-      epochsDraining: p('SELECT * FROM epochs WHERE closed_at IS NOT NULL AND drained_at IS NULL ORDER BY epoch'),
+      epochsDraining: p(
+        'SELECT * FROM epochs WHERE closed_at IS NOT NULL AND drained_at IS NULL ORDER BY epoch',
+      ),
       epochsRecent: p('SELECT * FROM epochs ORDER BY epoch DESC LIMIT ?'),
       memberGet: p('SELECT * FROM members WHERE miner = ?'),
       memberAll: p('SELECT * FROM members ORDER BY stage, joined_at, miner'),
-      memberPut: p('INSERT INTO members (miner, stage, requested, next_stage, joined_at, joined_epoch, last_seen) VALUES (?, ?, ?, NULL, ?, ?, ?)'),
+      memberPut: p(
+        'INSERT INTO members (miner, stage, requested, next_stage, joined_at, joined_epoch, last_seen) VALUES (?, ?, ?, NULL, ?, ?, ?)',
+      ),
       memberSet: p('UPDATE members SET stage = ?, requested = ?, next_stage = ? WHERE miner = ?'),
-      memberFlush: p('UPDATE members SET last_seen = MAX(last_seen, ?), rate = COALESCE(?, rate), done = done + ? WHERE miner = ?'),
+      memberFlush: p(
+        'UPDATE members SET last_seen = MAX(last_seen, ?), rate = COALESCE(?, rate), done = done + ? WHERE miner = ?',
+      ),
       taskGet: p('SELECT * FROM tasks WHERE item = ? AND stage = ? AND kind = ?'),
-      taskPut: p("INSERT INTO tasks (item, stage, kind, epoch, first_sample, n, state, prefer, ready_at, input, gate) VALUES (?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?, ?)"),
+      taskPut: p(
+        "INSERT INTO tasks (item, stage, kind, epoch, first_sample, n, state, prefer, ready_at, input, gate) VALUES (?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?, ?)",
+      ),
       ungate: p('UPDATE tasks SET gate = NULL, ready_at = ? WHERE gate = ?'),
       manifestPut: p('INSERT OR REPLACE INTO manifests (stage, epoch, manifest) VALUES (?, ?, ?)'),
       manifestGet: p('SELECT manifest FROM manifests WHERE stage = ? AND epoch = ?'),
-      taskLease: p("UPDATE tasks SET state = 'leased', miner = ?, lease = ?, leased_at = ?, expires = ? WHERE item = ? AND stage = ? AND kind = ?"),
-      taskFinish: p('UPDATE tasks SET state = ?, output = ?, loss = ?, done_at = ? WHERE item = ? AND stage = ? AND kind = ?'),
+      taskLease: p(
+        "UPDATE tasks SET state = 'leased', miner = ?, lease = ?, leased_at = ?, expires = ? WHERE item = ? AND stage = ? AND kind = ?",
+      ),
+      taskFinish: p(
+        'UPDATE tasks SET state = ?, output = ?, loss = ?, done_at = ? WHERE item = ? AND stage = ? AND kind = ?',
+      ),
       taskSetState: p('UPDATE tasks SET state = ? WHERE item = ? AND stage = ? AND kind = ?'),
-      readyPreferred: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind = 'bwd' AND prefer = ? AND gate IS NULL ORDER BY ready_at, item LIMIT 1"),
-      readyBackward: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind = 'bwd' AND gate IS NULL ORDER BY ready_at, item LIMIT 32"),
-      readyForward: p("SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind IN ('fwd', 'tail') AND gate IS NULL ORDER BY item LIMIT 1"),
-      openTasks: p("SELECT item, stage, kind, miner, state FROM tasks WHERE state = 'leased' UNION ALL SELECT item, stage, kind, miner, state FROM tasks WHERE state = 'held'"),
-      renew: p("UPDATE tasks SET expires = ? WHERE item = ? AND stage = ? AND kind = ? AND state = 'leased' AND expires >= ?"),
+      readyPreferred: p(
+        "SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind = 'bwd' AND prefer = ? AND gate IS NULL ORDER BY ready_at, item LIMIT 1",
+      ),
+      readyBackward: p(
+        "SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind = 'bwd' AND gate IS NULL ORDER BY ready_at, item LIMIT 32",
+      ),
+      readyForward: p(
+        "SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind IN ('fwd', 'tail') AND gate IS NULL ORDER BY item LIMIT 1",
+      ),
+      openTasks: p(
+        "SELECT item, stage, kind, miner, state FROM tasks WHERE state = 'leased' UNION ALL SELECT item, stage, kind, miner, state FROM tasks WHERE state = 'held'",
+      ),
+      renew: p(
+        "UPDATE tasks SET expires = ? WHERE item = ? AND stage = ? AND kind = ? AND state = 'leased' AND expires >= ?",
+      ),
       expired: p("SELECT * FROM tasks WHERE state = 'leased' AND expires < ?"),
-      unlease: p("UPDATE tasks SET state = 'ready', miner = NULL, lease = NULL, leased_at = NULL, expires = NULL, ready_at = ? WHERE item = ? AND stage = ? AND kind = ?"),
-      voidEpoch: p("UPDATE tasks SET state = 'void' WHERE epoch = ? AND state IN ('ready', 'leased') RETURNING item, stage, kind"),
+      unlease: p(
+        "UPDATE tasks SET state = 'ready', miner = NULL, lease = NULL, leased_at = NULL, expires = NULL, ready_at = ? WHERE item = ? AND stage = ? AND kind = ?",
+      ),
+      voidEpoch: p(
+        "UPDATE tasks SET state = 'void' WHERE epoch = ? AND state IN ('ready', 'leased') RETURNING item, stage, kind",
+      ),
       // A forward waiting for its backward was work done in good faith: it stays counted.
-      closeEpochHeld: p("UPDATE tasks SET state = 'done' WHERE epoch = ? AND state = 'held' RETURNING item, stage, kind"),
-      queue: p("SELECT stage, kind, state, COUNT(*) AS n FROM tasks WHERE state IN ('ready', 'leased', 'held') GROUP BY stage, kind, state"),
-      recentLosses: p("SELECT epoch, item, n, loss, done_at FROM tasks WHERE kind = 'tail' AND state IN ('done', 'held') AND done_at IS NOT NULL ORDER BY done_at DESC, item DESC LIMIT ?"),
-      tailSince: p("SELECT COALESCE(SUM(n), 0) AS n FROM tasks WHERE kind = 'tail' AND done_at >= ?"),
-      itemPut: p('INSERT INTO items (item, epoch, first_sample, n, windows, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
+      closeEpochHeld: p(
+        "UPDATE tasks SET state = 'done' WHERE epoch = ? AND state = 'held' RETURNING item, stage, kind",
+      ),
+      queue: p(
+        "SELECT stage, kind, state, COUNT(*) AS n FROM tasks WHERE state IN ('ready', 'leased', 'held') GROUP BY stage, kind, state",
+      ),
+      recentLosses: p(
+        "SELECT epoch, item, n, loss, done_at FROM tasks WHERE kind = 'tail' AND state IN ('done', 'held') AND done_at IS NOT NULL ORDER BY done_at DESC, item DESC LIMIT ?",
+      ),
+      tailSince: p(
+        "SELECT COALESCE(SUM(n), 0) AS n FROM tasks WHERE kind = 'tail' AND done_at >= ?",
+      ),
+      itemPut: p(
+        'INSERT INTO items (item, epoch, first_sample, n, windows, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
       itemGet: p('SELECT * FROM items WHERE item = ?'),
       itemNext: p('SELECT COALESCE(MAX(item), -1) + 1 AS next FROM items'),
       ledgerPut: p("INSERT INTO ledger (item, stage, epoch, n, state) VALUES (?, ?, ?, ?, 'open')"),
-      ledgerCredit: p("UPDATE ledger SET state = 'credited', miner = ? WHERE item = ? AND stage = ? RETURNING epoch, n"),
-      ledgerOpen: p("SELECT COUNT(*) AS n FROM ledger WHERE epoch = ? AND stage = ? AND state = 'open'"),
+      ledgerCredit: p(
+        "UPDATE ledger SET state = 'credited', miner = ? WHERE item = ? AND stage = ? RETURNING epoch, n",
+      ),
+      ledgerOpen: p(
+        "SELECT COUNT(*) AS n FROM ledger WHERE epoch = ? AND stage = ? AND state = 'open'",
+      ),
       ledgerOpenEpoch: p("SELECT COUNT(*) AS n FROM ledger WHERE epoch = ? AND state = 'open'"),
       ledgerDropOpen: p("UPDATE ledger SET state = ? WHERE epoch = ? AND state = 'open'"),
       // Unsettled samples belong to their stage's current epoch (a merge or an abandon settles the rest).
-      ledgerHeld: p("SELECT epoch, stage, miner, state, SUM(n) AS n FROM ledger WHERE epoch >= (SELECT COALESCE(MIN(epoch), 0) FROM stages) AND state IN ('credited', 'uploaded') GROUP BY epoch, stage, miner, state"),
-      ledgerMove: p('UPDATE ledger SET state = ? WHERE epoch = ? AND stage = ? AND state = ? AND miner IN (SELECT value FROM json_each(?))'),
+      ledgerHeld: p(
+        "SELECT epoch, stage, miner, state, SUM(n) AS n FROM ledger WHERE epoch >= (SELECT COALESCE(MIN(epoch), 0) FROM stages) AND state IN ('credited', 'uploaded') GROUP BY epoch, stage, miner, state",
+      ),
+      ledgerMove: p(
+        'UPDATE ledger SET state = ? WHERE epoch = ? AND stage = ? AND state = ? AND miner IN (SELECT value FROM json_each(?))',
+      ),
       ledgerMoveStage: p('UPDATE ledger SET state = ? WHERE epoch = ? AND stage = ? AND state = ?'),
-      ledgerCounts: p('SELECT epoch, stage, state, SUM(n) AS samples FROM ledger WHERE epoch >= ? GROUP BY epoch, stage, state ORDER BY epoch, stage, state'),
-      ledgerSamples: p('SELECT item, stage, state, miner FROM ledger WHERE epoch = ? ORDER BY item, stage'),
-      upstreamExpiry: p("SELECT MIN(expires) AS t FROM tasks WHERE stage < ? AND epoch = ? AND state = 'leased'"),
+      ledgerCounts: p(
+        'SELECT epoch, stage, state, SUM(n) AS samples FROM ledger WHERE epoch >= ? GROUP BY epoch, stage, state ORDER BY epoch, stage, state',
+      ),
+      ledgerSamples: p(
+        'SELECT item, stage, state, miner FROM ledger WHERE epoch = ? ORDER BY item, stage',
+      ),
+      upstreamExpiry: p(
+        "SELECT MIN(expires) AS t FROM tasks WHERE stage < ? AND epoch = ? AND state = 'leased'",
+      ),
       leaseHolders: p("SELECT DISTINCT miner FROM tasks WHERE state = 'leased'"),
       dropItemLedger: p("UPDATE ledger SET state = ? WHERE item = ? AND state = 'open'"),
-      voidItemTasks: p("UPDATE tasks SET state = 'void' WHERE item = ? AND state IN ('ready', 'leased') RETURNING item, stage, kind"),
-      closeItemHeld: p("UPDATE tasks SET state = 'done' WHERE item = ? AND state = 'held' RETURNING item, stage, kind"),
-      creditedItems: p("SELECT item FROM ledger WHERE epoch = ? AND stage = ? AND miner = ? AND state IN ('credited', 'uploaded', 'merged') ORDER BY item"),
-      fault: p('INSERT INTO faults (epoch, stage, miner, kind, detail, at) VALUES (?, ?, ?, ?, ?, ?)'),
+      voidItemTasks: p(
+        "UPDATE tasks SET state = 'void' WHERE item = ? AND state IN ('ready', 'leased') RETURNING item, stage, kind",
+      ),
+      closeItemHeld: p(
+        "UPDATE tasks SET state = 'done' WHERE item = ? AND state = 'held' RETURNING item, stage, kind",
+      ),
+      creditedItems: p(
+        "SELECT item FROM ledger WHERE epoch = ? AND stage = ? AND miner = ? AND state IN ('credited', 'uploaded', 'merged') ORDER BY item",
+      ),
+      fault: p(
+        'INSERT INTO faults (epoch, stage, miner, kind, detail, at) VALUES (?, ?, ?, ?, ?, ?)',
+      ),
       gradGet: p('SELECT * FROM gradients WHERE epoch = ? AND stage = ? AND miner = ?'),
-      gradPut: p('INSERT INTO gradients (epoch, stage, miner, key, size, sha256, n, partitions, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+      gradPut: p(
+        'INSERT INTO gradients (epoch, stage, miner, key, size, sha256, n, partitions, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
       gradAll: p('SELECT * FROM gradients WHERE epoch = ? AND stage = ? ORDER BY miner'),
     };
-    this.open = new OpenTasks(db, this.s.openTasks.iterate() as Iterable<Omit<OpenTask, 'miner'> & { miner: string | null }>);
+    this.open = new OpenTasks(
+      db,
+      this.s.openTasks.iterate() as Iterable<Omit<OpenTask, 'miner'> & { miner: string | null }>,
+    );
     this.book = new CreditBook(db, this.s.ledgerHeld.iterate() as Iterable<HeldRow>);
   }
 
@@ -155,7 +257,9 @@ export class SwarmState {
     return row;
   }
   stages(): StageRow[] {
-    return (this.s.stageAll.all() as Array<Raw<StageRow>>).map((r) => ({ ...r, manifest: JSON.parse(r.manifest as string) }) as StageRow);
+    return (this.s.stageAll.all() as Array<Raw<StageRow>>).map(
+      (r) => ({ ...r, manifest: JSON.parse(r.manifest as string) }) as StageRow,
+    );
   }
   putStage(r: StageRow): void {
     this.s.stagePut.run({ ...r, manifest: JSON.stringify(r.manifest) });
@@ -170,9 +274,16 @@ export class SwarmState {
     return row;
   }
   /** An epoch's cached row after a write: the change applied to it, or dropped when not cached. */
-  private epochChanged(e: number, change: Partial<EpochRow> | ((r: EpochRow) => Partial<EpochRow>)): void {
+  private epochChanged(
+    e: number,
+    change: Partial<EpochRow> | ((r: EpochRow) => Partial<EpochRow>),
+  ): void {
     const old = this.epochRows.get(e);
-    this.cache(this.epochRows, e, old && { ...old, ...(typeof change === 'function' ? change(old) : change) });
+    this.cache(
+      this.epochRows,
+      e,
+      old && { ...old, ...(typeof change === 'function' ? change(old) : change) },
+    );
   }
   startEpoch(e: number, now: number): void {
     this.s.epochPut.run(e, now);
@@ -214,7 +325,14 @@ export class SwarmState {
   }
   private overlay(r: MemberRow): MemberRow {
     const l = this.liveness.get(r.miner);
-    return l ? { ...r, last_seen: Math.max(r.last_seen, l.seen), rate: l.rate ?? r.rate, done: r.done + l.done } : r;
+    return l
+      ? {
+          ...r,
+          last_seen: Math.max(r.last_seen, l.seen),
+          rate: l.rate ?? r.rate,
+          done: r.done + l.done,
+        }
+      : r;
   }
   addMember(miner: string, stage: number, requested: string, epoch: number, now: number): void {
     this.s.memberPut.run(miner, stage, requested, now, epoch, now);
@@ -243,7 +361,13 @@ export class SwarmState {
       // The cached row as the statement leaves it (every tick flushes every live miner: dropping
       // the rows instead would make the next call of each miner read its row again).
       const old = this.memberRows.get(miner);
-      if (old) this.cache(this.memberRows, miner, { ...old, last_seen: Math.max(old.last_seen, l.seen), rate: l.rate ?? old.rate, done: old.done + l.done });
+      if (old)
+        this.cache(this.memberRows, miner, {
+          ...old,
+          last_seen: Math.max(old.last_seen, l.seen),
+          rate: l.rate ?? old.rate,
+          done: old.done + l.done,
+        });
     }
     this.liveness.clear();
   }
@@ -258,8 +382,30 @@ export class SwarmState {
   task(item: number, stage: number, kind: TaskKind): TaskRow | undefined {
     return task(this.s.taskGet.get(item, stage, kind) as Raw<TaskRow> | undefined);
   }
-  addTask(item: number, stage: number, kind: TaskKind, epoch: number, firstSample: number, n: number, prefer: string | null, now: number, input: TaskInput, gate: number | null = null): void {
-    this.s.taskPut.run(item, stage, kind, epoch, firstSample, n, prefer, now, JSON.stringify(input), gate);
+  addTask(
+    item: number,
+    stage: number,
+    kind: TaskKind,
+    epoch: number,
+    firstSample: number,
+    n: number,
+    prefer: string | null,
+    now: number,
+    input: TaskInput,
+    gate: number | null = null,
+  ): void {
+    this.s.taskPut.run(
+      item,
+      stage,
+      kind,
+      epoch,
+      firstSample,
+      n,
+      prefer,
+      now,
+      JSON.stringify(input),
+      gate,
+    );
   }
   /** Releases the tasks a validation held back. */
   ungate(validation: number, now: number): void {
@@ -277,8 +423,22 @@ export class SwarmState {
     this.s.taskLease.run(miner, lease, now, expires, t.item, t.stage, t.kind);
     this.open.leased(t, miner);
   }
-  finishTask(t: TaskRow, state: TaskState, output: ObjectRef | null, loss: number | null, now: number): void {
-    this.s.taskFinish.run(state, output && JSON.stringify(output), loss, now, t.item, t.stage, t.kind);
+  finishTask(
+    t: TaskRow,
+    state: TaskState,
+    output: ObjectRef | null,
+    loss: number | null,
+    now: number,
+  ): void {
+    this.s.taskFinish.run(
+      state,
+      output && JSON.stringify(output),
+      loss,
+      now,
+      t.item,
+      t.stage,
+      t.kind,
+    );
     this.open.moved(t, state, t.miner);
   }
   setTaskState(t: Pick<TaskRow, 'item' | 'stage' | 'kind'>, state: TaskState): void {
@@ -289,10 +449,16 @@ export class SwarmState {
     return task(this.s.readyPreferred.get(stage, epoch, miner) as Raw<TaskRow> | undefined);
   }
   /** A backward nobody is waiting for: its forward miner is gone, silent, moved, or slower than `staleBefore`. */
-  readyBackward(stage: number, epoch: number, silentBefore: number, staleBefore: number): TaskRow | undefined {
+  readyBackward(
+    stage: number,
+    epoch: number,
+    silentBefore: number,
+    staleBefore: number,
+  ): TaskRow | undefined {
     for (const r of this.s.readyBackward.all(stage, epoch) as Array<Raw<TaskRow>>) {
       const m = r.prefer === null ? undefined : this.member(r.prefer);
-      if (!m || m.last_seen < silentBefore || m.stage !== r.stage || r.ready_at < staleBefore) return task(r);
+      if (!m || m.last_seen < silentBefore || m.stage !== r.stage || r.ready_at < staleBefore)
+        return task(r);
     }
     return undefined;
   }
@@ -310,7 +476,8 @@ export class SwarmState {
   renewLeases(miner: string, now: number, expires: number): number {
     let renewed = 0;
     for (const t of this.open.of(miner)) {
-      if (t.state === 'leased') renewed += this.s.renew.run(expires, t.item, t.stage, t.kind, now).changes;
+      if (t.state === 'leased')
+        renewed += this.s.renew.run(expires, t.item, t.stage, t.kind, now).changes;
     }
     return renewed;
   }
@@ -326,10 +493,23 @@ export class SwarmState {
     this.open.closed(this.s.closeEpochHeld.all(epoch) as TaskRow[]);
   }
   queue(): Array<{ stage: number; kind: TaskKind; state: TaskState; n: number }> {
-    return this.s.queue.all() as Array<{ stage: number; kind: TaskKind; state: TaskState; n: number }>;
+    return this.s.queue.all() as Array<{
+      stage: number;
+      kind: TaskKind;
+      state: TaskState;
+      n: number;
+    }>;
   }
-  recentLosses(n: number): Array<{ epoch: number; item: number; n: number; loss: number; done_at: number }> {
-    return this.s.recentLosses.all(n) as Array<{ epoch: number; item: number; n: number; loss: number; done_at: number }>;
+  recentLosses(
+    n: number,
+  ): Array<{ epoch: number; item: number; n: number; loss: number; done_at: number }> {
+    return this.s.recentLosses.all(n) as Array<{
+      epoch: number;
+      item: number;
+      n: number;
+      loss: number;
+      done_at: number;
+    }>;
   }
   tailSamplesSince(t: number): number {
     return (this.s.tailSince.get(t) as { n: number }).n;
@@ -339,7 +519,14 @@ export class SwarmState {
     this.nextItem ??= (this.s.itemNext.get() as { next: number }).next;
     return this.nextItem;
   }
-  addItem(item: number, epoch: number, firstSample: number, n: number, windows: WindowRef[], now: number): void {
+  addItem(
+    item: number,
+    epoch: number,
+    firstSample: number,
+    n: number,
+    windows: WindowRef[],
+    now: number,
+  ): void {
     this.s.itemPut.run(item, epoch, firstSample, n, JSON.stringify(windows), now);
     const old = this.nextItem;
     if (old !== undefined) this.nextItem = Math.max(old, item + 1);
@@ -354,11 +541,16 @@ export class SwarmState {
     this.s.ledgerPut.run(item, stage, epoch, n);
   }
   credit(item: number, stage: number, miner: string): void {
-    const row = this.s.ledgerCredit.get(miner, item, stage) as { epoch: number; n: number } | undefined;
+    const row = this.s.ledgerCredit.get(miner, item, stage) as
+      { epoch: number; n: number } | undefined;
     if (row) this.book.added(row.epoch, stage, miner, 'credited', row.n);
   }
   openCount(epoch: number, stage?: number): number {
-    return ((stage === undefined ? this.s.ledgerOpenEpoch.get(epoch) : this.s.ledgerOpen.get(epoch, stage)) as { n: number }).n;
+    return (
+      (stage === undefined
+        ? this.s.ledgerOpenEpoch.get(epoch)
+        : this.s.ledgerOpen.get(epoch, stage)) as { n: number }
+    ).n;
   }
   dropOpen(epoch: number, state: string): void {
     this.s.ledgerDropOpen.run(state, epoch);
@@ -371,17 +563,37 @@ export class SwarmState {
     return this.book.credited(epoch, stage, miner);
   }
   /** Samples of (epoch, stage) in state `from` go to `to`: `miners`' only (one pass), or everyone's. */
-  moveLedger(epoch: number, stage: number, from: string, to: string, miners?: readonly string[]): void {
+  moveLedger(
+    epoch: number,
+    stage: number,
+    from: string,
+    to: string,
+    miners?: readonly string[],
+  ): void {
     if (miners?.length === 0) return;
     this.book.moved(epoch, stage, from, to, miners); // first: it refuses a move it cannot follow
     if (miners === undefined) this.s.ledgerMoveStage.run(to, epoch, stage, from);
     else this.s.ledgerMove.run(to, epoch, stage, from, JSON.stringify(miners));
   }
-  ledgerCounts(fromEpoch: number): Array<{ epoch: number; stage: number; state: string; samples: number }> {
-    return this.s.ledgerCounts.all(fromEpoch) as Array<{ epoch: number; stage: number; state: string; samples: number }>;
+  ledgerCounts(
+    fromEpoch: number,
+  ): Array<{ epoch: number; stage: number; state: string; samples: number }> {
+    return this.s.ledgerCounts.all(fromEpoch) as Array<{
+      epoch: number;
+      stage: number;
+      state: string;
+      samples: number;
+    }>;
   }
-  ledgerRows(epoch: number): Array<{ item: number; stage: number; state: string; miner: string | null }> {
-    return this.s.ledgerSamples.all(epoch) as Array<{ item: number; stage: number; state: string; miner: string | null }>;
+  ledgerRows(
+    epoch: number,
+  ): Array<{ item: number; stage: number; state: string; miner: string | null }> {
+    return this.s.ledgerSamples.all(epoch) as Array<{
+      item: number;
+      stage: number;
+      state: string;
+      miner: string | null;
+    }>;
   }
 
   /** The earliest lease expiry of an epoch's items before stage `below`. */
@@ -402,10 +614,19 @@ export class SwarmState {
   }
   /** Items whose gradient at a stage and epoch is credited to a miner (merged or not yet). */
   creditedItems(epoch: number, stage: number, miner: string): number[] {
-    return (this.s.creditedItems.all(epoch, stage, miner) as Array<{ item: number }>).map((r) => r.item);
+    return (this.s.creditedItems.all(epoch, stage, miner) as Array<{ item: number }>).map(
+      (r) => r.item,
+    );
   }
   /** A fault for scoring (the validator's input): who, what, where. */
-  fault(epoch: number, stage: number, miner: string, kind: string, detail: string, now: number): void {
+  fault(
+    epoch: number,
+    stage: number,
+    miner: string,
+    kind: string,
+    detail: string,
+    now: number,
+  ): void {
     this.s.fault.run(epoch, stage, miner, kind, detail, now);
   }
 
@@ -414,9 +635,21 @@ export class SwarmState {
     return r && ({ ...r, partitions: JSON.parse(r.partitions as string) } as GradientRow);
   }
   addGradient(g: GradientRow): void {
-    this.s.gradPut.run(g.epoch, g.stage, g.miner, g.key, g.size, g.sha256, g.n, JSON.stringify(g.partitions), g.uploaded_at);
+    this.s.gradPut.run(
+      g.epoch,
+      g.stage,
+      g.miner,
+      g.key,
+      g.size,
+      g.sha256,
+      g.n,
+      JSON.stringify(g.partitions),
+      g.uploaded_at,
+    );
   }
   gradients(epoch: number, stage: number): GradientRow[] {
-    return (this.s.gradAll.all(epoch, stage) as Array<Raw<GradientRow>>).map((r) => ({ ...r, partitions: JSON.parse(r.partitions as string) }) as GradientRow);
+    return (this.s.gradAll.all(epoch, stage) as Array<Raw<GradientRow>>).map(
+      (r) => ({ ...r, partitions: JSON.parse(r.partitions as string) }) as GradientRow,
+    );
   }
 }

@@ -6,7 +6,15 @@
 import type { ModelConfig } from '../../config/model.js';
 import type { RunConfig } from '../../config/run.js';
 import type { PlanParticipant } from '../../merge/plan.js';
-import type { GradientRow, ManifestRef, ObjectRef, Phase, TaskKind, TaskRow, WindowRef } from '../state/swarm.js';
+import type {
+  GradientRow,
+  ManifestRef,
+  ObjectRef,
+  Phase,
+  TaskKind,
+  TaskRow,
+  WindowRef,
+} from '../state/swarm.js';
 
 /** A participant of a stage's merge: its accepted gradient upload and its ledger credit. */
 export type MergeParticipant = PlanParticipant;
@@ -59,7 +67,13 @@ export interface SwarmSettings {
 }
 
 export interface Idle {
-  reason: 'not_joined' | 'uploading' | 'merging' | 'in_flight_limit' | 'epoch_full' | 'waiting_for_upstream';
+  reason:
+    | 'not_joined'
+    | 'uploading'
+    | 'merging'
+    | 'in_flight_limit'
+    | 'epoch_full'
+    | 'waiting_for_upstream';
   message: string;
   /** when something that may end the wait is due (ms), if known */
   next_change_at?: number;
@@ -117,7 +131,11 @@ export interface ReportBody {
 }
 
 export const PHASE_CALLS: Record<Phase, string[]> = {
-  training: ['POST /v1/work (items)', 'POST /v1/report', 'uploads of activations under a held lease'],
+  training: [
+    'POST /v1/work (items)',
+    'POST /v1/report',
+    'uploads of activations under a held lease',
+  ],
   uploading: ['POST /v1/work (the upload duty)', 'POST /v1/gradient', 'uploads of your gradient'],
   merging: ['POST /v1/work (why idle)', 'the merge calls (merge issue)'],
 };

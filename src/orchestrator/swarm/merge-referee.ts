@@ -8,7 +8,13 @@
  */
 import { IotaError } from '../../errors.js';
 import { decodeSlice, sliceRange } from '../../merge/gradient.js';
-import { decodePartition, encodeManifest, encodePartition, MANIFEST_FORMAT, type StageManifest } from '../../merge/manifest.js';
+import {
+  decodePartition,
+  encodeManifest,
+  encodePartition,
+  MANIFEST_FORMAT,
+  type StageManifest,
+} from '../../merge/manifest.js';
 import { reduceSlices } from '../../merge/reduce.js';
 import { decodeOptimState, encodeOptimState, updatePartition } from '../../merge/update.js';
 import { sha256Hex } from '../../tensor-io/hash.js';
@@ -36,18 +42,26 @@ export class MergeReferee {
       const step = m.step as 1 | 2;
       for (const j of this.m.state.jobs(m, step)) {
         if (j.state === 'unavailable') await this.checkClaim(m, j);
-        else if (j.merger === ORCHESTRATOR && j.state === 'assigned') await this.runOwnJob(m, step, j.partition);
+        else if (j.merger === ORCHESTRATOR && j.state === 'assigned')
+          await this.runOwnJob(m, step, j.partition);
       }
     }
   }
 
-  private async slices(m: MergeRow, partition: number): Promise<Array<{ miner: string; data: Float32Array }>> {
+  private async slices(
+    m: MergeRow,
+    partition: number,
+  ): Promise<Array<{ miner: string; data: Float32Array }>> {
     const p = m.plan.partitions[partition];
     const range = sliceRange(m.plan.params, p.offset, p.length);
     return Promise.all(
       m.plan.participants.map(async (q) => {
         const bytes = await this.m.store.get(q.key, range);
-        if (sha256Hex(bytes) !== q.partitions[partition]) throw new IotaError('E_HASH_MISMATCH', `partition ${partition} of ${q.key} does not match its declared hash`);
+        if (sha256Hex(bytes) !== q.partitions[partition])
+          throw new IotaError(
+            'E_HASH_MISMATCH',
+            `partition ${partition} of ${q.key} does not match its declared hash`,
+          );
         return { miner: q.miner, data: decodeSlice(bytes, p.length) };
       }),
     );
@@ -56,17 +70,38 @@ export class MergeReferee {
   private async runOwnJob(m: MergeRow, step: 1 | 2, partition: number): Promise<void> {
     try {
       const red = reduceSlices(await this.slices(m, partition), m.plan.N);
-      let result: Reduced | Updated = { sha256: red.sha256, norm2: red.norm2, slice_norms2: red.sliceNorms2 };
+      let result: Reduced | Updated = {
+        sha256: red.sha256,
+        norm2: red.norm2,
+        slice_norms2: red.sliceNorms2,
+      };
       if (step === 2) {
         const job = await this.m.describe(m, 2, partition, ORCHESTRATOR, this.m.clock());
         const p = m.plan.partitions[partition];
         const wE = decodePartition(await this.m.store.get(job.w!.key), p.length);
-        const prev = job.optim ? decodeOptimState(await this.m.store.get(job.optim.key), p.length) : undefined;
+        const prev = job.optim
+          ? decodeOptimState(await this.m.store.get(job.optim.key), p.length)
+          : undefined;
         const o = this.m.cfg.run.optimizer;
-        const u = updatePartition(wE, red.gbar, prev, p.offset, this.m.cfg.layouts[m.stage], { lr: job.lr!, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay }, job.t!, job.clip_factor!);
+        const u = updatePartition(
+          wE,
+          red.gbar,
+          prev,
+          p.offset,
+          this.m.cfg.layouts[m.stage],
+          { lr: job.lr!, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay },
+          job.t!,
+          job.clip_factor!,
+        );
         const w = await this.m.store.put(job.outputs!.w, encodePartition(u.w, p.offset));
-        const opt = await this.m.store.put(job.outputs!.optim, encodeOptimState(u.m, u.v, p.offset));
-        result = { w: { key: w.key, size: w.size, sha256: w.sha256! }, optim: { key: opt.key, size: opt.size, sha256: opt.sha256! } };
+        const opt = await this.m.store.put(
+          job.outputs!.optim,
+          encodeOptimState(u.m, u.v, p.offset),
+        );
+        result = {
+          w: { key: w.key, size: w.size, sha256: w.sha256! },
+          optim: { key: opt.key, size: opt.size, sha256: opt.sha256! },
+        };
       }
       await this.m.commit(() => {
         const cur = this.m.state.merge(m.epoch, m.stage);
@@ -79,11 +114,16 @@ export class MergeReferee {
     } catch (e) {
       // An input that cannot be read by the orchestrator itself: that participant is out.
       const bad = (e as Error).message.match(/of (runs\/\S+) does not match|no object (runs\/\S+)/);
-      this.m.log(`merge e${m.epoch} stage ${m.stage}: the orchestrator could not merge partition ${partition}: ${(e as Error).message}`);
+      this.m.log(
+        `merge e${m.epoch} stage ${m.stage}: the orchestrator could not merge partition ${partition}: ${(e as Error).message}`,
+      );
       if (bad) {
         const key = bad[1] ?? bad[2];
         const who = m.plan.participants.find((p) => p.key === key);
-        if (who) await this.m.commit(() => this.m.replan(m, { [who.miner]: 'input_unavailable' }, this.m.clock()));
+        if (who)
+          await this.m.commit(() =>
+            this.m.replan(m, { [who.miner]: 'input_unavailable' }, this.m.clock()),
+          );
       }
     }
   }
@@ -107,10 +147,24 @@ export class MergeReferee {
       if (!cur || cur.round !== m.round) return;
       this.m.state.setJob(j, 'reassigned', j.result, now);
       if (!readable) {
-        this.m.state.fault(m.epoch, m.stage, participant, 'input_unavailable', `partition ${j.partition} of its gradient cannot be read or does not match its hash`, now);
+        this.m.state.fault(
+          m.epoch,
+          m.stage,
+          participant,
+          'input_unavailable',
+          `partition ${j.partition} of its gradient cannot be read or does not match its hash`,
+          now,
+        );
         this.m.replan(cur, { [participant]: 'input_unavailable' }, now);
       } else {
-        this.m.state.fault(m.epoch, m.stage, j.merger, 'false_unavailable', `claimed ${participant.slice(0, 8)}'s partition ${j.partition} unreadable; it is not`, now);
+        this.m.state.fault(
+          m.epoch,
+          m.stage,
+          j.merger,
+          'false_unavailable',
+          `claimed ${participant.slice(0, 8)}'s partition ${j.partition} unreadable; it is not`,
+          now,
+        );
         this.m.state.assign(cur, j.step, j.partition, ORCHESTRATOR, now);
       }
     });
@@ -132,7 +186,15 @@ export class MergeReferee {
       clip_factor: m.clip_factor ?? 1,
       partitions: m.plan.partitions.map((p) => {
         const r = results.get(p.index)!;
-        return { index: p.index, offset: p.offset, length: p.length, key: r.w.key, size: r.w.size, sha256: r.w.sha256, optim: r.optim };
+        return {
+          index: p.index,
+          offset: p.offset,
+          length: p.length,
+          key: r.w.key,
+          size: r.w.size,
+          sha256: r.w.sha256,
+          optim: r.optim,
+        };
       }),
     };
     const key = `runs/${this.m.cfg.name}/e${m.epoch + 1}/stage/${m.stage}.json`;
@@ -142,7 +204,13 @@ export class MergeReferee {
       const cur = this.m.state.merge(m.epoch, m.stage);
       if (!cur || cur.step !== 3) return;
       this.m.state.put({ ...cur, step: 4 });
-      this.m.coordinator.finishMerge(m.stage, m.epoch, { key, size: info.size, sha256: info.sha256!, epoch: m.epoch + 1, step: manifest.step }, this.m.clock(), cur.excluded);
+      this.m.coordinator.finishMerge(
+        m.stage,
+        m.epoch,
+        { key, size: info.size, sha256: info.sha256!, epoch: m.epoch + 1, step: manifest.step },
+        this.m.clock(),
+        cur.excluded,
+      );
     });
     this.m.log(`merge e${m.epoch} stage ${m.stage}: published ${key}`);
   }

@@ -83,7 +83,14 @@ export interface MergeSettings {
 /** What validation learns from merges: results to spot-check, and results that lost a dispute. */
 export interface MergeAudit {
   updated(epoch: number, stage: number, partition: number, merger: string, now: number): void;
-  disputed(epoch: number, stage: number, partition: number, merger: string, detail: string, now: number): void;
+  disputed(
+    epoch: number,
+    stage: number,
+    partition: number,
+    merger: string,
+    detail: string,
+    now: number,
+  ): void;
 }
 
 /** A merger's step-2 result and what it was computed from (the validator reads w_E and the moments from the manifest). */
@@ -106,11 +113,20 @@ export class MergeCoordinator implements MergeHooks {
    * Bytes each merger moved per merge (`epoch/stage/miner`), from the sizes of what its jobs
    * read and wrote: slices, optimizer state, outputs, and the new weights it then loads.
    */
-  readonly traffic = new Map<string, { epoch: number; stage: number; down: number; up: number; w: number }>();
+  readonly traffic = new Map<
+    string,
+    { epoch: number; stage: number; down: number; up: number; w: number }
+  >();
 
   private count(m: MergeRow, miner: string, down: number, up: number): void {
     const key = `${m.epoch}/${m.stage}/${miner}`;
-    const t = this.traffic.get(key) ?? { epoch: m.epoch, stage: m.stage, down: 4 * m.plan.params, up: 0, w: 4 * m.plan.params };
+    const t = this.traffic.get(key) ?? {
+      epoch: m.epoch,
+      stage: m.stage,
+      down: 4 * m.plan.params,
+      up: 0,
+      w: 4 * m.plan.params,
+    };
     t.down += down;
     t.up += up;
     this.traffic.set(key, t);
@@ -118,12 +134,18 @@ export class MergeCoordinator implements MergeHooks {
   }
 
   /** Per-miner traffic of the newest merge of a stage, relative to the stage size W. */
-  lastTraffic(stage: number): { epoch: number; maxDownOverW: number; maxUpOverW: number } | undefined {
+  lastTraffic(
+    stage: number,
+  ): { epoch: number; maxDownOverW: number; maxUpOverW: number } | undefined {
     const rows = [...this.traffic.values()].filter((t) => t.stage === stage);
     if (rows.length === 0) return undefined;
     const epoch = Math.max(...rows.map((t) => t.epoch));
     const last = rows.filter((t) => t.epoch === epoch);
-    return { epoch, maxDownOverW: Math.max(...last.map((t) => t.down / t.w)), maxUpOverW: Math.max(...last.map((t) => t.up / t.w)) };
+    return {
+      epoch,
+      maxDownOverW: Math.max(...last.map((t) => t.down / t.w)),
+      maxUpOverW: Math.max(...last.map((t) => t.up / t.w)),
+    };
   }
 
   constructor(
@@ -145,13 +167,31 @@ export class MergeCoordinator implements MergeHooks {
 
   begin(stage: number, epoch: number, participants: MergeParticipant[], now: number): void {
     const plan = this.plan(stage, epoch, participants);
-    const m: MergeRow = { epoch, stage, round: 0, step: 1, plan, excluded: {}, norm2: null, clip_factor: null, started_at: now };
+    const m: MergeRow = {
+      epoch,
+      stage,
+      round: 0,
+      step: 1,
+      plan,
+      excluded: {},
+      norm2: null,
+      clip_factor: null,
+      started_at: now,
+    };
     this.state.put(m);
     this.assignAll(m, 1, now);
   }
 
   private plan(stage: number, epoch: number, participants: PlanParticipant[]): MergePlan {
-    return makePlan({ runSeed: this.cfg.run.seed, epoch, stage, params: this.cfg.params[stage], partitionElements: this.elements, replicas: this.cfg.run.merge.replicas, participants });
+    return makePlan({
+      runSeed: this.cfg.run.seed,
+      epoch,
+      stage,
+      params: this.cfg.params[stage],
+      partitionElements: this.elements,
+      replicas: this.cfg.run.merge.replicas,
+      participants,
+    });
   }
 
   private assignAll(m: MergeRow, step: 1 | 2, now: number): void {
@@ -166,7 +206,13 @@ export class MergeCoordinator implements MergeHooks {
     const agreed = this.state.result<Reduced>(m, 1, partition);
     const good = this.state
       .jobs(m, 1)
-      .filter((j) => j.partition === partition && j.state === 'done' && j.merger !== ORCHESTRATOR && (j.result as unknown as Reduced).sha256 === agreed?.sha256)
+      .filter(
+        (j) =>
+          j.partition === partition &&
+          j.state === 'done' &&
+          j.merger !== ORCHESTRATOR &&
+          (j.result as unknown as Reduced).sha256 === agreed?.sha256,
+      )
       .map((j) => j.merger);
     return good.length > 0 ? good.slice(0, m.plan.replicas) : [ORCHESTRATOR];
   }
@@ -178,27 +224,48 @@ export class MergeCoordinator implements MergeHooks {
     const jobs = this.state.jobs(m, step);
     // Late in the phase the orchestrator takes every partition still open, so the deadline is met.
     const st = this.coordinator.view(stage);
-    if (st.deadline !== undefined && now >= st.deadline - 0.2 * this.cfg.run.phases.merge_s * 1000) {
+    if (
+      st.deadline !== undefined &&
+      now >= st.deadline - 0.2 * this.cfg.run.phases.merge_s * 1000
+    ) {
       for (const p of m.plan.partitions) {
-        if (this.state.result(m, step, p.index) || jobs.some((j) => j.partition === p.index && j.merger === ORCHESTRATOR)) continue;
+        if (
+          this.state.result(m, step, p.index) ||
+          jobs.some((j) => j.partition === p.index && j.merger === ORCHESTRATOR)
+        )
+          continue;
         this.state.assign(m, step, p.index, ORCHESTRATOR, now);
-        this.log(`merge e${epoch} stage ${stage}: the deadline nears; the orchestrator merges partition ${p.index} step ${step}`);
+        this.log(
+          `merge e${epoch} stage ${stage}: the deadline nears; the orchestrator merges partition ${p.index} step ${step}`,
+        );
       }
       return;
     }
     for (const j of jobs) {
-      if (j.state !== 'assigned' || j.merger === ORCHESTRATOR || !this.coordinator.isSilent(j.merger, now)) continue;
+      if (
+        j.state !== 'assigned' ||
+        j.merger === ORCHESTRATOR ||
+        !this.coordinator.isSilent(j.merger, now)
+      )
+        continue;
       this.state.setJob(j, 'reassigned', null, now);
-      const busy = new Set(jobs.filter((o) => o.partition === j.partition && o.state !== 'reassigned').map((o) => o.merger));
+      const busy = new Set(
+        jobs
+          .filter((o) => o.partition === j.partition && o.state !== 'reassigned')
+          .map((o) => o.merger),
+      );
       const load = new Map<string, number>();
-      for (const o of jobs) if (o.state === 'assigned') load.set(o.merger, (load.get(o.merger) ?? 0) + 1);
+      for (const o of jobs)
+        if (o.state === 'assigned') load.set(o.merger, (load.get(o.merger) ?? 0) + 1);
       const candidates = m.plan.participants
         .map((p) => p.miner)
         .filter((id) => !busy.has(id) && !this.coordinator.isSilent(id, now))
         .sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || (a < b ? -1 : 1));
       const to = candidates[0] ?? ORCHESTRATOR;
       if (!busy.has(to)) this.state.assign(m, step, j.partition, to, now);
-      this.log(`merge e${epoch} stage ${stage}: ${j.merger.slice(0, 8)} went silent; partition ${j.partition} step ${step} goes to ${to.slice(0, 8)}`);
+      this.log(
+        `merge e${epoch} stage ${stage}: ${j.merger.slice(0, 8)} went silent; partition ${j.partition} step ${step} goes to ${to.slice(0, 8)}`,
+      );
     }
   }
 
@@ -220,7 +287,13 @@ export class MergeCoordinator implements MergeHooks {
     return out;
   }
 
-  async describe(m: MergeRow, step: 1 | 2, partition: number, miner: string, now: number): Promise<MergeJob> {
+  async describe(
+    m: MergeRow,
+    step: 1 | 2,
+    partition: number,
+    miner: string,
+    now: number,
+  ): Promise<MergeJob> {
     const p = m.plan.partitions[partition];
     const st = this.coordinator.view(m.stage);
     const job: MergeJob = {
@@ -232,7 +305,12 @@ export class MergeCoordinator implements MergeHooks {
       offset: p.offset,
       length: p.length,
       N: m.plan.N,
-      inputs: m.plan.participants.map((q) => ({ miner: q.miner, key: q.key, ...sliceRange(m.plan.params, p.offset, p.length), sha256: q.partitions[partition] })),
+      inputs: m.plan.participants.map((q) => ({
+        miner: q.miner,
+        key: q.key,
+        ...sliceRange(m.plan.params, p.offset, p.length),
+        sha256: q.partitions[partition],
+      })),
       deadline: st.deadline ?? now,
     };
     if (step === 2) {
@@ -255,40 +333,111 @@ export class MergeCoordinator implements MergeHooks {
     return job;
   }
 
-  private job(miner: string, epoch: number, stage: number, round: number, partition: number, step: 1 | 2): { m: MergeRow; j: JobRow } {
+  private job(
+    miner: string,
+    epoch: number,
+    stage: number,
+    round: number,
+    partition: number,
+    step: 1 | 2,
+  ): { m: MergeRow; j: JobRow } {
     this.coordinator.state.seen(miner, this.clock());
     const m = this.state.merge(epoch, stage);
     const st = this.coordinator.view(stage);
-    if (!m || st.phase !== 'merging' || st.epoch !== epoch) throw this.coordinator.phaseClosed(this.coordinator.state.stage(stage), `stage ${stage} is not merging epoch ${epoch}`, this.clock());
+    if (!m || st.phase !== 'merging' || st.epoch !== epoch)
+      throw this.coordinator.phaseClosed(
+        this.coordinator.state.stage(stage),
+        `stage ${stage} is not merging epoch ${epoch}`,
+        this.clock(),
+      );
     const j = m.round === round ? this.state.job(m, step, partition, miner) : undefined;
     if (!j || m.step !== step || j.state !== 'assigned') {
-      throw new HttpError('E_NO_JOB', `you hold no step ${step} job for partition ${partition} of stage ${stage}, epoch ${epoch} (round ${m.round}, step ${m.step})`, 'ask for your jobs again (GET /v1/merge/jobs)');
+      throw new HttpError(
+        'E_NO_JOB',
+        `you hold no step ${step} job for partition ${partition} of stage ${stage}, epoch ${epoch} (round ${m.round}, step ${m.step})`,
+        'ask for your jobs again (GET /v1/merge/jobs)',
+      );
     }
     return { m, j };
   }
 
-  reduced(miner: string, b: { epoch: number; stage: number; round: number; partition: number; sha256: string; norm2: number; slice_norms2: Record<string, number> }, now: number): { accepted: true } {
+  reduced(
+    miner: string,
+    b: {
+      epoch: number;
+      stage: number;
+      round: number;
+      partition: number;
+      sha256: string;
+      norm2: number;
+      slice_norms2: Record<string, number>;
+    },
+    now: number,
+  ): { accepted: true } {
     const { m, j } = this.job(miner, b.epoch, b.stage, b.round, b.partition, 1);
     const ids = m.plan.participants.map((p) => p.miner);
-    if (Object.keys(b.slice_norms2).sort().join() !== [...ids].sort().join()) throw new HttpError('E_BAD_REQUEST', 'slice_norms2 names every participant of the plan, and only them');
-    this.state.setJob(j, 'done', { sha256: b.sha256, norm2: b.norm2, slice_norms2: b.slice_norms2 } satisfies Reduced, now);
+    if (Object.keys(b.slice_norms2).sort().join() !== [...ids].sort().join())
+      throw new HttpError(
+        'E_BAD_REQUEST',
+        'slice_norms2 names every participant of the plan, and only them',
+      );
+    this.state.setJob(
+      j,
+      'done',
+      { sha256: b.sha256, norm2: b.norm2, slice_norms2: b.slice_norms2 } satisfies Reduced,
+      now,
+    );
     this.count(m, miner, 4 * m.plan.partitions[b.partition].length * m.plan.participants.length, 0);
     this.settle(m, 1, b.partition, now);
     return { accepted: true };
   }
 
-  updated(miner: string, b: { epoch: number; stage: number; round: number; partition: number; w: { size: number; sha256: string }; optim: { size: number; sha256: string } }, stored: { w?: { size: number; sha256?: string }; optim?: { size: number; sha256?: string } }, now: number): { accepted: true } {
+  updated(
+    miner: string,
+    b: {
+      epoch: number;
+      stage: number;
+      round: number;
+      partition: number;
+      w: { size: number; sha256: string };
+      optim: { size: number; sha256: string };
+    },
+    stored: { w?: { size: number; sha256?: string }; optim?: { size: number; sha256?: string } },
+    now: number,
+  ): { accepted: true } {
     const { m, j } = this.job(miner, b.epoch, b.stage, b.round, b.partition, 2);
-    const keys = { w: `runs/${this.cfg.name}/e${b.epoch + 1}/merged/${b.stage}/${b.partition}/${miner}.safetensors`, optim: `runs/${this.cfg.name}/e${b.epoch + 1}/optim/${b.stage}/${b.partition}/${miner}.safetensors` };
+    const keys = {
+      w: `runs/${this.cfg.name}/e${b.epoch + 1}/merged/${b.stage}/${b.partition}/${miner}.safetensors`,
+      optim: `runs/${this.cfg.name}/e${b.epoch + 1}/optim/${b.stage}/${b.partition}/${miner}.safetensors`,
+    };
     for (const k of ['w', 'optim'] as const) {
       const s = stored[k];
-      if (!s) throw new HttpError('E_OUTPUT_MISSING', `no object at ${keys[k]}`, 'upload it before reporting');
-      if (s.size !== b[k].size || s.sha256 !== b[k].sha256) throw new HttpError('E_OUTPUT_MISMATCH', `the object at ${keys[k]} is not the one reported`);
+      if (!s)
+        throw new HttpError(
+          'E_OUTPUT_MISSING',
+          `no object at ${keys[k]}`,
+          'upload it before reporting',
+        );
+      if (s.size !== b[k].size || s.sha256 !== b[k].sha256)
+        throw new HttpError(
+          'E_OUTPUT_MISMATCH',
+          `the object at ${keys[k]} is not the one reported`,
+        );
     }
-    this.state.setJob(j, 'done', { w: { key: keys.w, ...b.w }, optim: { key: keys.optim, ...b.optim } } satisfies Updated, now);
+    this.state.setJob(
+      j,
+      'done',
+      { w: { key: keys.w, ...b.w }, optim: { key: keys.optim, ...b.optim } } satisfies Updated,
+      now,
+    );
     const reducedIt = this.state.job(m, 1, b.partition, miner)?.state === 'done';
-    const slices = reducedIt ? 0 : 4 * m.plan.partitions[b.partition].length * m.plan.participants.length;
-    const optimBytes = this.coordinator.view(m.stage).manifest.step > 0 ? 8 * m.plan.partitions[b.partition].length : 0;
+    const slices = reducedIt
+      ? 0
+      : 4 * m.plan.partitions[b.partition].length * m.plan.participants.length;
+    const optimBytes =
+      this.coordinator.view(m.stage).manifest.step > 0
+        ? 8 * m.plan.partitions[b.partition].length
+        : 0;
     this.count(m, miner, slices + optimBytes, b.w.size + b.optim.size);
     this.audit?.updated(m.epoch, m.stage, b.partition, miner, now);
     this.settle(m, 2, b.partition, now);
@@ -296,9 +445,18 @@ export class MergeCoordinator implements MergeHooks {
   }
 
   /** A merger's accepted step-2 result with its inputs, for a spot check (undefined once gone). */
-  auditInputs(epoch: number, stage: number, partition: number, merger: string): MergeAuditInputs | undefined {
+  auditInputs(
+    epoch: number,
+    stage: number,
+    partition: number,
+    merger: string,
+  ): MergeAuditInputs | undefined {
     const m = this.state.merge(epoch, stage);
-    const j = m && this.state.jobs(m, 2).find((x) => x.partition === partition && x.merger === merger && x.state === 'done');
+    const j =
+      m &&
+      this.state
+        .jobs(m, 2)
+        .find((x) => x.partition === partition && x.merger === merger && x.state === 'done');
     if (!m || !j || m.clip_factor === null) return undefined;
     const p = m.plan.partitions[partition];
     const r = j.result as unknown as Updated;
@@ -307,25 +465,56 @@ export class MergeCoordinator implements MergeHooks {
       length: p.length,
       N: m.plan.N,
       clip_factor: m.clip_factor,
-      inputs: m.plan.participants.map((q) => ({ miner: q.miner, key: q.key, ...sliceRange(m.plan.params, p.offset, p.length) })),
+      inputs: m.plan.participants.map((q) => ({
+        miner: q.miner,
+        key: q.key,
+        ...sliceRange(m.plan.params, p.offset, p.length),
+      })),
       result: { w: r.w.key, optim: r.optim.key },
     };
   }
 
-  unavailable(miner: string, b: { epoch: number; stage: number; round: number; partition: number; step: 1 | 2; participant: string; reason: string }, now: number): { accepted: true } {
+  unavailable(
+    miner: string,
+    b: {
+      epoch: number;
+      stage: number;
+      round: number;
+      partition: number;
+      step: 1 | 2;
+      participant: string;
+      reason: string;
+    },
+    now: number,
+  ): { accepted: true } {
     const { m, j } = this.job(miner, b.epoch, b.stage, b.round, b.partition, b.step);
-    if (!m.plan.participants.some((p) => p.miner === b.participant)) throw new HttpError('E_BAD_REQUEST', `${b.participant} is not a participant of this merge`);
-    this.state.setJob(j, 'unavailable', { participant: b.participant, reason: b.reason.slice(0, 200) }, now);
+    if (!m.plan.participants.some((p) => p.miner === b.participant))
+      throw new HttpError('E_BAD_REQUEST', `${b.participant} is not a participant of this merge`);
+    this.state.setJob(
+      j,
+      'unavailable',
+      { participant: b.participant, reason: b.reason.slice(0, 200) },
+      now,
+    );
     return { accepted: true };
   }
 
   /** Upload URLs for merged partitions and optimizer state: only for the caller's step-2 jobs, until the deadline. */
-  uploadExpiry(caller: string, epoch: number, stage: number, partition: number, now: number): number {
+  uploadExpiry(
+    caller: string,
+    epoch: number,
+    stage: number,
+    partition: number,
+    now: number,
+  ): number {
     const m = this.state.merge(epoch - 1, stage);
     const st = this.coordinator.view(stage);
     const j = m && this.state.job(m, 2, partition, caller);
     if (!m || m.step !== 2 || !j || j.state !== 'assigned' || st.phase !== 'merging') {
-      throw new HttpError('E_NOT_YOUR_PREFIX', `you are not assigned to write partition ${partition} of stage ${stage} for epoch ${epoch}`);
+      throw new HttpError(
+        'E_NOT_YOUR_PREFIX',
+        `you are not assigned to write partition ${partition} of stage ${stage} for epoch ${epoch}`,
+      );
     }
     return Math.max(now + 1000, st.deadline ?? now);
   }
@@ -333,13 +522,17 @@ export class MergeCoordinator implements MergeHooks {
   // ---- agreement ------------------------------------------------------------------------
 
   private resultHash(step: number, r: Record<string, unknown>): string {
-    return step === 1 ? (r as unknown as Reduced).sha256 : `${(r as unknown as Updated).w.sha256}/${(r as unknown as Updated).optim.sha256}`;
+    return step === 1
+      ? (r as unknown as Reduced).sha256
+      : `${(r as unknown as Updated).w.sha256}/${(r as unknown as Updated).optim.sha256}`;
   }
 
   /** Decides a partition's result once enough jobs are done; a dispute brings in the orchestrator. */
   settle(m: MergeRow, step: 1 | 2, partition: number, now: number): void {
     if (this.state.result(m, step, partition)) return;
-    const jobs = this.state.jobs(m, step).filter((j) => j.partition === partition && j.state !== 'reassigned');
+    const jobs = this.state
+      .jobs(m, step)
+      .filter((j) => j.partition === partition && j.state !== 'reassigned');
     const done = jobs.filter((j) => j.state === 'done');
     const orch = done.find((j) => j.merger === ORCHESTRATOR);
     let agreed: JobRow | undefined;
@@ -350,7 +543,9 @@ export class MergeCoordinator implements MergeHooks {
       if (hashes.size === 1) agreed = done[0];
       else if (!jobs.some((j) => j.merger === ORCHESTRATOR)) {
         this.state.assign(m, step, partition, ORCHESTRATOR, now);
-        this.log(`merge e${m.epoch} stage ${m.stage}: partition ${partition} step ${step} results differ; the orchestrator recomputes it`);
+        this.log(
+          `merge e${m.epoch} stage ${m.stage}: partition ${partition} step ${step} results differ; the orchestrator recomputes it`,
+        );
       }
     }
     if (!agreed) return;
@@ -381,7 +576,15 @@ export class MergeCoordinator implements MergeHooks {
       if (!(Math.sqrt(sq) / p.n <= bound)) excluded[p.miner] = 'gradient_norm';
     }
     if (Object.keys(excluded).length > 0) {
-      for (const miner of Object.keys(excluded)) this.state.fault(m.epoch, m.stage, miner, 'gradient_norm', `mean per-sample gradient norm over ${bound}`, now);
+      for (const miner of Object.keys(excluded))
+        this.state.fault(
+          m.epoch,
+          m.stage,
+          miner,
+          'gradient_norm',
+          `mean per-sample gradient norm over ${bound}`,
+          now,
+        );
       this.replan(m, excluded, now);
       return;
     }
@@ -399,13 +602,32 @@ export class MergeCoordinator implements MergeHooks {
     const remaining = m.plan.participants.filter((p) => !(p.miner in excluded));
     if (remaining.length === 0) {
       this.state.put({ ...m, step: 4, excluded });
-      this.coordinator.abandonMerge(m.stage, m.epoch, 'every participant was excluded from the merge', now);
+      this.coordinator.abandonMerge(
+        m.stage,
+        m.epoch,
+        'every participant was excluded from the merge',
+        now,
+      );
       return;
     }
-    const next: MergeRow = { epoch: m.epoch, stage: m.stage, round: m.round + 1, step: 1, plan: this.plan(m.stage, m.epoch, remaining), excluded, norm2: null, clip_factor: null, started_at: m.started_at };
+    const next: MergeRow = {
+      epoch: m.epoch,
+      stage: m.stage,
+      round: m.round + 1,
+      step: 1,
+      plan: this.plan(m.stage, m.epoch, remaining),
+      excluded,
+      norm2: null,
+      clip_factor: null,
+      started_at: m.started_at,
+    };
     this.state.put(next);
     this.assignAll(next, 1, now);
-    this.log(`merge e${m.epoch} stage ${m.stage}: re-planned without ${Object.keys(drop).map((d) => d.slice(0, 8)).join(', ')}`);
+    this.log(
+      `merge e${m.epoch} stage ${m.stage}: re-planned without ${Object.keys(drop)
+        .map((d) => d.slice(0, 8))
+        .join(', ')}`,
+    );
   }
 
   /** Runs the orchestrator's jobs, checks unavailability claims, publishes agreed merges (see merge-referee.ts). */
@@ -418,7 +640,8 @@ export class MergeCoordinator implements MergeHooks {
     let m = this.manifests.get(ref.key);
     if (!m) {
       const bytes = await this.store.get(ref.key);
-      if (sha256Hex(bytes) !== ref.sha256) throw new IotaError('E_HASH_MISMATCH', `manifest ${ref.key} does not match its hash`);
+      if (sha256Hex(bytes) !== ref.sha256)
+        throw new IotaError('E_HASH_MISMATCH', `manifest ${ref.key} does not match its hash`);
       m = parseManifest(bytes);
       this.manifests.set(ref.key, m);
     }

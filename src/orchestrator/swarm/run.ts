@@ -9,9 +9,22 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stageParamCount, stageSpecs, type ModelConfig } from '../../config/model.js';
 import type { RunConfig } from '../../config/run.js';
-import { datasetDir, expandCorpus, loadDataset, LocalWindows, prepareData } from '../../data/index.js';
+import {
+  datasetDir,
+  expandCorpus,
+  loadDataset,
+  LocalWindows,
+  prepareData,
+} from '../../data/index.js';
 import { IotaError } from '../../errors.js';
-import { encodeManifest, encodePartition, partitionBounds, partitionElements, MANIFEST_FORMAT, type StageManifest } from '../../merge/manifest.js';
+import {
+  encodeManifest,
+  encodePartition,
+  partitionBounds,
+  partitionElements,
+  MANIFEST_FORMAT,
+  type StageManifest,
+} from '../../merge/manifest.js';
 import { initialWeights } from '../../model/init.js';
 import { stageLayout } from '../../model/params.js';
 import type { ObjectStore } from '../../store/index.js';
@@ -36,25 +49,49 @@ export function dataKey(run: string, shard: string): string {
   return `runs/${run}/data/${shard}.bin`;
 }
 
-export async function openRun(o: { run: RunConfig; model: ModelConfig; state: SwarmState; store: ObjectStore; log: (s: string) => void }): Promise<OpenedRun> {
+export async function openRun(o: {
+  run: RunConfig;
+  model: ModelConfig;
+  state: SwarmState;
+  store: ObjectStore;
+  log: (s: string) => void;
+}): Promise<OpenedRun> {
   const { run, model, state, store, log } = o;
   const configHash = runConfigHash(run, model);
   const existing = state.run();
   if (existing && existing.name !== run.name) {
-    throw new IotaError('E_RUN_MISMATCH', `this state folder holds run ${existing.name}, not ${run.name}`, 'use another --state-dir for a new run');
+    throw new IotaError(
+      'E_RUN_MISMATCH',
+      `this state folder holds run ${existing.name}, not ${run.name}`,
+      'use another --state-dir for a new run',
+    );
   }
   if (existing && existing.config_hash !== configHash) {
-    throw new IotaError('E_RUN_CHANGED', `the config of run ${run.name} changed since it was created`, 'restore the run and model configs it was created with, or start a new run under another name or state folder');
+    throw new IotaError(
+      'E_RUN_CHANGED',
+      `the config of run ${run.name} changed since it was created`,
+      'restore the run and model configs it was created with, or start a new run under another name or state folder',
+    );
   }
 
   const dir = datasetDir(run.data.dir, model.tokenizer);
   if (!existsSync(join(dir, 'manifest.json'))) {
     log(`no dataset at ${dir}: tokenizing the ${run.data.corpus} corpus with ${model.tokenizer}`);
-    await prepareData({ out: run.data.dir, tokenizer: model.tokenizer, corpus: run.data.corpus === 'demo' ? 'demo' : { files: expandCorpus([run.data.corpus]) } });
+    await prepareData({
+      out: run.data.dir,
+      tokenizer: model.tokenizer,
+      corpus: run.data.corpus === 'demo' ? 'demo' : { files: expandCorpus([run.data.corpus]) },
+    });
   }
   const dataset = await loadDataset(dir);
-  if (dataset.manifest.tokenizer !== model.tokenizer || dataset.manifest.vocabSize > model.vocab_size) {
-    throw new IotaError('E_DATA_MISMATCH', `${dir} holds ${dataset.manifest.tokenizer} tokens (vocab ${dataset.manifest.vocabSize}); model ${model.name} uses ${model.tokenizer} (vocab ${model.vocab_size})`);
+  if (
+    dataset.manifest.tokenizer !== model.tokenizer ||
+    dataset.manifest.vocabSize > model.vocab_size
+  ) {
+    throw new IotaError(
+      'E_DATA_MISMATCH',
+      `${dir} holds ${dataset.manifest.tokenizer} tokens (vocab ${dataset.manifest.vocabSize}); model ${model.name} uses ${model.tokenizer} (vocab ${model.vocab_size})`,
+    );
   }
   const windows = new LocalWindows(dataset, model.seq, run.seed, run.data.held_out_fraction);
   const settings: Omit<SwarmSettings, 'merge'> = {
@@ -66,14 +103,24 @@ export async function openRun(o: { run: RunConfig; model: ModelConfig; state: Sw
     window: (sampleId: number): WindowRef => {
       const w = windows.index.trainWindow(sampleId);
       const r = windows.index.byteRange(w);
-      return { key: dataKey(run.name, r.shard), start: r.start, end: r.end, sha256: sha256Hex(windows.windowBytes(w)) };
+      return {
+        key: dataKey(run.name, r.shard),
+        start: r.start,
+        end: r.end,
+        sha256: sha256Hex(windows.windowBytes(w)),
+      };
     },
     heldOut: {
       count: windows.index.numHeldOut,
       window: (j: number): WindowRef => {
         const w = windows.index.heldOutWindow(j);
         const r = windows.index.byteRange(w);
-        return { key: dataKey(run.name, r.shard), start: r.start, end: r.end, sha256: sha256Hex(windows.windowBytes(w)) };
+        return {
+          key: dataKey(run.name, r.shard),
+          start: r.start,
+          end: r.end,
+          sha256: sha256Hex(windows.windowBytes(w)),
+        };
       },
     },
   };
@@ -90,11 +137,30 @@ export async function openRun(o: { run: RunConfig; model: ModelConfig; state: Sw
   const elements = partitionElements(run.merge.partition_bytes);
   for (const spec of stageSpecs(model)) {
     const flat = initialWeights(stageLayout(model, spec), run.seed);
-    const manifest: StageManifest = { format: MANIFEST_FORMAT, version: 1, run: run.name, stage: spec.index, epoch: 0, step: 0, params: flat.length, partitions: [] };
+    const manifest: StageManifest = {
+      format: MANIFEST_FORMAT,
+      version: 1,
+      run: run.name,
+      stage: spec.index,
+      epoch: 0,
+      step: 0,
+      params: flat.length,
+      partitions: [],
+    };
     for (const [index, [offset, length]] of partitionBounds(flat.length, elements).entries()) {
       const key = `runs/${run.name}/e0/merged/${spec.index}/${index}/init.safetensors`;
-      const info = await store.put(key, encodePartition(flat.subarray(offset, offset + length), offset));
-      manifest.partitions.push({ index, offset, length, key, size: info.size, sha256: info.sha256! });
+      const info = await store.put(
+        key,
+        encodePartition(flat.subarray(offset, offset + length), offset),
+      );
+      manifest.partitions.push({
+        index,
+        offset,
+        length,
+        key,
+        size: info.size,
+        sha256: info.sha256!,
+      });
     }
     const key = `runs/${run.name}/e0/stage/${spec.index}.json`;
     const info = await store.put(key, encodeManifest(manifest));

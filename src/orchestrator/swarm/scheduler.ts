@@ -31,18 +31,23 @@ export interface StageLoad {
  */
 function speeds(loads: readonly StageLoad[]): Map<string, number> {
   const known: number[] = [];
-  for (const l of loads) for (const m of l.miners) if (m.rate !== undefined && m.rate > 0) known.push(m.rate * l.cost);
+  for (const l of loads)
+    for (const m of l.miners) if (m.rate !== undefined && m.rate > 0) known.push(m.rate * l.cost);
   known.sort((a, b) => a - b);
   const median = known.length === 0 ? 1 : known[Math.floor((known.length - 1) / 2)];
   const out = new Map<string, number>();
-  for (const l of loads) for (const m of l.miners) out.set(m.miner, m.rate !== undefined && m.rate > 0 ? m.rate * l.cost : median);
+  for (const l of loads)
+    for (const m of l.miners)
+      out.set(m.miner, m.rate !== undefined && m.rate > 0 ? m.rate * l.cost : median);
   return out;
 }
 
 /** Samples per second each stage can process, from its miners' speeds. */
 export function capacities(loads: readonly StageLoad[]): number[] {
   const speed = speeds(loads);
-  return loads.map((l) => l.miners.reduce((a, m) => a + speed.get(m.miner)!, 0) / l.cost / UNITS_PER_SAMPLE);
+  return loads.map(
+    (l) => l.miners.reduce((a, m) => a + speed.get(m.miner)!, 0) / l.cost / UNITS_PER_SAMPLE,
+  );
 }
 
 /**
@@ -55,7 +60,11 @@ export function chooseStage(loads: readonly StageLoad[]): number {
   const cap = capacities(loads);
   let best = 0;
   for (let i = 1; i < loads.length; i++) {
-    if (cap[i] < cap[best] - 1e-12 || (Math.abs(cap[i] - cap[best]) <= 1e-12 && loads[i].miners.length < loads[best].miners.length)) best = i;
+    if (
+      cap[i] < cap[best] - 1e-12 ||
+      (Math.abs(cap[i] - cap[best]) <= 1e-12 && loads[i].miners.length < loads[best].miners.length)
+    )
+      best = i;
   }
   return loads[best].stage;
 }
@@ -85,10 +94,15 @@ function better(after: number[], before: number[], minGain: number): boolean {
  * miner from a stage with at least two miners to the slowest stage when that makes the sorted
  * stage capacities better (slowest first, by more than `minGain`), at most `maxMoves` moves.
  */
-export function rebalance(loads: readonly StageLoad[], maxMoves = Math.max(1, Math.ceil(loads.length / 2)), minGain = 0.1): Move[] {
+export function rebalance(
+  loads: readonly StageLoad[],
+  maxMoves = Math.max(1, Math.ceil(loads.length / 2)),
+  minGain = 0.1,
+): Move[] {
   const speed = speeds(loads);
   const members = loads.map((l) => [...l.miners]);
-  const cap = () => loads.map((l, i) => members[i].reduce((a, m) => a + speed.get(m.miner)!, 0) / l.cost);
+  const cap = () =>
+    loads.map((l, i) => members[i].reduce((a, m) => a + speed.get(m.miner)!, 0) / l.cost);
   const moves: Move[] = [];
   for (let k = 0; k < maxMoves; k++) {
     const c = cap();
@@ -99,8 +113,11 @@ export function rebalance(loads: readonly StageLoad[], maxMoves = Math.max(1, Ma
       members[i].forEach((m, idx) => {
         if (!m.auto) return;
         const s = speed.get(m.miner)!;
-        const after = c.map((v, j) => (j === i ? v - s / loads[i].cost : j === low ? v + s / loads[low].cost : v));
-        if (better(after, best ? best.after : c, best ? 0 : minGain)) best = { from: i, idx, after };
+        const after = c.map((v, j) =>
+          j === i ? v - s / loads[i].cost : j === low ? v + s / loads[low].cost : v,
+        );
+        if (better(after, best ? best.after : c, best ? 0 : minGain))
+          best = { from: i, idx, after };
       });
     }
     if (!best) break;
@@ -115,7 +132,13 @@ export function rebalance(loads: readonly StageLoad[], maxMoves = Math.max(1, Ma
  * The share of a phase's work required before it may close at `now`: `start` when the phase
  * opens, decaying linearly to `floor` at its deadline, never below.
  */
-export function requiredFraction(start: number, floor: number, since: number, deadline: number, now: number): number {
+export function requiredFraction(
+  start: number,
+  floor: number,
+  since: number,
+  deadline: number,
+  now: number,
+): number {
   if (deadline <= since || now >= deadline) return floor;
   const t = Math.max(0, (now - since) / (deadline - since));
   return Math.max(floor, start + (floor - start) * t);

@@ -21,9 +21,15 @@ export function buildStatus(c: Coordinator, now: number, ledgerFrom?: number): S
     server_time: now,
     epoch: head.epoch,
     target: c.cfg.run.samples_per_epoch,
-    allocation: { epoch: head.epoch, allocated: ep?.allocated ?? 0, ...(ep?.closed_at != null ? { closed_at: ep.closed_at } : {}), ...(ep?.drain_deadline != null ? { drain_deadline: ep.drain_deadline } : {}) },
+    allocation: {
+      epoch: head.epoch,
+      allocated: ep?.allocated ?? 0,
+      ...(ep?.closed_at != null ? { closed_at: ep.closed_at } : {}),
+      ...(ep?.drain_deadline != null ? { drain_deadline: ep.drain_deadline } : {}),
+    },
     stages: c.state.stages().map((st) => {
-      const q = (state: string) => queue.filter((r) => r.stage === st.stage && r.state === state).reduce((a, r) => a + r.n, 0);
+      const q = (state: string) =>
+        queue.filter((r) => r.stage === st.stage && r.state === state).reduce((a, r) => a + r.n, 0);
       return {
         ...c.view(st.stage),
         capacity: caps[st.stage],
@@ -32,7 +38,8 @@ export function buildStatus(c: Coordinator, now: number, ledgerFrom?: number): S
           .filter((m) => m.stage === st.stage)
           .map((m) => ({
             id: m.miner,
-            state: m.last_seen < now - c.leaseMs ? 'silent' : working.has(m.miner) ? 'working' : 'idle',
+            state:
+              m.last_seen < now - c.leaseMs ? 'silent' : working.has(m.miner) ? 'working' : 'idle',
             ...(m.rate !== null ? { rate: m.rate } : {}),
             done: m.done,
             last_seen: m.last_seen,
@@ -41,7 +48,9 @@ export function buildStatus(c: Coordinator, now: number, ledgerFrom?: number): S
       };
     }),
     ledger: c.state.ledgerCounts(ledgerFrom ?? Math.max(0, head.epoch - 3)),
-    losses: c.state.recentLosses(20).map((l) => ({ epoch: l.epoch, item: l.item, loss: l.loss, at: l.done_at })),
+    losses: c.state
+      .recentLosses(20)
+      .map((l) => ({ epoch: l.epoch, item: l.item, loss: l.loss, at: l.done_at })),
     throughput: c.state.tailSamplesSince(now - 60_000) / 60,
     evals: c.cfg.evals?.() ?? [],
     ...(mergeShare !== undefined ? { merge_share: mergeShare } : {}),

@@ -7,7 +7,14 @@
 import type { ModelConfig } from '../../config/model.js';
 import type { RunConfig } from '../../config/run.js';
 import { HttpError } from '../errors.js';
-import type { GradientRow, ManifestRef, ObjectRef, SwarmState, TaskRow, WindowRef } from '../state/swarm.js';
+import type {
+  GradientRow,
+  ManifestRef,
+  ObjectRef,
+  SwarmState,
+  TaskRow,
+  WindowRef,
+} from '../state/swarm.js';
 import type { ValidationRow, ValidationState } from '../state/validation.js';
 import { learningRate } from '../../model/schedule.js';
 import type { ValidationHooks } from './contracts.js';
@@ -63,7 +70,14 @@ export interface Score {
 export class ValidationCoordinator implements ValidationHooks, MergeAudit {
   coordinator!: Coordinator;
   /** the merge's side, for spot checks of merged partitions */
-  merges?: { auditInputs(epoch: number, stage: number, partition: number, merger: string): MergeAuditInputs | undefined };
+  merges?: {
+    auditInputs(
+      epoch: number,
+      stage: number,
+      partition: number,
+      merger: string,
+    ): MergeAuditInputs | undefined;
+  };
   private validatorsSeen = new Map<string, number>();
   /** pathway attribution: which miners' samples end with worse losses than their stage's */
   readonly pathways = new Pathways();
@@ -80,12 +94,20 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
   }
 
   joined(miner: string): void {
-    if (!this.state.standing(miner)) this.state.putStanding({ miner, probation: this.v.probation_passes > 0 ? 1 : 0, passes: 0, failures: 0, quarantined_at: null });
+    if (!this.state.standing(miner))
+      this.state.putStanding({
+        miner,
+        probation: this.v.probation_passes > 0 ? 1 : 0,
+        passes: 0,
+        failures: 0,
+        quarantined_at: null,
+      });
   }
 
   /** Validators that asked for work lately: without one, nothing is held back waiting for them. */
   private validatorsLive(now: number): boolean {
-    for (const t of this.validatorsSeen.values()) if (t >= now - 2 * this.v.task_s * 1000) return true;
+    for (const t of this.validatorsSeen.values())
+      if (t >= now - 2 * this.v.task_s * 1000) return true;
     return false;
   }
 
@@ -95,7 +117,15 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
     const probation = this.state.standing(miner)?.probation === 1;
     const flagged = this.pathways.isFlagged(miner);
     if (!probation && !flagged && this.random() >= this.v.rate) return null;
-    const id = this.state.add(t.epoch, t.stage, t.item, t.kind, miner, flagged ? 'attribution' : probation ? 'probation' : 'random', now);
+    const id = this.state.add(
+      t.epoch,
+      t.stage,
+      t.item,
+      t.kind,
+      miner,
+      flagged ? 'attribution' : probation ? 'probation' : 'random',
+      now,
+    );
     return probation && this.validatorsLive(now) ? id : null;
   }
 
@@ -121,11 +151,26 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
   updated(epoch: number, stage: number, partition: number, merger: string, now: number): void {
     const probation = this.state.standing(merger)?.probation === 1;
     if (!probation && this.random() >= this.v.rate) return;
-    this.state.add(epoch, stage, partition, 'merge', merger, probation ? 'probation' : 'random', now);
+    this.state.add(
+      epoch,
+      stage,
+      partition,
+      'merge',
+      merger,
+      probation ? 'probation' : 'random',
+      now,
+    );
   }
 
   /** A merger's result lost a dispute the orchestrator settled by recomputing: a failed verdict of the orchestrator's. */
-  disputed(epoch: number, stage: number, partition: number, merger: string, detail: string, now: number): void {
+  disputed(
+    epoch: number,
+    stage: number,
+    partition: number,
+    merger: string,
+    detail: string,
+    now: number,
+  ): void {
     const id = this.state.add(epoch, stage, partition, 'merge', merger, 'dispute', now);
     this.state.assign(id, 'orchestrator', now);
     this.fail(this.state.get(id)!, `merge dispute: ${detail}`, null, now);
@@ -143,7 +188,11 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
 
   heldOut?: { count: number; window(j: number): WindowRef };
 
-  evalTask(validator: string, now: number): { epoch: number; stages: ManifestRef[]; windows: WindowRef[]; expires_at: number } | undefined {
+  evalTask(
+    validator: string,
+    now: number,
+  ):
+    { epoch: number; stages: ManifestRef[]; windows: WindowRef[]; expires_at: number } | undefined {
     this.validatorsSeen.set(validator, now);
     const epoch = this.state.openEval(now);
     if (epoch === undefined || !this.heldOut) return undefined;
@@ -152,26 +201,46 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
     const expires = now + this.v.task_s * 1000;
     this.state.assignEval(epoch, validator, expires);
     const n = Math.min(this.heldOut.count, ValidationCoordinator.EVAL_WINDOWS);
-    return { epoch, stages: stages as ManifestRef[], windows: Array.from({ length: n }, (_, j) => this.heldOut!.window(j)), expires_at: expires };
+    return {
+      epoch,
+      stages: stages as ManifestRef[],
+      windows: Array.from({ length: n }, (_, j) => this.heldOut!.window(j)),
+      expires_at: expires,
+    };
   }
 
-  evalDone(validator: string, epoch: number, loss: number, windows: number, now: number): { epoch: number } {
+  evalDone(
+    validator: string,
+    epoch: number,
+    loss: number,
+    windows: number,
+    now: number,
+  ): { epoch: number } {
     const r = this.state.evalRow(epoch);
-    if (!r || r.state !== 'assigned' || r.validator !== validator) throw new HttpError('E_NO_TASK', `the evaluation of epoch ${epoch} is not assigned to you`);
+    if (!r || r.state !== 'assigned' || r.validator !== validator)
+      throw new HttpError('E_NO_TASK', `the evaluation of epoch ${epoch} is not assigned to you`);
     this.state.finishEval(epoch, loss, windows, now);
     return { epoch };
   }
 
   evals(): Array<{ epoch: number; loss: number; windows: number; at: number }> {
-    return this.state.recentEvals(10).map((e) => ({ epoch: e.epoch, loss: e.loss, windows: e.windows, at: e.done_at }));
+    return this.state
+      .recentEvals(10)
+      .map((e) => ({ epoch: e.epoch, loss: e.loss, windows: e.windows, at: e.done_at }));
   }
 
   /** With probability upload_rate per miner, every sample credited to it will be replayed. */
   uploadsClosed(stage: number, epoch: number, uploads: GradientRow[], now: number): void {
-    for (const g of uploads) if (this.random() < this.v.upload_rate) this.state.add(epoch, stage, -1, 'upload', g.miner, 'upload', now);
+    for (const g of uploads)
+      if (this.random() < this.v.upload_rate)
+        this.state.add(epoch, stage, -1, 'upload', g.miner, 'upload', now);
   }
 
-  private uploadTask(r: ValidationRow, weights: ManifestRef, expires: number): ValidationTask | undefined {
+  private uploadTask(
+    r: ValidationRow,
+    weights: ManifestRef,
+    expires: number,
+  ): ValidationTask | undefined {
     const g = this.swarm.gradient(r.epoch, r.stage, r.miner);
     if (!g) return undefined;
     const kind = r.stage === this.swarm.stages().length - 1 ? 'tail' : 'bwd';
@@ -179,9 +248,27 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
     for (const item of this.swarm.creditedItems(r.epoch, r.stage, r.miner)) {
       const t = this.swarm.task(item, r.stage, kind);
       if (!t) return undefined;
-      items.push({ item, kind, samples: Array.from({ length: t.n }, (_, i) => t.first_sample + i), ...t.input });
+      items.push({
+        item,
+        kind,
+        samples: Array.from({ length: t.n }, (_, i) => t.first_sample + i),
+        ...t.input,
+      });
     }
-    return { id: r.id, epoch: r.epoch, stage: r.stage, item: -1, kind: 'upload', miner: r.miner, samples: [], weights, codec: 'f32', expires_at: expires, gradient: { key: g.key, size: g.size, sha256: g.sha256 }, items };
+    return {
+      id: r.id,
+      epoch: r.epoch,
+      stage: r.stage,
+      item: -1,
+      kind: 'upload',
+      miner: r.miner,
+      samples: [],
+      weights,
+      codec: 'f32',
+      expires_at: expires,
+      gradient: { key: g.key, size: g.size, sha256: g.sha256 },
+      items,
+    };
   }
 
   tick(now: number): void {
@@ -204,8 +291,25 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
         const expires = now + this.v.task_s * 1000;
         this.state.assign(r.id, validator, expires);
         const run = this.cfg.run;
-        const merge = { ...inputs, partition: r.item, lr: learningRate(r.epoch, run.optimizer.lr, run.schedule), t: weights.step + 1 };
-        out.push({ id: r.id, epoch: r.epoch, stage: r.stage, item: r.item, kind: 'merge', miner: r.miner, samples: [], weights, codec: 'f32', expires_at: expires, merge });
+        const merge = {
+          ...inputs,
+          partition: r.item,
+          lr: learningRate(r.epoch, run.optimizer.lr, run.schedule),
+          t: weights.step + 1,
+        };
+        out.push({
+          id: r.id,
+          epoch: r.epoch,
+          stage: r.stage,
+          item: r.item,
+          kind: 'merge',
+          miner: r.miner,
+          samples: [],
+          weights,
+          codec: 'f32',
+          expires_at: expires,
+          merge,
+        });
         continue;
       }
       if (r.kind === 'upload') {
@@ -221,7 +325,13 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
       }
       const t = this.swarm.task(r.item, r.stage, r.kind as TaskRow['kind']);
       if (!t || !weights || t.state === 'void') {
-        this.state.decide(r.id, 'void', null, 'the item was dropped before it could be checked', now);
+        this.state.decide(
+          r.id,
+          'void',
+          null,
+          'the item was dropped before it could be checked',
+          now,
+        );
         this.swarm.ungate(r.id, now);
         continue;
       }
@@ -248,10 +358,22 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
   }
 
   /** `passed` null: the validator abstains (it could not judge); the miner is neither credited nor blamed. */
-  verdict(validator: string, id: number, passed: boolean | null, relErr: number | null, detail: string, now: number): { state: string } {
+  verdict(
+    validator: string,
+    id: number,
+    passed: boolean | null,
+    relErr: number | null,
+    detail: string,
+    now: number,
+  ): { state: string } {
     this.validatorsSeen.set(validator, now);
     const r = this.state.get(id);
-    if (!r || r.state !== 'assigned' || r.validator !== validator) throw new HttpError('E_NO_TASK', `validation ${id} is not assigned to you`, 'ask for tasks again (POST /v1/validate/tasks)');
+    if (!r || r.state !== 'assigned' || r.validator !== validator)
+      throw new HttpError(
+        'E_NO_TASK',
+        `validation ${id} is not assigned to you`,
+        'ask for tasks again (POST /v1/validate/tasks)',
+      );
     if (passed === null) {
       this.state.decide(id, 'void', relErr, `abstained: ${detail.slice(0, 480)}`, now);
       this.swarm.ungate(id, now);
@@ -262,7 +384,13 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
       return { state: 'failed' };
     }
     this.state.decide(id, 'passed', relErr, detail.slice(0, 500), now);
-    const s = this.state.standing(r.miner) ?? { miner: r.miner, probation: 0, passes: 0, failures: 0, quarantined_at: null };
+    const s = this.state.standing(r.miner) ?? {
+      miner: r.miner,
+      probation: 0,
+      passes: 0,
+      failures: 0,
+      quarantined_at: null,
+    };
     // Only work done after a quarantine counts towards the release from it.
     if (s.quarantined_at === null || r.created_at > s.quarantined_at) s.passes++;
     if (s.probation === 1 && s.passes >= this.v.probation_passes) s.probation = 0;
@@ -278,13 +406,36 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
    */
   private fail(r: ValidationRow, detail: string, relErr: number | null, now: number): void {
     this.state.decide(r.id, 'failed', relErr, detail.slice(0, 500), now);
-    const s = this.state.standing(r.miner) ?? { miner: r.miner, probation: 0, passes: 0, failures: 0, quarantined_at: null };
-    this.state.putStanding({ ...s, probation: 1, passes: 0, failures: s.failures + 1, quarantined_at: now });
-    const what = r.kind === 'merge' ? `merge of partition ${r.item}` : `${r.kind} of item ${r.item}`;
-    this.swarm.fault(r.epoch, r.stage, r.miner, 'failed_validation', `${what}: ${detail.slice(0, 200)}`, now);
+    const s = this.state.standing(r.miner) ?? {
+      miner: r.miner,
+      probation: 0,
+      passes: 0,
+      failures: 0,
+      quarantined_at: null,
+    };
+    this.state.putStanding({
+      ...s,
+      probation: 1,
+      passes: 0,
+      failures: s.failures + 1,
+      quarantined_at: now,
+    });
+    const what =
+      r.kind === 'merge' ? `merge of partition ${r.item}` : `${r.kind} of item ${r.item}`;
+    this.swarm.fault(
+      r.epoch,
+      r.stage,
+      r.miner,
+      'failed_validation',
+      `${what}: ${detail.slice(0, 200)}`,
+      now,
+    );
     if (r.kind === 'merge') return;
     if (r.item >= 0) {
-      this.swarm.setTaskState({ item: r.item, stage: r.stage, kind: r.kind as TaskRow['kind'] }, 'void'); // failed work is no work
+      this.swarm.setTaskState(
+        { item: r.item, stage: r.stage, kind: r.kind as TaskRow['kind'] },
+        'void',
+      ); // failed work is no work
       this.swarm.dropItem(r.item, 'dropped:failed_validation');
     }
     this.swarm.moveLedger(r.epoch, r.stage, 'credited', 'dropped:failed_validation', [r.miner]);
@@ -292,7 +443,22 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
   }
 
   /** A miner's verdicts, oldest first: what was checked, by whom, and the numbers. */
-  verdicts(miner: string, limit: number): Array<{ id: number; epoch: number; stage: number; item: number; kind: string; reason: string; passed: boolean; by: string; rel_err: number | null; detail: string; at: number }> {
+  verdicts(
+    miner: string,
+    limit: number,
+  ): Array<{
+    id: number;
+    epoch: number;
+    stage: number;
+    item: number;
+    kind: string;
+    reason: string;
+    passed: boolean;
+    by: string;
+    rel_err: number | null;
+    detail: string;
+    at: number;
+  }> {
     return this.state.decidedFor(miner, limit).map((r) => ({
       id: r.id,
       epoch: r.epoch,
@@ -310,7 +476,9 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
 
   /** FLOPs of one sample of work: 2 per parameter per token forward, in units of the work kind. */
   private flops(stage: number, kind: string): number {
-    return 2 * this.cfg.params[stage] * this.cfg.model.seq * (UNITS[kind as keyof typeof UNITS] ?? 1);
+    return (
+      2 * this.cfg.params[stage] * this.cfg.model.seq * (UNITS[kind as keyof typeof UNITS] ?? 1)
+    );
   }
 
   /**
@@ -326,7 +494,10 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
     const perItem = new Map<string, number>();
     for (const w of this.state.work(from)) {
       work.set(w.miner, (work.get(w.miner) ?? 0) + w.samples * this.flops(w.stage, w.kind));
-      perItem.set(w.miner, Math.max(perItem.get(w.miner) ?? 0, this.cfg.run.batch * this.flops(w.stage, w.kind)));
+      perItem.set(
+        w.miner,
+        Math.max(perItem.get(w.miner) ?? 0, this.cfg.run.batch * this.flops(w.stage, w.kind)),
+      );
     }
     const failures = this.state.failures(from);
     const standing = new Map(this.state.standings().map((s) => [s.miner, s]));
@@ -337,11 +508,23 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
       const w = work.get(miner) ?? 0;
       const st = standing.get(miner);
       const quarantined = st?.probation === 1 && st.quarantined_at !== null;
-      return { miner, work_flops: w, failures: f, penalty_flops: penalty, score: quarantined ? 0 : Math.max(0, w - penalty), weight: 0, probation: st?.probation === 1 };
+      return {
+        miner,
+        work_flops: w,
+        failures: f,
+        penalty_flops: penalty,
+        score: quarantined ? 0 : Math.max(0, w - penalty),
+        weight: 0,
+        probation: st?.probation === 1,
+      };
     });
     const total = rows.reduce((a, r) => a + r.score, 0);
     const burn = this.v.owner ? this.v.burn_fraction : 0;
     for (const r of rows) r.weight = total > 0 ? ((1 - burn) * r.score) / total : 0;
-    return { epoch_from: from, scores: rows, ...(this.v.owner ? { burn: { owner: this.v.owner, weight: total > 0 ? burn : 1 } } : {}) };
+    return {
+      epoch_from: from,
+      scores: rows,
+      ...(this.v.owner ? { burn: { owner: this.v.owner, weight: total > 0 ? burn : 1 } } : {}),
+    };
   }
 }

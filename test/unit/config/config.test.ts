@@ -39,7 +39,9 @@ function refusal(fn: () => unknown): IotaError {
 describe('shipped configs', () => {
   it('loads every model config in configs/', () => {
     const files = readdirSync(configs).filter((f) => f.endsWith('.yaml') && f !== 'node.yaml');
-    expect(new Set(files)).toEqual(new Set(['iota-100m.yaml', 'iota-1.5b.yaml', 'iota-15b.yaml', 'small.yaml', 'tiny.yaml']));
+    expect(new Set(files)).toEqual(
+      new Set(['iota-100m.yaml', 'iota-1.5b.yaml', 'iota-15b.yaml', 'small.yaml', 'tiny.yaml']),
+    );
     for (const f of files) {
       const c = loadModelConfig(join(configs, f));
       expect(c.rope_theta).toBeGreaterThan(0);
@@ -69,15 +71,33 @@ describe('shipped configs', () => {
 
   it('has the 1.5B shapes of the issue', () => {
     const c = loadModelConfig(join(configs, 'iota-1.5b.yaml'));
-    expect(c).toMatchObject({ dim: 2048, n_layers: 16, n_heads: 32, n_kv_groups: 8, ffn_dim: 8192, bottleneck: 32, vocab_size: 128256 });
-    expect(c.stages).toEqual([[-1, 4], [4, 12], [12, -1]]);
+    expect(c).toMatchObject({
+      dim: 2048,
+      n_layers: 16,
+      n_heads: 32,
+      n_kv_groups: 8,
+      ffn_dim: 8192,
+      bottleneck: 32,
+      vocab_size: 128256,
+    });
+    expect(c.stages).toEqual([
+      [-1, 4],
+      [4, 12],
+      [12, -1],
+    ]);
   });
 });
 
 describe('stages', () => {
   it('cuts blocks into head, bodies and tail', () => {
     const specs = stageSpecs(loadModelConfig(join(configs, 'iota-15b.yaml')));
-    expect(specs.map((s) => [s.firstBlock, s.endBlock])).toEqual([[0, 8], [8, 19], [19, 30], [30, 41], [41, 50]]);
+    expect(specs.map((s) => [s.firstBlock, s.endBlock])).toEqual([
+      [0, 8],
+      [8, 19],
+      [19, 30],
+      [30, 41],
+      [41, 50],
+    ]);
     expect(specs.map((s) => [s.hasEmbedding, s.hasHead, s.decodesInput, s.encodesOutput])).toEqual([
       [true, false, false, true],
       [false, false, true, true],
@@ -95,8 +115,20 @@ describe('stages', () => {
   });
 
   it('accepts splits as an alias of stages', () => {
-    const file = writeModel('alias', { splits: [[-1, 2], [2, -1]] }, ['stages']);
-    expect(loadModelConfig(file).stages).toEqual([[-1, 2], [2, -1]]);
+    const file = writeModel(
+      'alias',
+      {
+        splits: [
+          [-1, 2],
+          [2, -1],
+        ],
+      },
+      ['stages'],
+    );
+    expect(loadModelConfig(file).stages).toEqual([
+      [-1, 2],
+      [2, -1],
+    ]);
   });
 });
 
@@ -105,16 +137,78 @@ describe('invalid configs', () => {
     ['wrong type', { dim: 'sixty-four' }, [], /field "dim": expected integer \(got "sixty-four"\)/],
     ['missing field', {}, ['rope_theta'], /field "rope_theta": is required/],
     ['unknown field', { dimm: 64 }, [], /field "dimm": is not a known field/],
-    ['bad enum', { tokenizer: 'bpe' }, [], /field "tokenizer": must be one of "byte", "gpt2", "llama3"/],
-    ['out of range', { n_heads: 0 }, [], /field "n_heads": expected integer to be greater or equal to 1/],
-    ['nested field', { rope_scaling: { factor: -1, low_freq_factor: 1, high_freq_factor: 4, original_context_length: 8192 } }, [], /field "rope_scaling.factor"/],
+    [
+      'bad enum',
+      { tokenizer: 'bpe' },
+      [],
+      /field "tokenizer": must be one of "byte", "gpt2", "llama3"/,
+    ],
+    [
+      'out of range',
+      { n_heads: 0 },
+      [],
+      /field "n_heads": expected integer to be greater or equal to 1/,
+    ],
+    [
+      'nested field',
+      {
+        rope_scaling: {
+          factor: -1,
+          low_freq_factor: 1,
+          high_freq_factor: 4,
+          original_context_length: 8192,
+        },
+      },
+      [],
+      /field "rope_scaling.factor"/,
+    ],
     ['heads not dividing dim', { n_heads: 5 }, [], /field "dim": must be divisible by n_heads/],
-    ['kv groups not dividing heads', { n_kv_groups: 3 }, [], /field "n_kv_groups": must divide n_heads/],
+    [
+      'kv groups not dividing heads',
+      { n_kv_groups: 3 },
+      [],
+      /field "n_kv_groups": must divide n_heads/,
+    ],
     ['bottleneck wider than dim', { bottleneck: 65 }, [], /field "bottleneck": must be <= dim/],
-    ['gap between stages', { stages: [[-1, 1], [2, -1]] }, [], /field "stages\[1\]": must start at block 1/],
-    ['stage past the end', { stages: [[-1, 2], [2, 9]] }, [], /field "stages\[1\]\[1\]"/],
-    ['no embedding stage', { stages: [[0, 2], [2, -1]] }, [], /field "stages\[0\]\[0\]": the first stage must start with -1/],
-    ['byte vocab', { vocab_size: 300 }, [], /field "vocab_size": must be 256 with the byte tokenizer/],
+    [
+      'gap between stages',
+      {
+        stages: [
+          [-1, 1],
+          [2, -1],
+        ],
+      },
+      [],
+      /field "stages\[1\]": must start at block 1/,
+    ],
+    [
+      'stage past the end',
+      {
+        stages: [
+          [-1, 2],
+          [2, 9],
+        ],
+      },
+      [],
+      /field "stages\[1\]\[1\]"/,
+    ],
+    [
+      'no embedding stage',
+      {
+        stages: [
+          [0, 2],
+          [2, -1],
+        ],
+      },
+      [],
+      /field "stages\[0\]\[0\]": the first stage must start with -1/,
+    ],
+    [
+      'byte vocab',
+      { vocab_size: 300 },
+      [],
+      /field "vocab_size": must be 256 with the byte tokenizer/,
+    ],
   ];
   it.each(cases)('refuses %s, naming the file and the field', (name, patch, drop, message) => {
     const file = writeModel(name.replace(/ /g, '-'), patch, drop);
@@ -135,15 +229,39 @@ describe('invalid configs', () => {
 
   it('refuses giving both stages and its alias splits', () => {
     const file = writeModel('both', { splits: [[-1, 4]] });
-    expect(refusal(() => loadModelConfig(file)).message).toMatch(/"splits": is an alias of "stages"/);
+    expect(refusal(() => loadModelConfig(file)).message).toMatch(
+      /"splits": is an alias of "stages"/,
+    );
   });
 
   it('refuses an invalid run config field and an inconsistent schedule', () => {
     const file = join(dir, 'run.yaml');
-    writeFileSync(file, stringify({ name: 'r', model: join(configs, 'tiny.yaml'), samples_per_epoch: 0, optimizer: { lr: 1e-3 }, schedule: { total_epochs: 10 } }));
-    expect(refusal(() => loadRunConfig(file)).message).toMatch(/run\.yaml: field "samples_per_epoch"/);
-    writeFileSync(file, stringify({ name: 'r', model: join(configs, 'tiny.yaml'), samples_per_epoch: 4, optimizer: { lr: 1e-3 }, schedule: { total_epochs: 3, warmup_epochs: 4 } }));
-    expect(refusal(() => loadRunConfig(file)).message).toMatch(/field "schedule.total_epochs": must be >= warmup_epochs/);
+    writeFileSync(
+      file,
+      stringify({
+        name: 'r',
+        model: join(configs, 'tiny.yaml'),
+        samples_per_epoch: 0,
+        optimizer: { lr: 1e-3 },
+        schedule: { total_epochs: 10 },
+      }),
+    );
+    expect(refusal(() => loadRunConfig(file)).message).toMatch(
+      /run\.yaml: field "samples_per_epoch"/,
+    );
+    writeFileSync(
+      file,
+      stringify({
+        name: 'r',
+        model: join(configs, 'tiny.yaml'),
+        samples_per_epoch: 4,
+        optimizer: { lr: 1e-3 },
+        schedule: { total_epochs: 3, warmup_epochs: 4 },
+      }),
+    );
+    expect(refusal(() => loadRunConfig(file)).message).toMatch(
+      /field "schedule.total_epochs": must be >= warmup_epochs/,
+    );
   });
 });
 
@@ -158,7 +276,9 @@ describe('overrides and immutability', () => {
   });
 
   it('names the variable or flag when an override is invalid', () => {
-    const e1 = refusal(() => loadModelConfig(join(configs, 'tiny.yaml'), { env: { IOTA_MODEL__DIM: 'big' } }));
+    const e1 = refusal(() =>
+      loadModelConfig(join(configs, 'tiny.yaml'), { env: { IOTA_MODEL__DIM: 'big' } }),
+    );
     expect(e1.message).toMatch(/field "dim": expected integer \(got "big"\)/);
     const e2 = refusal(() => loadModelConfig(join(configs, 'tiny.yaml'), { set: ['dim'] }));
     expect(e2.code).toBe('E_BAD_FLAG');

@@ -9,7 +9,9 @@ describe('demo corpus', () => {
     expect(sources).toEqual(DEMO_SOURCES.map((s) => s.id));
     expect(files[0].id).toBe('1790_george_washington_n.txt');
     expect(files.filter((f) => f.source === 'brown')[0].id).toBe('ca01');
-    expect(files.filter((f) => f.source === 'moby-dick').map((f) => f.id)).toContain('chapter_135.txt');
+    expect(files.filter((f) => f.source === 'moby-dick').map((f) => f.id)).toContain(
+      'chapter_135.txt',
+    );
   });
 
   it('yields non-empty English text from all three sources, with the Brown POS tags stripped', async () => {
@@ -19,7 +21,11 @@ describe('demo corpus', () => {
       expect(doc.text.length).toBeGreaterThan(0);
       chars.set(doc.source, (chars.get(doc.source) ?? 0) + doc.text.length);
       // Tags look like `the/at`, `jury/nn-tl` or `./.`; real slashes (`and/or`, `1/c`) stay.
-      if (doc.source === 'brown' && /\w\/(?:at|nns?|np|vbd|vbz|in|jj|cc|rb)\b|\.\/\./.test(doc.text)) taggedDocs++;
+      if (
+        doc.source === 'brown' &&
+        /\w\/(?:at|nns?|np|vbd|vbz|in|jj|cc|rb)\b|\.\/\./.test(doc.text)
+      )
+        taggedDocs++;
     }
     expect(taggedDocs).toBe(0);
     expect(chars.get('sotu')).toBeGreaterThan(10_000_000);
@@ -30,8 +36,11 @@ describe('demo corpus', () => {
 
 describe('untagBrown', () => {
   it('rebuilds plain text from word/tag tokens', () => {
-    const tagged = '\n\n\tThe/at jury/nn said/vbd ``/`` no/at evidence/nn \'\'/\'\' ,/, Mr./np Pye/np ./.\n'
-      + 'It/pps (/( twice/rb )/) didn\'t/dod* ./.\n\n\n\tJr./np ./.\n';
-    expect(untagBrown(tagged)).toBe('The jury said "no evidence", Mr. Pye.\nIt (twice) didn\'t.\n\nJr.');
+    const tagged =
+      "\n\n\tThe/at jury/nn said/vbd ``/`` no/at evidence/nn ''/'' ,/, Mr./np Pye/np ./.\n" +
+      "It/pps (/( twice/rb )/) didn't/dod* ./.\n\n\n\tJr./np ./.\n";
+    expect(untagBrown(tagged)).toBe(
+      'The jury said "no evidence", Mr. Pye.\nIt (twice) didn\'t.\n\nJr.',
+    );
   });
 });

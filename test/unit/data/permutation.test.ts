@@ -1,17 +1,20 @@
 import { Permutation } from '../../../src/data/permutation.js';
 
 describe('Permutation', () => {
-  it.each([1, 2, 3, 7, 16, 1000, 4097])('is a bijection of [0, %i) and invert undoes permute', (n) => {
-    const p = new Permutation(n, 'seed');
-    const seen = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      const y = p.permute(i);
-      expect(Number.isInteger(y) && y >= 0 && y < n).toBe(true);
-      seen[y]++;
-      expect(p.invert(y)).toBe(i);
-    }
-    expect(seen.every((c) => c === 1)).toBe(true);
-  });
+  it.each([1, 2, 3, 7, 16, 1000, 4097])(
+    'is a bijection of [0, %i) and invert undoes permute',
+    (n) => {
+      const p = new Permutation(n, 'seed');
+      const seen = new Uint8Array(n);
+      for (let i = 0; i < n; i++) {
+        const y = p.permute(i);
+        expect(Number.isInteger(y) && y >= 0 && y < n).toBe(true);
+        seen[y]++;
+        expect(p.invert(y)).toBe(i);
+      }
+      expect(seen.every((c) => c === 1)).toBe(true);
+    },
+  );
 
   it('gives the same mapping for the same seed, and a numeric seed equals its decimal string', () => {
     const a = new Permutation(1000, 42);

@@ -23,7 +23,11 @@ describe('prepareData and loadDataset', () => {
     const out = join(root, 'byte-out');
     const progress: number[] = [];
     const { dir, manifest, skipped } = await prepareData({
-      out, tokenizer: 'byte', corpus: { files }, shardTokens: 300, onProgress: (p) => progress.push(p.docs),
+      out,
+      tokenizer: 'byte',
+      corpus: { files },
+      shardTokens: 300,
+      onProgress: (p) => progress.push(p.docs),
     });
     expect(skipped).toBe(false);
     expect(dir).toBe(join(out, 'byte'));
@@ -31,33 +35,68 @@ describe('prepareData and loadDataset', () => {
     expect(manifest.separator).toEqual([10, 10]);
     // 44 + 2 and 819 + 2 bytes (the trailing space and CRLF are trimmed): 867 tokens.
     expect(manifest.shards.map((s) => s.tokens)).toEqual([300, 300, 267]);
-    const all = Buffer.concat(await Promise.all(manifest.shards.map(async (s) => {
-      const { tokens } = decodeShard(await readFile(join(dir, s.file)));
-      expect(tokens.length).toBe(s.tokens);
-      return Buffer.from(Uint8Array.from(tokens));
-    }))).toString('utf8');
-    expect(all).toBe(`The quick brown fox jumps over the lazy dog.\n\n${'Pack my box with five dozen liquor jugs. '.repeat(20).trimEnd()}\n\n`);
-    expect(manifest.sources).toEqual([{ id: 'files', documents: 2, chars: manifest.chars, tokens: 867 }]);
+    const all = Buffer.concat(
+      await Promise.all(
+        manifest.shards.map(async (s) => {
+          const { tokens } = decodeShard(await readFile(join(dir, s.file)));
+          expect(tokens.length).toBe(s.tokens);
+          return Buffer.from(Uint8Array.from(tokens));
+        }),
+      ),
+    ).toString('utf8');
+    expect(all).toBe(
+      `The quick brown fox jumps over the lazy dog.\n\n${'Pack my box with five dozen liquor jugs. '.repeat(20).trimEnd()}\n\n`,
+    );
+    expect(manifest.sources).toEqual([
+      { id: 'files', documents: 2, chars: manifest.chars, tokens: 867 },
+    ]);
   });
 
   it('separates documents with the end-of-text token for gpt2', async () => {
-    const { dir, manifest } = await prepareData({ out: join(root, 'gpt2-out'), tokenizer: 'gpt2', corpus: { files } });
+    const { dir, manifest } = await prepareData({
+      out: join(root, 'gpt2-out'),
+      tokenizer: 'gpt2',
+      corpus: { files },
+    });
     const gpt2 = await getTokenizer('gpt2');
-    expect(manifest).toMatchObject({ tokenizer: 'gpt2', vocabSize: 50257, bytesPerToken: 2, eosId: 50256, separator: [50256] });
+    expect(manifest).toMatchObject({
+      tokenizer: 'gpt2',
+      vocabSize: 50257,
+      bytesPerToken: 2,
+      eosId: 50256,
+      separator: [50256],
+    });
     const { tokens } = decodeShard(await readFile(join(dir, manifest.shards[0].file)));
     expect(tokens.filter((t) => t === 50256).length).toBe(2);
-    expect(gpt2.decode(tokens.subarray(0, tokens.indexOf(50256)))).toBe('The quick brown fox jumps over the lazy dog.');
+    expect(gpt2.decode(tokens.subarray(0, tokens.indexOf(50256)))).toBe(
+      'The quick brown fox jumps over the lazy dog.',
+    );
   });
 
   it('skips a second run with the same inputs and rebuilds when a file changes', async () => {
     const out = join(root, 'again');
-    const first = await prepareData({ out, tokenizer: 'byte', corpus: { files }, shardTokens: 100 });
-    const second = await prepareData({ out, tokenizer: 'byte', corpus: { files }, shardTokens: 100 });
+    const first = await prepareData({
+      out,
+      tokenizer: 'byte',
+      corpus: { files },
+      shardTokens: 100,
+    });
+    const second = await prepareData({
+      out,
+      tokenizer: 'byte',
+      corpus: { files },
+      shardTokens: 100,
+    });
     expect(second.skipped).toBe(true);
     expect(second.manifest).toEqual(first.manifest);
     const changed = join(root, 'changed.txt');
     await writeFile(changed, 'short');
-    const third = await prepareData({ out, tokenizer: 'byte', corpus: { files: [changed] }, shardTokens: 100 });
+    const third = await prepareData({
+      out,
+      tokenizer: 'byte',
+      corpus: { files: [changed] },
+      shardTokens: 100,
+    });
     expect(third.skipped).toBe(false);
     expect(third.manifest.shards.length).toBe(1);
     const loaded = await loadDataset(third.dir, { verifyHashes: true });
@@ -65,7 +104,12 @@ describe('prepareData and loadDataset', () => {
   });
 
   it('loads a dataset whose windows read by byte range match the shards', async () => {
-    const { dir } = await prepareData({ out: join(root, 'load'), tokenizer: 'byte', corpus: { files }, shardTokens: 256 });
+    const { dir } = await prepareData({
+      out: join(root, 'load'),
+      tokenizer: 'byte',
+      corpus: { files },
+      shardTokens: 256,
+    });
     const ds = await loadDataset(dir, { verifyHashes: true });
     const idx = new WindowIndex(ds.shards, 15, 'seed');
     for (let w = 0; w < idx.numWindows; w++) {
@@ -73,31 +117,46 @@ describe('prepareData and loadDataset', () => {
       const bytes = await readFile(join(dir, `${shard}.bin`));
       const { tokenStart } = idx.locate(w);
       const whole = decodeShard(bytes).tokens;
-      expect(Array.from(readWindow(bytes.subarray(start, end), 2, { expectTokens: 16 })))
-        .toEqual(Array.from(whole.subarray(tokenStart, tokenStart + 16)));
+      expect(Array.from(readWindow(bytes.subarray(start, end), 2, { expectTokens: 16 }))).toEqual(
+        Array.from(whole.subarray(tokenStart, tokenStart + 16)),
+      );
     }
   });
 
   it('refuses a missing manifest, a resized shard and a tampered shard', async () => {
-    await expect(loadDataset(join(root, 'nowhere'))).rejects.toMatchObject({ code: 'E_NO_DATASET' });
-    const { dir, manifest } = await prepareData({ out: join(root, 'tamper'), tokenizer: 'byte', corpus: { files } });
+    await expect(loadDataset(join(root, 'nowhere'))).rejects.toMatchObject({
+      code: 'E_NO_DATASET',
+    });
+    const { dir, manifest } = await prepareData({
+      out: join(root, 'tamper'),
+      tokenizer: 'byte',
+      corpus: { files },
+    });
     const path = join(dir, manifest.shards[0].file);
     const bytes = await readFile(path);
     bytes[100] ^= 1;
     await writeFile(path, bytes);
     await expect(loadDataset(dir)).resolves.toBeDefined();
-    await expect(loadDataset(dir, { verifyHashes: true })).rejects.toMatchObject({ code: 'E_BAD_DATASET' });
+    await expect(loadDataset(dir, { verifyHashes: true })).rejects.toMatchObject({
+      code: 'E_BAD_DATASET',
+    });
     await writeFile(path, bytes.subarray(0, bytes.length - 2));
     await expect(loadDataset(dir)).rejects.toMatchObject({ code: 'E_BAD_DATASET' });
   });
 
   it('refuses a missing input file with E_BAD_CORPUS', async () => {
-    await expect(prepareData({ out: join(root, 'missing'), tokenizer: 'byte', corpus: { files: [join(root, 'absent.txt')] } }))
-      .rejects.toMatchObject({ code: 'E_BAD_CORPUS' });
+    await expect(
+      prepareData({
+        out: join(root, 'missing'),
+        tokenizer: 'byte',
+        corpus: { files: [join(root, 'absent.txt')] },
+      }),
+    ).rejects.toMatchObject({ code: 'E_BAD_CORPUS' });
   });
 
   it('refuses an unknown tokenizer before writing anything', async () => {
-    await expect(prepareData({ out: join(root, 'bad'), tokenizer: 'nope', corpus: { files } }))
-      .rejects.toMatchObject({ code: 'E_BAD_TOKENIZER' });
+    await expect(
+      prepareData({ out: join(root, 'bad'), tokenizer: 'nope', corpus: { files } }),
+    ).rejects.toMatchObject({ code: 'E_BAD_TOKENIZER' });
   });
 });

@@ -1,5 +1,9 @@
 import {
-  SHARD_HEADER_BYTES, decodeShard, decodeTokens, encodeShard, readShardHeader,
+  SHARD_HEADER_BYTES,
+  decodeShard,
+  decodeTokens,
+  encodeShard,
+  readShardHeader,
 } from '../../../src/data/shard.js';
 
 const badShard = expect.objectContaining({ code: 'E_BAD_SHARD' });
@@ -10,7 +14,14 @@ describe('token shards', () => {
     const bytes = encodeShard(tokens, 'gpt2', 65536);
     expect(bytes.length).toBe(SHARD_HEADER_BYTES + tokens.length * 2);
     const { header, tokens: back } = decodeShard(bytes);
-    expect(header).toEqual({ version: 1, headerBytes: 64, tokenizer: 'gpt2', vocabSize: 65536, bytesPerToken: 2, tokens: 6 });
+    expect(header).toEqual({
+      version: 1,
+      headerBytes: 64,
+      tokenizer: 'gpt2',
+      vocabSize: 65536,
+      bytesPerToken: 2,
+      tokens: 6,
+    });
     expect(Array.from(back)).toEqual(tokens);
   });
 
@@ -29,7 +40,9 @@ describe('token shards', () => {
     const view = new DataView(bytes.buffer, bytes.byteOffset);
     expect(view.getUint32(8, true)).toBe(1);
     expect(view.getUint32(12, true)).toBe(64);
-    expect(Buffer.from(bytes.subarray(16, 32)).toString('ascii')).toBe('gpt2\0\0\0\0\0\0\0\0\0\0\0\0');
+    expect(Buffer.from(bytes.subarray(16, 32)).toString('ascii')).toBe(
+      'gpt2\0\0\0\0\0\0\0\0\0\0\0\0',
+    );
     expect(view.getUint32(32, true)).toBe(50257);
     expect(view.getUint32(36, true)).toBe(2);
     expect(view.getBigUint64(40, true)).toBe(2n);

@@ -1,18 +1,22 @@
 import { isIotaError } from '../../../src/errors.js';
 import { TOKENIZER_NAMES, byteTokenizer, getTokenizer } from '../../../src/data/tokenizers.js';
 
-const TEXT = 'Call me Ishmael. Some years ago, never mind how long precisely: 1851!\n\tTabs, "quotes" & <tags>.';
+const TEXT =
+  'Call me Ishmael. Some years ago, never mind how long precisely: 1851!\n\tTabs, "quotes" & <tags>.';
 
 describe('tokenizers', () => {
-  it.each(TOKENIZER_NAMES)('%s round-trips ASCII text and keeps ids inside its vocabulary', async (name) => {
-    const t = await getTokenizer(name);
-    expect(t.name).toBe(name);
-    const ids = t.encode(TEXT);
-    expect(ids.length).toBeGreaterThan(0);
-    expect(ids.every((id) => Number.isInteger(id) && id >= 0 && id < t.vocabSize)).toBe(true);
-    expect(t.decode(ids)).toBe(TEXT);
-    expect(t.decode(Int32Array.from(ids))).toBe(TEXT);
-  });
+  it.each(TOKENIZER_NAMES)(
+    '%s round-trips ASCII text and keeps ids inside its vocabulary',
+    async (name) => {
+      const t = await getTokenizer(name);
+      expect(t.name).toBe(name);
+      const ids = t.encode(TEXT);
+      expect(ids.length).toBeGreaterThan(0);
+      expect(ids.every((id) => Number.isInteger(id) && id >= 0 && id < t.vocabSize)).toBe(true);
+      expect(t.decode(ids)).toBe(TEXT);
+      expect(t.decode(Int32Array.from(ids))).toBe(TEXT);
+    },
+  );
 
   it('has the expected vocabularies and end-of-text ids', async () => {
     const [b, g, l] = await Promise.all(TOKENIZER_NAMES.map((n) => getTokenizer(n)));
@@ -47,7 +51,11 @@ describe('tokenizers', () => {
   });
 
   it('refuses to decode ids outside the vocabulary', () => {
-    expect(() => byteTokenizer().decode([65, 256])).toThrow(expect.objectContaining({ code: 'E_BAD_TOKEN' }));
-    expect(() => byteTokenizer().decode([-1])).toThrow(expect.objectContaining({ code: 'E_BAD_TOKEN' }));
+    expect(() => byteTokenizer().decode([65, 256])).toThrow(
+      expect.objectContaining({ code: 'E_BAD_TOKEN' }),
+    );
+    expect(() => byteTokenizer().decode([-1])).toThrow(
+      expect.objectContaining({ code: 'E_BAD_TOKEN' }),
+    );
   });
 });

@@ -1,7 +1,12 @@
 import { decodeShard, encodeShard } from '../../../src/data/shard.js';
 import { WindowIndex, readWindow, type ShardInfo } from '../../../src/data/windows.js';
 
-const shard = (name: string, tokens: number, bytesPerToken = 2): ShardInfo => ({ name, tokens, bytesPerToken, headerBytes: 64 });
+const shard = (name: string, tokens: number, bytesPerToken = 2): ShardInfo => ({
+  name,
+  tokens,
+  bytesPerToken,
+  headerBytes: 64,
+});
 
 describe('WindowIndex', () => {
   it('cuts non-overlapping windows of seq + 1 tokens that never cross a shard end', () => {
@@ -82,21 +87,34 @@ describe('WindowIndex', () => {
       for (let w = 0; w < idx.numWindows; w++) {
         const { start, end } = idx.byteRange(w);
         const { tokenStart } = idx.locate(w);
-        const win = readWindow(file.subarray(start, end), bpt, { expectTokens: 10, vocabSize: vocab });
+        const win = readWindow(file.subarray(start, end), bpt, {
+          expectTokens: 10,
+          vocabSize: vocab,
+        });
         expect(Array.from(win)).toEqual(Array.from(whole.subarray(tokenStart, tokenStart + 10)));
       }
     }
   });
 
   it('refuses a short window read', () => {
-    expect(() => readWindow(new Uint8Array(18), 2, { expectTokens: 10 })).toThrow(expect.objectContaining({ code: 'E_BAD_SHARD' }));
+    expect(() => readWindow(new Uint8Array(18), 2, { expectTokens: 10 })).toThrow(
+      expect.objectContaining({ code: 'E_BAD_SHARD' }),
+    );
   });
 
   it('refuses seq < 1, a dataset without windows, and ids out of range', () => {
-    expect(() => new WindowIndex([shard('a', 100)], 0, 's')).toThrow(expect.objectContaining({ code: 'E_BAD_SEQ' }));
-    expect(() => new WindowIndex([shard('a', 100)], 1.5, 's')).toThrow(expect.objectContaining({ code: 'E_BAD_SEQ' }));
-    expect(() => new WindowIndex([shard('a', 8), shard('b', 8)], 8, 's')).toThrow(expect.objectContaining({ code: 'E_NO_WINDOWS' }));
-    expect(() => new WindowIndex([], 8, 's')).toThrow(expect.objectContaining({ code: 'E_NO_WINDOWS' }));
+    expect(() => new WindowIndex([shard('a', 100)], 0, 's')).toThrow(
+      expect.objectContaining({ code: 'E_BAD_SEQ' }),
+    );
+    expect(() => new WindowIndex([shard('a', 100)], 1.5, 's')).toThrow(
+      expect.objectContaining({ code: 'E_BAD_SEQ' }),
+    );
+    expect(() => new WindowIndex([shard('a', 8), shard('b', 8)], 8, 's')).toThrow(
+      expect.objectContaining({ code: 'E_NO_WINDOWS' }),
+    );
+    expect(() => new WindowIndex([], 8, 's')).toThrow(
+      expect.objectContaining({ code: 'E_NO_WINDOWS' }),
+    );
     const idx = new WindowIndex([shard('a', 100)], 9, 's');
     const bad = expect.objectContaining({ code: 'E_BAD_SAMPLE' });
     expect(() => idx.trainWindow(-1)).toThrow(bad);

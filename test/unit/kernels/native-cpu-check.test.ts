@@ -14,7 +14,10 @@ it('refuses an addon whose build status names another CPU, and says to rebuild',
   // the addon is never opened: the status file rules it out first
   mkdirSync(join(work, 'build', 'Release'), { recursive: true });
   writeFileSync(join(work, 'build', 'Release', 'iota_native.node'), 'not a shared object');
-  writeFileSync(join(work, 'build', 'status.json'), JSON.stringify({ ok: true, node: process.version, cpu: '0123456789abcdef' }));
+  writeFileSync(
+    join(work, 'build', 'status.json'),
+    JSON.stringify({ ok: true, node: process.version, cpu: '0123456789abcdef' }),
+  );
   delete process.env.IOTA_NATIVE;
   process.env.IOTA_NATIVE_ADDON = join(work, 'build', 'Release', 'iota_native.node');
   const { loadNative } = await import('../../../src/kernels/native/loader.js');

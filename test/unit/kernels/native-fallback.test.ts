@@ -15,13 +15,20 @@ const work = mkdtempSync(join(tmpdir(), 'iota-native-fallback-'));
 /** A copy of the addon's sources, so a failing build cannot touch the real one. */
 function sourceCopy(name: string): string {
   const dir = join(work, name);
-  for (const f of ['build.mjs', 'binding.gyp', 'csrc']) cpSync(join(NATIVE_DIR, f), join(dir, f), { recursive: true });
+  for (const f of ['build.mjs', 'binding.gyp', 'csrc'])
+    cpSync(join(NATIVE_DIR, f), join(dir, f), { recursive: true });
   return dir;
 }
 
 function build(dir: string, env: Record<string, string>) {
-  const r = spawnSync(process.execPath, [join(dir, 'build.mjs')], { encoding: 'utf8', env: { ...process.env, ...env } });
-  const status = JSON.parse(readFileSync(join(dir, 'build', 'status.json'), 'utf8')) as { ok: boolean; reason?: string };
+  const r = spawnSync(process.execPath, [join(dir, 'build.mjs')], {
+    encoding: 'utf8',
+    env: { ...process.env, ...env },
+  });
+  const status = JSON.parse(readFileSync(join(dir, 'build', 'status.json'), 'utf8')) as {
+    ok: boolean;
+    reason?: string;
+  };
   return { code: r.status, out: r.stdout + r.stderr, status };
 }
 
@@ -44,7 +51,10 @@ describe('without the native kernels', () => {
   it('the build exits 0 and names OpenBLAS when the library cannot be linked', () => {
     // a compiler that has lost OpenBLAS: it refuses to link -lopenblas, as on a host without it
     const cxx = join(work, 'cxx-without-openblas');
-    writeFileSync(cxx, '#!/bin/sh\nfor a in "$@"; do [ "$a" = -lopenblas ] && { echo "/usr/bin/ld: cannot find -lopenblas: No such file or directory" >&2; exit 1; }; done\nexec g++ "$@"\n');
+    writeFileSync(
+      cxx,
+      '#!/bin/sh\nfor a in "$@"; do [ "$a" = -lopenblas ] && { echo "/usr/bin/ld: cannot find -lopenblas: No such file or directory" >&2; exit 1; }; done\nexec g++ "$@"\n',
+    );
     chmodSync(cxx, 0o755);
     const dir = sourceCopy('no-openblas');
     const r = build(dir, { CXX: cxx });
@@ -54,10 +64,13 @@ describe('without the native kernels', () => {
   });
 
   it('auto picks wasm, says why native is missing, and a training step runs there', async () => {
-    const { probeBackend, selectBackend, describeSelection } = await import('../../../src/kernels/backends.js');
+    const { probeBackend, selectBackend, describeSelection } =
+      await import('../../../src/kernels/backends.js');
     const probe = await probeBackend('native');
     expect(probe.available).toBe(false);
-    expect(probe.reason).toMatch(/^not built \(OpenBLAS library missing\): install g\+\+, make and libopenblas-dev/);
+    expect(probe.reason).toMatch(
+      /^not built \(OpenBLAS library missing\): install g\+\+, make and libopenblas-dev/,
+    );
     const s = await selectBackend('auto');
     const gpu = await probeBackend('tensorflow');
     if (!gpu.available) expect(s.backend).toBe('wasm');
@@ -68,10 +81,27 @@ describe('without the native kernels', () => {
     const { Trainer } = await import('../../../src/model/trainer.js');
     const { validateConfig } = await import('../../../src/config/index.js');
     const config = testModel();
-    const run = validateConfig('run', { name: 't', model: 'x', samples_per_epoch: 1, optimizer: { lr: 1e-3 }, schedule: { kind: 'constant', total_epochs: 10 } }, 'test run');
+    const run = validateConfig(
+      'run',
+      {
+        name: 't',
+        model: 'x',
+        samples_per_epoch: 1,
+        optimizer: { lr: 1e-3 },
+        schedule: { kind: 'constant', total_epochs: 10 },
+      },
+      'test run',
+    );
     const model = Model.initial(config, 'fallback');
-    const sample = Int32Array.from({ length: config.seq + 1 }, (_, i) => (i * 31) % config.vocab_size);
-    const r = new Trainer(model, { optimizer: run.optimizer, schedule: run.schedule, batch: 1 }).step([sample, sample]);
+    const sample = Int32Array.from(
+      { length: config.seq + 1 },
+      (_, i) => (i * 31) % config.vocab_size,
+    );
+    const r = new Trainer(model, {
+      optimizer: run.optimizer,
+      schedule: run.schedule,
+      batch: 1,
+    }).step([sample, sample]);
     expect(Number.isFinite(r.loss)).toBe(true);
     expect(tf.getBackend()).toBe(s.backend);
     model.dispose();

@@ -32,7 +32,9 @@ interface Case {
 let seed = 1;
 
 async function check(c: Case): Promise<void> {
-  const data = c.inputs.map((s) => (s.values ? s.values : Array.from(randomFloats(sizeOf(s.shape), seed++, s.lo ?? -1, s.hi ?? 1))));
+  const data = c.inputs.map((s) =>
+    s.values ? s.values : Array.from(randomFloats(sizeOf(s.shape), seed++, s.lo ?? -1, s.hi ?? 1)),
+  );
   const make = () => c.inputs.map((s, i) => tf.tensor(data[i], s.shape, s.dtype ?? 'float32'));
   const cpu = await runOn('cpu', () => c.f(...make()));
   resetNativeStats();
@@ -43,7 +45,9 @@ async function check(c: Case): Promise<void> {
   cpu.forEach((o, i) => expect(relativeError(native[i], o)).toBeLessThanOrEqual(1e-5));
   if (!c.grad) return;
   const wSeed = seed++;
-  const floats = c.inputs.map((s, i) => [s, i] as const).filter(([s]) => (s.dtype ?? 'float32') === 'float32');
+  const floats = c.inputs
+    .map((s, i) => [s, i] as const)
+    .filter(([s]) => (s.dtype ?? 'float32') === 'float32');
   const grads = () => {
     const xs = make();
     const loss = (...fs: tf.Tensor[]) => {
@@ -53,7 +57,9 @@ async function check(c: Case): Promise<void> {
       });
       const out = c.f(...args);
       const ys = Array.isArray(out) ? out : [out];
-      return tf.addN(ys.map((y, k) => tf.sum(tf.mul(y, tf.tensor(randomFloats(y.size, wSeed + k), y.shape))))) as tf.Scalar;
+      return tf.addN(
+        ys.map((y, k) => tf.sum(tf.mul(y, tf.tensor(randomFloats(y.size, wSeed + k), y.shape)))),
+      ) as tf.Scalar;
     };
     return tf.grads(loss)(floats.map(([, i]) => xs[i]));
   };
@@ -81,16 +87,44 @@ suite('native kernels agree with the stock cpu kernels', () => {
         cases.push([`a batch 1 broadcast ta=${ta} tb=${tb}`, a([1]), b([4]), ta, tb]);
         cases.push([`b batch 1 broadcast ta=${ta} tb=${tb}`, a([2, 4]), b([1, 4]), ta, tb]);
         // large enough for the thread pool: row blocks (M >= N) and column blocks (M < N)
-        cases.push([`parallel rows ta=${ta} tb=${tb}`, ta ? [128, 160] : [160, 128], tb ? [96, 128] : [128, 96], ta, tb]);
-        cases.push([`parallel columns ta=${ta} tb=${tb}`, ta ? [128, 32] : [32, 128], tb ? [640, 128] : [128, 640], ta, tb]);
+        cases.push([
+          `parallel rows ta=${ta} tb=${tb}`,
+          ta ? [128, 160] : [160, 128],
+          tb ? [96, 128] : [128, 96],
+          ta,
+          tb,
+        ]);
+        cases.push([
+          `parallel columns ta=${ta} tb=${tb}`,
+          ta ? [128, 32] : [32, 128],
+          tb ? [640, 128] : [128, 640],
+          ta,
+          tb,
+        ]);
       }
-    cases.push(['attention scores [b, g, r*s, hd] x [b, g, s, hd]^T', [2, 2, 24, 8], [2, 2, 12, 8], false, true]);
-    cases.push(['attention values [b, g, r*s, s] x [b, g, s, hd]', [2, 2, 24, 12], [2, 2, 12, 8], false, false]);
+    cases.push([
+      'attention scores [b, g, r*s, hd] x [b, g, s, hd]^T',
+      [2, 2, 24, 8],
+      [2, 2, 12, 8],
+      false,
+      true,
+    ]);
+    cases.push([
+      'attention values [b, g, r*s, s] x [b, g, s, hd]',
+      [2, 2, 24, 12],
+      [2, 2, 12, 8],
+      false,
+      false,
+    ]);
     it.each(cases)('%s', async (_, as, bs, ta, tb) => {
       // tfjs's own matMul gradient does not reduce over broadcast batch dimensions (on any
       // backend), so gradients are compared where the batch shapes match
       const sameBatch = JSON.stringify(as.slice(0, -2)) === JSON.stringify(bs.slice(0, -2));
-      await check({ inputs: [f32(as), f32(bs)], f: (a, b) => tf.matMul(a, b, ta, tb), grad: sameBatch });
+      await check({
+        inputs: [f32(as), f32(bs)],
+        f: (a, b) => tf.matMul(a, b, ta, tb),
+        grad: sameBatch,
+      });
     });
 
     it.each([
@@ -98,13 +132,24 @@ suite('native kernels agree with the stock cpu kernels', () => {
       ['linear', [13, 1]],
       ['sigmoid', [9]],
       ['leakyrelu', []],
-    ] as Array<[string, number[]]>)('fused matMul with bias %s and activation', async (activation, biasShape) => {
-      await check({
-        inputs: [f32([13, 17]), f32([9, 17]), f32(biasShape)],
-        f: (a, b, bias) => tf.fused.matMul({ a, b, transposeB: true, bias, activation: activation as 'relu', leakyreluAlpha: 0.1 }),
-        grad: true,
-      });
-    });
+    ] as Array<[string, number[]]>)(
+      'fused matMul with bias %s and activation',
+      async (activation, biasShape) => {
+        await check({
+          inputs: [f32([13, 17]), f32([9, 17]), f32(biasShape)],
+          f: (a, b, bias) =>
+            tf.fused.matMul({
+              a,
+              b,
+              transposeB: true,
+              bias,
+              activation: activation as 'relu',
+              leakyreluAlpha: 0.1,
+            }),
+          grad: true,
+        });
+      },
+    );
 
     it('handles empty products', async () => {
       await check({ inputs: [f32([0, 5]), f32([5, 3])], f: (a, b) => tf.matMul(a, b) });
@@ -114,18 +159,41 @@ suite('native kernels agree with the stock cpu kernels', () => {
 
   describe('binary ops with broadcasting', () => {
     const shapes: Array<[number[], number[]]> = [
-      [[5, 7], [5, 7]],
+      [
+        [5, 7],
+        [5, 7],
+      ],
       [[5, 7], []],
       [[], [5, 7]],
       [[5, 7], [7]],
-      [[5, 1], [1, 7]],
-      [[2, 1, 7], [3, 1]],
-      [[2, 3, 4, 5], [4, 1]],
-      [[1, 2, 8, 16], [8, 16]],
-      [[9, 1, 450], [1, 13, 1]],
-      [[3, 20001], [3, 1]],
+      [
+        [5, 1],
+        [1, 7],
+      ],
+      [
+        [2, 1, 7],
+        [3, 1],
+      ],
+      [
+        [2, 3, 4, 5],
+        [4, 1],
+      ],
+      [
+        [1, 2, 8, 16],
+        [8, 16],
+      ],
+      [
+        [9, 1, 450],
+        [1, 13, 1],
+      ],
+      [
+        [3, 20001],
+        [3, 1],
+      ],
     ];
-    const ops: Array<[string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, number, number, number, number]> = [
+    const ops: Array<
+      [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, number, number, number, number]
+    > = [
       ['add', tf.add, -1, 1, -1, 1],
       ['sub', tf.sub, -1, 1, -1, 1],
       ['mul', tf.mul, -1, 1, -1, 1],
@@ -135,12 +203,22 @@ suite('native kernels agree with the stock cpu kernels', () => {
       ['minimum', tf.minimum, -1, 1, -1, 1],
       ['squaredDifference', tf.squaredDifference, -1, 1, -1, 1],
     ];
-    const cases = ops.flatMap(([name, op, alo, ahi, blo, bhi]) => shapes.map(([as, bs]) => [name, JSON.stringify(as), JSON.stringify(bs), op, alo, ahi, blo, bhi] as const));
+    const cases = ops.flatMap(([name, op, alo, ahi, blo, bhi]) =>
+      shapes.map(
+        ([as, bs]) =>
+          [name, JSON.stringify(as), JSON.stringify(bs), op, alo, ahi, blo, bhi] as const,
+      ),
+    );
     // tfjs's gradients of maximum, minimum and squaredDifference do not reduce broadcast
     // dimensions (on any backend): their gradients are compared on equal shapes only
-    const reducesBroadcast = (name: string, as: string, bs: string) => as === bs || !['maximum', 'minimum', 'squaredDifference'].includes(name);
+    const reducesBroadcast = (name: string, as: string, bs: string) =>
+      as === bs || !['maximum', 'minimum', 'squaredDifference'].includes(name);
     it.each(cases)('%s %s with %s', async (name, as, bs, op, alo, ahi, blo, bhi) => {
-      await check({ inputs: [f32(JSON.parse(as), alo, ahi), f32(JSON.parse(bs), blo, bhi)], f: op, grad: reducesBroadcast(name, as, bs) });
+      await check({
+        inputs: [f32(JSON.parse(as), alo, ahi), f32(JSON.parse(bs), blo, bhi)],
+        f: op,
+        grad: reducesBroadcast(name, as, bs),
+      });
     });
 
     const comparisons: Array<[string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor]> = [
@@ -153,9 +231,27 @@ suite('native kernels agree with the stock cpu kernels', () => {
     ];
     it.each(comparisons)('%s, with ties, broadcast both ways', async (_, op) => {
       // values on a coarse grid so that ties occur
-      const grid = (n: number, s: number) => Array.from(randomFloats(n, s, -3, 3), (v) => Math.round(v));
-      for (const [as, bs] of [[[6, 5], [6, 5]], [[6, 1], [1, 5]], [[4, 3, 5], [5]], [[2, 40000], []]] as Array<[number[], number[]]>) {
-        await check({ inputs: [{ shape: as, values: grid(sizeOf(as), seed++) }, { shape: bs, values: grid(sizeOf(bs), seed++) }], f: op });
+      const grid = (n: number, s: number) =>
+        Array.from(randomFloats(n, s, -3, 3), (v) => Math.round(v));
+      for (const [as, bs] of [
+        [
+          [6, 5],
+          [6, 5],
+        ],
+        [
+          [6, 1],
+          [1, 5],
+        ],
+        [[4, 3, 5], [5]],
+        [[2, 40000], []],
+      ] as Array<[number[], number[]]>) {
+        await check({
+          inputs: [
+            { shape: as, values: grid(sizeOf(as), seed++) },
+            { shape: bs, values: grid(sizeOf(bs), seed++) },
+          ],
+          f: op,
+        });
       }
     });
 
@@ -183,61 +279,145 @@ suite('native kernels agree with the stock cpu kernels', () => {
       ['elu', tf.elu, -2, 2, true],
       ['log1p', tf.log1p, -0.5, 3],
     ];
-    const cases = ops.flatMap(([name, op, lo, hi, gradFallbackOk]) => [[3, 50], [70, 701]].map((shape) => [name, JSON.stringify(shape), op, lo, hi, gradFallbackOk ?? false] as const));
+    const cases = ops.flatMap(([name, op, lo, hi, gradFallbackOk]) =>
+      [
+        [3, 50],
+        [70, 701],
+      ].map((shape) => [name, JSON.stringify(shape), op, lo, hi, gradFallbackOk ?? false] as const),
+    );
     it.each(cases)('%s on %s', async (_, shape, op, lo, hi, gradFallbackOk) => {
       await check({ inputs: [f32(JSON.parse(shape), lo, hi)], f: op, grad: true, gradFallbackOk });
     });
   });
 
   describe('softmax, log-sum-exp', () => {
-    it.each([[[4, 7]], [[3, 2, 257]], [[2, 3, 5, 1000]]])('softmax over the last axis of %j', async (shape) => {
-      await check({ inputs: [f32(shape, -10, 10)], f: (x) => tf.softmax(x), grad: true });
-    });
+    it.each([[[4, 7]], [[3, 2, 257]], [[2, 3, 5, 1000]]])(
+      'softmax over the last axis of %j',
+      async (shape) => {
+        await check({ inputs: [f32(shape, -10, 10)], f: (x) => tf.softmax(x), grad: true });
+      },
+    );
     it('logSumExp and the masked attention pattern (scale, mask, softmax)', async () => {
-      await check({ inputs: [f32([2, 3, 300], -20, 20)], f: (x) => tf.logSumExp(x, -1), grad: true });
+      await check({
+        inputs: [f32([2, 3, 300], -20, 20)],
+        f: (x) => tf.logSumExp(x, -1),
+        grad: true,
+      });
       const mask = Array.from({ length: 8 * 8 }, (_, k) => (k % 8 > Math.floor(k / 8) ? -1e9 : 0));
-      await check({ inputs: [f32([2, 2, 8, 8], -3, 3), { shape: [8, 8], values: mask }], f: (s, m) => tf.softmax(tf.add(tf.mul(s, 0.125), m)), grad: true });
+      await check({
+        inputs: [f32([2, 2, 8, 8], -3, 3), { shape: [8, 8], values: mask }],
+        f: (s, m) => tf.softmax(tf.add(tf.mul(s, 0.125), m)),
+        grad: true,
+      });
     });
   });
 
   describe('reductions over any axes', () => {
     const axes: Array<number | number[] | null> = [-1, 0, 1, [0, 1], [1, 2], [0, 2], null];
-    const cases = (['sum', 'mean', 'max', 'min'] as const).flatMap((op) => axes.flatMap((axis) => [false, true].map((keep) => [op, JSON.stringify(axis), keep] as const)));
+    const cases = (['sum', 'mean', 'max', 'min'] as const).flatMap((op) =>
+      axes.flatMap((axis) =>
+        [false, true].map((keep) => [op, JSON.stringify(axis), keep] as const),
+      ),
+    );
     it.each(cases)('%s axis %s keepDims %s', async (op, axis, keep) => {
       const ax = JSON.parse(axis) as number | number[] | null;
-      await check({ inputs: [f32([4, 5, 6])], f: (x) => tf[op](x, ax ?? undefined, keep), grad: true });
+      await check({
+        inputs: [f32([4, 5, 6])],
+        f: (x) => tf[op](x, ax ?? undefined, keep),
+        grad: true,
+      });
     });
-    it.each([[0], [1], [[0, 1]]])('large sums and means along %j (the pool splits the work)', async (axis) => {
-      await check({ inputs: [f32([64, 1200])], f: (x) => [tf.sum(x, axis), tf.mean(x, axis), tf.max(x, axis)], grad: true });
-    });
+    it.each([[0], [1], [[0, 1]]])(
+      'large sums and means along %j (the pool splits the work)',
+      async (axis) => {
+        await check({
+          inputs: [f32([64, 1200])],
+          f: (x) => [tf.sum(x, axis), tf.mean(x, axis), tf.max(x, axis)],
+          grad: true,
+        });
+      },
+    );
     it('prod', async () => {
-      await check({ inputs: [f32([4, 5, 6], 0.9, 1.1)], f: (x) => [tf.prod(x, 1), tf.prod(x, [0, 2], true)] });
+      await check({
+        inputs: [f32([4, 5, 6], 0.9, 1.1)],
+        f: (x) => [tf.prod(x, 1), tf.prod(x, [0, 2], true)],
+      });
     });
   });
 
   describe('layout: transpose, slice, split, concat, pad, gather', () => {
     it.each([
-      [[2, 3], [1, 0]],
-      [[2, 3, 4], [0, 2, 1]],
-      [[2, 3, 4], [2, 0, 1]],
-      [[2, 3, 4], [1, 0, 2]],
-      [[2, 5, 3, 4], [0, 2, 1, 3]],
-      [[2, 5, 3, 4], [3, 2, 1, 0]],
-      [[2, 64, 8, 64], [0, 2, 1, 3]],
-      [[1, 64, 1, 16], [0, 2, 1, 3]],
+      [
+        [2, 3],
+        [1, 0],
+      ],
+      [
+        [2, 3, 4],
+        [0, 2, 1],
+      ],
+      [
+        [2, 3, 4],
+        [2, 0, 1],
+      ],
+      [
+        [2, 3, 4],
+        [1, 0, 2],
+      ],
+      [
+        [2, 5, 3, 4],
+        [0, 2, 1, 3],
+      ],
+      [
+        [2, 5, 3, 4],
+        [3, 2, 1, 0],
+      ],
+      [
+        [2, 64, 8, 64],
+        [0, 2, 1, 3],
+      ],
+      [
+        [1, 64, 1, 16],
+        [0, 2, 1, 3],
+      ],
     ])('transpose %j by %j', async (shape, perm) => {
       await check({ inputs: [f32(shape)], f: (x) => tf.transpose(x, perm), grad: true });
     });
     it('transposes int32 and bool tensors', async () => {
-      await check({ inputs: [ints([2, 3, 4], Array.from({ length: 24 }, (_, i) => i * 7 - 50))], f: (x) => tf.transpose(x, [2, 0, 1]) });
-      await check({ inputs: [f32([3, 4])], f: (x) => tf.cast(tf.transpose(tf.greater(x, 0), [1, 0]), 'float32') });
+      await check({
+        inputs: [
+          ints(
+            [2, 3, 4],
+            Array.from({ length: 24 }, (_, i) => i * 7 - 50),
+          ),
+        ],
+        f: (x) => tf.transpose(x, [2, 0, 1]),
+      });
+      await check({
+        inputs: [f32([3, 4])],
+        f: (x) => tf.cast(tf.transpose(tf.greater(x, 0), [1, 0]), 'float32'),
+      });
     });
     it.each([
-      [[1, 0, 2], [3, -1, 4]],
-      [[0, 0, 0], [-1, -1, 1]],
-      [[4, 5, 6], [1, 1, 1]],
-      [[0, 2, 0], [5, 3, 7]],
-      [[2, 0, 0], [0, 6, 7]],
+      [
+        [1, 0, 2],
+        [3, -1, 4],
+      ],
+      [
+        [0, 0, 0],
+        [-1, -1, 1],
+      ],
+      [
+        [4, 5, 6],
+        [1, 1, 1],
+      ],
+      [
+        [0, 2, 0],
+        [5, 3, 7],
+      ],
+      [
+        [2, 0, 0],
+        [0, 6, 7],
+      ],
     ])('slice begin %j size %j', async (begin, size) => {
       await check({ inputs: [f32([5, 6, 7])], f: (x) => tf.slice(x, begin, size), grad: true });
     });
@@ -252,20 +432,61 @@ suite('native kernels agree with the stock cpu kernels', () => {
     });
     it.each([0, 1, 2, -1])('concat along axis %i, three inputs', async (axis) => {
       const shape = (k: number) => [2, 3, 4].map((d, i) => (i === (axis + 3) % 3 ? d + k : d));
-      await check({ inputs: [f32(shape(0)), f32(shape(2)), f32(shape(1))], f: (a, b, c) => tf.concat([a, b, c], axis), grad: true });
+      await check({
+        inputs: [f32(shape(0)), f32(shape(2)), f32(shape(1))],
+        f: (a, b, c) => tf.concat([a, b, c], axis),
+        grad: true,
+      });
     });
     it('concat of int32 tensors and of an empty one', async () => {
-      await check({ inputs: [ints([2, 2], [1, 2, 3, 4]), ints([2, 1], [5, 6])], f: (a, b) => tf.concat([a, b], 1) });
-      await check({ inputs: [f32([2, 0]), f32([2, 3])], f: (a, b) => tf.concat([a, b], 1), grad: true });
+      await check({
+        inputs: [ints([2, 2], [1, 2, 3, 4]), ints([2, 1], [5, 6])],
+        f: (a, b) => tf.concat([a, b], 1),
+      });
+      await check({
+        inputs: [f32([2, 0]), f32([2, 3])],
+        f: (a, b) => tf.concat([a, b], 1),
+        grad: true,
+      });
     });
     it('pad with a constant', async () => {
-      await check({ inputs: [f32([3, 4])], f: (x) => tf.pad(x, [[1, 2], [0, 3]], 1.5), grad: true });
-      await check({ inputs: [f32([1, 64, 16])], f: (x) => tf.pad(x, [[0, 0], [0, 0], [0, 48]]), grad: true });
+      await check({
+        inputs: [f32([3, 4])],
+        f: (x) =>
+          tf.pad(
+            x,
+            [
+              [1, 2],
+              [0, 3],
+            ],
+            1.5,
+          ),
+        grad: true,
+      });
+      await check({
+        inputs: [f32([1, 64, 16])],
+        f: (x) =>
+          tf.pad(x, [
+            [0, 0],
+            [0, 0],
+            [0, 48],
+          ]),
+        grad: true,
+      });
     });
     it('gather rows and inner slices, float32 and int32', async () => {
-      await check({ inputs: [f32([10, 6]), ints([7], [3, 0, 9, 3, 5, 1, 8])], f: (t, i) => tf.gather(t, i) });
-      await check({ inputs: [f32([3, 10, 4]), ints([2, 2], [9, 0, 4, 4])], f: (t, i) => tf.gather(t, i, 1) });
-      await check({ inputs: [ints([5, 2], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), ints([3], [4, 4, 0])], f: (t, i) => tf.gather(t, i) });
+      await check({
+        inputs: [f32([10, 6]), ints([7], [3, 0, 9, 3, 5, 1, 8])],
+        f: (t, i) => tf.gather(t, i),
+      });
+      await check({
+        inputs: [f32([3, 10, 4]), ints([2, 2], [9, 0, 4, 4])],
+        f: (t, i) => tf.gather(t, i, 1),
+      });
+      await check({
+        inputs: [ints([5, 2], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]), ints([3], [4, 4, 0])],
+        f: (t, i) => tf.gather(t, i),
+      });
     });
     it('refuses an out-of-range gather index like the stock kernel', async () => {
       await tf.setBackend('native');
@@ -278,17 +499,41 @@ suite('native kernels agree with the stock cpu kernels', () => {
 
   describe('casts, one-hot, addN, where, fills', () => {
     it('casts between float32, int32 and bool', async () => {
-      await check({ inputs: [ints([5], [-3, 0, 7, 2147483647, -2147483648])], f: (x) => tf.cast(x, 'float32') });
-      await check({ inputs: [f32([6, 7], -5, 5)], f: (x) => [tf.cast(x, 'int32'), tf.cast(tf.cast(x, 'bool'), 'float32'), tf.cast(tf.greater(x, 0), 'float32')] });
+      await check({
+        inputs: [ints([5], [-3, 0, 7, 2147483647, -2147483648])],
+        f: (x) => tf.cast(x, 'float32'),
+      });
+      await check({
+        inputs: [f32([6, 7], -5, 5)],
+        f: (x) => [
+          tf.cast(x, 'int32'),
+          tf.cast(tf.cast(x, 'bool'), 'float32'),
+          tf.cast(tf.greater(x, 0), 'float32'),
+        ],
+      });
     });
     it('one-hot as int32 and float32, out-of-range ids give zero rows', async () => {
-      await check({ inputs: [ints([2, 5], [0, 6, 3, -1, 7, 2, 2, 5, 1, 0])], f: (i) => [tf.oneHot(i, 7), tf.oneHot(i, 7, 2, -1, 'float32')] });
+      await check({
+        inputs: [ints([2, 5], [0, 6, 3, -1, 7, 2, 2, 5, 1, 0])],
+        f: (i) => [tf.oneHot(i, 7), tf.oneHot(i, 7, 2, -1, 'float32')],
+      });
     });
     it('addN, where, zerosLike, onesLike, fill', async () => {
-      await check({ inputs: [f32([3, 40]), f32([3, 40]), f32([3, 40])], f: (a, b, c) => tf.addN([a, b, c]), grad: true });
+      await check({
+        inputs: [f32([3, 40]), f32([3, 40]), f32([3, 40])],
+        f: (a, b, c) => tf.addN([a, b, c]),
+        grad: true,
+      });
       const condition = randomFloats(120, 77);
-      await check({ inputs: [f32([3, 40]), f32([3, 40])], f: (a, b) => tf.where(tf.greater(tf.tensor(condition, [3, 40]), 0), a, b), grad: true });
-      await check({ inputs: [f32([3, 4])], f: (x) => [tf.zerosLike(x), tf.onesLike(x), tf.fill([3, 4], 2.5)] });
+      await check({
+        inputs: [f32([3, 40]), f32([3, 40])],
+        f: (a, b) => tf.where(tf.greater(tf.tensor(condition, [3, 40]), 0), a, b),
+        grad: true,
+      });
+      await check({
+        inputs: [f32([3, 4])],
+        f: (x) => [tf.zerosLike(x), tf.onesLike(x), tf.fill([3, 4], 2.5)],
+      });
     });
   });
 });

@@ -4,7 +4,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
-import { loadModelConfig, stageSpecs, validateConfig, type ModelConfig, type RunConfig } from '../../../src/config/index.js';
+import {
+  loadModelConfig,
+  stageSpecs,
+  validateConfig,
+  type ModelConfig,
+  type RunConfig,
+} from '../../../src/config/index.js';
 import { selectBackend } from '../../../src/kernels/backends.js';
 import { nativeStats, resetNativeStats } from '../../../src/kernels/native/index.js';
 import { Model } from '../../../src/model/model.js';
@@ -17,14 +23,33 @@ const available = await nativeAvailable();
 const suite = available ? describe : describe.skip;
 
 function settings(batch: number): TrainerSettings {
-  const run = validateConfig('run', { name: 't', model: 'x', samples_per_epoch: 1, optimizer: { lr: 1e-3 }, schedule: { kind: 'constant', total_epochs: 1000 } }, 'test run') as RunConfig;
+  const run = validateConfig(
+    'run',
+    {
+      name: 't',
+      model: 'x',
+      samples_per_epoch: 1,
+      optimizer: { lr: 1e-3 },
+      schedule: { kind: 'constant', total_epochs: 1000 },
+    },
+    'test run',
+  ) as RunConfig;
   return { optimizer: run.optimizer, schedule: run.schedule, batch };
 }
 
 /** Byte windows of English text, seq + 1 tokens each, wrapped into the vocabulary. */
 function textSamples(config: ModelConfig, n: number, from = 0): Int32Array[] {
-  const text = Buffer.from('It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness, it was the epoch of belief. '.repeat(40));
-  return Array.from({ length: n }, (_, i) => Int32Array.from(text.subarray((from + i) * 29, (from + i) * 29 + config.seq + 1), (b) => b % config.vocab_size));
+  const text = Buffer.from(
+    'It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness, it was the epoch of belief. '.repeat(
+      40,
+    ),
+  );
+  return Array.from({ length: n }, (_, i) =>
+    Int32Array.from(
+      text.subarray((from + i) * 29, (from + i) * 29 + config.seq + 1),
+      (b) => b % config.vocab_size,
+    ),
+  );
 }
 
 const tiny = () => loadModelConfig(join(process.cwd(), 'configs/tiny.yaml'));
@@ -79,7 +104,10 @@ suite('training on backend native', () => {
       await selectBackend(backend);
       const model = Model.initial(config, 'parity');
       const trainer = new Trainer(model, settings(1));
-      const out = Array.from({ length: 20 }, (_, i) => trainer.step(textSamples(config, 1, i)).loss);
+      const out = Array.from(
+        { length: 20 },
+        (_, i) => trainer.step(textSamples(config, 1, i)).loss,
+      );
       model.dispose();
       return out;
     };
@@ -119,10 +147,14 @@ suite('training on backend native', () => {
     await selectBackend('native');
     const a = tf.tensor(randomFloats(5000, 3), [50, 100]);
     const first = tf.mul(a, a);
-    const storage = (tf.backend() as unknown as { data: { get(id: object): { values: unknown } } }).data.get(first.dataId).values;
+    const storage = (
+      tf.backend() as unknown as { data: { get(id: object): { values: unknown } } }
+    ).data.get(first.dataId).values;
     first.dispose();
     const second = tf.mul(a, 2);
-    const reused = (tf.backend() as unknown as { data: { get(id: object): { values: unknown } } }).data.get(second.dataId).values;
+    const reused = (
+      tf.backend() as unknown as { data: { get(id: object): { values: unknown } } }
+    ).data.get(second.dataId).values;
     expect(reused).toBe(storage);
     const expected = Array.from(a.dataSync(), (v) => Math.fround(v * 2));
     expect(Array.from(second.dataSync())).toEqual(expected);

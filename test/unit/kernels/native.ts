@@ -17,7 +17,8 @@ export async function nativeAvailable(): Promise<boolean> {
   const { status } = addonPaths();
   if (existsSync(status)) {
     const s = JSON.parse(readFileSync(status, 'utf8')) as { ok: boolean; reason?: string };
-    prerequisiteMissing = !s.ok && /compiler|make|OpenBLAS|node-gyp|Node headers/.test(s.reason ?? '');
+    prerequisiteMissing =
+      !s.ok && /compiler|make|OpenBLAS|node-gyp|Node headers/.test(s.reason ?? '');
   }
   if (off || prerequisiteMissing) {
     process.stderr.write(`native kernel tests skipped: ${p.reason}\n`);
@@ -35,7 +36,7 @@ export function randomFloats(n: number, seed: number, lo = -1, hi = 1): Float32A
     let t = s;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = lo + ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * (hi - lo));
+    out[i] = lo + (((t ^ (t >>> 14)) >>> 0) / 4294967296) * (hi - lo);
   }
   return out;
 }
@@ -45,7 +46,10 @@ export function sizeOf(shape: number[]): number {
 }
 
 /** Runs `build` on a backend in a tidy scope and returns copies of its outputs as plain numbers. */
-export async function runOn(backend: 'cpu' | 'native', build: () => tf.Tensor | tf.Tensor[]): Promise<number[][]> {
+export async function runOn(
+  backend: 'cpu' | 'native',
+  build: () => tf.Tensor | tf.Tensor[],
+): Promise<number[][]> {
   await selectBackend(backend);
   const outs = tf.tidy(() => {
     const r = build();

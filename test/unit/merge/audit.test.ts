@@ -1,5 +1,10 @@
 /** A validator's spot check of a merged partition: honest bytes reproduced exactly, tampering found. */
-import { auditMerge, pickRuns, type MergeAuditSpec, type RangeReader } from '../../../src/merge/audit.js';
+import {
+  auditMerge,
+  pickRuns,
+  type MergeAuditSpec,
+  type RangeReader,
+} from '../../../src/merge/audit.js';
 import { encodeGradient, sliceRange } from '../../../src/merge/gradient.js';
 import { encodePartition } from '../../../src/merge/manifest.js';
 import { reduceSlices } from '../../../src/merge/reduce.js';
@@ -19,14 +24,23 @@ function world(tamper?: (w: Float32Array) => void) {
   const r = rng(7);
   const objects = new Map<string, Uint8Array>();
   const [offset, length] = [300, 200];
-  const grads = ['b', 'a', 'c'].map((m) => ({ miner: m, g: Float32Array.from({ length: PARAMS }, () => r() - 0.5) }));
+  const grads = ['b', 'a', 'c'].map((m) => ({
+    miner: m,
+    g: Float32Array.from({ length: PARAMS }, () => r() - 0.5),
+  }));
   grads.forEach(({ miner, g }) => objects.set(`g/${miner}`, encodeGradient(g)));
   const wE = Float32Array.from({ length }, () => r() - 0.5);
-  const prev = { m: Float32Array.from({ length }, () => (r() - 0.5) * 0.01), v: Float32Array.from({ length }, () => r() * 1e-4) };
+  const prev = {
+    m: Float32Array.from({ length }, () => (r() - 0.5) * 0.01),
+    v: Float32Array.from({ length }, () => r() * 1e-4),
+  };
   objects.set('w', encodePartition(wE, offset));
   objects.set('optim', encodeOptimState(prev.m, prev.v, offset));
   const N = 9;
-  const { gbar } = reduceSlices(grads.map(({ miner, g }) => ({ miner, data: g.slice(offset, offset + length) })), N);
+  const { gbar } = reduceSlices(
+    grads.map(({ miner, g }) => ({ miner, data: g.slice(offset, offset + length) })),
+    N,
+  );
   const u = updatePartition(wE, gbar, prev, offset, layout, { ...adamw, lr: 0.01 }, 4, 0.5);
   tamper?.(u.w);
   objects.set('out/w', encodePartition(u.w, offset));
@@ -48,7 +62,11 @@ function world(tamper?: (w: Float32Array) => void) {
     clip_factor: 0.5,
     lr: 0.01,
     t: 4,
-    inputs: grads.map(({ miner }) => ({ miner, key: `g/${miner}`, ...sliceRange(PARAMS, offset, length) })),
+    inputs: grads.map(({ miner }) => ({
+      miner,
+      key: `g/${miner}`,
+      ...sliceRange(PARAMS, offset, length),
+    })),
     w: 'w',
     optim: 'optim',
     result: { w: 'out/w', optim: 'out/optim' },
@@ -61,14 +79,25 @@ describe('merged partition spot check', () => {
     const { spec, reader, reads, objects } = world();
     const runs = pickRuns(spec.length, 4, 16, rng(3));
     const out = await auditMerge(spec, runs, reader, layout, adamw);
-    expect(out).toEqual({ elements: runs.reduce((a, [x, y]) => a + y - x, 0), mismatches: 0, relErr: 0 });
+    expect(out).toEqual({
+      elements: runs.reduce((a, [x, y]) => a + y - x, 0),
+      mismatches: 0,
+      relErr: 0,
+    });
     // Range reads: never a whole object.
-    for (const [key, start, end] of reads) expect(end - start).toBeLessThan(objects.get(key)!.length);
+    for (const [key, start, end] of reads)
+      expect(end - start).toBeLessThan(objects.get(key)!.length);
   });
 
   it('finds a merger that nudged its weights, and a single element changed where it looks', async () => {
     const nudged = world((w) => w.forEach((x, i) => (w[i] = x * 1.001)));
-    const out = await auditMerge(nudged.spec, pickRuns(200, 4, 16, rng(5)), nudged.reader, layout, adamw);
+    const out = await auditMerge(
+      nudged.spec,
+      pickRuns(200, 4, 16, rng(5)),
+      nudged.reader,
+      layout,
+      adamw,
+    );
     expect(out.mismatches).toBeGreaterThan(0);
     expect(out.relErr).toBeGreaterThan(5e-4);
     const one = world((w) => (w[17] += 1e-3));
@@ -81,10 +110,14 @@ describe('merged partition spot check', () => {
   it('blames the merger for an unreadable result, and nobody for an unreadable input', async () => {
     const w = world();
     w.objects.set('out/w', new Uint8Array([1, 2, 3]));
-    await expect(auditMerge(w.spec, [[0, 8]], w.reader, layout, adamw)).rejects.toMatchObject({ code: 'E_MERGE_RESULT_UNUSABLE' });
+    await expect(auditMerge(w.spec, [[0, 8]], w.reader, layout, adamw)).rejects.toMatchObject({
+      code: 'E_MERGE_RESULT_UNUSABLE',
+    });
     const v = world();
     v.objects.set('w', new Uint8Array([1, 2, 3]));
-    await expect(auditMerge(v.spec, [[0, 8]], v.reader, layout, adamw)).rejects.not.toMatchObject({ code: 'E_MERGE_RESULT_UNUSABLE' });
+    await expect(auditMerge(v.spec, [[0, 8]], v.reader, layout, adamw)).rejects.not.toMatchObject({
+      code: 'E_MERGE_RESULT_UNUSABLE',
+    });
   });
 
   it('picks runs inside the partition, merged where they overlap', () => {

@@ -1,5 +1,10 @@
 /** The merge's pure parts: plan, gradient layout, reduction, partition update. */
-import { encodeGradient, gradientPrefix, partitionHashes, sliceRange } from '../../../src/merge/gradient.js';
+import {
+  encodeGradient,
+  gradientPrefix,
+  partitionHashes,
+  sliceRange,
+} from '../../../src/merge/gradient.js';
 import { partitionBounds } from '../../../src/merge/manifest.js';
 import { loads, makePlan, type PlanParticipant } from '../../../src/merge/plan.js';
 import { reduceSlices } from '../../../src/merge/reduce.js';
@@ -12,13 +17,28 @@ import { rng } from '../../support/rng.js';
 
 const hex = (s: string) => sha256Hex(s);
 const participants = (k: number): PlanParticipant[] =>
-  Array.from({ length: k }, (_, i) => ({ miner: `miner-${String.fromCharCode(97 + ((i * 7) % 26))}${i}`, key: `k${i}`, size: 1, sha256: hex(`upload ${i}`), n: i + 1, partitions: [] }));
+  Array.from({ length: k }, (_, i) => ({
+    miner: `miner-${String.fromCharCode(97 + ((i * 7) % 26))}${i}`,
+    key: `k${i}`,
+    size: 1,
+    sha256: hex(`upload ${i}`),
+    n: i + 1,
+    partitions: [],
+  }));
 
 describe('merge plan', () => {
   it('gives every partition r distinct participants with loads within one of each other', () => {
     for (const k of [1, 2, 3, 4, 5, 8, 16]) {
       for (const P of [1, 3, 7, 16, 33]) {
-        const plan = makePlan({ runSeed: 1, epoch: 2, stage: 1, params: P * 10, partitionElements: 10, replicas: 2, participants: participants(k) });
+        const plan = makePlan({
+          runSeed: 1,
+          epoch: 2,
+          stage: 1,
+          params: P * 10,
+          partitionElements: 10,
+          replicas: 2,
+          participants: participants(k),
+        });
         expect(plan.partitions).toHaveLength(P);
         expect(plan.replicas).toBe(Math.min(2, k));
         for (const p of plan.partitions) expect(new Set(p.mergers).size).toBe(Math.min(2, k));
@@ -31,11 +51,35 @@ describe('merge plan', () => {
 
   it('is the same for the same inputs, in any order, and changes when an upload hash changes', () => {
     const ps = participants(5);
-    const a = makePlan({ runSeed: 1, epoch: 0, stage: 0, params: 100, partitionElements: 10, replicas: 2, participants: ps });
-    const b = makePlan({ runSeed: 1, epoch: 0, stage: 0, params: 100, partitionElements: 10, replicas: 2, participants: [...ps].reverse() });
+    const a = makePlan({
+      runSeed: 1,
+      epoch: 0,
+      stage: 0,
+      params: 100,
+      partitionElements: 10,
+      replicas: 2,
+      participants: ps,
+    });
+    const b = makePlan({
+      runSeed: 1,
+      epoch: 0,
+      stage: 0,
+      params: 100,
+      partitionElements: 10,
+      replicas: 2,
+      participants: [...ps].reverse(),
+    });
     expect(b).toEqual(a);
     const changed = ps.map((p, i) => (i === 3 ? { ...p, sha256: hex('another upload') } : p));
-    const c = makePlan({ runSeed: 1, epoch: 0, stage: 0, params: 100, partitionElements: 10, replicas: 2, participants: changed });
+    const c = makePlan({
+      runSeed: 1,
+      epoch: 0,
+      stage: 0,
+      params: 100,
+      partitionElements: 10,
+      replicas: 2,
+      participants: changed,
+    });
     expect(c.seed).not.toBe(a.seed);
     expect(c.partitions.map((p) => p.mergers)).not.toEqual(a.partitions.map((p) => p.mergers));
   });
@@ -61,7 +105,10 @@ describe('reduction', () => {
   const k = 5;
   const n = 777;
   const r = rng(42);
-  const slices = Array.from({ length: k }, (_, i) => ({ miner: `m${i}`, data: new Float32Array(n).map(() => (r() - 0.5) * 10 ** ((i % 3) - 1)) }));
+  const slices = Array.from({ length: k }, (_, i) => ({
+    miner: `m${i}`,
+    data: new Float32Array(n).map(() => (r() - 0.5) * 10 ** ((i % 3) - 1)),
+  }));
   const N = 17;
 
   it('is bit-identical to a plain float64 reference of fround(sum over ascending ids / N)', () => {
@@ -100,10 +147,29 @@ describe('partition update', () => {
     const m = new Float32Array(50).map(() => (r() - 0.5) / 10);
     const v = new Float32Array(50).map(() => r() / 100);
     const s = { lr: 0.01, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
-    const whole = { w: Float32Array.from(w), g, m: Float32Array.from(m), v: Float32Array.from(v), offset: 0 };
+    const whole = {
+      w: Float32Array.from(w),
+      g,
+      m: Float32Array.from(m),
+      v: Float32Array.from(v),
+      offset: 0,
+    };
     adamwUpdate(whole, params, s, 3, 0.5);
-    for (const [o, len] of [[0, 16], [16, 16], [32, 18]]) {
-      const u = updatePartition(w.slice(o, o + len), g.slice(o, o + len), { m: m.slice(o, o + len), v: v.slice(o, o + len) }, o, params, s, 3, 0.5);
+    for (const [o, len] of [
+      [0, 16],
+      [16, 16],
+      [32, 18],
+    ]) {
+      const u = updatePartition(
+        w.slice(o, o + len),
+        g.slice(o, o + len),
+        { m: m.slice(o, o + len), v: v.slice(o, o + len) },
+        o,
+        params,
+        s,
+        3,
+        0.5,
+      );
       expect(u.w).toEqual(whole.w.slice(o, o + len));
       expect(u.m).toEqual(whole.m.slice(o, o + len));
       expect(u.v).toEqual(whole.v.slice(o, o + len));

@@ -26,11 +26,21 @@ afterAll(async () => {
   await Promise.all(servers.map((o) => o.close()));
 });
 
-async function toMerging(k: number, optimizer: Record<string, number>, prepare?: (m: SimMiner, i: number) => void): Promise<Setup> {
+async function toMerging(
+  k: number,
+  optimizer: Record<string, number>,
+  prepare?: (m: SimMiner, i: number) => void,
+): Promise<Setup> {
   const o = await startSwarmServer({
     merge: 'real',
     stages: '[[-1, -1]]',
-    runOver: { samples_per_epoch: 8, in_flight: 4, optimizer: { lr: 0.01, ...optimizer }, merge: { partition_bytes: 65536, replicas: 2, max_sample_grad_norm: 1e4 }, phases: { drain_s: 30, upload_s: 30, merge_s: 120, lease_s: 5 } },
+    runOver: {
+      samples_per_epoch: 8,
+      in_flight: 4,
+      optimizer: { lr: 0.01, ...optimizer },
+      merge: { partition_bytes: 65536, replicas: 2, max_sample_grad_norm: 1e4 },
+      phases: { drain_s: 30, upload_s: 30, merge_s: 120, lease_s: 5 },
+    },
   });
   servers.push(o);
   const miners: SimMiner[] = [];
@@ -52,7 +62,17 @@ async function toMerging(k: number, optimizer: Record<string, number>, prepare?:
 function worker(o: SwarmServer, m: SimMiner, extra: Partial<MergeWorkerOptions> = {}): MergeWorker {
   const run = o.coord.cfg.run;
   const layout = stageLayout(o.coord.cfg.model, stageSpecs(o.coord.cfg.model)[0]).params;
-  return new MergeWorker({ client: m.client, layout: () => layout, adamw: { beta1: run.optimizer.beta1, beta2: run.optimizer.beta2, eps: run.optimizer.eps, weightDecay: run.optimizer.weight_decay }, ...extra });
+  return new MergeWorker({
+    client: m.client,
+    layout: () => layout,
+    adamw: {
+      beta1: run.optimizer.beta1,
+      beta2: run.optimizer.beta2,
+      eps: run.optimizer.eps,
+      weightDecay: run.optimizer.weight_decay,
+    },
+    ...extra,
+  });
 }
 
 async function mergeUntilDone(o: SwarmServer, workers: MergeWorker[], rounds = 40): Promise<void> {
@@ -67,14 +87,25 @@ async function weightsOf(o: SwarmServer, epoch: number): Promise<Float32Array> {
   expect(ref.epoch).toBe(epoch);
   const manifest = parseManifest(await o.store.get(ref.key));
   const w = new Float32Array(manifest.params);
-  for (const p of manifest.partitions) w.set(decodePartition(await o.store.get(p.key), p.length), p.offset);
+  for (const p of manifest.partitions)
+    w.set(decodePartition(await o.store.get(p.key), p.length), p.offset);
   return w;
 }
 
 /** One optimizer step on the mean gradient of the included miners' sums, from w0 (m = v = 0). */
-async function oracle(o: SwarmServer, w0: Float32Array, included: SimMiner[]): Promise<Float32Array> {
-  const credits = new Map(o.coord.state.ledgerRows(0).filter((r) => r.miner).map((r) => [r.miner!, 0]));
-  for (const r of o.coord.state.ledgerRows(0)) if (r.miner) credits.set(r.miner, credits.get(r.miner)! + 1);
+async function oracle(
+  o: SwarmServer,
+  w0: Float32Array,
+  included: SimMiner[],
+): Promise<Float32Array> {
+  const credits = new Map(
+    o.coord.state
+      .ledgerRows(0)
+      .filter((r) => r.miner)
+      .map((r) => [r.miner!, 0]),
+  );
+  for (const r of o.coord.state.ledgerRows(0))
+    if (r.miner) credits.set(r.miner, credits.get(r.miner)! + 1);
   const N = included.reduce((a, m) => a + credits.get(m.id)!, 0);
   const sorted = [...included].sort((a, b) => (a.id < b.id ? -1 : 1));
   const g = new Float32Array(w0.length);
@@ -91,7 +122,13 @@ async function oracle(o: SwarmServer, w0: Float32Array, included: SimMiner[]): P
   adamwUpdate(
     { w, g, m: new Float32Array(w.length), v: new Float32Array(w.length), offset: 0 },
     layout,
-    { lr: learningRate(0, run.optimizer.lr, run.schedule), beta1: run.optimizer.beta1, beta2: run.optimizer.beta2, eps: run.optimizer.eps, weightDecay: run.optimizer.weight_decay },
+    {
+      lr: learningRate(0, run.optimizer.lr, run.schedule),
+      beta1: run.optimizer.beta1,
+      beta2: run.optimizer.beta2,
+      eps: run.optimizer.eps,
+      weightDecay: run.optimizer.weight_decay,
+    },
     1,
     clipFactor(Math.sqrt(norm2), run.optimizer.clip),
   );
@@ -99,11 +136,17 @@ async function oracle(o: SwarmServer, w0: Float32Array, included: SimMiner[]): P
 }
 
 describe('the merge over HTTP', () => {
-  for (const [name, clip] of [['inactive', 0], ['active', 0.01]] as const) {
+  for (const [name, clip] of [
+    ['inactive', 0],
+    ['active', 0.01],
+  ] as const) {
     it(`k = 4, r = 2: the new weights are one optimizer step on the mean gradient of all samples (clip ${name})`, async () => {
       const { o, miners } = await toMerging(4, { clip });
       const w0 = await weightsOf(o, 0);
-      await mergeUntilDone(o, miners.map((m) => worker(o, m)));
+      await mergeUntilDone(
+        o,
+        miners.map((m) => worker(o, m)),
+      );
       expect(o.coord.state.stage(0)).toMatchObject({ epoch: 1, phase: 'training' });
       const w1 = await weightsOf(o, 1);
       expect(relErr(w1, await oracle(o, w0, miners))).toBeLessThanOrEqual(1e-6);
@@ -113,13 +156,24 @@ describe('the merge over HTTP', () => {
       else expect(m.clip_factor).toBe(1);
       expect(o.merge!.state.faults(0, 0)).toEqual([]);
       // The ledger: every sample merged.
-      expect(o.coord.state.ledgerCounts(0)).toEqual([{ epoch: 0, stage: 0, state: 'merged', samples: 8 }]);
+      expect(o.coord.state.ledgerCounts(0)).toEqual([
+        { epoch: 0, stage: 0, state: 'merged', samples: 8 },
+      ]);
       // Metrics: the busiest merger read every participant's slice of its partitions (about r W)
       // and then the new weights W; no optimizer state exists before the first step.
       const metrics = await (await request(`${o.url}/metrics`)).body.text();
-      const down = Number(/iota_merge_miner_bytes_over_w\{stage="0",direction="down"\} ([\d.e+-]+)/.exec(metrics)![1]);
+      const down = Number(
+        /iota_merge_miner_bytes_over_w\{stage="0",direction="down"\} ([\d.e+-]+)/.exec(metrics)![1],
+      );
       const plan = m.plan;
-      const perMiner = plan.participants.map((q) => plan.partitions.filter((p) => p.mergers.includes(q.miner)).reduce((a, p) => a + p.length * plan.participants.length, 0) / plan.params + 1);
+      const perMiner = plan.participants.map(
+        (q) =>
+          plan.partitions
+            .filter((p) => p.mergers.includes(q.miner))
+            .reduce((a, p) => a + p.length * plan.participants.length, 0) /
+            plan.params +
+          1,
+      );
       expect(down).toBeCloseTo(Math.max(...perMiner), 6);
     });
   }
@@ -128,14 +182,24 @@ describe('the merge over HTTP', () => {
     const { o, miners } = await toMerging(4, { clip: 1 });
     const w0 = await weightsOf(o, 0);
     const [a, b, dying, liar] = miners;
-    const workers = [worker(o, a), worker(o, b), worker(o, dying), worker(o, liar, { tamper: { update: (u) => ({ ...u, w: u.w.map((x, i) => (i === 0 ? x + 1e-3 : x)) }) } })];
+    const workers = [
+      worker(o, a),
+      worker(o, b),
+      worker(o, dying),
+      worker(o, liar, {
+        tamper: { update: (u) => ({ ...u, w: u.w.map((x, i) => (i === 0 ? x + 1e-3 : x)) }) },
+      }),
+    ];
     // Step 1 for everyone; then the dying merger stops.
-    for (let r = 0; r < 5 && o.merge!.state.merge(0, 0)!.step === 1; r++) for (const w of workers) await w.runOnce();
+    for (let r = 0; r < 5 && o.merge!.state.merge(0, 0)!.step === 1; r++)
+      for (const w of workers) await w.runOnce();
     expect(o.merge!.state.merge(0, 0)!.step).toBe(2);
     o.clock.now += 6000; // the dying miner's silence passes its lease time; the others say they live
     for (const m of [a, b, liar]) await m.client.post('/v1/heartbeat', {});
     await o.advance(1);
-    const reassigned = o.merge!.state.jobs(o.merge!.state.merge(0, 0)!, 2).filter((j) => j.merger === dying.id);
+    const reassigned = o
+      .merge!.state.jobs(o.merge!.state.merge(0, 0)!, 2)
+      .filter((j) => j.merger === dying.id);
     expect(reassigned.length).toBeGreaterThan(0);
     expect(reassigned.every((j) => j.state === 'reassigned')).toBe(true);
     await mergeUntilDone(o, [workers[0], workers[1], workers[3]]);
@@ -151,26 +215,55 @@ describe('the merge over HTTP', () => {
       if (i === 1) m.makeGradient = (params) => new Float32Array(params).fill(1e9);
     });
     const w0 = await weightsOf(o, 0);
-    await mergeUntilDone(o, miners.map((m) => worker(o, m)));
+    await mergeUntilDone(
+      o,
+      miners.map((m) => worker(o, m)),
+    );
     expect(o.coord.state.stage(0).epoch).toBe(1);
     const bad = miners[1];
     expect(o.merge!.state.merge(0, 0)!.excluded).toEqual({ [bad.id]: 'gradient_norm' });
-    expect(relErr(await weightsOf(o, 1), await oracle(o, w0, miners.filter((m) => m !== bad)))).toBeLessThanOrEqual(1e-6);
-    const ledger = Object.fromEntries(o.coord.state.ledgerCounts(0).map((r) => [r.state, r.samples]));
+    expect(
+      relErr(
+        await weightsOf(o, 1),
+        await oracle(
+          o,
+          w0,
+          miners.filter((m) => m !== bad),
+        ),
+      ),
+    ).toBeLessThanOrEqual(1e-6);
+    const ledger = Object.fromEntries(
+      o.coord.state.ledgerCounts(0).map((r) => [r.state, r.samples]),
+    );
     expect(ledger['dropped:gradient_norm']).toBeGreaterThan(0);
     expect(ledger.merged + ledger['dropped:gradient_norm']).toBe(8);
   });
 
-  it("re-plans without a participant whose gradient cannot be read (E_INPUT_UNAVAILABLE, checked by the orchestrator)", async () => {
+  it('re-plans without a participant whose gradient cannot be read (E_INPUT_UNAVAILABLE, checked by the orchestrator)', async () => {
     const { o, miners } = await toMerging(3, { clip: 1 });
     const w0 = await weightsOf(o, 0);
     const lost = miners[2];
     await o.store.delete(o.coord.gradientKey(0, 0, lost.id));
-    await mergeUntilDone(o, miners.map((m) => worker(o, m)));
+    await mergeUntilDone(
+      o,
+      miners.map((m) => worker(o, m)),
+    );
     expect(o.coord.state.stage(0).epoch).toBe(1);
     expect(o.merge!.state.merge(0, 0)!.excluded).toEqual({ [lost.id]: 'input_unavailable' });
-    expect(o.merge!.state.faults(0, 0).map((f) => [f.miner, f.kind])).toContainEqual([lost.id, 'input_unavailable']);
-    expect(relErr(await weightsOf(o, 1), await oracle(o, w0, miners.filter((m) => m !== lost)))).toBeLessThanOrEqual(1e-6);
+    expect(o.merge!.state.faults(0, 0).map((f) => [f.miner, f.kind])).toContainEqual([
+      lost.id,
+      'input_unavailable',
+    ]);
+    expect(
+      relErr(
+        await weightsOf(o, 1),
+        await oracle(
+          o,
+          w0,
+          miners.filter((m) => m !== lost),
+        ),
+      ),
+    ).toBeLessThanOrEqual(1e-6);
   });
 
   it('merges what is missing itself when the deadline nears and nobody did it', async () => {

@@ -67,7 +67,13 @@ function probe(model: Model, ids: tf.Tensor2D, targets: tf.Tensor2D): Probe[] {
           stage.setWeights(w);
           return lossFrom(si);
         };
-        probes.push({ tensor: `${si}:${p.name}`, stage: si, offset: p.offset, u, fd: (shifted(1) - shifted(-1)) / (2 * H) });
+        probes.push({
+          tensor: `${si}:${p.name}`,
+          stage: si,
+          offset: p.offset,
+          u,
+          fd: (shifted(1) - shifted(-1)) / (2 * H),
+        });
       }
     }
     stage.setWeights(base);
@@ -105,8 +111,10 @@ describe('gradient check (cpu, dim 16, seq 8)', () => {
       const w = s.getWeights();
       for (const p of s.layout.params) {
         if (p.kind === 'matrix') for (let j = p.offset; j < p.offset + p.size; j++) w[j] *= 4;
-        if (p.name === 'tok_emb.weight') for (let r = 0; r < p.shape[0]; r++) w[p.offset + r * p.shape[1]] = 1;
-        if (p.name.includes('bottleneck_decoder')) for (let r = 0; r < p.shape[0]; r++) w[p.offset + r * p.shape[1]] = r % 2 ? -0.5 : 0.5;
+        if (p.name === 'tok_emb.weight')
+          for (let r = 0; r < p.shape[0]; r++) w[p.offset + r * p.shape[1]] = 1;
+        if (p.name.includes('bottleneck_decoder'))
+          for (let r = 0; r < p.shape[0]; r++) w[p.offset + r * p.shape[1]] = r % 2 ? -0.5 : 0.5;
       }
       s.setWeights(w);
     }
@@ -121,7 +129,9 @@ describe('gradient check (cpu, dim 16, seq 8)', () => {
   afterAll(() => model.dispose());
 
   it('agrees with central differences along 3 directions of every parameter tensor', () => {
-    expect(probes.length).toBe(model.stages.reduce((n, s) => n + s.layout.params.length * DIRECTIONS, 0));
+    expect(probes.length).toBe(
+      model.stages.reduce((n, s) => n + s.layout.params.length * DIRECTIONS, 0),
+    );
     expect(failures(probes, grads)).toEqual([]);
   });
 

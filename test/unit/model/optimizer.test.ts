@@ -1,5 +1,11 @@
 import type { ScheduleConfig } from '../../../src/config/index.js';
-import { adamwUpdate, clipFactor, meanGradient, sumOfSquares, type AdamWSettings } from '../../../src/model/optimizer.js';
+import {
+  adamwUpdate,
+  clipFactor,
+  meanGradient,
+  sumOfSquares,
+  type AdamWSettings,
+} from '../../../src/model/optimizer.js';
 import type { ParamSpec } from '../../../src/model/params.js';
 import { learningRate } from '../../../src/model/schedule.js';
 
@@ -11,7 +17,13 @@ const params: ParamSpec[] = [
 const adamw: AdamWSettings = { lr: 0.01, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
 
 function target(w: number[], g: number[], m = [0, 0, 0], v = [0, 0, 0]) {
-  return { w: Float32Array.from(w), g: Float32Array.from(g), m: Float32Array.from(m), v: Float32Array.from(v), offset: 0 };
+  return {
+    w: Float32Array.from(w),
+    g: Float32Array.from(g),
+    m: Float32Array.from(m),
+    v: Float32Array.from(v),
+    offset: 0,
+  };
 }
 
 describe('gradient clipping', () => {
@@ -62,8 +74,17 @@ describe('AdamW', () => {
     const whole = target([1, -2, 0.5], [0.3, -0.4, 1.2], [0.01, 0.02, 0.03], [0.001, 0.002, 0.003]);
     const copy = { w: whole.w.slice(), g: whole.g.slice(), m: whole.m.slice(), v: whole.v.slice() };
     adamwUpdate(whole, params, adamw, 3, 0.9);
-    for (const [a, b] of [[0, 1], [1, n]]) {
-      const part = { w: copy.w.slice(a, b), g: copy.g.slice(a, b), m: copy.m.slice(a, b), v: copy.v.slice(a, b), offset: a };
+    for (const [a, b] of [
+      [0, 1],
+      [1, n],
+    ]) {
+      const part = {
+        w: copy.w.slice(a, b),
+        g: copy.g.slice(a, b),
+        m: copy.m.slice(a, b),
+        v: copy.v.slice(a, b),
+        offset: a,
+      };
       adamwUpdate(part, params, adamw, 3, 0.9);
       expect(Array.from(part.w)).toEqual(Array.from(whole.w.slice(a, b)));
       expect(Array.from(part.v)).toEqual(Array.from(whole.v.slice(a, b)));
@@ -72,7 +93,14 @@ describe('AdamW', () => {
 });
 
 describe('learning-rate schedule', () => {
-  const s: ScheduleConfig = { kind: 'cosine', warmup_epochs: 4, constant_epochs: 2, total_epochs: 20, final_factor: 0.1, cycle_epochs: 4 };
+  const s: ScheduleConfig = {
+    kind: 'cosine',
+    warmup_epochs: 4,
+    constant_epochs: 2,
+    total_epochs: 20,
+    final_factor: 0.1,
+    cycle_epochs: 4,
+  };
 
   it('warms up linearly from the first epoch', () => {
     expect(learningRate(0, 1, s)).toBe(0.25);

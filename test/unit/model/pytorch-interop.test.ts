@@ -32,7 +32,13 @@ beforeAll(async () => {
 
 describe('PyTorch reference fixture', () => {
   it('reproduces the loss and every stage output', () => {
-    const stages = stageSpecs(config).map((s) => Stage.fromSafetensors(config, s.index, readFileSync(join(dir, `stage${s.index}.safetensors`))));
+    const stages = stageSpecs(config).map((s) =>
+      Stage.fromSafetensors(
+        config,
+        s.index,
+        readFileSync(join(dir, `stage${s.index}.safetensors`)),
+      ),
+    );
     const model = new Model(config, stages);
     expect(Math.abs(meanLoss(model) - fixture.loss) / fixture.loss).toBeLessThanOrEqual(1e-4);
 
@@ -45,7 +51,9 @@ describe('PyTorch reference fixture', () => {
       x = y;
     }
     const logits = stages[stages.length - 1].forward(x);
-    expect(relErr(logits.dataSync().slice(0, config.vocab_size), fixture.logits_first_row)).toBeLessThanOrEqual(1e-4);
+    expect(
+      relErr(logits.dataSync().slice(0, config.vocab_size), fixture.logits_first_row),
+    ).toBeLessThanOrEqual(1e-4);
     tf.dispose([x, logits]);
     model.dispose();
   });
@@ -58,7 +66,11 @@ describe('PyTorch reference fixture', () => {
       writeFileSync(f, s.toSafetensors());
       return f;
     });
-    const printed = execFileSync(PYTHON, [join(process.cwd(), 'test/fixtures/pytorch_reference.py'), 'check', dir, ...files], { encoding: 'utf8' });
+    const printed = execFileSync(
+      PYTHON,
+      [join(process.cwd(), 'test/fixtures/pytorch_reference.py'), 'check', dir, ...files],
+      { encoding: 'utf8' },
+    );
     const theirs = JSON.parse(printed.trim().split('\n').pop()!);
     const ours = meanLoss(model);
     expect(Math.abs(theirs.loss - ours) / ours).toBeLessThanOrEqual(1e-4);

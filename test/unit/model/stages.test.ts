@@ -57,7 +57,11 @@ describe('pipelined stages', () => {
     expect(r.losses).toHaveLength(3);
     // each sample's loss alone equals its entry
     for (let i = 0; i < 3; i++) {
-      const one = tail.tailStep(tf.slice(x, [i, 0, 0], [1, -1, -1]), tf.slice(targets, [i, 0], [1, -1]) as tf.Tensor2D, new Float32Array(tail.layout.size));
+      const one = tail.tailStep(
+        tf.slice(x, [i, 0, 0], [1, -1, -1]),
+        tf.slice(targets, [i, 0], [1, -1]) as tf.Tensor2D,
+        new Float32Array(tail.layout.size),
+      );
       one.dx?.dispose();
       expect(Math.abs(one.lossSum - r.losses[i]) / r.losses[i]).toBeLessThanOrEqual(1e-5);
     }
@@ -74,7 +78,12 @@ describe('pipelined stages', () => {
     const twice = new Float32Array(stage.layout.size);
     stage.backward(x, dy, twice)?.dispose();
     stage.backward(x, dy, twice)?.dispose();
-    expect(relErr(twice, once.map((v) => 2 * v))).toBeLessThanOrEqual(1e-6);
+    expect(
+      relErr(
+        twice,
+        once.map((v) => 2 * v),
+      ),
+    ).toBeLessThanOrEqual(1e-6);
     tf.dispose([x, dy]);
     stage.dispose();
   });
@@ -98,12 +107,27 @@ describe('the bottleneck', () => {
     const B = config.bottleneck;
     // Independently: h = x + att(norm1 x); expected = h[..., :B] + fc4(silu(swiglu(norm2 h)))
     const x = embed(ids, P('tok_emb.weight') as tf.Tensor2D);
-    const att = attention(rmsNorm(x, P('trf_blocks.0.norm1.weight'), 1e-5) as tf.Tensor3D,
-      { wq: P('trf_blocks.0.att.W_query.weight'), wk: P('trf_blocks.0.att.W_key.weight'), wv: P('trf_blocks.0.att.W_value.weight'), wo: P('trf_blocks.0.att.out_proj.weight') },
-      ctx.shape, ctx.cos, ctx.sin, ctx.mask);
+    const att = attention(
+      rmsNorm(x, P('trf_blocks.0.norm1.weight'), 1e-5) as tf.Tensor3D,
+      {
+        wq: P('trf_blocks.0.att.W_query.weight'),
+        wk: P('trf_blocks.0.att.W_key.weight'),
+        wv: P('trf_blocks.0.att.W_value.weight'),
+        wo: P('trf_blocks.0.att.out_proj.weight'),
+      },
+      ctx.shape,
+      ctx.cos,
+      ctx.sin,
+      ctx.mask,
+    );
     const h = tf.add(x, att);
     const residual = tf.slice(h, [0, 0, 0], [-1, -1, B]);
-    const ff = swiglu(rmsNorm(h, P('trf_blocks.0.norm2.weight'), 1e-5), P('trf_blocks.0.ff.fc1.weight'), P('trf_blocks.0.ff.fc2.weight'), P('trf_blocks.0.ff.fc3.weight'));
+    const ff = swiglu(
+      rmsNorm(h, P('trf_blocks.0.norm2.weight'), 1e-5),
+      P('trf_blocks.0.ff.fc1.weight'),
+      P('trf_blocks.0.ff.fc2.weight'),
+      P('trf_blocks.0.ff.fc3.weight'),
+    );
     const expected = tf.add(residual, linear(silu(ff), P('trf_blocks.0.ff.fc4.weight')));
 
     const out = head.forward(ids);
@@ -126,10 +150,15 @@ describe('stage specs', () => {
     const [h, b, t] = stageSpecs(config).map((s, i) => Stage.initial(config, i, 1));
     expect(h.layout.params[0].name).toBe('tok_emb.weight');
     expect(h.layout.byName.has('trf_blocks.0.ff.fc4.weight')).toBe(true);
-    expect(b.layout.params[0].name).toBe('trf_blocks.0.bottleneck_decoder.bottleneck_decoder.0.weight');
+    expect(b.layout.params[0].name).toBe(
+      'trf_blocks.0.bottleneck_decoder.bottleneck_decoder.0.weight',
+    );
     expect(b.layout.byName.has('trf_blocks.1.ff.fc4.weight')).toBe(true);
     expect(b.layout.byName.has('trf_blocks.2.norm1.weight')).toBe(false);
-    expect(t.layout.params.map((p) => p.name).slice(-2)).toEqual(['final_norm.weight', 'out_head.weight']);
+    expect(t.layout.params.map((p) => p.name).slice(-2)).toEqual([
+      'final_norm.weight',
+      'out_head.weight',
+    ]);
     [h, b, t].forEach((s) => s.dispose());
   });
 });

@@ -1,20 +1,41 @@
 import * as tf from '@tensorflow/tfjs';
 import { join } from 'node:path';
-import { loadModelConfig, validateConfig, type ModelConfig, type RunConfig } from '../../../src/config/index.js';
+import {
+  loadModelConfig,
+  validateConfig,
+  type ModelConfig,
+  type RunConfig,
+} from '../../../src/config/index.js';
 import { selectBackend } from '../../../src/kernels/backends.js';
 import { Model } from '../../../src/model/model.js';
 import { Trainer, type TrainerSettings } from '../../../src/model/trainer.js';
 import { relErr, testModel } from '../../support/model.js';
 
 function settings(lr: number, batch = 4): TrainerSettings {
-  const run = validateConfig('run', { name: 't', model: 'x', samples_per_epoch: 1, optimizer: { lr }, schedule: { kind: 'constant', total_epochs: 1000 } }, 'test run') as RunConfig;
+  const run = validateConfig(
+    'run',
+    {
+      name: 't',
+      model: 'x',
+      samples_per_epoch: 1,
+      optimizer: { lr },
+      schedule: { kind: 'constant', total_epochs: 1000 },
+    },
+    'test run',
+  ) as RunConfig;
   return { optimizer: run.optimizer, schedule: run.schedule, batch };
 }
 
 /** Byte windows of English text, seq + 1 tokens each. */
 function textSamples(config: ModelConfig, n: number): Int32Array[] {
-  const text = Buffer.from('It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness. '.repeat(8));
-  return Array.from({ length: n }, (_, i) => Int32Array.from(text.subarray(i * 13, i * 13 + config.seq + 1)));
+  const text = Buffer.from(
+    'It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of foolishness. '.repeat(
+      8,
+    ),
+  );
+  return Array.from({ length: n }, (_, i) =>
+    Int32Array.from(text.subarray(i * 13, i * 13 + config.seq + 1)),
+  );
 }
 
 describe('single-process training', () => {

@@ -22,7 +22,13 @@ interface Attempt {
 
 const BODY_LIMIT = 4096;
 
-function signed(id: Identity, method: string, path: string, body?: string, o: { run?: string; now?: number; requestId?: boolean } = {}): Record<string, string> {
+function signed(
+  id: Identity,
+  method: string,
+  path: string,
+  body?: string,
+  o: { run?: string; now?: number; requestId?: boolean } = {},
+): Record<string, string> {
   return {
     ...signRequest(id, method, path, o.run ?? 'test-run', body, o.now ?? Date.now()),
     ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
@@ -40,14 +46,22 @@ describe('bad input on every route', () => {
     const dir = mkdtempSync(join(tmpdir(), 'iota-bad-'));
     let base = '';
     const store = await LocalStore.open({ root: join(dir, 'store'), baseUrl: () => base });
-    o = await startTestOrchestrator({ dir, bodyLimit: BODY_LIMIT, node: { validators: [newIdentity().id], admins: [] }, plugins: [localStoreRoutes(store), storageRoutes(store)] });
+    o = await startTestOrchestrator({
+      dir,
+      bodyLimit: BODY_LIMIT,
+      node: { validators: [newIdentity().id], admins: [] },
+      plugins: [localStoreRoutes(store), storageRoutes(store)],
+    });
     base = o.url;
     miner = new SimParticipant(o.url);
     await miner.register();
     // a request that succeeded, captured for replay
     const body = JSON.stringify({});
     replay = { headers: signed(miner.identity, 'POST', '/v1/heartbeat', body), body };
-    expect((await request(`${o.url}/v1/heartbeat`, { method: 'POST', headers: replay.headers, body })).statusCode).toBe(200);
+    expect(
+      (await request(`${o.url}/v1/heartbeat`, { method: 'POST', headers: replay.headers, body }))
+        .statusCode,
+    ).toBe(200);
   });
   afterAll(async () => {
     await miner.close();
@@ -56,7 +70,15 @@ describe('bad input on every route', () => {
 
   function attempts(): Attempt[] {
     const m = miner.identity;
-    const reg = (body: string, status: number, code: string, name: string): Attempt => ({ name, method: 'POST', path: '/v1/register', body, headers: signed(newIdentity(), 'POST', '/v1/register', body), status, code });
+    const reg = (body: string, status: number, code: string, name: string): Attempt => ({
+      name,
+      method: 'POST',
+      path: '/v1/register',
+      body,
+      headers: signed(newIdentity(), 'POST', '/v1/register', body),
+      status,
+      code,
+    });
     const hb = '{}';
     const list: Attempt[] = [
       reg('{"version": ', 400, 'E_BAD_JSON', 'malformed JSON'),
@@ -64,22 +86,146 @@ describe('bad input on every route', () => {
       reg('{}', 400, 'E_BAD_REQUEST', 'missing field'),
       reg('{"version": "x", "admin": true}', 400, 'E_BAD_REQUEST', 'unknown field'),
       reg('[1, 2, 3]', 400, 'E_BAD_REQUEST', 'not an object'),
-      reg(JSON.stringify({ version: 'x', name: 'a'.repeat(BODY_LIMIT) }), 413, 'E_TOO_LARGE', 'oversized body'),
-      { name: 'missing signature', method: 'POST', path: '/v1/register', body: '{"version":"x"}', headers: { 'content-type': 'application/json', [HEADERS.requestId]: newRequestId() }, status: 401, code: 'E_UNSIGNED' },
-      { name: 'bad signature', method: 'POST', path: '/v1/heartbeat', body: hb, headers: { ...signed(m, 'POST', '/v1/heartbeat', hb), [HEADERS.signature]: 'A'.repeat(86) }, status: 401, code: 'E_BAD_SIGNATURE' },
-      { name: 'signature of another path', method: 'POST', path: '/v1/heartbeat', body: hb, headers: signed(m, 'POST', '/v1/register', hb), status: 401, code: 'E_BAD_SIGNATURE' },
-      { name: 'replayed signature', method: 'POST', path: '/v1/heartbeat', body: replay.body, headers: replay.headers, status: 409, code: 'E_REPLAY' },
-      { name: 'stale timestamp', method: 'POST', path: '/v1/heartbeat', body: hb, headers: signed(m, 'POST', '/v1/heartbeat', hb, { now: Date.now() - 60_000 }), status: 401, code: 'E_CLOCK_SKEW' },
-      { name: 'future timestamp', method: 'GET', path: '/v1/status', headers: signed(m, 'GET', '/v1/status', undefined, { now: Date.now() + 60_000, requestId: false }), status: 401, code: 'E_CLOCK_SKEW' },
-      { name: 'other run', method: 'POST', path: '/v1/heartbeat', body: hb, headers: signed(m, 'POST', '/v1/heartbeat', hb, { run: 'other' }), status: 409, code: 'E_WRONG_RUN' },
-      { name: 'malformed key id', method: 'POST', path: '/v1/heartbeat', body: hb, headers: { ...signed(m, 'POST', '/v1/heartbeat', hb), [HEADERS.key]: 'not-a-key' }, status: 401, code: 'E_BAD_KEY_ID' },
-      { name: 'unknown key (heartbeat)', method: 'POST', path: '/v1/heartbeat', body: hb, headers: signed(stranger, 'POST', '/v1/heartbeat', hb), status: 403, code: 'E_UNKNOWN_KEY' },
-      { name: 'unknown key (status)', method: 'GET', path: '/v1/status', headers: signed(stranger, 'GET', '/v1/status', undefined, { requestId: false }), status: 403, code: 'E_UNKNOWN_KEY' },
-      { name: 'validator-only call by a miner', method: 'GET', path: '/v1/participants', headers: signed(m, 'GET', '/v1/participants', undefined, { requestId: false }), status: 403, code: 'E_FORBIDDEN' },
-      { name: 'state change without a request id', method: 'POST', path: '/v1/heartbeat', body: hb, headers: signed(m, 'POST', '/v1/heartbeat', hb, { requestId: false }), status: 400, code: 'E_NO_REQUEST_ID' },
-      { name: 'heartbeat with a wrong field', method: 'POST', path: '/v1/heartbeat', body: '{"state": 5}', headers: signed(m, 'POST', '/v1/heartbeat', '{"state": 5}'), status: 400, code: 'E_BAD_REQUEST' },
-      { name: 'wrong content type', method: 'POST', path: '/v1/heartbeat', body: 'x', headers: { ...signed(m, 'POST', '/v1/heartbeat', 'x'), 'content-type': 'text/plain' }, status: 415, code: 'E_BAD_CONTENT_TYPE' },
-      { name: 'unknown route', method: 'GET', path: '/v1/nothing', headers: {}, status: 404, code: 'E_NOT_FOUND' },
+      reg(
+        JSON.stringify({ version: 'x', name: 'a'.repeat(BODY_LIMIT) }),
+        413,
+        'E_TOO_LARGE',
+        'oversized body',
+      ),
+      {
+        name: 'missing signature',
+        method: 'POST',
+        path: '/v1/register',
+        body: '{"version":"x"}',
+        headers: { 'content-type': 'application/json', [HEADERS.requestId]: newRequestId() },
+        status: 401,
+        code: 'E_UNSIGNED',
+      },
+      {
+        name: 'bad signature',
+        method: 'POST',
+        path: '/v1/heartbeat',
+        body: hb,
+        headers: { ...signed(m, 'POST', '/v1/heartbeat', hb), [HEADERS.signature]: 'A'.repeat(86) },
+        status: 401,
+        code: 'E_BAD_SIGNATURE',
+      },
+      {
+        name: 'signature of another path',
+        method: 'POST',
+        path: '/v1/heartbeat',
+        body: hb,
+        headers: signed(m, 'POST', '/v1/register', hb),
+        status: 401,
+        code: 'E_BAD_SIGNATURE',
+      },
+      {
+        name: 'replayed signature',
+        method: 'POST',
+        path: '/v1/heartbeat',
+        body: replay.body,
+        headers: replay.headers,
+        status: 409,
+        code: 'E_REPLAY',
+      },
+      {
+        name: 'stale timestamp',
+        method: 'POST',
+        path: '/v1/heartbeat',
+        body: hb,
+        headers: signed(m, 'POST', '/v1/heartbeat', hb, { now: Date.now() - 60_000 }),
+        status: 401,
+        code: 'E_CLOCK_SKEW',
+      },
+      {
+        name: 'future timestamp',
+        method: 'GET',
+        path: '/v1/status',
+        headers: signed(m, 'GET', '/v1/status', undefined, {
+          now: Date.now() + 60_000,
+          requestId: false,
+        }),
+        status: 401,
+        code: 'E_CLOCK_SKEW',
+      },
+      {
+        name: 'other run',
+        method: 'POST',
+        path: '/v1/heartbeat',
+        body: hb,
+        headers: signed(m, 'POST', '/v1/heartbeat', hb, { run: 'other' }),
+        status: 409,
+        code: 'E_WRONG_RUN',
+      },
+      {
+        name: 'malformed key id',
+        method: 'POST',
+        path: '/v1/heartbeat',
+        body: hb,
+        headers: { ...signed(m, 'POST', '/v1/heartbeat', hb), [HEADERS.key]: 'not-a-key' },
+        status: 401,
+        code: 'E_BAD_KEY_ID',
+      },
+      {
+        name: 'unknown key (heartbeat)',
+        method: 'POST',
+        path: '/v1/heartbeat',
+        body: hb,
+        headers: signed(stranger, 'POST', '/v1/heartbeat', hb),
+        status: 403,
+        code: 'E_UNKNOWN_KEY',
+      },
+      {
+        name: 'unknown key (status)',
+        method: 'GET',
+        path: '/v1/status',
+        headers: signed(stranger, 'GET', '/v1/status', undefined, { requestId: false }),
+        status: 403,
+        code: 'E_UNKNOWN_KEY',
+      },
+      {
+        name: 'validator-only call by a miner',
+        method: 'GET',
+        path: '/v1/participants',
+        headers: signed(m, 'GET', '/v1/participants', undefined, { requestId: false }),
+        status: 403,
+        code: 'E_FORBIDDEN',
+      },
+      {
+        name: 'state change without a request id',
+        method: 'POST',
+        path: '/v1/heartbeat',
+        body: hb,
+        headers: signed(m, 'POST', '/v1/heartbeat', hb, { requestId: false }),
+        status: 400,
+        code: 'E_NO_REQUEST_ID',
+      },
+      {
+        name: 'heartbeat with a wrong field',
+        method: 'POST',
+        path: '/v1/heartbeat',
+        body: '{"state": 5}',
+        headers: signed(m, 'POST', '/v1/heartbeat', '{"state": 5}'),
+        status: 400,
+        code: 'E_BAD_REQUEST',
+      },
+      {
+        name: 'wrong content type',
+        method: 'POST',
+        path: '/v1/heartbeat',
+        body: 'x',
+        headers: { ...signed(m, 'POST', '/v1/heartbeat', 'x'), 'content-type': 'text/plain' },
+        status: 415,
+        code: 'E_BAD_CONTENT_TYPE',
+      },
+      {
+        name: 'unknown route',
+        method: 'GET',
+        path: '/v1/nothing',
+        headers: {},
+        status: 404,
+        code: 'E_NOT_FOUND',
+      },
       ...storageAttempts(m),
     ];
     return list;
@@ -88,23 +234,99 @@ describe('bad input on every route', () => {
   function storageAttempts(m: Identity): Attempt[] {
     const sha = 'a'.repeat(64);
     const own = `runs/test-run/e0/grad/0/${m.id}.safetensors`;
-    const up = (body: string, status: number, code: string, name: string, who = m): Attempt => ({ name, method: 'POST', path: '/v1/storage/upload', body, headers: signed(who, 'POST', '/v1/storage/upload', body), status, code });
-    const get = (path: string, status: number, code: string, name: string): Attempt => ({ name, method: 'GET', path, headers: signed(m, 'GET', path, undefined, { requestId: false }), status, code });
+    const up = (body: string, status: number, code: string, name: string, who = m): Attempt => ({
+      name,
+      method: 'POST',
+      path: '/v1/storage/upload',
+      body,
+      headers: signed(who, 'POST', '/v1/storage/upload', body),
+      status,
+      code,
+    });
+    const get = (path: string, status: number, code: string, name: string): Attempt => ({
+      name,
+      method: 'GET',
+      path,
+      headers: signed(m, 'GET', path, undefined, { requestId: false }),
+      status,
+      code,
+    });
     const complete = JSON.stringify({ key: own, upload_id: 'nope', etags: ['x'] });
     return [
       up('{"kind": "gradient", ', 400, 'E_BAD_JSON', 'upload: malformed JSON'),
-      up(JSON.stringify({ kind: 'gradient', key: own, size: '10', sha256: sha }), 400, 'E_BAD_REQUEST', 'upload: wrong type'),
-      up(JSON.stringify({ kind: 'gradient', key: own, sha256: sha }), 400, 'E_BAD_REQUEST', 'upload: missing size'),
-      up(JSON.stringify({ kind: 'weights', key: own, size: 10, sha256: sha }), 400, 'E_BAD_REQUEST', 'upload: unknown kind'),
-      up(JSON.stringify({ kind: 'gradient', key: own, size: 10, sha256: 'XYZ' }), 400, 'E_BAD_REQUEST', 'upload: malformed sha256'),
-      up(JSON.stringify({ kind: 'gradient', key: `runs/test-run/e0/grad/0/${stranger.id}.safetensors`, size: 10, sha256: sha }), 403, 'E_NOT_YOUR_PREFIX', "upload: another's prefix"),
-      up(JSON.stringify({ kind: 'gradient', key: own, size: 2 ** 50, sha256: sha }), 413, 'E_TOO_LARGE', 'upload: oversized declaration'),
-      up(JSON.stringify({ kind: 'gradient', key: own, size: 10, sha256: sha }), 403, 'E_UNKNOWN_KEY', 'upload: unknown key', stranger),
-      { name: 'complete: unknown upload', method: 'POST', path: '/v1/storage/complete', body: complete, headers: signed(m, 'POST', '/v1/storage/complete', complete), status: 404, code: 'E_NO_UPLOAD' },
+      up(
+        JSON.stringify({ kind: 'gradient', key: own, size: '10', sha256: sha }),
+        400,
+        'E_BAD_REQUEST',
+        'upload: wrong type',
+      ),
+      up(
+        JSON.stringify({ kind: 'gradient', key: own, sha256: sha }),
+        400,
+        'E_BAD_REQUEST',
+        'upload: missing size',
+      ),
+      up(
+        JSON.stringify({ kind: 'weights', key: own, size: 10, sha256: sha }),
+        400,
+        'E_BAD_REQUEST',
+        'upload: unknown kind',
+      ),
+      up(
+        JSON.stringify({ kind: 'gradient', key: own, size: 10, sha256: 'XYZ' }),
+        400,
+        'E_BAD_REQUEST',
+        'upload: malformed sha256',
+      ),
+      up(
+        JSON.stringify({
+          kind: 'gradient',
+          key: `runs/test-run/e0/grad/0/${stranger.id}.safetensors`,
+          size: 10,
+          sha256: sha,
+        }),
+        403,
+        'E_NOT_YOUR_PREFIX',
+        "upload: another's prefix",
+      ),
+      up(
+        JSON.stringify({ kind: 'gradient', key: own, size: 2 ** 50, sha256: sha }),
+        413,
+        'E_TOO_LARGE',
+        'upload: oversized declaration',
+      ),
+      up(
+        JSON.stringify({ kind: 'gradient', key: own, size: 10, sha256: sha }),
+        403,
+        'E_UNKNOWN_KEY',
+        'upload: unknown key',
+        stranger,
+      ),
+      {
+        name: 'complete: unknown upload',
+        method: 'POST',
+        path: '/v1/storage/complete',
+        body: complete,
+        headers: signed(m, 'POST', '/v1/storage/complete', complete),
+        status: 404,
+        code: 'E_NO_UPLOAD',
+      },
       get('/v1/storage/download', 400, 'E_BAD_REQUEST', 'download: no key'),
       get('/v1/storage/download?key=runs/other/x', 403, 'E_NOT_YOUR_PREFIX', 'download: other run'),
-      get(`/v1/storage/download?key=${encodeURIComponent(own)}`, 404, 'E_NOT_FOUND', 'download: missing object'),
-      { name: 'store: forged URL', method: 'GET', path: `/store/${own}?m=GET&exp=${Date.now() + 60_000}&sig=AAAA`, headers: {}, status: 403, code: 'E_BAD_SIGNATURE' },
+      get(
+        `/v1/storage/download?key=${encodeURIComponent(own)}`,
+        404,
+        'E_NOT_FOUND',
+        'download: missing object',
+      ),
+      {
+        name: 'store: forged URL',
+        method: 'GET',
+        path: `/store/${own}?m=GET&exp=${Date.now() + 60_000}&sig=AAAA`,
+        headers: {},
+        status: 403,
+        code: 'E_BAD_SIGNATURE',
+      },
     ];
   }
 
@@ -112,10 +334,16 @@ describe('bad input on every route', () => {
     const before = o.repo.dump();
     const seen: string[] = [];
     for (const a of attempts()) {
-      const r = await request(`${o.url}${a.path}`, { method: a.method, headers: a.headers, body: a.body });
+      const r = await request(`${o.url}${a.path}`, {
+        method: a.method,
+        headers: a.headers,
+        body: a.body,
+      });
       const body = (await r.body.json()) as { error?: { code: string; message: string } };
       seen.push(`${a.name}: ${r.statusCode} ${body.error?.code}`);
-      expect(`${a.name}: ${r.statusCode} ${body.error?.code}`).toBe(`${a.name}: ${a.status} ${a.code}`);
+      expect(`${a.name}: ${r.statusCode} ${body.error?.code}`).toBe(
+        `${a.name}: ${a.status} ${a.code}`,
+      );
       expect(body.error?.message.length).toBeGreaterThan(5);
     }
     expect(seen.length).toBeGreaterThanOrEqual(33);

@@ -12,7 +12,9 @@ describe('group commit: the write gate', () => {
     const c = new GroupCommitter(repo);
     c.hold();
     let settled = 0;
-    const done = ['a', 'b', 'c'].map((l) => c.run(() => repo.putParticipant(l.repeat(43), 'miner', {}, 1)).then(() => settled++));
+    const done = ['a', 'b', 'c'].map((l) =>
+      c.run(() => repo.putParticipant(l.repeat(43), 'miner', {}, 1)).then(() => settled++),
+    );
     for (let i = 0; i < 5; i++) await turn();
     expect(settled).toBe(0);
     expect(repo.participants()).toHaveLength(0);
@@ -33,7 +35,9 @@ describe('background checkpoints', () => {
   it('keep the WAL bounded under writes that never pause, and lose none of them', async () => {
     const restartBytes = 1 << 20;
     const wal = join(dir, 'state.db-wal');
-    const repo = Repository.open(join(dir, 'state.db'), { backgroundCheckpoints: { everyMs: 10, restartBytes } });
+    const repo = Repository.open(join(dir, 'state.db'), {
+      backgroundCheckpoints: { everyMs: 10, restartBytes },
+    });
     const c = new GroupCommitter(repo);
     repo.db.exec('CREATE TABLE blobs (id INTEGER PRIMARY KEY, v BLOB NOT NULL)');
     const put = repo.db.prepare('INSERT INTO blobs (v) VALUES (randomblob(4000))');
@@ -57,10 +61,14 @@ describe('background checkpoints', () => {
     expect(repo.walRestarts.complete).toBeGreaterThanOrEqual(16);
     expect(walMax).toBeLessThan(16 * restartBytes);
     expect(written * 4096).toBeGreaterThan(3 * walMax);
-    expect((repo.db.prepare('SELECT COUNT(*) AS n FROM blobs').get() as { n: number }).n).toBe(changes);
+    expect((repo.db.prepare('SELECT COUNT(*) AS n FROM blobs').get() as { n: number }).n).toBe(
+      changes,
+    );
     repo.close();
     const reopened = Repository.open(join(dir, 'state.db'));
-    expect((reopened.db.prepare('SELECT COUNT(*) AS n FROM blobs').get() as { n: number }).n).toBe(changes);
+    expect((reopened.db.prepare('SELECT COUNT(*) AS n FROM blobs').get() as { n: number }).n).toBe(
+      changes,
+    );
     reopened.close();
   });
 });

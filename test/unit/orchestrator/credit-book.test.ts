@@ -14,9 +14,22 @@ describe('credit book', () => {
 
   /** What the ledger table says, by the queries the in-memory book replaces. */
   const fromTable = (repo: Repository, epoch: number, stage: number) => ({
-    credits: repo.db.prepare("SELECT miner, SUM(n) AS n FROM ledger WHERE epoch = ? AND stage = ? AND state = 'credited' GROUP BY miner ORDER BY miner").all(epoch, stage),
+    credits: repo.db
+      .prepare(
+        "SELECT miner, SUM(n) AS n FROM ledger WHERE epoch = ? AND stage = ? AND state = 'credited' GROUP BY miner ORDER BY miner",
+      )
+      .all(epoch, stage),
     unsettled: Object.fromEntries(
-      ['a', 'b', 'c'].map((m) => [m, (repo.db.prepare("SELECT COUNT(*) AS n FROM ledger WHERE miner = ? AND state IN ('credited', 'uploaded')").get(m) as { n: number }).n > 0]),
+      ['a', 'b', 'c'].map((m) => [
+        m,
+        (
+          repo.db
+            .prepare(
+              "SELECT COUNT(*) AS n FROM ledger WHERE miner = ? AND state IN ('credited', 'uploaded')",
+            )
+            .get(m) as { n: number }
+        ).n > 0,
+      ]),
     ),
   });
   const fromBook = (state: SwarmState, epoch: number, stage: number) => ({
@@ -29,7 +42,8 @@ describe('credit book', () => {
     let repo = Repository.open(path);
     let state = new SwarmState(repo.db);
     // Items 0..5 of epoch 0, 4 samples each, at stages 0 and 1.
-    for (let item = 0; item < 6; item++) for (const stage of [0, 1]) state.openLedger(item, stage, 0, 4);
+    for (let item = 0; item < 6; item++)
+      for (const stage of [0, 1]) state.openLedger(item, stage, 0, 4);
     state.credit(0, 0, 'a');
     state.credit(1, 0, 'a');
     state.credit(2, 0, 'b');
@@ -40,7 +54,12 @@ describe('credit book', () => {
       { miner: 'b', n: 4 },
       { miner: 'c', n: 4 },
     ]);
-    expect([state.minerCredit(0, 0, 'a'), state.minerCredit(0, 1, 'b'), state.minerCredit(0, 1, 'a'), state.minerCredit(1, 0, 'a')]).toEqual([8, 4, 0, 0]);
+    expect([
+      state.minerCredit(0, 0, 'a'),
+      state.minerCredit(0, 1, 'b'),
+      state.minerCredit(0, 1, 'a'),
+      state.minerCredit(1, 0, 'a'),
+    ]).toEqual([8, 4, 0, 0]);
     expect(fromBook(state, 0, 0)).toEqual(fromTable(repo, 0, 0));
 
     // Uploads close: a and b uploaded, c's credit is dropped; b's credit at stage 1 is untouched.
@@ -49,7 +68,11 @@ describe('credit book', () => {
     expect(state.credits(0, 0)).toEqual([]);
     expect(fromBook(state, 0, 0)).toEqual(fromTable(repo, 0, 0));
     expect(fromBook(state, 0, 1)).toEqual(fromTable(repo, 0, 1));
-    expect([state.holdsWork('a'), state.holdsWork('b'), state.holdsWork('c')]).toEqual([true, true, false]);
+    expect([state.holdsWork('a'), state.holdsWork('b'), state.holdsWork('c')]).toEqual([
+      true,
+      true,
+      false,
+    ]);
 
     // A rolled-back change leaves the book as it was.
     expect(() =>
@@ -60,7 +83,11 @@ describe('credit book', () => {
         throw new Error('refused');
       }),
     ).toThrow('refused');
-    expect([state.holdsWork('a'), state.holdsWork('c'), state.minerCredit(0, 0, 'c')]).toEqual([true, false, 0]);
+    expect([state.holdsWork('a'), state.holdsWork('c'), state.minerCredit(0, 0, 'c')]).toEqual([
+      true,
+      false,
+      0,
+    ]);
     expect(fromBook(state, 0, 0)).toEqual(fromTable(repo, 0, 0));
 
     // Reopened on the same file, the book is read back from the ledger.

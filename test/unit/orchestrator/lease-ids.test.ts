@@ -21,7 +21,13 @@ describe('lease ids', () => {
     state.addTask(70_000, 2, 'fwd', 0, 0, 4, null, 1, {});
     const first = leaseId({ item: 70_000, stage: 2, kind: 'bwd' });
     state.leaseTask(state.task(70_000, 2, 'bwd')!, 'a', first, 1, 1000);
-    expect(state.taskByLease(first)).toMatchObject({ item: 70_000, stage: 2, kind: 'bwd', miner: 'a', state: 'leased' });
+    expect(state.taskByLease(first)).toMatchObject({
+      item: 70_000,
+      stage: 2,
+      kind: 'bwd',
+      miner: 'a',
+      state: 'leased',
+    });
 
     // Expired and leased again: the old id names the same task but no longer holds it.
     state.unlease(state.task(70_000, 2, 'bwd')!, 2000);
@@ -35,7 +41,8 @@ describe('lease ids', () => {
     // Ids of another task, of no task, or of no known form.
     expect(state.taskByLease(second.replace('_2b_', '_2f_'))).toBeUndefined();
     expect(state.taskByLease(leaseId({ item: 5, stage: 0, kind: 'fwd' }))).toBeUndefined();
-    for (const bad of ['', 'x', '1_2q_0123456789abcdef', `${second}0`, '0000000000000000000000']) expect(state.taskByLease(bad)).toBeUndefined();
+    for (const bad of ['', 'x', '1_2q_0123456789abcdef', `${second}0`, '0000000000000000000000'])
+      expect(state.taskByLease(bad)).toBeUndefined();
     repo.close();
   });
 
@@ -52,13 +59,28 @@ describe('lease ids', () => {
     old.close();
 
     const db = openDatabase(path);
-    const rows = db.prepare('SELECT item, state, miner, lease, expires, output FROM tasks ORDER BY item').all();
+    const rows = db
+      .prepare('SELECT item, state, miner, lease, expires, output FROM tasks ORDER BY item')
+      .all();
     expect(rows).toEqual([
       { item: 1, state: 'ready', miner: null, lease: null, expires: null, output: null },
-      { item: 2, state: 'held', miner: 'a', lease: '0190000000000002a2b3c4d5', expires: null, output: '{"key":"k"}' },
+      {
+        item: 2,
+        state: 'held',
+        miner: 'a',
+        lease: '0190000000000002a2b3c4d5',
+        expires: null,
+        output: '{"key":"k"}',
+      },
       { item: 3, state: 'ready', miner: null, lease: null, expires: null, output: null },
     ]);
-    const indexes = (db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' ORDER BY name").all() as Array<{ name: string }>).map((r) => r.name);
+    const indexes = (
+      db
+        .prepare(
+          "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tasks' ORDER BY name",
+        )
+        .all() as Array<{ name: string }>
+    ).map((r) => r.name);
     expect(indexes).toEqual(['tasks_done', 'tasks_expiry', 'tasks_held', 'tasks_ready']);
     // The item that went back is offered again, and the held one still waits for its backward.
     const state = new SwarmState(db);

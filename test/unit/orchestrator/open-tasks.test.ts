@@ -14,14 +14,22 @@ describe('open tasks by miner', () => {
 
   /** What the table says a miner holds: the query the in-memory copy replaces. */
   const fromTable = (repo: Repository, miner: string) =>
-    (repo.db.prepare("SELECT COUNT(DISTINCT item) AS n FROM tasks WHERE miner = ? AND state IN ('leased', 'held')").get(miner) as { n: number }).n;
+    (
+      repo.db
+        .prepare(
+          "SELECT COUNT(DISTINCT item) AS n FROM tasks WHERE miner = ? AND state IN ('leased', 'held')",
+        )
+        .get(miner) as { n: number }
+    ).n;
 
   it('follows leases, holds, reports, voids, rollbacks and a reopen', () => {
     const path = join(dir, 'state.db');
     let repo = Repository.open(path);
     let state = new SwarmState(repo.db);
-    const add = (item: number, stage: number, kind: TaskKind) => state.addTask(item, stage, kind, 0, item * 4, 4, null, 1, {});
-    const lease = (item: number, stage: number, kind: TaskKind, miner: string) => state.leaseTask(state.task(item, stage, kind)!, miner, `l${item}${stage}${kind}`, 1, 1000);
+    const add = (item: number, stage: number, kind: TaskKind) =>
+      state.addTask(item, stage, kind, 0, item * 4, 4, null, 1, {});
+    const lease = (item: number, stage: number, kind: TaskKind, miner: string) =>
+      state.leaseTask(state.task(item, stage, kind)!, miner, `l${item}${stage}${kind}`, 1, 1000);
     add(1, 0, 'fwd');
     add(1, 1, 'tail');
     add(2, 0, 'fwd');

@@ -11,12 +11,26 @@ const reply = { method: 'POST', path: '/v1/work', status: 200, reply: { ok: true
 describe('repository: pruning', () => {
   it('forgets replies and nonces older than the cut-offs and keeps the rest', () => {
     const repo = Repository.open(':memory:');
-    for (const [id, at] of [['r-00000001', 100], ['r-00000002', 200], ['r-00000003', 300], ['r-00000004', 400]] as const) {
+    for (const [id, at] of [
+      ['r-00000001', 100],
+      ['r-00000002', 200],
+      ['r-00000003', 300],
+      ['r-00000004', 400],
+    ] as const) {
       repo.storeReply(key, id, reply, at, { nonce: `n${at}`, ts: at });
     }
     repo.prune(250, 300);
-    expect(['r-00000001', 'r-00000002', 'r-00000003', 'r-00000004'].map((id) => repo.storedReply(key, id) !== undefined)).toEqual([false, false, true, true]);
-    expect([100, 200, 300, 400].map((at) => repo.nonceSeen(key, `n${at}`))).toEqual([false, false, true, true]);
+    expect(
+      ['r-00000001', 'r-00000002', 'r-00000003', 'r-00000004'].map(
+        (id) => repo.storedReply(key, id) !== undefined,
+      ),
+    ).toEqual([false, false, true, true]);
+    expect([100, 200, 300, 400].map((at) => repo.nonceSeen(key, `n${at}`))).toEqual([
+      false,
+      false,
+      true,
+      true,
+    ]);
     // A cut-off past every reply empties the table.
     repo.prune(250, 1000);
     expect(repo.storedReply(key, 'r-00000004')).toBeUndefined();
@@ -49,7 +63,12 @@ describe('repository: nonces across a restart', () => {
     repo.close();
 
     repo = Repository.open(path);
-    expect(['n-old', 'n-1', 'n-2', 'n-3'].map((n) => repo.nonceSeen(key, n))).toEqual([false, true, true, false]);
+    expect(['n-old', 'n-1', 'n-2', 'n-3'].map((n) => repo.nonceSeen(key, n))).toEqual([
+      false,
+      true,
+      true,
+      false,
+    ]);
     expect(repo.storedReply(key, 'r-old-0001')).toEqual(reply); // replies are kept longer than nonces
     repo.close();
   });
@@ -59,7 +78,9 @@ describe('repository: nonces across a restart', () => {
     const { db, step } = databaseBefore(path, 'DROP TABLE nonces;');
     expect(step).toBeGreaterThan(0);
     const now = 2_000_000_000;
-    db.prepare('INSERT INTO requests (key, request_id, method, path, status, reply, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(key, 'r-00000001', 'POST', '/v1/work', 200, '{"ok":true}', now - 5000);
+    db.prepare(
+      'INSERT INTO requests (key, request_id, method, path, status, reply, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ).run(key, 'r-00000001', 'POST', '/v1/work', 200, '{"ok":true}', now - 5000);
     db.prepare('INSERT INTO nonces (ts, key, nonce) VALUES (?, ?, ?)').run(now - 5000, key, 'n-a');
     db.prepare('INSERT INTO nonces (ts, key, nonce) VALUES (?, ?, ?)').run(now - 10, key, 'n-b');
     db.close();
@@ -67,7 +88,9 @@ describe('repository: nonces across a restart', () => {
     const repo = Repository.open(path);
     expect(['n-a', 'n-b', 'n-c'].map((n) => repo.nonceSeen(key, n))).toEqual([true, true, false]);
     expect(repo.storedReply(key, 'r-00000001')).toEqual(reply);
-    expect(repo.db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'nonces'").get()).toEqual({ n: 0 });
+    expect(
+      repo.db.prepare("SELECT COUNT(*) AS n FROM sqlite_master WHERE name = 'nonces'").get(),
+    ).toEqual({ n: 0 });
     // Once out of the reply window, the carried-over rows are pruned like any reply.
     repo.prune(now + 1, now + 1);
     expect(repo.db.prepare('SELECT COUNT(*) AS n FROM requests').get()).toEqual({ n: 0 });

@@ -2,7 +2,11 @@ import { request } from 'undici';
 import { newRequestId } from '../../../src/protocol/client.js';
 import { newIdentity } from '../../../src/protocol/keys.js';
 import { HEADERS, signRequest } from '../../../src/protocol/signing.js';
-import { refusal, startTestOrchestrator, type TestOrchestrator } from '../../support/orchestrator.js';
+import {
+  refusal,
+  startTestOrchestrator,
+  type TestOrchestrator,
+} from '../../support/orchestrator.js';
 import { SimParticipant } from '../../support/sim-miner.js';
 
 describe('orchestrator server', () => {
@@ -17,7 +21,10 @@ describe('orchestrator server', () => {
   };
 
   beforeAll(async () => {
-    o = await startTestOrchestrator({ node: { validators: [validator.id], admins: [admin.id] }, rateLimits: { keyPerSecond: 1000, keyBurst: 1000 } });
+    o = await startTestOrchestrator({
+      node: { validators: [validator.id], admins: [admin.id] },
+      rateLimits: { keyPerSecond: 1000, keyBurst: 1000 },
+    });
   });
   afterAll(async () => {
     await Promise.all(people.map((p) => p.close()));
@@ -26,7 +33,12 @@ describe('orchestrator server', () => {
 
   it('registers miners permissionlessly and validators and admins from the node config', async () => {
     const m = sim();
-    expect(await m.register()).toMatchObject({ id: m.id, role: 'miner', run: 'test-run', new: true });
+    expect(await m.register()).toMatchObject({
+      id: m.id,
+      role: 'miner',
+      run: 'test-run',
+      new: true,
+    });
     expect((await sim(validator).register()).role).toBe('validator');
     expect((await sim(admin).register()).role).toBe('admin');
     const status = await m.status();
@@ -57,7 +69,12 @@ describe('orchestrator server', () => {
 
   it('tells a client with a skewed clock the server time, and the client recovers', async () => {
     const skewed = sim(newIdentity(), () => Date.now() - 120_000);
-    const raw = await skewed.client.send('POST', '/v1/register', JSON.stringify({ version: 'test' }), newRequestId());
+    const raw = await skewed.client.send(
+      'POST',
+      '/v1/register',
+      JSON.stringify({ version: 'test' }),
+      newRequestId(),
+    );
     expect(raw.status).toBe(401);
     const err = (raw.body as { error: { code: string; server_time: number } }).error;
     expect(err.code).toBe('E_CLOCK_SKEW');
@@ -67,26 +84,50 @@ describe('orchestrator server', () => {
 
   it('gives one clear message on a protocol version mismatch', async () => {
     const m = sim();
-    const raw = await m.client.send('POST', '/v1/register', JSON.stringify({ version: 'test' }), newRequestId(), { [HEADERS.version]: '99' });
+    const raw = await m.client.send(
+      'POST',
+      '/v1/register',
+      JSON.stringify({ version: 'test' }),
+      newRequestId(),
+      { [HEADERS.version]: '99' },
+    );
     expect(raw.status).toBe(426);
-    expect((raw.body as { error: { code: string; message: string } }).error).toMatchObject({ code: 'E_VERSION_MISMATCH', message: expect.stringMatching(/protocol 99.*speaks 1/) });
+    expect((raw.body as { error: { code: string; message: string } }).error).toMatchObject({
+      code: 'E_VERSION_MISMATCH',
+      message: expect.stringMatching(/protocol 99.*speaks 1/),
+    });
   });
 
   it('serves health, readiness, Prometheus metrics and an OpenAPI document of every route', async () => {
     expect((await request(`${o.url}/healthz`)).statusCode).toBe(200);
     expect((await request(`${o.url}/readyz`)).statusCode).toBe(200);
     const metrics = await (await request(`${o.url}/metrics`)).body.text();
-    expect(metrics).toMatch(/iota_http_request_duration_seconds_bucket\{[^}]*route="\/v1\/register"/);
+    expect(metrics).toMatch(
+      /iota_http_request_duration_seconds_bucket\{[^}]*route="\/v1\/register"/,
+    );
     expect(metrics).toMatch(/iota_participants\{role="miner"\} \d+/);
-    const doc = (await (await request(`${o.url}/openapi.json`)).body.json()) as { paths: Record<string, Record<string, { requestBody?: unknown }>> };
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/register', '/v1/heartbeat', '/v1/status', '/v1/participants', '/healthz', '/metrics']));
+    const doc = (await (await request(`${o.url}/openapi.json`)).body.json()) as {
+      paths: Record<string, Record<string, { requestBody?: unknown }>>;
+    };
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        '/v1/register',
+        '/v1/heartbeat',
+        '/v1/status',
+        '/v1/participants',
+        '/healthz',
+        '/metrics',
+      ]),
+    );
     expect(doc.paths['/v1/register'].post.requestBody).toBeDefined();
   });
 });
 
 describe('rate limits', () => {
   it('refuses a key beyond its budget with E_RATE_LIMITED and an address beyond its own', async () => {
-    const o = await startTestOrchestrator({ rateLimits: { keyPerSecond: 0.001, keyBurst: 3, ipPerSecond: 0.001, ipBurst: 6 } });
+    const o = await startTestOrchestrator({
+      rateLimits: { keyPerSecond: 0.001, keyBurst: 3, ipPerSecond: 0.001, ipBurst: 6 },
+    });
     const m = new SimParticipant(o.url);
     await m.register();
     await m.heartbeat();
@@ -97,7 +138,9 @@ describe('rate limits', () => {
     await request(`${o.url}/healthz`);
     const r = await request(`${o.url}/healthz`);
     expect(r.statusCode).toBe(429);
-    expect(((await r.body.json()) as { error: { code: string } }).error.code).toBe('E_RATE_LIMITED');
+    expect(((await r.body.json()) as { error: { code: string } }).error.code).toBe(
+      'E_RATE_LIMITED',
+    );
     await m.close();
     await o.close();
   });
@@ -109,10 +152,27 @@ describe.each([0, 1])('signatures verified on %i worker threads', (threads) => {
     const m = new SimParticipant(o.url);
     expect((await m.register()).role).toBe('miner');
     const id = newIdentity();
-    const headers = signRequest(id, 'POST', '/v1/register', 'test-run', JSON.stringify({ version: 'a' }), Date.now());
-    const r = await request(`${o.url}/v1/register`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json', [HEADERS.requestId]: newRequestId() }, body: JSON.stringify({ version: 'b' }) });
+    const headers = signRequest(
+      id,
+      'POST',
+      '/v1/register',
+      'test-run',
+      JSON.stringify({ version: 'a' }),
+      Date.now(),
+    );
+    const r = await request(`${o.url}/v1/register`, {
+      method: 'POST',
+      headers: {
+        ...headers,
+        'content-type': 'application/json',
+        [HEADERS.requestId]: newRequestId(),
+      },
+      body: JSON.stringify({ version: 'b' }),
+    });
     expect(r.statusCode).toBe(401);
-    expect(((await r.body.json()) as { error: { code: string } }).error.code).toBe('E_BAD_SIGNATURE');
+    expect(((await r.body.json()) as { error: { code: string } }).error.code).toBe(
+      'E_BAD_SIGNATURE',
+    );
     await m.close();
     await o.close();
   });
@@ -122,7 +182,9 @@ describe('allow-list', () => {
   it('admits only listed miner keys when an allow-list is set, and still admits validators', async () => {
     const listed = newIdentity();
     const validator = newIdentity();
-    const o = await startTestOrchestrator({ node: { allow_list: [listed.id], validators: [validator.id], admins: [] } });
+    const o = await startTestOrchestrator({
+      node: { allow_list: [listed.id], validators: [validator.id], admins: [] },
+    });
     const ok = new SimParticipant(o.url, 'test-run', listed);
     const v = new SimParticipant(o.url, 'test-run', validator);
     const stranger = new SimParticipant(o.url);

@@ -14,7 +14,8 @@ import { stageLayout } from '../../../src/model/params.js';
 
 function ledger(o: SwarmServer, epoch: number): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const r of o.coord.state.ledgerCounts(epoch)) if (r.epoch === epoch) out[r.state] = (out[r.state] ?? 0) + r.samples;
+  for (const r of o.coord.state.ledgerCounts(epoch))
+    if (r.epoch === epoch) out[r.state] = (out[r.state] ?? 0) + r.samples;
   return out;
 }
 
@@ -37,10 +38,20 @@ async function miners(o: SwarmServer, n: number, prefix = 'sim'): Promise<SimMin
  * Everyone works (and uploads when told) until no stage trains `epoch`; with a real merge,
  * miners of a merging stage run their merge jobs too, until every stage trains epoch + 1.
  */
-async function trainEpoch(o: SwarmServer, ms: SimMiner[], epoch: number, workers?: Map<SimMiner, MergeWorker>): Promise<void> {
+async function trainEpoch(
+  o: SwarmServer,
+  ms: SimMiner[],
+  epoch: number,
+  workers?: Map<SimMiner, MergeWorker>,
+): Promise<void> {
   for (let r = 0; r < 300; r++) {
     const stages = o.coord.state.stages();
-    if (stages.every((st) => st.epoch > epoch || (!workers && st.epoch === epoch && st.phase === 'merging'))) return;
+    if (
+      stages.every(
+        (st) => st.epoch > epoch || (!workers && st.epoch === epoch && st.phase === 'merging'),
+      )
+    )
+      return;
     let did = 0;
     for (const m of ms) did += await m.round();
     for (const [m, w] of workers ?? []) if (ms.includes(m)) did += await w.runOnce();
@@ -53,7 +64,16 @@ function mergeWorkers(o: SwarmServer, ms: SimMiner[]): Map<SimMiner, MergeWorker
   const model = o.coord.cfg.model;
   const layouts = stageSpecs(model).map((s) => stageLayout(model, s).params);
   const opt = o.coord.cfg.run.optimizer;
-  return new Map(ms.map((m) => [m, new MergeWorker({ client: m.client, layout: (s) => layouts[s], adamw: { beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weight_decay } })]));
+  return new Map(
+    ms.map((m) => [
+      m,
+      new MergeWorker({
+        client: m.client,
+        layout: (s) => layouts[s],
+        adamw: { beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weight_decay },
+      }),
+    ]),
+  );
 }
 
 describe('a 3-stage run over HTTP with simulated miners', () => {
@@ -72,7 +92,9 @@ describe('a 3-stage run over HTTP with simulated miners', () => {
     const stages = await Promise.all(ms.map(async (m) => (await m.join('auto')).stage));
     expect([0, 1, 2].map((s) => stages.filter((x) => x === s).length)).toEqual([2, 2, 2]);
     // The run and its hash are there for joiners.
-    const run = await ms[0].client.get<{ name: string; config_hash: string; stages: number }>('/v1/run');
+    const run = await ms[0].client.get<{ name: string; config_hash: string; stages: number }>(
+      '/v1/run',
+    );
     expect(run).toMatchObject({ name: 'swarm-test', config_hash: o.configHash, stages: 3 });
 
     await trainEpoch(o, ms, 0);
@@ -113,7 +135,15 @@ describe('a 3-stage run over HTTP with simulated miners', () => {
   it('refuses a call for a closed phase with 409 E_PHASE_CLOSED and changes nothing', async () => {
     const m = all[1];
     const before = o.repo.dump();
-    const e = await refusal(m.client.post('/v1/gradient', { epoch: 1, stage: 1, size: 10, sha256: 'a'.repeat(64), partitions: ['b'.repeat(64)] }));
+    const e = await refusal(
+      m.client.post('/v1/gradient', {
+        epoch: 1,
+        stage: 1,
+        size: 10,
+        sha256: 'a'.repeat(64),
+        partitions: ['b'.repeat(64)],
+      }),
+    );
     expect(e.status).toBe(409);
     expect(e.code).toBe('E_PHASE_CLOSED');
     expect(e.details).toMatchObject({ phase: 'TRAINING(1)' });
@@ -137,7 +167,13 @@ describe('several epochs with a merge, a miner going silent and one joining mid-
     await trainEpoch(o, ms, 0, workers);
     expect(ledger(o, 0)).toEqual({ merged: 24 });
     // Every stage trains epoch 1 on the weights the merge published.
-    expect(o.coord.state.stages().map((s) => [s.epoch, s.phase, s.manifest.epoch, s.manifest.step])).toEqual([[1, 'training', 1, 1], [1, 'training', 1, 1], [1, 'training', 1, 1]]);
+    expect(
+      o.coord.state.stages().map((s) => [s.epoch, s.phase, s.manifest.epoch, s.manifest.step]),
+    ).toEqual([
+      [1, 'training', 1, 1],
+      [1, 'training', 1, 1],
+      [1, 'training', 1, 1],
+    ]);
 
     // Epoch 1: the second body miner takes work and goes silent holding it.
     const silent = ms.filter((m) => o.coord.state.member(m.id)!.stage === 1)[1];
@@ -174,7 +210,8 @@ describe('several epochs with a merge, a miner going silent and one joining mid-
     }
     expect(lateGot).toBeGreaterThan(0);
     // The silent miner's leased items were offered again to others.
-    for (const it of taken.items) expect(o.coord.state.task(it.item, it.stage, it.kind)!.lease).not.toBe(it.lease);
+    for (const it of taken.items)
+      expect(o.coord.state.task(it.item, it.stage, it.kind)!.lease).not.toBe(it.lease);
     await trainEpoch(o, [...live, late], 1, workers);
     const l1 = ledger(o, 1);
     expect(sum(l1)).toBe(24);

@@ -3,7 +3,14 @@
  * allocation, leases, the ledger, drains and phases.
  */
 import { HttpError } from '../../../src/orchestrator/errors.js';
-import { CoordMiner, InstantMerge, ledgerTotals, makeSwarm, runConfig, type TestSwarm } from '../../support/swarm.js';
+import {
+  CoordMiner,
+  InstantMerge,
+  ledgerTotals,
+  makeSwarm,
+  runConfig,
+  type TestSwarm,
+} from '../../support/swarm.js';
 
 function refused(fn: () => unknown): HttpError {
   try {
@@ -44,7 +51,11 @@ function uploadAll(s: TestSwarm, miners: CoordMiner[], epoch: number): void {
 
 /** One stage, `n` miners that each did `items` one-sample items: the stage then enters UPLOADING (upload_s 100). */
 function uploadingStage(n: number, items: number): { s: TestSwarm; miners: CoordMiner[] } {
-  const s = makeSwarm({ costs: [1], merge: 'instant', run: runConfig({ samples_per_epoch: n * items, in_flight: items }, { upload_s: 100 }) });
+  const s = makeSwarm({
+    costs: [1],
+    merge: 'instant',
+    run: runConfig({ samples_per_epoch: n * items, in_flight: items }, { upload_s: 100 }),
+  });
   const miners = crew(s, n);
   for (const m of miners) expect(m.work(items).items).toHaveLength(items);
   for (const m of miners) for (const it of [...m.held]) m.report(it);
@@ -58,19 +69,41 @@ describe('the coordinator', () => {
     const miners = crew(s);
     for (let epoch = 0; epoch < 3; epoch++) {
       trainEpoch(s, miners, epoch);
-      expect(s.state.stages().map((st) => st.phase)).toEqual(['uploading', 'uploading', 'uploading']);
+      expect(s.state.stages().map((st) => st.phase)).toEqual([
+        'uploading',
+        'uploading',
+        'uploading',
+      ]);
       // The UPLOADING reply carries the duty with the epoch's learning rate and step count.
       const duty = miners[1].work().duty!;
-      expect(duty).toMatchObject({ epoch, stage: 1, samples: 8, step: epoch + 1, key: `runs/test-run/e${epoch}/grad/1/m1.safetensors` });
+      expect(duty).toMatchObject({
+        epoch,
+        stage: 1,
+        samples: 8,
+        step: epoch + 1,
+        key: `runs/test-run/e${epoch}/grad/1/m1.safetensors`,
+      });
       expect(duty.lr).toBeGreaterThan(0);
       uploadAll(s, miners, epoch);
-      expect(s.state.stages().map((st) => [st.epoch, st.phase])).toEqual([[epoch + 1, 'training'], [epoch + 1, 'training'], [epoch + 1, 'training']]);
+      expect(s.state.stages().map((st) => [st.epoch, st.phase])).toEqual([
+        [epoch + 1, 'training'],
+        [epoch + 1, 'training'],
+        [epoch + 1, 'training'],
+      ]);
       expect(ledgerTotals(s, epoch)).toEqual({ merged: 24 });
       // Sample ids of epoch E are E * target + [0, target).
-      expect(s.state.db.prepare('SELECT MIN(first_sample) AS a, MAX(first_sample) AS b FROM items WHERE epoch = ?').get(epoch)).toEqual({ a: epoch * 8, b: epoch * 8 + 7 });
+      expect(
+        s.state.db
+          .prepare(
+            'SELECT MIN(first_sample) AS a, MAX(first_sample) AS b FROM items WHERE epoch = ?',
+          )
+          .get(epoch),
+      ).toEqual({ a: epoch * 8, b: epoch * 8 + 7 });
     }
     const merge = (s.coord.cfg.merge as InstantMerge).began;
-    expect(merge.filter((b) => b.epoch === 0).map((b) => b.participants.map((p) => [p.miner, p.n]))).toEqual([[['m0', 8]], [['m1', 8]], [['m2', 8]]]);
+    expect(
+      merge.filter((b) => b.epoch === 0).map((b) => b.participants.map((p) => [p.miner, p.n])),
+    ).toEqual([[['m0', 8]], [['m1', 8]], [['m2', 8]]]);
   });
 
   it('hands out backward before forward, to the miner that did the forward, within in_flight', () => {
@@ -84,7 +117,10 @@ describe('the coordinator', () => {
     expect(h.work().idle?.reason).toBe('in_flight_limit'); // forwarded items wait for their backward
     t.round(); // the tail does both
     const back = h.work(8);
-    expect(back.items.map((i) => [i.kind, i.item])).toEqual([['bwd', 0], ['bwd', 1]]);
+    expect(back.items.map((i) => [i.kind, i.item])).toEqual([
+      ['bwd', 0],
+      ['bwd', 1],
+    ]);
     expect(back.items[0].dy?.key).toMatch(/\/e0\/act\/0\/1\/bwd\/m1-/);
     expect(back.items[0].windows).toHaveLength(1); // recompute from the data window
   });
@@ -141,7 +177,10 @@ describe('the coordinator', () => {
     const ep = s.state.epoch(0)!;
     expect(ep.allocated).toBe(8);
     expect(ep.closed_at).not.toBeNull();
-    expect(h.work().idle).toMatchObject({ reason: 'epoch_full', next_change_at: ep.drain_deadline });
+    expect(h.work().idle).toMatchObject({
+      reason: 'epoch_full',
+      next_change_at: ep.drain_deadline,
+    });
     s.advance(21_000);
     const totals = ledgerTotals(s, 0);
     expect(totals['dropped:epoch_closed']).toBeGreaterThan(0);
@@ -200,7 +239,11 @@ describe('the coordinator', () => {
   });
 
   it('abandons the epoch visibly when not even the floor is uploaded by the deadline', () => {
-    const s = makeSwarm({ costs: [1], merge: 'instant', run: runConfig({ samples_per_epoch: 4, in_flight: 4 }, { upload_s: 10 }) });
+    const s = makeSwarm({
+      costs: [1],
+      merge: 'instant',
+      run: runConfig({ samples_per_epoch: 4, in_flight: 4 }, { upload_s: 10 }),
+    });
     const [m] = crew(s, 1);
     m.work(4);
     for (const it of [...m.held]) m.report(it);
@@ -248,7 +291,8 @@ describe('the coordinator', () => {
     for (const m of extra) m.join(0);
     const all = [...auto, ...extra];
     trainEpoch(s, all, 0);
-    for (const m of all) s.state.db.prepare('UPDATE members SET rate = 10 WHERE miner = ?').run(m.id); // equal measured speeds
+    for (const m of all)
+      s.state.db.prepare('UPDATE members SET rate = 10 WHERE miner = ?').run(m.id); // equal measured speeds
     expect(s.state.member('auto0')!.next_stage).toBeNull(); // no move mid-epoch
     uploadAll(s, all, 0);
     // At the boundary the auto miner of stage 0 moves to a starved stage; explicit ones stay.

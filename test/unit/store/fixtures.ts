@@ -4,7 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { LocalStore, localStoreRoutes, S3Store, type ObjectStore } from '../../../src/store/index.js';
+import {
+  LocalStore,
+  localStoreRoutes,
+  S3Store,
+  type ObjectStore,
+} from '../../../src/store/index.js';
 import { startS3rver } from '../../support/s3rver.js';
 
 // The SDK warns once per process that it will need Node 22 next year; tests need not say so.
@@ -29,7 +34,11 @@ export async function localFixture(o: { root?: string } = {}): Promise<LocalFixt
   const root = o.root ?? (await mkdtemp(join(tmpdir(), 'iota-store-')));
   let offset = 0;
   let origin = '';
-  const store = await LocalStore.open({ root, baseUrl: () => origin, clock: () => Date.now() + offset });
+  const store = await LocalStore.open({
+    root,
+    baseUrl: () => origin,
+    clock: () => Date.now() + offset,
+  });
   const app = Fastify();
   await app.register(localStoreRoutes(store));
   await app.listen({ host: '127.0.0.1', port: 0 });

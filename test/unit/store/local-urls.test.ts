@@ -8,7 +8,13 @@ import { Readable } from 'node:stream';
 import Fastify from 'fastify';
 import { request } from 'undici';
 import { sha256Hex } from '../../../src/tensor-io/hash.js';
-import { describeUpload, LocalStore, localStoreRoutes, MIN_PART_BYTES, upload } from '../../../src/store/index.js';
+import {
+  describeUpload,
+  LocalStore,
+  localStoreRoutes,
+  MIN_PART_BYTES,
+  upload,
+} from '../../../src/store/index.js';
 import { localFixture, type LocalFixture } from './fixtures.js';
 
 let f: LocalFixture;
@@ -24,7 +30,12 @@ const soon = () => Date.now() + 60_000;
 const KEY = 'runs/r1/e0/grad/0/minerA.safetensors';
 const OTHER = 'runs/r1/e0/grad/0/minerB.safetensors';
 
-async function send(url: string, method: 'GET' | 'PUT' | 'HEAD', body?: Buffer | Readable, headers: Record<string, string> = {}) {
+async function send(
+  url: string,
+  method: 'GET' | 'PUT' | 'HEAD',
+  body?: Buffer | Readable,
+  headers: Record<string, string> = {},
+) {
   const res = await request(url, { method, body, headers });
   const text = await res.body.text();
   let code: string | undefined;
@@ -46,7 +57,10 @@ async function snapshot(store: LocalStore) {
 describe('local store URLs', () => {
   const bytes = randomBytes(3000);
   const sha256 = sha256Hex(bytes);
-  const putUrl = () => f.store.presignPut({ key: KEY, size: bytes.length, sha256, expiresAt: soon() }).then((p) => p.parts[0].url);
+  const putUrl = () =>
+    f.store
+      .presignPut({ key: KEY, size: bytes.length, sha256, expiresAt: soon() })
+      .then((p) => p.parts[0].url);
 
   it('accepts the PUT it signed and serves it back with its ETag', async () => {
     const r = await send(await putUrl(), 'PUT', bytes);
@@ -63,7 +77,11 @@ describe('local store URLs', () => {
       await f.store.put(OTHER, Buffer.from('the other object'));
     });
 
-    async function expectRefused(attempt: () => Promise<{ status: number; code?: string }>, status: number, code: string) {
+    async function expectRefused(
+      attempt: () => Promise<{ status: number; code?: string }>,
+      status: number,
+      code: string,
+    ) {
       const before = await snapshot(f.store);
       const r = await attempt();
       expect([r.status, r.code]).toEqual([status, code]);
@@ -82,10 +100,24 @@ describe('local store URLs', () => {
     });
 
     it('a signed field changed: length, sha256, expiry or method', async () => {
-      for (const [name, value] of [['len', '2999'], ['sha', sha256Hex('other')], ['exp', String(soon() + 3600_000)], ['m', 'GET']]) {
+      for (const [name, value] of [
+        ['len', '2999'],
+        ['sha', sha256Hex('other')],
+        ['exp', String(soon() + 3600_000)],
+        ['m', 'GET'],
+      ]) {
         const url = new URL(await putUrl());
         url.searchParams.set(name, value);
-        await expectRefused(() => send(url.toString(), name === 'm' ? 'GET' : 'PUT', name === 'len' ? bytes.subarray(1) : bytes), 403, 'E_BAD_SIGNATURE');
+        await expectRefused(
+          () =>
+            send(
+              url.toString(),
+              name === 'm' ? 'GET' : 'PUT',
+              name === 'len' ? bytes.subarray(1) : bytes,
+            ),
+          403,
+          'E_BAD_SIGNATURE',
+        );
       }
     });
 
@@ -108,7 +140,10 @@ describe('local store URLs', () => {
     });
 
     it('a URL used with another method', async () => {
-      const getUrl = (await f.store.presignGet({ key: OTHER, expiresAt: soon() })).replace(OTHER, KEY);
+      const getUrl = (await f.store.presignGet({ key: OTHER, expiresAt: soon() })).replace(
+        OTHER,
+        KEY,
+      );
       expect((await send(getUrl, 'PUT', bytes)).code).toBe('E_BAD_SIGNATURE');
       const getOther = await f.store.presignGet({ key: KEY, expiresAt: soon() });
       await expectRefused(() => send(getOther, 'PUT', bytes), 405, 'E_WRONG_METHOD');
@@ -117,33 +152,63 @@ describe('local store URLs', () => {
     });
 
     it('a body longer than signed, before reading it', async () => {
-      await expectRefused(async () => send(await putUrl(), 'PUT', Buffer.concat([bytes, Buffer.from('!')])), 413, 'E_TOO_LARGE');
+      await expectRefused(
+        async () => send(await putUrl(), 'PUT', Buffer.concat([bytes, Buffer.from('!')])),
+        413,
+        'E_TOO_LARGE',
+      );
     });
 
     it('a body shorter than signed', async () => {
-      await expectRefused(async () => send(await putUrl(), 'PUT', bytes.subarray(1)), 400, 'E_LENGTH_MISMATCH');
+      await expectRefused(
+        async () => send(await putUrl(), 'PUT', bytes.subarray(1)),
+        400,
+        'E_LENGTH_MISMATCH',
+      );
     });
 
     it('a body without content-length', async () => {
-      await expectRefused(async () => send(await putUrl(), 'PUT', Readable.from([bytes])), 411, 'E_LENGTH_REQUIRED');
+      await expectRefused(
+        async () => send(await putUrl(), 'PUT', Readable.from([bytes])),
+        411,
+        'E_LENGTH_REQUIRED',
+      );
     });
 
     it('a body whose sha256 is not the signed one', async () => {
       const wrong = Buffer.from(bytes);
       wrong[1234] ^= 1;
       await expectRefused(async () => send(await putUrl(), 'PUT', wrong), 400, 'E_HASH_MISMATCH');
-      const err = await upload(await f.store.presignPut({ key: KEY, size: bytes.length, sha256, expiresAt: soon() }), wrong, { baseDelayMs: 0 }).catch((e) => e);
+      const err = await upload(
+        await f.store.presignPut({ key: KEY, size: bytes.length, sha256, expiresAt: soon() }),
+        wrong,
+        { baseDelayMs: 0 },
+      ).catch((e) => e);
       expect(err.code).toBe('E_HASH_MISMATCH');
     });
 
     it('a multipart part re-targeted to another part or another upload, or to an aborted upload', async () => {
       const data = randomBytes(MIN_PART_BYTES + 10);
       const d = describeUpload(data, { partSize: MIN_PART_BYTES });
-      const plan = await f.store.createMultipart({ key: KEY, size: d.size, sha256: d.sha256, partSize: d.partSize!, partSha256s: d.partSha256s!, expiresAt: soon() });
+      const plan = await f.store.createMultipart({
+        key: KEY,
+        size: d.size,
+        sha256: d.sha256,
+        partSize: d.partSize!,
+        partSha256s: d.partSha256s!,
+        expiresAt: soon(),
+      });
       const part2 = data.subarray(MIN_PART_BYTES);
       const as1 = plan.parts[1].url.replace('part=2', 'part=1');
       expect((await send(as1, 'PUT', part2)).code).toBe('E_BAD_SIGNATURE');
-      const other = await f.store.createMultipart({ key: KEY, size: d.size, sha256: d.sha256, partSize: d.partSize!, partSha256s: d.partSha256s!, expiresAt: soon() });
+      const other = await f.store.createMultipart({
+        key: KEY,
+        size: d.size,
+        sha256: d.sha256,
+        partSize: d.partSize!,
+        partSha256s: d.partSha256s!,
+        expiresAt: soon(),
+      });
       const elsewhere = plan.parts[1].url.replace(plan.uploadId!, other.uploadId!);
       expect((await send(elsewhere, 'PUT', part2)).code).toBe('E_BAD_SIGNATURE');
       await f.store.abortMultipart(plan);
@@ -157,15 +222,35 @@ describe('local store URLs', () => {
   it('completes a multipart upload only when every part is there and the whole matches', async () => {
     const data = randomBytes(MIN_PART_BYTES + 10);
     const d = describeUpload(data, { partSize: MIN_PART_BYTES });
-    const plan = await f.store.createMultipart({ key: KEY, size: d.size, sha256: d.sha256, partSize: d.partSize!, partSha256s: d.partSha256s!, expiresAt: soon() });
-    expect((await send(plan.parts[0].url, 'PUT', data.subarray(0, MIN_PART_BYTES))).status).toBe(200);
-    const missing = await f.store.completeMultipart(plan, [`"${d.partSha256s![0]}"`, `"${d.partSha256s![1]}"`]).catch((e) => e);
+    const plan = await f.store.createMultipart({
+      key: KEY,
+      size: d.size,
+      sha256: d.sha256,
+      partSize: d.partSize!,
+      partSha256s: d.partSha256s!,
+      expiresAt: soon(),
+    });
+    expect((await send(plan.parts[0].url, 'PUT', data.subarray(0, MIN_PART_BYTES))).status).toBe(
+      200,
+    );
+    const missing = await f.store
+      .completeMultipart(plan, [`"${d.partSha256s![0]}"`, `"${d.partSha256s![1]}"`])
+      .catch((e) => e);
     expect(missing.code).toBe('E_INCOMPLETE_UPLOAD');
 
     // honest parts, but a whole-object sha256 that does not match them
-    const liar = await f.store.createMultipart({ key: KEY, size: d.size, sha256: sha256Hex('not it'), partSize: d.partSize!, partSha256s: d.partSha256s!, expiresAt: soon() });
+    const liar = await f.store.createMultipart({
+      key: KEY,
+      size: d.size,
+      sha256: sha256Hex('not it'),
+      partSize: d.partSize!,
+      partSha256s: d.partSha256s!,
+      expiresAt: soon(),
+    });
     const { etags } = await upload(liar, data, { baseDelayMs: 0 });
-    expect((await f.store.completeMultipart(liar, etags).catch((e) => e)).code).toBe('E_HASH_MISMATCH');
+    expect((await f.store.completeMultipart(liar, etags).catch((e) => e)).code).toBe(
+      'E_HASH_MISMATCH',
+    );
     expect(await f.store.head(KEY)).toBeUndefined();
     await f.store.abortMultipart(plan);
   });
@@ -175,18 +260,36 @@ describe('local store URLs', () => {
     await f.store.put(KEY, data);
     const url = await f.store.presignGet({ key: KEY, expiresAt: soon() });
     const mid = await request(url, { headers: { range: 'bytes=100-199' } });
-    expect([mid.statusCode, mid.headers['content-range'], mid.headers['content-length']]).toEqual([206, 'bytes 100-199/1000', '100']);
-    expect(Buffer.compare(Buffer.from(await mid.body.arrayBuffer()), data.subarray(100, 200))).toBe(0);
+    expect([mid.statusCode, mid.headers['content-range'], mid.headers['content-length']]).toEqual([
+      206,
+      'bytes 100-199/1000',
+      '100',
+    ]);
+    expect(Buffer.compare(Buffer.from(await mid.body.arrayBuffer()), data.subarray(100, 200))).toBe(
+      0,
+    );
     const suffix = await request(url, { headers: { range: 'bytes=-10' } });
-    expect(Buffer.compare(Buffer.from(await suffix.body.arrayBuffer()), data.subarray(990))).toBe(0);
+    expect(Buffer.compare(Buffer.from(await suffix.body.arrayBuffer()), data.subarray(990))).toBe(
+      0,
+    );
     const open = await request(url, { headers: { range: 'bytes=995-' } });
     expect((await open.body.arrayBuffer()).byteLength).toBe(5);
     const past = await send(url, 'GET', undefined, { range: 'bytes=1000-1100' });
-    expect([past.status, past.code, past.headers['content-range']]).toEqual([416, 'E_BAD_RANGE', 'bytes */1000']);
+    expect([past.status, past.code, past.headers['content-range']]).toEqual([
+      416,
+      'E_BAD_RANGE',
+      'bytes */1000',
+    ]);
     expect((await send(url, 'GET', undefined, { range: 'bytes=0-1,5-6' })).status).toBe(416);
     const head = await send(url, 'HEAD');
-    expect([head.status, head.headers['content-length'], head.headers.etag]).toEqual([200, '1000', `"${sha256Hex(data)}"`]);
-    expect((await send((await f.store.presignGet({ key: OTHER + 'x', expiresAt: soon() })), 'GET')).status).toBe(404);
+    expect([head.status, head.headers['content-length'], head.headers.etag]).toEqual([
+      200,
+      '1000',
+      `"${sha256Hex(data)}"`,
+    ]);
+    expect(
+      (await send(await f.store.presignGet({ key: OTHER + 'x', expiresAt: soon() }), 'GET')).status,
+    ).toBe(404);
     await f.store.delete(KEY);
   });
 
@@ -204,7 +307,9 @@ describe('local store URLs', () => {
     const stranger = await localFixture();
     try {
       await stranger.store.put(OTHER, Buffer.from('the other object'));
-      expect((await send(url.replace(f.origin, stranger.origin), 'GET')).code).toBe('E_BAD_SIGNATURE');
+      expect((await send(url.replace(f.origin, stranger.origin), 'GET')).code).toBe(
+        'E_BAD_SIGNATURE',
+      );
     } finally {
       await stranger.close();
     }
@@ -213,14 +318,26 @@ describe('local store URLs', () => {
   it('streams bodies past a parent server that only takes small JSON (as the orchestrator does)', async () => {
     const app = Fastify({ bodyLimit: 1024 });
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) => done(null, JSON.parse(String(body))));
+    app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body, done) =>
+      done(null, JSON.parse(String(body))),
+    );
     await app.register(async (scoped) => localStoreRoutes(f.store)(scoped));
     await app.listen({ host: '127.0.0.1', port: 0 });
     try {
       const data = randomBytes(256 * 1024);
-      const plan = await f.store.presignPut({ key: KEY, size: data.length, sha256: sha256Hex(data), expiresAt: soon() });
+      const plan = await f.store.presignPut({
+        key: KEY,
+        size: data.length,
+        sha256: sha256Hex(data),
+        expiresAt: soon(),
+      });
       const port = (app.server.address() as { port: number }).port;
-      const r = await send(plan.parts[0].url.replace(f.origin, `http://127.0.0.1:${port}`), 'PUT', data, { 'content-type': 'application/json' });
+      const r = await send(
+        plan.parts[0].url.replace(f.origin, `http://127.0.0.1:${port}`),
+        'PUT',
+        data,
+        { 'content-type': 'application/json' },
+      );
       expect(r.status).toBe(200);
       expect(await f.store.head(KEY)).toMatchObject({ size: data.length, sha256: sha256Hex(data) });
     } finally {

@@ -19,25 +19,42 @@ function store(o: Partial<ConstructorParameters<typeof S3Store>[0]> = {}): S3Sto
     endpoint: 'https://minio.example.test:9000',
     forcePathStyle: true,
     prefix: 'deploy',
-    credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY' },
+    credentials: {
+      accessKeyId: 'AKIDEXAMPLE',
+      secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+    },
     clock: () => T,
     ...o,
   });
 }
 
-const signedHeaders = (url: string) => new URL(url).searchParams.get('X-Amz-SignedHeaders')!.split(';');
+const signedHeaders = (url: string) =>
+  new URL(url).searchParams.get('X-Amz-SignedHeaders')!.split(';');
 const signature = (url: string) => new URL(url).searchParams.get('X-Amz-Signature');
-const queryNames = (url: string) => [...new URL(url).searchParams.keys()].map((k) => k.toLowerCase());
+const queryNames = (url: string) =>
+  [...new URL(url).searchParams.keys()].map((k) => k.toLowerCase());
 
 describe('S3 presigned URLs', () => {
   let plan: UploadPlan;
   beforeAll(async () => {
-    plan = await store().presignPut({ key, size: 1234, sha256, chunkHashes: [sha256], expiresAt: T + 600_000 });
+    plan = await store().presignPut({
+      key,
+      size: 1234,
+      sha256,
+      chunkHashes: [sha256],
+      expiresAt: T + 600_000,
+    });
   });
 
   it('sign content-length, the sha256 checksum and the hash metadata of a PUT', () => {
     const url = plan.parts[0].url;
-    expect(signedHeaders(url).sort()).toEqual(['content-length', 'host', 'x-amz-checksum-sha256', 'x-amz-meta-iota-chunks', 'x-amz-meta-iota-sha256']);
+    expect(signedHeaders(url).sort()).toEqual([
+      'content-length',
+      'host',
+      'x-amz-checksum-sha256',
+      'x-amz-meta-iota-chunks',
+      'x-amz-meta-iota-sha256',
+    ]);
     expect(plan.parts[0].headers).toEqual({
       'x-amz-checksum-sha256': Buffer.from(sha256, 'hex').toString('base64'),
       'x-amz-meta-iota-sha256': sha256,
@@ -47,7 +64,14 @@ describe('S3 presigned URLs', () => {
 
   it('keep those as headers the client must send, and add no checksum of their own', () => {
     const names = queryNames(plan.parts[0].url);
-    for (const h of ['x-amz-checksum-sha256', 'x-amz-meta-iota-sha256', 'x-amz-meta-iota-chunks', 'x-amz-checksum-crc32', 'x-amz-sdk-checksum-algorithm', 'content-length']) {
+    for (const h of [
+      'x-amz-checksum-sha256',
+      'x-amz-meta-iota-sha256',
+      'x-amz-meta-iota-chunks',
+      'x-amz-checksum-crc32',
+      'x-amz-sdk-checksum-algorithm',
+      'content-length',
+    ]) {
       expect(names).not.toContain(h);
     }
   });
@@ -66,19 +90,47 @@ describe('S3 presigned URLs', () => {
     const s = store();
     const a = (await s.presignPut(base)).parts[0].url;
     expect((await s.presignPut(base)).parts[0].url).toBe(a);
-    expect(signature((await s.presignPut({ ...base, size: 1235 })).parts[0].url)).not.toBe(signature(a));
-    expect(signature((await s.presignPut({ ...base, sha256: sha256Hex('other') })).parts[0].url)).not.toBe(signature(a));
-    expect(signature((await s.presignPut({ ...base, key: key.replace('minerA', 'minerB') })).parts[0].url)).not.toBe(signature(a));
+    expect(signature((await s.presignPut({ ...base, size: 1235 })).parts[0].url)).not.toBe(
+      signature(a),
+    );
+    expect(
+      signature((await s.presignPut({ ...base, sha256: sha256Hex('other') })).parts[0].url),
+    ).not.toBe(signature(a));
+    expect(
+      signature(
+        (await s.presignPut({ ...base, key: key.replace('minerA', 'minerB') })).parts[0].url,
+      ),
+    ).not.toBe(signature(a));
   });
 
   it('sign each multipart part with its own length and sha256', async () => {
     const partSha = sha256Hex('part 2');
-    const part = await store().presignPart(key, 'upload-123', { number: 2, offset: 5 << 20, size: 5 << 20, sha256: partSha }, T + 600_000);
+    const part = await store().presignPart(
+      key,
+      'upload-123',
+      { number: 2, offset: 5 << 20, size: 5 << 20, sha256: partSha },
+      T + 600_000,
+    );
     const url = new URL(part.url);
-    expect(signedHeaders(part.url).sort()).toEqual(['content-length', 'host', 'x-amz-checksum-sha256']);
-    expect([url.searchParams.get('partNumber'), url.searchParams.get('uploadId'), url.searchParams.get('x-id')]).toEqual(['2', 'upload-123', 'UploadPart']);
-    expect(part.headers).toEqual({ 'x-amz-checksum-sha256': Buffer.from(partSha, 'hex').toString('base64') });
-    const longer = await store().presignPart(key, 'upload-123', { number: 2, offset: 5 << 20, size: (5 << 20) + 1, sha256: partSha }, T + 600_000);
+    expect(signedHeaders(part.url).sort()).toEqual([
+      'content-length',
+      'host',
+      'x-amz-checksum-sha256',
+    ]);
+    expect([
+      url.searchParams.get('partNumber'),
+      url.searchParams.get('uploadId'),
+      url.searchParams.get('x-id'),
+    ]).toEqual(['2', 'upload-123', 'UploadPart']);
+    expect(part.headers).toEqual({
+      'x-amz-checksum-sha256': Buffer.from(partSha, 'hex').toString('base64'),
+    });
+    const longer = await store().presignPart(
+      key,
+      'upload-123',
+      { number: 2, offset: 5 << 20, size: (5 << 20) + 1, sha256: partSha },
+      T + 600_000,
+    );
     expect(signature(longer.url)).not.toBe(signature(part.url));
   });
 
@@ -89,16 +141,28 @@ describe('S3 presigned URLs', () => {
   });
 
   it('use virtual-hosted AWS addresses without an endpoint, and R2 endpoints as given', async () => {
-    const aws = await store({ endpoint: undefined, forcePathStyle: false, region: 'eu-west-1' }).presignGet({ key, expiresAt: T + 60_000 });
+    const aws = await store({
+      endpoint: undefined,
+      forcePathStyle: false,
+      region: 'eu-west-1',
+    }).presignGet({ key, expiresAt: T + 60_000 });
     expect(new URL(aws).host).toBe('iota-bucket.s3.eu-west-1.amazonaws.com');
     expect(new URL(aws).pathname).toBe(`/deploy/${key}`);
-    const r2 = await store({ endpoint: 'https://acct.r2.cloudflarestorage.com', forcePathStyle: true, region: 'auto' }).presignGet({ key, expiresAt: T + 60_000 });
+    const r2 = await store({
+      endpoint: 'https://acct.r2.cloudflarestorage.com',
+      forcePathStyle: true,
+      region: 'auto',
+    }).presignGet({ key, expiresAt: T + 60_000 });
     expect(new URL(r2).host).toBe('acct.r2.cloudflarestorage.com');
     expect(new URL(r2).searchParams.get('X-Amz-Credential')).toContain('/auto/s3/aws4_request');
   });
 
   it('are refused past 7 days or in the past', async () => {
-    await expect(store().presignGet({ key, expiresAt: T + 8 * 24 * 3600_000 })).rejects.toMatchObject({ code: 'E_BAD_EXPIRY' });
-    await expect(store().presignGet({ key, expiresAt: T })).rejects.toMatchObject({ code: 'E_BAD_EXPIRY' });
+    await expect(
+      store().presignGet({ key, expiresAt: T + 8 * 24 * 3600_000 }),
+    ).rejects.toMatchObject({ code: 'E_BAD_EXPIRY' });
+    await expect(store().presignGet({ key, expiresAt: T })).rejects.toMatchObject({
+      code: 'E_BAD_EXPIRY',
+    });
   });
 });

@@ -46,7 +46,12 @@ const allPatterns = () => Uint16Array.from({ length: 65536 }, (_, i) => i);
  * 0..maxFinite increase with their value, so the nearest representable value to |x| can be
  * found by binary search, ties going to the even pattern.
  */
-function nearestPattern(x: number, table: Float32Array, maxFinite: number, overflowAt: number): number {
+function nearestPattern(
+  x: number,
+  table: Float32Array,
+  maxFinite: number,
+  overflowAt: number,
+): number {
   const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
   const a = Math.abs(x);
   if (a >= overflowAt) return sign | (maxFinite + 1);
@@ -96,7 +101,8 @@ describe('bf16', () => {
   it('decodes every pattern exactly, so encoding a decoded value gives the pattern back', () => {
     const back = float32ToBf16(table);
     for (let p = 0; p < 65536; p++) {
-      if (Number.isNaN(table[p])) expect(Number.isNaN(bf16ToFloat32(back.subarray(p, p + 1))[0])).toBe(true);
+      if (Number.isNaN(table[p]))
+        expect(Number.isNaN(bf16ToFloat32(back.subarray(p, p + 1))[0])).toBe(true);
       else if (back[p] !== p) throw new Error(`pattern ${p} came back as ${back[p]}`);
     }
   });
@@ -137,7 +143,18 @@ describe('f16', () => {
 
   it('decodes known patterns', () => {
     const pats = [0x3c00, 0xc000, 0x7bff, 0x0400, 0x0001, 0x03ff, 0x8000, 0x7c00, 0xfc00, 0x3555];
-    const want = [1, -2, 65504, 2 ** -14, 2 ** -24, 1023 * 2 ** -24, -0, Infinity, -Infinity, 0.333251953125];
+    const want = [
+      1,
+      -2,
+      65504,
+      2 ** -14,
+      2 ** -24,
+      1023 * 2 ** -24,
+      -0,
+      Infinity,
+      -Infinity,
+      0.333251953125,
+    ];
     expect(Array.from(f16ToFloat32(Uint16Array.from(pats)))).toEqual(want);
     expect(Number.isNaN(f16ToFloat32(Uint16Array.from([0x7e00]))[0])).toBe(true);
   });
@@ -183,7 +200,10 @@ describe('f16', () => {
     // Bit-uniform floats are mostly far outside half's range; scale a second set into it.
     const wide = randomFloats(20000, 3);
     const next = rng(4);
-    const narrow = Float32Array.from({ length: 20000 }, () => (next() - 0.5) * 2 ** Math.floor(next() * 48 - 30));
+    const narrow = Float32Array.from(
+      { length: 20000 },
+      () => (next() - 0.5) * 2 ** Math.floor(next() * 48 - 30),
+    );
     for (const xs of [wide, narrow]) {
       const out = float32ToF16(xs);
       for (let i = 0; i < xs.length; i++) {
@@ -195,7 +215,10 @@ describe('f16', () => {
 
   it(`stays within relative error ${F16_MAX_REL_ERROR} (normal) and ${F16_SUBNORMAL_ABS_ERROR} (subnormal)`, () => {
     const next = rng(5);
-    const xs = Float32Array.from({ length: 20000 }, () => (next() - 0.5) * 2 ** Math.floor(next() * 48 - 30));
+    const xs = Float32Array.from(
+      { length: 20000 },
+      () => (next() - 0.5) * 2 ** Math.floor(next() * 48 - 30),
+    );
     const ys = f16ToFloat32(float32ToF16(xs));
     for (let i = 0; i < xs.length; i++) {
       const x = xs[i];
@@ -264,6 +287,8 @@ describe('per-row 8-bit affine', () => {
         expect((e as Error).message).toContain('at row 0, column 1');
       }
     }
-    expect(() => quantizeRows8(new Float32Array(5), 2, 3)).toThrow('a [2, 3] matrix cannot have 5 elements');
+    expect(() => quantizeRows8(new Float32Array(5), 2, 3)).toThrow(
+      'a [2, 3] matrix cannot have 5 elements',
+    );
   });
 });
