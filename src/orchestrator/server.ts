@@ -221,11 +221,9 @@ function toHttpError(
 function sendError(reply: FastifyReply, metrics: Metrics, e: HttpError): FastifyReply {
   metrics.refused.inc({ code: e.code });
   const status = (e as HttpError & { internal?: boolean }).internal ? 500 : statusOf(e.code);
-  return reply
-    .code(status)
-    .send({
-      error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...e.extra },
-    });
+  return reply.code(status).send({
+    error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...e.extra },
+  });
 }
 
 /**

@@ -35,6 +35,8 @@ export {
   authorizeUpload,
   refusalError,
   parseKey,
+  formatKey,
+  keys,
   ownerOf,
   validateKey,
   validatePrefix,

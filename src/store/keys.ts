@@ -151,6 +151,47 @@ export function parseKey(key: string): ParsedKey | undefined {
   return undefined;
 }
 
+/** The key a parsed key names: the inverse of `parseKey`, and the one place keys are written. */
+export function formatKey(k: ParsedKey): string {
+  const run = `runs/${k.run}`;
+  let key: string;
+  switch (k.kind) {
+    case 'data':
+      key = `${run}/data/${k.shard}.bin`;
+      break;
+    case 'activation':
+      key = `${run}/e${k.epoch}/act/${k.sample}/${k.stage}/${k.direction}/${k.owner}-${k.lease}.safetensors`;
+      break;
+    case 'gradient':
+      key = `${run}/e${k.epoch}/grad/${k.stage}/${k.owner}.safetensors`;
+      break;
+    case 'merged':
+      key = `${run}/e${k.epoch}/merged/${k.stage}/${k.partition}/${k.owner}.safetensors`;
+      break;
+    case 'optimizer':
+      key = `${run}/e${k.epoch}/optim/${k.stage}/${k.partition}/${k.owner}.safetensors`;
+      break;
+    case 'manifest':
+      key = `${run}/e${k.epoch}/stage/${k.stage}.json`;
+      break;
+  }
+  return validateKey(key);
+}
+
+type Fields<K extends ObjectKind> = Omit<Extract<ParsedKey, { kind: K }>, 'kind'>;
+
+/** Builders by kind, e.g. `keys.gradient({ run, epoch, stage, owner })`. */
+export const keys = {
+  data: (f: Fields<'data'>) => formatKey({ kind: 'data', ...f }),
+  activation: (f: Fields<'activation'>) => formatKey({ kind: 'activation', ...f }),
+  gradient: (f: Fields<'gradient'>) => formatKey({ kind: 'gradient', ...f }),
+  merged: (f: Fields<'merged'>) => formatKey({ kind: 'merged', ...f }),
+  optimizer: (f: Fields<'optimizer'>) => formatKey({ kind: 'optimizer', ...f }),
+  manifest: (f: Fields<'manifest'>) => formatKey({ kind: 'manifest', ...f }),
+  /** every object of a run starts with this */
+  runPrefix: (run: string) => `runs/${run}/`,
+};
+
 /** The participant whose key this is, or undefined for ownerless kinds. */
 export function ownerOf(key: ParsedKey): string | undefined {
   return 'owner' in key ? key.owner : undefined;

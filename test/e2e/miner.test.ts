@@ -17,6 +17,7 @@ import { IotaProcess, killAll, runIota } from '../support/cli.js';
 import { relErr } from '../support/model.js';
 import { SimMiner } from '../support/sim-miner.js';
 import { writeRun } from '../support/swarm-server.js';
+import { keys } from '../../src/store/keys.js';
 
 afterAll(killAll);
 
@@ -83,7 +84,7 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 function storedWeights(s: Swarm, epoch: number, stage: number): { w: Float32Array; clip?: number } {
   const objects = join(s.dir, 'state', 'store', 'objects');
   const manifest = parseManifest(
-    readFileSync(join(objects, `runs/swarm-test/e${epoch}/stage/${stage}.json`)),
+    readFileSync(join(objects, keys.manifest({ run: 'swarm-test', epoch, stage }))),
   );
   const w = new Float32Array(manifest.params);
   for (const p of manifest.partitions)

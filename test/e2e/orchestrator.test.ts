@@ -10,6 +10,7 @@ import { IotaProcess, killAll, runIota } from '../support/cli.js';
 afterAll(killAll);
 import { SimParticipant } from '../support/sim-miner.js';
 import { describeUpload, download, upload, type UploadPlan } from '../../src/store/index.js';
+import { keys } from '../../src/store/keys.js';
 
 describe('iota keys', () => {
   it('creates a 0600 key file, shows its id, and never overwrites one', async () => {
@@ -90,7 +91,7 @@ describe('iota orchestrator serve', () => {
     // The embedded object store is served by the same process: a scoped upload and a verified download.
     const bytes = Buffer.from('gradient bytes '.repeat(1000));
     const d = describeUpload(bytes);
-    const key = `runs/kill-test/e0/grad/0/${admin.id}.safetensors`;
+    const key = keys.gradient({ run: 'kill-test', epoch: 0, stage: 0, owner: admin.id });
     const plan = await a.client.post<UploadPlan>('/v1/storage/upload', {
       kind: 'gradient',
       key,

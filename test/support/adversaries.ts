@@ -151,9 +151,7 @@ export class Adversary extends SimMiner {
     return did;
   }
 
-  private async honest(
-    it: WorkItemMessage,
-  ): Promise<{
+  private async honest(it: WorkItemMessage): Promise<{
     out: Float32Array;
     x?: Float32Array;
     dy?: Float32Array;

@@ -20,6 +20,7 @@ import { Coordinator } from '../../src/orchestrator/swarm/coordinator.js';
 import { acceptGradient } from '../../src/orchestrator/swarm/uploads.js';
 import { ValidationState } from '../../src/orchestrator/state/validation.js';
 import { ValidationCoordinator } from '../../src/orchestrator/swarm/validation.js';
+import { keys } from '../../src/store/keys.js';
 
 export const RUN = 'test-run';
 
@@ -51,7 +52,7 @@ export function sha(s: string): string {
 
 export function fakeWindow(id: number): WindowRef {
   return {
-    key: `runs/${RUN}/data/s0.bin`,
+    key: keys.data({ run: RUN, shard: 's0' }),
     start: 64 + id * 65,
     end: 64 + (id + 1) * 65,
     sha256: sha(`window ${id}`),
@@ -60,7 +61,7 @@ export function fakeWindow(id: number): WindowRef {
 
 export function fakeManifest(stage: number, epoch: number, step = epoch): ManifestRef {
   return {
-    key: `runs/${RUN}/e${epoch}/stage/${stage}.json`,
+    key: keys.manifest({ run: RUN, epoch, stage }),
     size: 100,
     sha256: sha(`manifest ${stage} ${epoch}`),
     epoch,

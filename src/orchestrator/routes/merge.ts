@@ -85,11 +85,8 @@ export async function mergeRoutes(
     async (req) => {
       const b = req.body;
       const me = req.auth!.key;
-      const base = `runs/${merge.cfg.name}/e${b.epoch + 1}`;
-      const [w, optim] = await Promise.all([
-        store.head(`${base}/merged/${b.stage}/${b.partition}/${me}.safetensors`),
-        store.head(`${base}/optim/${b.stage}/${b.partition}/${me}.safetensors`),
-      ]);
+      const out = merge.outputKeys(b.epoch, b.stage, b.partition, me);
+      const [w, optim] = await Promise.all([store.head(out.w), store.head(out.optim)]);
       const r = await ctx.mutate(req, () => merge.updated(me, b, { w, optim }, ctx.clock()));
       kick();
       return r;

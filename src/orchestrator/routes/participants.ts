@@ -97,15 +97,13 @@ export async function participantRoutes(app: FastifyInstance, ctx: ServerContext
       },
     },
     async () => ({
-      participants: ctx.repo
-        .participants()
-        .map((p) => ({
-          id: p.id,
-          role: p.role,
-          registered_at: p.registeredAt,
-          last_seen: p.lastSeen,
-          ...(typeof p.info.name === 'string' ? { name: p.info.name } : {}),
-        })),
+      participants: ctx.repo.participants().map((p) => ({
+        id: p.id,
+        role: p.role,
+        registered_at: p.registeredAt,
+        last_seen: p.lastSeen,
+        ...(typeof p.info.name === 'string' ? { name: p.info.name } : {}),
+      })),
     }),
   );
 }

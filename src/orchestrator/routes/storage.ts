@@ -10,6 +10,7 @@ import {
   MAX_SINGLE_PUT_BYTES,
   OBJECT_KINDS,
   authorizeUpload,
+  keys,
   refusalError,
   type ObjectKind,
   type ObjectStore,
@@ -176,7 +177,7 @@ export function storageRoutes(store: ObjectStore) {
       },
       async (req) => {
         const key = req.query.key;
-        if (!key.startsWith(`runs/${ctx.run}/`))
+        if (!key.startsWith(keys.runPrefix(ctx.run)))
           throw new HttpError('E_NOT_YOUR_PREFIX', `${key} is not an object of run ${ctx.run}`);
         const info = await store.head(key);
         if (!info) throw new HttpError('E_NOT_FOUND', `no object ${key}`);

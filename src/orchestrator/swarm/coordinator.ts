@@ -10,6 +10,7 @@
  * open -> credited (the miner holds the gradient) -> uploaded -> merged, or
  * lost_with_miner / dropped:<reason>.
  */
+import { keys } from '../../store/keys.js';
 import { HttpError } from '../errors.js';
 import {
   leaseId,
@@ -266,9 +267,16 @@ export class Coordinator {
     miner: string,
     lease: string,
   ): string | undefined {
-    const dir = t.kind === 'fwd' ? 'fwd' : 'bwd';
     if (t.kind !== 'fwd' && t.stage === 0) return undefined; // the head's backward has no input gradient to pass on
-    return `runs/${this.cfg.name}/e${t.epoch}/act/${firstSample}/${t.stage}/${dir}/${miner}-${lease}.safetensors`;
+    return keys.activation({
+      run: this.cfg.name,
+      epoch: t.epoch,
+      sample: firstSample,
+      stage: t.stage,
+      direction: t.kind === 'fwd' ? 'fwd' : 'bwd',
+      owner: miner,
+      lease,
+    });
   }
 
   /** The output key a lease must upload to (for the server to check the object before reporting). */

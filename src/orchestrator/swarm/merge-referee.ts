@@ -17,6 +17,7 @@ import {
 } from '../../merge/manifest.js';
 import { reduceSlices } from '../../merge/reduce.js';
 import { decodeOptimState, encodeOptimState, updatePartition } from '../../merge/update.js';
+import { keys } from '../../store/keys.js';
 import { sha256Hex } from '../../tensor-io/hash.js';
 import type { JobRow, MergeRow } from '../state/merge.js';
 import { ORCHESTRATOR, type MergeCoordinator, type Reduced, type Updated } from './merge.js';
@@ -197,7 +198,7 @@ export class MergeReferee {
         };
       }),
     };
-    const key = `runs/${this.m.cfg.name}/e${m.epoch + 1}/stage/${m.stage}.json`;
+    const key = keys.manifest({ run: this.m.cfg.name, epoch: m.epoch + 1, stage: m.stage });
     const info = await this.m.store.put(key, encodeManifest(manifest));
     this.m.manifests.set(key, manifest);
     await this.m.commit(() => {

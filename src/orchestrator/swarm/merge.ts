@@ -18,7 +18,7 @@ import { makePlan, type MergePlan, type PlanParticipant } from '../../merge/plan
 import { clipFactor } from '../../model/optimizer.js';
 import type { ParamSpec } from '../../model/params.js';
 import { learningRate } from '../../model/schedule.js';
-import type { ObjectStore } from '../../store/index.js';
+import { keys, type ObjectStore } from '../../store/index.js';
 import { sha256Hex } from '../../tensor-io/hash.js';
 import { HttpError } from '../errors.js';
 import type { MergeState, MergeRow, JobRow } from '../state/merge.js';
@@ -275,6 +275,12 @@ export class MergeCoordinator implements MergeHooks {
 
   // ---- miners' calls --------------------------------------------------------------------
 
+  /** Where a merger of epoch E's step 2 uploads a partition's new weights and moments. */
+  outputKeys(epoch: number, stage: number, partition: number, miner: string) {
+    const at = { run: this.cfg.name, epoch: epoch + 1, stage, partition, owner: miner };
+    return { w: keys.merged(at), optim: keys.optimizer(at) };
+  }
+
   /** The jobs assigned to a miner now, with everything needed to do them (URLs added by the route). */
   async jobsFor(miner: string, now: number): Promise<MergeJob[]> {
     this.coordinator.state.seen(miner, now); // a merger asking for work is alive
@@ -324,10 +330,7 @@ export class MergeCoordinator implements MergeHooks {
         t: manifest.step + 1,
         w: { key: entry.key, size: entry.size, sha256: entry.sha256 },
         ...(entry.optim ? { optim: entry.optim } : {}),
-        outputs: {
-          w: `runs/${this.cfg.name}/e${m.epoch + 1}/merged/${m.stage}/${partition}/${miner}.safetensors`,
-          optim: `runs/${this.cfg.name}/e${m.epoch + 1}/optim/${m.stage}/${partition}/${miner}.safetensors`,
-        },
+        outputs: this.outputKeys(m.epoch, m.stage, partition, miner),
       });
     }
     return job;
@@ -406,10 +409,7 @@ export class MergeCoordinator implements MergeHooks {
     now: number,
   ): { accepted: true } {
     const { m, j } = this.job(miner, b.epoch, b.stage, b.round, b.partition, 2);
-    const keys = {
-      w: `runs/${this.cfg.name}/e${b.epoch + 1}/merged/${b.stage}/${b.partition}/${miner}.safetensors`,
-      optim: `runs/${this.cfg.name}/e${b.epoch + 1}/optim/${b.stage}/${b.partition}/${miner}.safetensors`,
-    };
+    const keys = this.outputKeys(b.epoch, b.stage, b.partition, miner);
     for (const k of ['w', 'optim'] as const) {
       const s = stored[k];
       if (!s)

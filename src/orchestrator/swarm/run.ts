@@ -27,7 +27,7 @@ import {
 } from '../../merge/manifest.js';
 import { initialWeights } from '../../model/init.js';
 import { stageLayout } from '../../model/params.js';
-import type { ObjectStore } from '../../store/index.js';
+import { keys, type ObjectStore } from '../../store/index.js';
 import { sha256Hex } from '../../tensor-io/hash.js';
 import type { ManifestRef, SwarmState, WindowRef } from '../state/swarm.js';
 import type { SwarmSettings } from './contracts.js';
@@ -46,7 +46,7 @@ export function runConfigHash(run: RunConfig, model: ModelConfig): string {
 }
 
 export function dataKey(run: string, shard: string): string {
-  return `runs/${run}/data/${shard}.bin`;
+  return keys.data({ run, shard });
 }
 
 export async function openRun(o: {
@@ -148,7 +148,13 @@ export async function openRun(o: {
       partitions: [],
     };
     for (const [index, [offset, length]] of partitionBounds(flat.length, elements).entries()) {
-      const key = `runs/${run.name}/e0/merged/${spec.index}/${index}/init.safetensors`;
+      const key = keys.merged({
+        run: run.name,
+        epoch: 0,
+        stage: spec.index,
+        partition: index,
+        owner: 'init',
+      });
       const info = await store.put(
         key,
         encodePartition(flat.subarray(offset, offset + length), offset),
@@ -162,7 +168,7 @@ export async function openRun(o: {
         sha256: info.sha256!,
       });
     }
-    const key = `runs/${run.name}/e0/stage/${spec.index}.json`;
+    const key = keys.manifest({ run: run.name, epoch: 0, stage: spec.index });
     const info = await store.put(key, encodeManifest(manifest));
     manifests.push({ key, size: info.size, sha256: info.sha256!, epoch: 0, step: 0 });
   }

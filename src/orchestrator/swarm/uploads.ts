@@ -5,6 +5,7 @@
  * Functions over the Coordinator, which delegates to them (as status.ts does).
  */
 import { learningRate } from '../../model/schedule.js';
+import { keys } from '../../store/keys.js';
 import { HttpError } from '../errors.js';
 import type { GradientRow, StageRow } from '../state/swarm.js';
 import type { Coordinator } from './coordinator.js';
@@ -18,7 +19,7 @@ export interface DeclaredGradient {
 }
 
 export function gradientKey(run: string, epoch: number, stage: number, miner: string): string {
-  return `runs/${run}/e${epoch}/grad/${stage}/${miner}.safetensors`;
+  return keys.gradient({ run, epoch, stage, owner: miner });
 }
 
 /** Upload URLs for a gradient expire with the UPLOADING phase; refused outside it. */

@@ -9,6 +9,7 @@ import { storageRoutes } from '../../../src/orchestrator/routes/storage.js';
 import { LocalStore, localStoreRoutes } from '../../../src/store/index.js';
 import { startTestOrchestrator, type TestOrchestrator } from '../../support/orchestrator.js';
 import { SimParticipant } from '../../support/sim-miner.js';
+import { keys } from '../../../src/store/keys.js';
 
 interface Attempt {
   name: string;
@@ -233,7 +234,7 @@ describe('bad input on every route', () => {
 
   function storageAttempts(m: Identity): Attempt[] {
     const sha = 'a'.repeat(64);
-    const own = `runs/test-run/e0/grad/0/${m.id}.safetensors`;
+    const own = keys.gradient({ run: 'test-run', epoch: 0, stage: 0, owner: m.id });
     const up = (body: string, status: number, code: string, name: string, who = m): Attempt => ({
       name,
       method: 'POST',
@@ -281,7 +282,7 @@ describe('bad input on every route', () => {
       up(
         JSON.stringify({
           kind: 'gradient',
-          key: `runs/test-run/e0/grad/0/${stranger.id}.safetensors`,
+          key: keys.gradient({ run: 'test-run', epoch: 0, stage: 0, owner: stranger.id }),
           size: 10,
           sha256: sha,
         }),

@@ -12,6 +12,7 @@ import {
 } from '../../../src/store/index.js';
 import { startTestOrchestrator, type TestOrchestrator } from '../../support/orchestrator.js';
 import { SimParticipant } from '../../support/sim-miner.js';
+import { keys } from '../../../src/store/keys.js';
 
 describe('scoped storage URLs through the orchestrator', () => {
   let o: TestOrchestrator;
@@ -40,7 +41,7 @@ describe('scoped storage URLs through the orchestrator', () => {
     await o.close();
   });
 
-  const gradKey = (id: string) => `runs/test-run/e0/grad/1/${id}.safetensors`;
+  const gradKey = (id: string) => keys.gradient({ run: 'test-run', epoch: 0, stage: 1, owner: id });
 
   it('issues an upload URL for a declared object under the caller’s prefix, and a verified download', async () => {
     const bytes = randomBytes(100_000);
@@ -66,7 +67,7 @@ describe('scoped storage URLs through the orchestrator', () => {
   it('runs a multipart upload whose plan the orchestrator keeps and completes', async () => {
     const bytes = randomBytes(11 * 1024 * 1024);
     const d = describeUpload(bytes, { partSize: 5 * 1024 * 1024 });
-    const key = `runs/test-run/e1/grad/0/${a.id}.safetensors`;
+    const key = keys.gradient({ run: 'test-run', epoch: 1, stage: 0, owner: a.id });
     const plan = await a.client.post<UploadPlan>('/v1/storage/upload', {
       kind: 'gradient',
       key,
@@ -114,7 +115,15 @@ describe('scoped storage URLs through the orchestrator', () => {
     expect(
       await refuse({
         kind: 'activation',
-        key: `runs/test-run/e0/act/1/0/fwd/${b.id}-L1.safetensors`,
+        key: keys.activation({
+          run: 'test-run',
+          epoch: 0,
+          sample: 1,
+          stage: 0,
+          direction: 'fwd',
+          owner: b.id,
+          lease: 'L1',
+        }),
         size: 2 ** 40,
         sha256: d.sha256,
       }),
@@ -125,7 +134,7 @@ describe('scoped storage URLs through the orchestrator', () => {
     expect(
       await refuse({
         kind: 'gradient',
-        key: `runs/other-run/e0/grad/1/${b.id}.safetensors`,
+        key: keys.gradient({ run: 'other-run', epoch: 0, stage: 1, owner: b.id }),
         size: d.size,
         sha256: d.sha256,
       }),

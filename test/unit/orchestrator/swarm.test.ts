@@ -11,6 +11,7 @@ import {
   runConfig,
   type TestSwarm,
 } from '../../support/swarm.js';
+import { keys } from '../../../src/store/keys.js';
 
 function refused(fn: () => unknown): HttpError {
   try {
@@ -81,7 +82,7 @@ describe('the coordinator', () => {
         stage: 1,
         samples: 8,
         step: epoch + 1,
-        key: `runs/test-run/e${epoch}/grad/1/m1.safetensors`,
+        key: keys.gradient({ run: 'test-run', epoch, stage: 1, owner: 'm1' }),
       });
       expect(duty.lr).toBeGreaterThan(0);
       uploadAll(s, miners, epoch);

@@ -3,6 +3,8 @@ import { sha256Hex } from '../../../src/tensor-io/hash.js';
 import {
   authorizeUpload,
   DEFAULT_SIZE_LIMITS,
+  formatKey,
+  keys,
   parseKey,
   refusalError,
   validateKey,
@@ -12,6 +14,48 @@ import {
 
 const sha256 = sha256Hex('x');
 const MINER = 'Xk3-_9aQ0zVbY7wLmN2pR5sT8uE1cD4fG6hJ9kM0nOq'; // a 43-character key id with - and _
+
+describe('formatKey and keys', () => {
+  const examples = [
+    { kind: 'data', run: 'r1', shard: 'shard-00000' },
+    {
+      kind: 'activation',
+      run: 'r1',
+      epoch: 12,
+      sample: 7,
+      stage: 3,
+      direction: 'bwd',
+      owner: MINER,
+      lease: 'a_1b_ff',
+    },
+    { kind: 'gradient', run: 'r1', epoch: 4, stage: 2, owner: MINER },
+    { kind: 'merged', run: 'r1', epoch: 4, stage: 2, partition: 9, owner: MINER },
+    { kind: 'optimizer', run: 'r1', epoch: 3, stage: 2, partition: 9, owner: MINER },
+    { kind: 'manifest', run: 'r1', epoch: 0, stage: 1 },
+  ] as const;
+
+  it('writes the key parseKey reads back, for every kind', () => {
+    for (const k of examples) expect(parseKey(formatKey(k))).toEqual(k);
+  });
+
+  it('writes the layout of DESIGN.md section 7', () => {
+    expect(keys.gradient({ run: 'r1', epoch: 4, stage: 2, owner: 'm' })).toBe(
+      'runs/r1/e4/grad/2/m.safetensors',
+    );
+    expect(keys.manifest({ run: 'r1', epoch: 5, stage: 0 })).toBe('runs/r1/e5/stage/0.json');
+    expect(keys.runPrefix('r1')).toBe('runs/r1/');
+  });
+
+  it('refuses to write a key outside the syntax', () => {
+    let thrown: unknown;
+    try {
+      keys.data({ run: '../x', shard: 's' });
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toMatchObject({ code: 'E_BAD_KEY' });
+  });
+});
 
 describe('validateKey', () => {
   it('accepts the keys of DESIGN.md section 7', () => {
