@@ -23,7 +23,6 @@ import { parseArgs } from 'node:util';
 import {
   headDim,
   loadModelConfig,
-  stageSpecs,
   validateConfig,
   type ModelConfig,
   type StageSpec,

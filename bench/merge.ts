@@ -16,19 +16,13 @@ import { encodeGradient, partitionHashes } from '../src/merge/gradient.js';
 import { decodePartition, parseManifest, partitionElements } from '../src/merge/manifest.js';
 import { MergeWorker } from '../src/merge/worker.js';
 import { stageLayout } from '../src/model/params.js';
-import { storageRoutes } from '../src/orchestrator/routes/storage.js';
-import { swarmRoutes } from '../src/orchestrator/routes/swarm.js';
-import { buildOrchestrator } from '../src/orchestrator/server.js';
-import { MergeState } from '../src/orchestrator/state/merge.js';
+import { validateConfig } from '../src/config/load.js';
+import { assembleOrchestrator } from '../src/orchestrator/assemble.js';
 import { Repository } from '../src/orchestrator/state/repository.js';
-import { SwarmState } from '../src/orchestrator/state/swarm.js';
-import { Coordinator } from '../src/orchestrator/swarm/coordinator.js';
-import { MergeCoordinator } from '../src/orchestrator/swarm/merge.js';
-import { acceptGradient } from '../src/orchestrator/swarm/uploads.js';
-import { openRun } from '../src/orchestrator/swarm/run.js';
+import type { Coordinator } from '../src/orchestrator/swarm/coordinator.js';
 import { SignedClient } from '../src/protocol/client.js';
 import { newIdentity } from '../src/protocol/keys.js';
-import { LocalStore, localStoreRoutes } from '../src/store/index.js';
+import { LocalStore } from '../src/store/index.js';
 
 interface Result {
   k: number;
@@ -118,36 +112,21 @@ async function mergeOnce(
   );
   const { run, model } = loadRunConfig(runFile);
   const repo = Repository.open(join(dir, 'state.db'));
-  const state = new SwarmState(repo.db);
   let base = '';
   const store = await LocalStore.open({ root: join(dir, 'store'), baseUrl: () => base });
-  const opened = await openRun({ run, model, state, store, log: () => {} });
-  let commit: (<T>(fn: () => T) => Promise<T>) | undefined;
   const layout = stageLayout(model, stageSpecs(model)[0]).params;
-  const merge = new MergeCoordinator(
-    new MergeState(repo.db),
-    { name: run.name, run, model, layouts: [layout], params: opened.settings.params },
-    store,
-    (fn) => commit!(fn),
-    Date.now,
-  );
-  const coord = new Coordinator(state, { ...opened.settings, merge });
-  merge.coordinator = coord;
-  repo.transaction(() => coord.createRun(opened.configHash, opened.manifests!, Date.now()));
-  const { app, ctx } = await buildOrchestrator({
-    run: run.name,
-    version: 'bench',
+  const orch = await assembleOrchestrator({
+    node: validateConfig('node', { validators: [], admins: [] }, 'bench'),
     repo,
-    node: { validators: [], admins: [] },
+    store,
+    version: 'bench',
+    run: { run, model },
     rateLimits: { keyPerSecond: 1e6, keyBurst: 1e6, exemptLoopback: true },
-    plugins: [
-      localStoreRoutes(store),
-      storageRoutes(store),
-      swarmRoutes(coord, store, opened.configHash, merge),
-    ],
+    validation: false,
   });
-  commit = ctx.commit;
-  base = await app.listen({ host: '127.0.0.1', port: 0 });
+  const coord = orch.swarm!.coordinator;
+  const change = <T>(fn: () => T) => orch.ctx.commit(fn);
+  base = await orch.app.listen({ host: '127.0.0.1', port: 0 });
   try {
     const W = params * 4;
     const clients = Array.from(
@@ -156,25 +135,24 @@ async function mergeOnce(
     );
     for (const c of clients) await c.post('/v1/register', { version: 'bench' });
     const ids = clients.map((c) => c.o.identity.id);
-    repo.transaction(() => ids.forEach((id) => coord.join(id, 0, Date.now())));
+    await change(() => ids.forEach((id) => coord.join(id, 0, Date.now())));
     let measured: Result | undefined;
     for (let epoch = 0; epoch < 2; epoch++) {
       const weights = await currentWeights(coord, store);
       // One credited sample per miner, then its gradient sum, straight into the state and store.
       for (const id of ids) {
-        const w = repo.transaction(() => coord.work(id, 1, Date.now()));
-        repo.transaction(() =>
+        const w = await change(() => coord.work(id, 1, Date.now()));
+        await change(() =>
           coord.report(id, { lease: w.items[0].lease, losses: [3] }, undefined, Date.now()),
         );
       }
-      repo.transaction(() => coord.tick(Date.now()));
+      await orch.tick();
       for (const id of ids) {
         const g = new Float32Array(params).map(() => Math.random() - 0.5);
         const bytes = encodeGradient(g);
-        const info = await store.put(coord.gradientKey(epoch, 0, id), bytes);
-        repo.transaction(() =>
-          acceptGradient(
-            coord,
+        const info = await store.put(coord.uploads.key(epoch, 0, id), bytes);
+        await change(() =>
+          coord.uploads.accept(
             id,
             epoch,
             0,
@@ -208,7 +186,7 @@ async function mergeOnce(
       const t0 = performance.now();
       while (coord.state.stage(0).epoch === epoch) {
         await Promise.all(workers.map((w) => w.runOnce()));
-        await merge.pump();
+        await orch.swarm!.referee!.pump();
       }
       const seconds = (performance.now() - t0) / 1000;
       // Each miner then downloads the new weights (W): every partition of the manifest.
@@ -231,7 +209,7 @@ async function mergeOnce(
     for (const c of clients) await c.close();
     return { W, result: measured! };
   } finally {
-    await app.close();
+    await orch.close();
     repo.close();
   }
 }

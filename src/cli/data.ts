@@ -1,7 +1,6 @@
 /** `iota data`: prepare token shards from a corpus, and describe a prepared dataset. */
 import type { Command } from 'commander';
 import ora from 'ora';
-import { IotaError } from '../errors.js';
 import {
   TOKENIZER_NAMES,
   WindowIndex,

@@ -90,8 +90,10 @@ export function registerMiner(program: Command): void {
 
     const spinner = o.json ? undefined : ora({ text: 'joining…', discardStdin: false }).start();
     const started = Date.now();
-    let miner: Miner;
+    // Events may come while the Miner is being built: the view renders once it exists.
+    const built: { miner?: Miner } = {};
     const render = () => {
+      const miner = built.miner!;
       const s = miner.stats;
       const secs = Math.max(1, (Date.now() - started) / 1000);
       const parts = [
@@ -118,16 +120,16 @@ export function registerMiner(program: Command): void {
       else if (e.event === 'upload')
         spinner!
           .info(
-            `epoch ${e.epoch}: uploaded the gradient sum of ${e.samples} samples (lr ${Number(e.lr).toExponential(2)}, step ${e.step})`,
+            `epoch ${e.epoch}: uploaded the gradient sum of ${e.samples} samples (${e.bytes} bytes)`,
           )
           .start();
       else if (e.event === 'weights' && Number(e.step) > 0)
         spinner!.info(`epoch ${e.epoch}: loaded the weights of step ${e.step}`).start();
       else if (e.event === 'refused' || e.event === 'warning')
         spinner!.warn(`${e.code ?? ''} ${e.message}`).start();
-      if (miner) render();
+      if (built.miner) render();
     };
-    miner = new Miner({
+    const miner = new Miner({
       orchestrator,
       identity,
       layer,
@@ -138,6 +140,7 @@ export function registerMiner(program: Command): void {
       maxEpochs: o.maxEpochs,
       onEvent,
     });
+    built.miner = miner;
 
     let health: ReturnType<typeof createServer> | undefined;
     if (o.healthPort) {

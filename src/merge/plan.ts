@@ -65,7 +65,7 @@ export function planSeed(
 /** A deterministic shuffle (Fisher-Yates) driven by sha256 of the seed and a counter. */
 function shuffled<T>(items: readonly T[], seed: string): T[] {
   const out = [...items];
-  let pool: number[] = [];
+  const pool: number[] = [];
   let counter = 0;
   const next = (): number => {
     if (pool.length === 0) {

@@ -238,14 +238,7 @@ export class Miner {
       return;
     }
     if (w.duty && this.uploadedFor !== w.duty.epoch) {
-      await this.uploadGradient(
-        w.duty.epoch,
-        w.duty.stage,
-        w.duty.key,
-        w.duty.samples,
-        w.duty.lr,
-        w.duty.step,
-      );
+      await this.uploadGradient(w.duty.epoch, w.duty.stage, w.duty.key, w.duty.samples);
       return;
     }
     if (w.phase === 'merging' && this.merger) {
@@ -370,8 +363,6 @@ export class Miner {
     stage: number,
     key: string,
     samples: number,
-    lr: number,
-    step: number,
   ): Promise<void> {
     if (samples !== this.credited)
       this.emit({
@@ -393,7 +384,7 @@ export class Miner {
       ),
     });
     this.uploadedFor = epoch;
-    this.emit({ event: 'upload', epoch, stage, samples, bytes: bytes.length, lr, step });
+    this.emit({ event: 'upload', epoch, stage, samples, bytes: bytes.length });
   }
 
   private async put(

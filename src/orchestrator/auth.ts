@@ -8,17 +8,9 @@ import { HEADERS, MAX_SKEW_MS, PROTOCOL_VERSION, readSignedRequest } from '../pr
 import type { SignatureVerifier } from './verifier.js';
 import { HttpError } from './errors.js';
 import type { RateLimiter } from './ratelimit.js';
-import type { ServerContext } from './server.js';
-import type { Participant } from './state/repository.js';
+import type { AuthInfo, ServerContext } from './context.js';
 
-export type RouteAuth = 'none' | 'signed' | 'registered';
-
-export interface AuthInfo {
-  key: string;
-  nonce: string;
-  timestamp: number;
-  participant?: Participant;
-}
+export type { AuthInfo, RouteAuth } from './context.js';
 
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 

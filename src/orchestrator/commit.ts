@@ -3,6 +3,9 @@
  * back alone, but the changes that arrive within one turn of the event loop share one SQLite
  * transaction: one commit instead of dozens under load. A change is acknowledged only after
  * the transaction that holds it has committed.
+ *
+ * `after` runs once per group, after its changes, in the same transaction (in a savepoint of
+ * its own): the swarm moves its phases on there, so no request handler has to.
  */
 import type { WriteGate } from './state/checkpoint.js';
 import type { Repository } from './state/repository.js';
@@ -18,7 +21,10 @@ export class GroupCommitter implements WriteGate {
   private scheduled = false;
   private held = false;
 
-  constructor(private readonly repo: Repository) {
+  constructor(
+    private readonly repo: Repository,
+    private readonly hooks: { after?: () => void; onError?: (e: unknown) => void } = {},
+  ) {
     repo.useWriteGate(this);
   }
 
@@ -63,6 +69,7 @@ export class GroupCommitter implements WriteGate {
             outcomes.push({ ok: false, value: e });
           }
         }
+        if (this.hooks.after) this.runAfter(this.hooks.after);
       });
     } catch (e) {
       for (const p of batch) p.reject(e);
@@ -71,5 +78,14 @@ export class GroupCommitter implements WriteGate {
     batch.forEach((p, i) =>
       outcomes[i].ok ? p.resolve(outcomes[i].value) : p.reject(outcomes[i].value),
     );
+  }
+
+  /** The hook's failure rolls back its own savepoint only: the group's changes still commit. */
+  private runAfter(after: () => void): void {
+    try {
+      this.repo.transaction(after);
+    } catch (e) {
+      this.hooks.onError?.(e);
+    }
   }
 }

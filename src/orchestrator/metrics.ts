@@ -2,7 +2,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Repository } from './state/repository.js';
 import type { Coordinator } from './swarm/coordinator.js';
-import type { MergeCoordinator } from './swarm/merge.js';
+import type { MergeTraffic } from './swarm/merge-traffic.js';
 
 export class Metrics {
   readonly registry = new Registry();
@@ -52,9 +52,9 @@ export function registerSwarmMetrics(
   registry: Registry,
   coordinator: Coordinator,
   clock: () => number,
-  merge?: MergeCoordinator,
+  traffic?: MergeTraffic,
 ): void {
-  if (merge) {
+  if (traffic) {
     new Gauge({
       name: 'iota_merge_miner_bytes_over_w',
       help: 'the largest per-miner merge traffic of the newest merge of each stage, relative to the stage size W',
@@ -63,7 +63,7 @@ export function registerSwarmMetrics(
       collect() {
         this.reset();
         for (let s = 0; s < coordinator.stages; s++) {
-          const t = merge.lastTraffic(s);
+          const t = traffic.last(s);
           if (!t) continue;
           this.set({ stage: String(s), direction: 'down' }, t.maxDownOverW);
           this.set({ stage: String(s), direction: 'up' }, t.maxUpOverW);

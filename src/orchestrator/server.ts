@@ -10,10 +10,10 @@ import Fastify, {
   type FastifyRequest,
   type RouteOptions,
 } from 'fastify';
-import type { NodeConfig } from '../config/node.js';
 import { isIotaError } from '../errors.js';
 import { HEADERS, MAX_SKEW_MS } from '../protocol/signing.js';
-import { installAuth, type AuthInfo, type RouteAuth } from './auth.js';
+import { installAuth } from './auth.js';
+import type { OrchestratorOptions, RateLimits, ServerContext } from './context.js';
 import { HttpError, statusOf } from './errors.js';
 import { GroupCommitter } from './commit.js';
 import { Metrics } from './metrics.js';
@@ -22,67 +22,9 @@ import { openApiDocument } from './openapi.js';
 import { RateLimiter } from './ratelimit.js';
 import { participantRoutes } from './routes/participants.js';
 import { systemRoutes } from './routes/system.js';
-import type { Repository, Role, StoredReply } from './state/repository.js';
-import type { ParsedKey } from '../store/index.js';
+import type { Repository, StoredReply } from './state/repository.js';
 
-declare module 'fastify' {
-  interface FastifyContextConfig {
-    auth?: RouteAuth;
-    roles?: Role[];
-  }
-  interface FastifyRequest {
-    auth?: AuthInfo;
-    rawBody?: Buffer;
-  }
-  interface FastifySchema {
-    /** one line for /openapi.json */
-    description?: string;
-  }
-}
-
-export interface RateLimits {
-  ipPerSecond: number;
-  ipBurst: number;
-  keyPerSecond: number;
-  keyBurst: number;
-  /** loopback addresses skip the IP limit (benchmarks and tests on one machine) */
-  exemptLoopback: boolean;
-}
-
-export interface OrchestratorOptions {
-  run: string;
-  version: string;
-  repo: Repository;
-  node: Pick<NodeConfig, 'validators' | 'admins' | 'allow_list'>;
-  clock?: () => number;
-  bodyLimit?: number;
-  rateLimits?: Partial<RateLimits>;
-  logger?: boolean;
-  /** worker threads verifying signatures (default 1 on multi-core hosts, 0 = on the event loop) */
-  verifyThreads?: number;
-  /** sha256 of the run and model configs; clients that send another are refused */
-  configHash?: string;
-  /** extra route plugins (the object store's, the swarm's) */
-  plugins?: Array<(app: FastifyInstance, ctx: ServerContext) => Promise<void> | void>;
-}
-
-export interface ServerContext {
-  run: string;
-  version: string;
-  repo: Repository;
-  node: OrchestratorOptions['node'];
-  clock: () => number;
-  metrics: Metrics;
-  configHash?: string;
-  /** Runs a state change once per request id, atomically with its nonce and reply; resolves after commit. */
-  mutate<T>(req: FastifyRequest, fn: () => T): Promise<T>;
-  /** Runs a state change of the server's own (timers) in the group commit; resolves after commit. */
-  commit<T>(fn: () => T): Promise<T>;
-  /** extra fields of a heartbeat's reply, computed in its transaction (the swarm renews leases) */
-  onHeartbeat?: (key: string, now: number) => Record<string, unknown>;
-  /** a later bound on an upload URL's expiry for this key, or a refusal (the swarm: leases, phases) */
-  uploadScope?: (caller: string, key: ParsedKey, now: number) => number | undefined;
-}
+export type { OrchestratorOptions, RateLimits, ServerContext } from './context.js';
 
 const DEFAULT_LIMITS: RateLimits = {
   ipPerSecond: 200,
@@ -129,7 +71,7 @@ export async function buildOrchestrator(
     }
   });
 
-  const committer = new GroupCommitter(o.repo);
+  const committer = o.committer ?? new GroupCommitter(o.repo);
   const ctx: ServerContext = {
     run: o.run,
     version: o.version,

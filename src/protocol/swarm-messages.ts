@@ -90,8 +90,6 @@ export const UploadDutySchema = Type.Object({
   stage: Type.Integer(),
   key: Type.String({ description: 'where your gradient sum goes' }),
   samples: Type.Integer({ description: 'samples the ledger credits you (n_i)' }),
-  lr: Type.Number({ description: 'learning rate of this epoch’s step' }),
-  step: Type.Integer({ description: 'the optimizer step count t of this epoch’s step' }),
   deadline: Ms,
 });
 

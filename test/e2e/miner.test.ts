@@ -300,8 +300,7 @@ describe('iota miner', () => {
         ?.samples,
     ).toBe(4);
     await producer.close();
-    consumer.kill('SIGTERM');
-    expect(await consumer.exited).toBe(0);
+    expect(await consumer.kill('SIGTERM')).toBe(0);
     expect(await s.orch.kill('SIGTERM')).toBe(0);
   });
 });

@@ -5,21 +5,17 @@
  */
 import { createHash } from 'node:crypto';
 import { loadModelConfig, validateConfig, type RunConfig } from '../../src/config/index.js';
+import { assembleSwarm } from '../../src/orchestrator/assemble.js';
 import { Repository } from '../../src/orchestrator/state/repository.js';
-import {
-  SwarmState,
-  type ManifestRef,
-  type WindowRef,
-} from '../../src/orchestrator/state/swarm.js';
+import type { ManifestRef, SwarmState, WindowRef } from '../../src/orchestrator/state/swarm.js';
 import type {
   MergeHooks,
+  MergeOutcome,
   MergeParticipant,
   WorkItem,
 } from '../../src/orchestrator/swarm/contracts.js';
-import { Coordinator } from '../../src/orchestrator/swarm/coordinator.js';
-import { acceptGradient } from '../../src/orchestrator/swarm/uploads.js';
-import { ValidationState } from '../../src/orchestrator/state/validation.js';
-import { ValidationCoordinator } from '../../src/orchestrator/swarm/validation.js';
+import type { Coordinator } from '../../src/orchestrator/swarm/coordinator.js';
+import type { ValidationCoordinator } from '../../src/orchestrator/swarm/validation.js';
 import { keys } from '../../src/store/keys.js';
 
 export const RUN = 'test-run';
@@ -71,11 +67,13 @@ export function fakeManifest(stage: number, epoch: number, step = epoch): Manife
 
 /** A merge that publishes the next epoch's manifest as soon as it begins, recording what it got. */
 export class InstantMerge implements MergeHooks {
-  coordinator!: Coordinator;
   readonly began: Array<{ stage: number; epoch: number; participants: MergeParticipant[] }> = [];
-  begin(stage: number, epoch: number, participants: MergeParticipant[], now: number): void {
+  begin(stage: number, epoch: number, participants: MergeParticipant[]): void {
     this.began.push({ stage, epoch, participants });
-    this.coordinator.finishMerge(stage, epoch, fakeManifest(stage, epoch + 1, epoch + 1), now);
+  }
+  outcome(stage: number, epoch: number): MergeOutcome | undefined {
+    if (!this.began.some((b) => b.stage === stage && b.epoch === epoch)) return undefined;
+    return { manifest: fakeManifest(stage, epoch + 1, epoch + 1), excluded: {} };
   }
 }
 
@@ -86,11 +84,13 @@ export interface TestSwarm {
   clock: { now: number };
   /** advance the fake clock and tick */
   advance(ms: number): void;
-  /** run fn in a transaction, as the server does */
+  /** run fn in a transaction, then let the phases move on, as the server's group commit does */
   tx<T>(fn: () => T): T;
   dump(): string;
   /** present when made with `validate` */
   validation?: ValidationCoordinator;
+  /** the merge hooks plugged in, if any */
+  merge?: MergeHooks;
 }
 
 /** `validate`: a ValidationCoordinator plugged in, drawing its random checks from `random`. */
@@ -103,33 +103,34 @@ export function makeSwarm(
   } = {},
 ): TestSwarm {
   const repo = Repository.open(':memory:');
-  const state = new SwarmState(repo.db);
   const clock = { now: 1_000_000 };
   const costs = o.costs ?? [1, 1, 1];
-  const merge = o.merge === 'instant' ? new InstantMerge() : o.merge;
   const run = o.run ?? runConfig();
   const model = loadModelConfig('configs/tiny.yaml');
-  const validation =
-    o.validate &&
-    new ValidationCoordinator(
-      new ValidationState(repo.db),
-      state,
-      { run, model, params: costs.map(() => 1000) },
-      o.validate.random,
-    );
-  const coord = new Coordinator(state, {
-    name: RUN,
-    run,
-    model,
-    costs,
-    params: costs.map(() => 1000),
-    window: fakeWindow,
-    merge,
+  const merge = o.merge === 'instant' ? new InstantMerge() : o.merge;
+  const {
+    state,
+    coordinator: coord,
     validation,
+  } = assembleSwarm({
+    repo,
+    settings: {
+      name: RUN,
+      run,
+      model,
+      costs,
+      params: costs.map(() => 1000),
+      window: fakeWindow,
+    },
+    merge: merge ?? 'none',
+    validation: o.validate ?? false,
   });
-  if (validation) validation.coordinator = coord;
-  if (merge instanceof InstantMerge) merge.coordinator = coord;
-  const tx = <T>(fn: () => T) => repo.transaction(fn);
+  const tx = <T>(fn: () => T) =>
+    repo.transaction(() => {
+      const r = fn();
+      coord.advance(clock.now);
+      return r;
+    });
   tx(() =>
     coord.createRun(
       'hash',
@@ -149,6 +150,7 @@ export function makeSwarm(
     },
     dump: () => repo.dump(),
     validation,
+    merge,
   };
 }
 
@@ -211,7 +213,7 @@ export class CoordMiner {
       partitions: [sha(`part ${this.id} ${epoch} ${stage}`)],
     };
     return this.swarm.tx(() =>
-      acceptGradient(this.swarm.coord, this.id, epoch, stage, d, d, this.swarm.clock.now),
+      this.swarm.coord.uploads.accept(this.id, epoch, stage, d, d, this.swarm.clock.now),
     );
   }
 }

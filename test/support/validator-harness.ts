@@ -192,8 +192,7 @@ export async function runValidatorHarness(o: HarnessOptions): Promise<HarnessRes
 
     const { params } = await adversaries[0].runInfo();
     // Stop the work first, so the scores and the counts cover the same items.
-    for (const p of honest) p.kill('SIGTERM');
-    const minerExits = await Promise.all(honest.map((p) => p.exited));
+    const minerExits = await Promise.all(honest.map((p) => p.kill('SIGTERM')));
     await Promise.all(adversaries.map((a) => a.close()));
     const status = (await runIota(['status', '--orchestrator', url])).stdout;
     const scores = JSON.parse(
@@ -261,8 +260,7 @@ export async function runValidatorHarness(o: HarnessOptions): Promise<HarnessRes
         trail,
       });
     }
-    validator.kill('SIGTERM');
-    const exits = [...minerExits, await validator.exited, await orch.kill('SIGTERM')];
+    const exits = [...minerExits, await validator.kill('SIGTERM'), await orch.kill('SIGTERM')];
     return {
       adversaries: outcomes,
       honest_checks: honestVerdicts().length,

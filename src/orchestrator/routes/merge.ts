@@ -10,16 +10,20 @@ import {
   UpdatedRequest,
 } from '../../protocol/swarm-messages.js';
 import type { ObjectStore } from '../../store/index.js';
-import type { ServerContext } from '../server.js';
+import type { ServerContext } from '../context.js';
 import type { MergeCoordinator } from '../swarm/merge.js';
+import type { MergeReferee } from '../swarm/merge-referee.js';
 
 export async function mergeRoutes(
   app: FastifyInstance,
   ctx: ServerContext,
   merge: MergeCoordinator,
+  referee: MergeReferee,
   store: ObjectStore,
 ): Promise<void> {
-  const kick = () => void merge.pump().catch((e) => app.log.error({ err: e }, 'merge pump failed'));
+  // A result may complete a partition the orchestrator must now act on (a tie, a publish).
+  const kick = () =>
+    void referee.pump().catch((e: unknown) => app.log.error({ err: e }, 'merge pump failed'));
 
   app.get(
     '/v1/merge/jobs',

@@ -11,7 +11,7 @@ import {
 } from '../../protocol/messages.js';
 import { PROTOCOL_VERSION } from '../../protocol/signing.js';
 import { HttpError } from '../errors.js';
-import type { ServerContext } from '../server.js';
+import type { ServerContext } from '../context.js';
 import type { Role } from '../state/repository.js';
 
 export async function participantRoutes(app: FastifyInstance, ctx: ServerContext): Promise<void> {

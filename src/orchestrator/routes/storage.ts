@@ -17,7 +17,7 @@ import {
   type UploadPlan,
 } from '../../store/index.js';
 import { HttpError } from '../errors.js';
-import type { ServerContext } from '../server.js';
+import type { ServerContext } from '../context.js';
 
 /** How long an upload or download URL stays valid until leases bound it (Orchestrator II). */
 export const URL_TTL_MS = 15 * 60 * 1000;

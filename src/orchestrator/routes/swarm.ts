@@ -23,34 +23,38 @@ import {
 import type { ObjectStore } from '../../store/index.js';
 import type { WorkReply as Work } from '../swarm/contracts.js';
 import type { Coordinator } from '../swarm/coordinator.js';
-import { acceptGradient, gradientExpiry } from '../swarm/uploads.js';
-import type { ServerContext } from '../server.js';
+import type { ServerContext } from '../context.js';
 import { registerSwarmMetrics } from '../metrics.js';
 import { URL_TTL_MS } from './storage.js';
 import { mergeRoutes } from './merge.js';
 import { validationRoutes } from './validate.js';
 import type { ValidationCoordinator } from '../swarm/validation.js';
 import type { MergeCoordinator } from '../swarm/merge.js';
+import type { MergeReferee } from '../swarm/merge-referee.js';
 
-export function swarmRoutes(
-  coordinator: Coordinator,
-  store: ObjectStore,
-  configHash: string,
-  merge?: MergeCoordinator,
-  validation?: ValidationCoordinator,
-) {
+/** The swarm's parts the routes serve (assemble.ts builds them). */
+export interface SwarmServices {
+  coordinator: Coordinator;
+  configHash: string;
+  /** the sharded merge and the orchestrator's own merger, when the swarm merges */
+  merge?: { coordinator: MergeCoordinator; referee: MergeReferee };
+  validation?: ValidationCoordinator;
+}
+
+export function swarmRoutes(swarm: SwarmServices, store: ObjectStore) {
+  const { coordinator, configHash, merge, validation } = swarm;
+  const uploads = coordinator.uploads;
   return async (app: FastifyInstance, ctx: ServerContext): Promise<void> => {
     ctx.onHeartbeat = (key, now) => coordinator.heartbeat(key, now);
-    registerSwarmMetrics(ctx.metrics.registry, coordinator, ctx.clock, merge);
+    registerSwarmMetrics(ctx.metrics.registry, coordinator, ctx.clock, merge?.coordinator.traffic);
     ctx.uploadScope = (caller, key, now) => {
       if (key.kind === 'activation') return coordinator.leaseExpiry(caller, key.lease, now);
-      if (key.kind === 'gradient')
-        return gradientExpiry(coordinator, caller, key.epoch, key.stage, now);
+      if (key.kind === 'gradient') return uploads.expiry(caller, key.epoch, key.stage, now);
       if ((key.kind === 'merged' || key.kind === 'optimizer') && merge)
-        return merge.uploadExpiry(caller, key.epoch, key.stage, key.partition, now);
+        return merge.coordinator.uploadExpiry(caller, key.epoch, key.stage, key.partition, now);
       return undefined;
     };
-    if (merge) await mergeRoutes(app, ctx, merge, store);
+    if (merge) await mergeRoutes(app, ctx, merge.coordinator, merge.referee, store);
     if (validation) await validationRoutes(app, ctx, validation, store);
 
     app.get(
@@ -167,10 +171,9 @@ export function swarmRoutes(
       },
       async (req) => {
         const b = req.body;
-        const info = await store.head(coordinator.gradientKey(b.epoch, b.stage, req.auth!.key));
+        const info = await store.head(uploads.key(b.epoch, b.stage, req.auth!.key));
         return ctx.mutate(req, () =>
-          acceptGradient(
-            coordinator,
+          uploads.accept(
             req.auth!.key,
             b.epoch,
             b.stage,

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { HttpError } from '../errors.js';
 import { PROTOCOL_VERSION } from '../../protocol/signing.js';
-import type { ServerContext } from '../server.js';
+import type { ServerContext } from '../context.js';
 
 export async function systemRoutes(
   app: FastifyInstance,

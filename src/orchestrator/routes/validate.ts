@@ -11,7 +11,7 @@ import {
   VerdictsReply,
 } from '../../protocol/swarm-messages.js';
 import type { ObjectStore } from '../../store/index.js';
-import type { ServerContext } from '../server.js';
+import type { ServerContext } from '../context.js';
 import type { ValidationCoordinator } from '../swarm/validation.js';
 
 export async function validationRoutes(

@@ -2,6 +2,11 @@
 import type { Statement } from 'better-sqlite3';
 import type { MergePlan } from '../../merge/plan.js';
 import type { DB } from './db.js';
+import type { ManifestRef } from './swarm-rows.js';
+
+/** How a stage's merge of an epoch ended: published (some participants left out), or failed. */
+export type MergeOutcome =
+  { manifest: ManifestRef; excluded: Record<string, string> } | { failed: string };
 
 export type JobState = 'assigned' | 'done' | 'unavailable' | 'reassigned';
 
@@ -9,7 +14,7 @@ export interface MergeRow {
   epoch: number;
   stage: number;
   round: number;
-  /** 1 reducing, 2 updating, 3 agreed (manifest to publish), 4 published */
+  /** 1 reducing, 2 updating, 3 agreed (manifest to publish), 4 finished (see `outcome`) */
   step: 1 | 2 | 3 | 4;
   plan: MergePlan;
   /** participants left out of the merge, with the ledger reason */
@@ -17,6 +22,11 @@ export interface MergeRow {
   norm2: number | null;
   clip_factor: number | null;
   started_at: number;
+  /** the learning rate of the epoch's step and the step count t, computed when it begins */
+  lr: number | null;
+  t: number | null;
+  /** how it ended, once step is 4 */
+  outcome: MergeOutcome | null;
 }
 
 export interface JobRow {
@@ -41,7 +51,7 @@ export class MergeState {
       get: p('SELECT * FROM merges WHERE epoch = ? AND stage = ?'),
       active: p('SELECT * FROM merges WHERE step < 4 ORDER BY epoch, stage'),
       put: p(
-        'INSERT OR REPLACE INTO merges (epoch, stage, round, step, plan, excluded, norm2, clip_factor, started_at) VALUES (@epoch, @stage, @round, @step, @plan, @excluded, @norm2, @clip_factor, @started_at)',
+        'INSERT OR REPLACE INTO merges (epoch, stage, round, step, plan, excluded, norm2, clip_factor, started_at, lr, t, outcome) VALUES (@epoch, @stage, @round, @step, @plan, @excluded, @norm2, @clip_factor, @started_at, @lr, @t, @outcome)',
       ),
       jobPut: p(
         "INSERT OR REPLACE INTO merge_jobs (epoch, stage, round, step, partition, merger, state, result, assigned_at, done_at) VALUES (?, ?, ?, ?, ?, ?, 'assigned', NULL, ?, NULL)",
@@ -83,6 +93,7 @@ export class MergeState {
         ...r,
         plan: JSON.parse(r.plan as string),
         excluded: JSON.parse(r.excluded as string),
+        outcome: r.outcome ? JSON.parse(r.outcome as string) : null,
       } as MergeRow)
     );
   }
@@ -94,7 +105,12 @@ export class MergeState {
     return (this.s.active.all() as Array<Record<string, unknown>>).map((r) => this.row(r)!);
   }
   put(m: MergeRow): void {
-    this.s.put.run({ ...m, plan: JSON.stringify(m.plan), excluded: JSON.stringify(m.excluded) });
+    this.s.put.run({
+      ...m,
+      plan: JSON.stringify(m.plan),
+      excluded: JSON.stringify(m.excluded),
+      outcome: m.outcome === null ? null : JSON.stringify(m.outcome),
+    });
   }
   assign(
     m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>,

@@ -6,6 +6,7 @@
 import type { ModelConfig } from '../../config/model.js';
 import type { RunConfig } from '../../config/run.js';
 import type { PlanParticipant } from '../../merge/plan.js';
+import type { MergeOutcome } from '../state/merge.js';
 import type {
   GradientRow,
   ManifestRef,
@@ -19,17 +20,18 @@ import type {
 /** A participant of a stage's merge: its accepted gradient upload and its ledger credit. */
 export type MergeParticipant = PlanParticipant;
 
+export type { MergeOutcome };
+
 /**
  * How the MERGING phase plugs in (the merge module provides it). `begin` is called once when a
- * stage enters MERGING(E), inside the transaction; the merge calls `Coordinator.finishMerge`
- * when the new weights are published. At the deadline `atDeadline` may still produce the
- * manifest (the orchestrator merging what is missing); otherwise the epoch is abandoned.
+ * stage enters MERGING(E), inside the transaction; `outcome` says how the merge ended once it
+ * has (the coordinator then moves the stage on); `tick` runs while the stage is merging
+ * (re-assignments, the orchestrator taking what is left near the deadline).
  */
 export interface MergeHooks {
   begin(stage: number, epoch: number, participants: MergeParticipant[], now: number): void;
-  /** called on every tick while a stage is MERGING (re-assignments) */
+  outcome(stage: number, epoch: number): MergeOutcome | undefined;
   tick?(stage: number, epoch: number, now: number): void;
-  atDeadline?(stage: number, epoch: number, now: number): ManifestRef | undefined;
 }
 
 /**
@@ -45,6 +47,8 @@ export interface ValidationHooks {
   stageAdvanced?(stage: number, epoch: number, now: number): void;
   /** a stage closed UPLOADING(epoch) with these uploads */
   uploadsClosed?(stage: number, epoch: number, uploads: GradientRow[], now: number): void;
+  /** recent held-out evaluation losses, for status */
+  evals?(): Array<{ epoch: number; loss: number; windows: number; at: number }>;
 }
 
 export interface SwarmSettings {
@@ -60,10 +64,12 @@ export interface SwarmSettings {
   window(sampleId: number): WindowRef;
   /** held-out window j (evaluation), and how many there are */
   heldOut?: { count: number; window(j: number): WindowRef };
+}
+
+/** The parts the coordinator drives: both optional (a swarm without them never merges). */
+export interface SwarmHooks {
   merge?: MergeHooks;
   validation?: ValidationHooks;
-  /** recent held-out evaluation losses, for status */
-  evals?: () => Array<{ epoch: number; loss: number; windows: number; at: number }>;
 }
 
 export interface Idle {
@@ -112,8 +118,6 @@ export interface UploadDuty {
   stage: number;
   key: string;
   samples: number;
-  lr: number;
-  step: number;
   deadline: number;
 }
 

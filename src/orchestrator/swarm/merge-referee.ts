@@ -20,12 +20,20 @@ import { decodeOptimState, encodeOptimState, updatePartition } from '../../merge
 import { keys } from '../../store/keys.js';
 import { sha256Hex } from '../../tensor-io/hash.js';
 import type { JobRow, MergeRow } from '../state/merge.js';
-import { ORCHESTRATOR, type MergeCoordinator, type Reduced, type Updated } from './merge.js';
+import type { SwarmState } from '../state/swarm.js';
+import type { MergeCoordinator } from './merge.js';
+import { ORCHESTRATOR, type Reduced, type Updated } from './merge-types.js';
 
 export class MergeReferee {
   private pumping: Promise<void> | undefined;
 
-  constructor(private readonly m: MergeCoordinator) {}
+  /** `commit` runs a state change in the orchestrator's group commit. */
+  constructor(
+    private readonly m: MergeCoordinator,
+    private readonly swarm: SwarmState,
+    private readonly commit: <T>(fn: () => T) => Promise<T>,
+    private readonly clock: () => number,
+  ) {}
 
   pump(): Promise<void> {
     this.pumping ??= this.pumpOnce().finally(() => (this.pumping = undefined));
@@ -34,7 +42,7 @@ export class MergeReferee {
 
   private async pumpOnce(): Promise<void> {
     for (const m of this.m.state.active()) {
-      const st = this.m.coordinator.view(m.stage);
+      const st = this.swarm.stage(m.stage);
       if (st.phase !== 'merging' || st.epoch !== m.epoch) continue; // abandoned at its deadline
       if (m.step === 3) {
         await this.publish(m);
@@ -77,7 +85,7 @@ export class MergeReferee {
         slice_norms2: red.sliceNorms2,
       };
       if (step === 2) {
-        const job = await this.m.describe(m, 2, partition, ORCHESTRATOR, this.m.clock());
+        const job = await this.m.describe(m, 2, partition, ORCHESTRATOR, this.clock());
         const p = m.plan.partitions[partition];
         const wE = decodePartition(await this.m.store.get(job.w!.key), p.length);
         const prev = job.optim
@@ -104,13 +112,13 @@ export class MergeReferee {
           optim: { key: opt.key, size: opt.size, sha256: opt.sha256! },
         };
       }
-      await this.m.commit(() => {
+      await this.commit(() => {
         const cur = this.m.state.merge(m.epoch, m.stage);
         if (!cur || cur.round !== m.round || cur.step !== step) return;
         const j = this.m.state.job(cur, step, partition, ORCHESTRATOR);
         if (!j || j.state !== 'assigned') return;
-        this.m.state.setJob(j, 'done', result, this.m.clock());
-        this.m.settle(cur, step, partition, this.m.clock());
+        this.m.state.setJob(j, 'done', result, this.clock());
+        this.m.settle(cur, step, partition, this.clock());
       });
     } catch (e) {
       // An input that cannot be read by the orchestrator itself: that participant is out.
@@ -122,8 +130,8 @@ export class MergeReferee {
         const key = bad[1] ?? bad[2];
         const who = m.plan.participants.find((p) => p.key === key);
         if (who)
-          await this.m.commit(() =>
-            this.m.replan(m, { [who.miner]: 'input_unavailable' }, this.m.clock()),
+          await this.commit(() =>
+            this.m.replan(m, { [who.miner]: 'input_unavailable' }, this.clock()),
           );
       }
     }
@@ -142,8 +150,8 @@ export class MergeReferee {
     } catch {
       readable = false;
     }
-    await this.m.commit(() => {
-      const now = this.m.clock();
+    await this.commit(() => {
+      const now = this.clock();
       const cur = this.m.state.merge(m.epoch, m.stage);
       if (!cur || cur.round !== m.round) return;
       this.m.state.setJob(j, 'reassigned', j.result, now);
@@ -172,7 +180,7 @@ export class MergeReferee {
   }
 
   private async publish(m: MergeRow): Promise<void> {
-    const st = this.m.coordinator.view(m.stage);
+    const st = this.swarm.stage(m.stage);
     const prev = await this.m.manifest(st.manifest);
     const results = this.m.state.results<Updated>(m, 2);
     const manifest: StageManifest = {
@@ -201,17 +209,17 @@ export class MergeReferee {
     const key = keys.manifest({ run: this.m.cfg.name, epoch: m.epoch + 1, stage: m.stage });
     const info = await this.m.store.put(key, encodeManifest(manifest));
     this.m.manifests.set(key, manifest);
-    await this.m.commit(() => {
+    await this.commit(() => {
       const cur = this.m.state.merge(m.epoch, m.stage);
       if (!cur || cur.step !== 3) return;
-      this.m.state.put({ ...cur, step: 4 });
-      this.m.coordinator.finishMerge(
-        m.stage,
-        m.epoch,
-        { key, size: info.size, sha256: info.sha256!, epoch: m.epoch + 1, step: manifest.step },
-        this.m.clock(),
-        cur.excluded,
-      );
+      const ref = {
+        key,
+        size: info.size,
+        sha256: info.sha256!,
+        epoch: m.epoch + 1,
+        step: manifest.step,
+      };
+      this.m.published(cur, ref);
     });
     this.m.log(`merge e${m.epoch} stage ${m.stage}: published ${key}`);
   }

@@ -3,160 +3,55 @@
  * close, hands out jobs (step 1: reduce a partition's gradient slices; step 2: clip and AdamW
  * on it), checks that the r results of every partition are byte-identical, computes the global
  * clip factor between the steps, filters participants with absurd gradient norms, re-assigns
- * the jobs of mergers that go silent, and publishes the next epoch's stage manifest.
+ * the jobs of mergers that go silent, and records how the merge ended (the coordinator moves
+ * the stage on from there).
  *
  * The orchestrator is itself a merger of last resort, named `orchestrator` (merge-referee.ts):
  * it breaks ties, checks claims that an input is unreadable, takes partitions nobody live can
  * take, and publishes the manifest.
  */
-import type { ModelConfig } from '../../config/model.js';
-import type { RunConfig } from '../../config/run.js';
 import { IotaError } from '../../errors.js';
 import { sliceRange } from '../../merge/gradient.js';
 import { parseManifest, partitionElements, type StageManifest } from '../../merge/manifest.js';
 import { makePlan, type MergePlan, type PlanParticipant } from '../../merge/plan.js';
 import { clipFactor } from '../../model/optimizer.js';
-import type { ParamSpec } from '../../model/params.js';
 import { learningRate } from '../../model/schedule.js';
 import { keys, type ObjectStore } from '../../store/index.js';
 import { sha256Hex } from '../../tensor-io/hash.js';
 import { HttpError } from '../errors.js';
-import type { MergeState, MergeRow, JobRow } from '../state/merge.js';
-import type { ManifestRef, ObjectRef } from '../state/swarm.js';
+import type { JobRow, MergeOutcome, MergeRow, MergeState } from '../state/merge.js';
+import type { ManifestRef, ObjectRef, SwarmState } from '../state/swarm.js';
 import type { MergeHooks, MergeParticipant } from './contracts.js';
-import type { Coordinator } from './coordinator.js';
-import { MergeReferee } from './merge-referee.js';
+import {
+  ORCHESTRATOR,
+  type MergeAudit,
+  type MergeJob,
+  type MergeSettings,
+  type Reduced,
+  type Updated,
+} from './merge-types.js';
+import { MergeTraffic } from './merge-traffic.js';
+import { phaseClosed } from './phases.js';
+import { isSilent } from './require.js';
 
-export const ORCHESTRATOR = 'orchestrator';
-
-export interface Reduced {
-  sha256: string;
-  norm2: number;
-  slice_norms2: Record<string, number>;
-}
-
-export interface Updated {
-  w: ObjectRef;
-  optim: ObjectRef;
-}
-
-export interface MergeInput {
-  miner: string;
-  key: string;
-  start: number;
-  end: number;
-  sha256: string;
-}
-
-export interface MergeJob {
-  epoch: number;
-  stage: number;
-  round: number;
-  step: 1 | 2;
-  partition: number;
-  offset: number;
-  length: number;
-  N: number;
-  inputs: MergeInput[];
-  deadline: number;
-  /** step 2 */
-  gbar_sha256?: string;
-  clip_factor?: number;
-  lr?: number;
-  t?: number;
-  /** w_E of this partition, from the current manifest (a replica checks its own copy against it) */
-  w?: ObjectRef;
-  /** the moments after the previous step; absent before the first step (zeros) */
-  optim?: ObjectRef;
-  outputs?: { w: string; optim: string };
-}
-
-export interface MergeSettings {
-  name: string;
-  run: RunConfig;
-  model: ModelConfig;
-  /** each stage's flat layout (for weight decay on matrices only) */
-  layouts: ParamSpec[][];
-  params: number[];
-}
-
-/** What validation learns from merges: results to spot-check, and results that lost a dispute. */
-export interface MergeAudit {
-  updated(epoch: number, stage: number, partition: number, merger: string, now: number): void;
-  disputed(
-    epoch: number,
-    stage: number,
-    partition: number,
-    merger: string,
-    detail: string,
-    now: number,
-  ): void;
-}
-
-/** A merger's step-2 result and what it was computed from (the validator reads w_E and the moments from the manifest). */
-export interface MergeAuditInputs {
-  offset: number;
-  length: number;
-  N: number;
-  clip_factor: number;
-  inputs: Array<{ miner: string; key: string; start: number; end: number }>;
-  result: { w: string; optim: string };
-}
+export { ORCHESTRATOR } from './merge-types.js';
+export type { MergeJob, MergeSettings, Reduced, Updated } from './merge-types.js';
 
 export class MergeCoordinator implements MergeHooks {
-  coordinator!: Coordinator;
-  audit?: MergeAudit;
   /** parsed manifests by key (the referee adds the ones it publishes) */
   readonly manifests = new Map<string, StageManifest>();
-  private readonly referee: MergeReferee;
-  /**
-   * Bytes each merger moved per merge (`epoch/stage/miner`), from the sizes of what its jobs
-   * read and wrote: slices, optimizer state, outputs, and the new weights it then loads.
-   */
-  readonly traffic = new Map<
-    string,
-    { epoch: number; stage: number; down: number; up: number; w: number }
-  >();
-
-  private count(m: MergeRow, miner: string, down: number, up: number): void {
-    const key = `${m.epoch}/${m.stage}/${miner}`;
-    const t = this.traffic.get(key) ?? {
-      epoch: m.epoch,
-      stage: m.stage,
-      down: 4 * m.plan.params,
-      up: 0,
-      w: 4 * m.plan.params,
-    };
-    t.down += down;
-    t.up += up;
-    this.traffic.set(key, t);
-    if (this.traffic.size > 10_000) this.traffic.delete(this.traffic.keys().next().value!);
-  }
-
-  /** Per-miner traffic of the newest merge of a stage, relative to the stage size W. */
-  lastTraffic(
-    stage: number,
-  ): { epoch: number; maxDownOverW: number; maxUpOverW: number } | undefined {
-    const rows = [...this.traffic.values()].filter((t) => t.stage === stage);
-    if (rows.length === 0) return undefined;
-    const epoch = Math.max(...rows.map((t) => t.epoch));
-    const last = rows.filter((t) => t.epoch === epoch);
-    return {
-      epoch,
-      maxDownOverW: Math.max(...last.map((t) => t.down / t.w)),
-      maxUpOverW: Math.max(...last.map((t) => t.up / t.w)),
-    };
-  }
+  readonly traffic = new MergeTraffic();
+  private readonly leaseMs: number;
 
   constructor(
     readonly state: MergeState,
+    private readonly swarm: SwarmState,
     readonly cfg: MergeSettings,
     readonly store: ObjectStore,
-    readonly commit: <T>(fn: () => T) => Promise<T>,
-    readonly clock: () => number,
+    private readonly audit?: MergeAudit,
     readonly log: (s: string) => void = () => {},
   ) {
-    this.referee = new MergeReferee(this);
+    this.leaseMs = cfg.run.phases.lease_s * 1000;
   }
 
   private get elements(): number {
@@ -177,9 +72,36 @@ export class MergeCoordinator implements MergeHooks {
       norm2: null,
       clip_factor: null,
       started_at: now,
+      ...this.stepOf(stage, epoch),
+      outcome: null,
     };
     this.state.put(m);
     this.assignAll(m, 1, now);
+  }
+
+  /**
+   * The optimizer step this merge takes, computed once when it begins: the epoch's learning
+   * rate and the step count t (one more than the weights' it updates).
+   */
+  private stepOf(stage: number, epoch: number): { lr: number; t: number } {
+    const run = this.cfg.run;
+    const t = this.swarm.stage(stage).manifest.step + 1;
+    return { lr: learningRate(epoch, run.optimizer.lr, run.schedule), t };
+  }
+
+  /** Merges begun by an orchestrator before merges kept their step get it (once, at start). */
+  fillSteps(): void {
+    for (const m of this.state.active())
+      if (m.lr === null || m.t === null) this.state.put({ ...m, ...this.stepOf(m.stage, m.epoch) });
+  }
+
+  outcome(stage: number, epoch: number): MergeOutcome | undefined {
+    return this.state.merge(epoch, stage)?.outcome ?? undefined;
+  }
+
+  /** The referee published the manifest of an agreed merge: the merge is over. */
+  published(m: MergeRow, manifest: ManifestRef): void {
+    this.state.put({ ...m, step: 4, outcome: { manifest, excluded: m.excluded } });
   }
 
   private plan(stage: number, epoch: number, participants: PlanParticipant[]): MergePlan {
@@ -223,11 +145,8 @@ export class MergeCoordinator implements MergeHooks {
     const step = m.step;
     const jobs = this.state.jobs(m, step);
     // Late in the phase the orchestrator takes every partition still open, so the deadline is met.
-    const st = this.coordinator.view(stage);
-    if (
-      st.deadline !== undefined &&
-      now >= st.deadline - 0.2 * this.cfg.run.phases.merge_s * 1000
-    ) {
+    const st = this.swarm.stage(stage);
+    if (st.deadline !== null && now >= st.deadline - 0.2 * this.cfg.run.phases.merge_s * 1000) {
       for (const p of m.plan.partitions) {
         if (
           this.state.result(m, step, p.index) ||
@@ -245,7 +164,7 @@ export class MergeCoordinator implements MergeHooks {
       if (
         j.state !== 'assigned' ||
         j.merger === ORCHESTRATOR ||
-        !this.coordinator.isSilent(j.merger, now)
+        !isSilent(this.swarm, j.merger, this.leaseMs, now)
       )
         continue;
       this.state.setJob(j, 'reassigned', null, now);
@@ -259,7 +178,7 @@ export class MergeCoordinator implements MergeHooks {
         if (o.state === 'assigned') load.set(o.merger, (load.get(o.merger) ?? 0) + 1);
       const candidates = m.plan.participants
         .map((p) => p.miner)
-        .filter((id) => !busy.has(id) && !this.coordinator.isSilent(id, now))
+        .filter((id) => !busy.has(id) && !isSilent(this.swarm, id, this.leaseMs, now))
         .sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || (a < b ? -1 : 1));
       const to = candidates[0] ?? ORCHESTRATOR;
       if (!busy.has(to)) this.state.assign(m, step, j.partition, to, now);
@@ -267,10 +186,6 @@ export class MergeCoordinator implements MergeHooks {
         `merge e${epoch} stage ${stage}: ${j.merger.slice(0, 8)} went silent; partition ${j.partition} step ${step} goes to ${to.slice(0, 8)}`,
       );
     }
-  }
-
-  atDeadline(): ManifestRef | undefined {
-    return undefined;
   }
 
   // ---- miners' calls --------------------------------------------------------------------
@@ -283,7 +198,7 @@ export class MergeCoordinator implements MergeHooks {
 
   /** The jobs assigned to a miner now, with everything needed to do them (URLs added by the route). */
   async jobsFor(miner: string, now: number): Promise<MergeJob[]> {
-    this.coordinator.state.seen(miner, now); // a merger asking for work is alive
+    this.swarm.seen(miner, now); // a merger asking for work is alive
     const out: MergeJob[] = [];
     for (const j of this.state.jobsFor(miner)) {
       const m = this.state.merge(j.epoch, j.stage);
@@ -301,7 +216,7 @@ export class MergeCoordinator implements MergeHooks {
     now: number,
   ): Promise<MergeJob> {
     const p = m.plan.partitions[partition];
-    const st = this.coordinator.view(m.stage);
+    const st = this.swarm.stage(m.stage);
     const job: MergeJob = {
       epoch: m.epoch,
       stage: m.stage,
@@ -322,12 +237,11 @@ export class MergeCoordinator implements MergeHooks {
     if (step === 2) {
       const manifest = await this.manifest(st.manifest);
       const entry = manifest.partitions[partition];
-      const run = this.cfg.run;
       Object.assign(job, {
         gbar_sha256: this.state.result<Reduced>(m, 1, partition)!.sha256,
         clip_factor: m.clip_factor!,
-        lr: learningRate(m.epoch, run.optimizer.lr, run.schedule),
-        t: manifest.step + 1,
+        lr: m.lr!,
+        t: m.t!,
         w: { key: entry.key, size: entry.size, sha256: entry.sha256 },
         ...(entry.optim ? { optim: entry.optim } : {}),
         outputs: this.outputKeys(m.epoch, m.stage, partition, miner),
@@ -343,16 +257,13 @@ export class MergeCoordinator implements MergeHooks {
     round: number,
     partition: number,
     step: 1 | 2,
+    now: number,
   ): { m: MergeRow; j: JobRow } {
-    this.coordinator.state.seen(miner, this.clock());
+    this.swarm.seen(miner, now);
     const m = this.state.merge(epoch, stage);
-    const st = this.coordinator.view(stage);
+    const st = this.swarm.stage(stage);
     if (!m || st.phase !== 'merging' || st.epoch !== epoch)
-      throw this.coordinator.phaseClosed(
-        this.coordinator.state.stage(stage),
-        `stage ${stage} is not merging epoch ${epoch}`,
-        this.clock(),
-      );
+      throw phaseClosed(st, `stage ${stage} is not merging epoch ${epoch}`, now);
     const j = m.round === round ? this.state.job(m, step, partition, miner) : undefined;
     if (!j || m.step !== step || j.state !== 'assigned') {
       throw new HttpError(
@@ -377,7 +288,7 @@ export class MergeCoordinator implements MergeHooks {
     },
     now: number,
   ): { accepted: true } {
-    const { m, j } = this.job(miner, b.epoch, b.stage, b.round, b.partition, 1);
+    const { m, j } = this.job(miner, b.epoch, b.stage, b.round, b.partition, 1, now);
     const ids = m.plan.participants.map((p) => p.miner);
     if (Object.keys(b.slice_norms2).sort().join() !== [...ids].sort().join())
       throw new HttpError(
@@ -390,7 +301,8 @@ export class MergeCoordinator implements MergeHooks {
       { sha256: b.sha256, norm2: b.norm2, slice_norms2: b.slice_norms2 } satisfies Reduced,
       now,
     );
-    this.count(m, miner, 4 * m.plan.partitions[b.partition].length * m.plan.participants.length, 0);
+    const slices = 4 * m.plan.partitions[b.partition].length * m.plan.participants.length;
+    this.traffic.count(m.epoch, m.stage, m.plan.params, miner, slices, 0);
     this.settle(m, 1, b.partition, now);
     return { accepted: true };
   }
@@ -408,7 +320,7 @@ export class MergeCoordinator implements MergeHooks {
     stored: { w?: { size: number; sha256?: string }; optim?: { size: number; sha256?: string } },
     now: number,
   ): { accepted: true } {
-    const { m, j } = this.job(miner, b.epoch, b.stage, b.round, b.partition, 2);
+    const { m, j } = this.job(miner, b.epoch, b.stage, b.round, b.partition, 2, now);
     const keys = this.outputKeys(b.epoch, b.stage, b.partition, miner);
     for (const k of ['w', 'optim'] as const) {
       const s = stored[k];
@@ -435,43 +347,18 @@ export class MergeCoordinator implements MergeHooks {
       ? 0
       : 4 * m.plan.partitions[b.partition].length * m.plan.participants.length;
     const optimBytes =
-      this.coordinator.view(m.stage).manifest.step > 0
-        ? 8 * m.plan.partitions[b.partition].length
-        : 0;
-    this.count(m, miner, slices + optimBytes, b.w.size + b.optim.size);
+      this.swarm.stage(m.stage).manifest.step > 0 ? 8 * m.plan.partitions[b.partition].length : 0;
+    this.traffic.count(
+      m.epoch,
+      m.stage,
+      m.plan.params,
+      miner,
+      slices + optimBytes,
+      b.w.size + b.optim.size,
+    );
     this.audit?.updated(m.epoch, m.stage, b.partition, miner, now);
     this.settle(m, 2, b.partition, now);
     return { accepted: true };
-  }
-
-  /** A merger's accepted step-2 result with its inputs, for a spot check (undefined once gone). */
-  auditInputs(
-    epoch: number,
-    stage: number,
-    partition: number,
-    merger: string,
-  ): MergeAuditInputs | undefined {
-    const m = this.state.merge(epoch, stage);
-    const j =
-      m &&
-      this.state
-        .jobs(m, 2)
-        .find((x) => x.partition === partition && x.merger === merger && x.state === 'done');
-    if (!m || !j || m.clip_factor === null) return undefined;
-    const p = m.plan.partitions[partition];
-    const r = j.result as unknown as Updated;
-    return {
-      offset: p.offset,
-      length: p.length,
-      N: m.plan.N,
-      clip_factor: m.clip_factor,
-      inputs: m.plan.participants.map((q) => ({
-        miner: q.miner,
-        key: q.key,
-        ...sliceRange(m.plan.params, p.offset, p.length),
-      })),
-      result: { w: r.w.key, optim: r.optim.key },
-    };
   }
 
   unavailable(
@@ -487,7 +374,7 @@ export class MergeCoordinator implements MergeHooks {
     },
     now: number,
   ): { accepted: true } {
-    const { m, j } = this.job(miner, b.epoch, b.stage, b.round, b.partition, b.step);
+    const { m, j } = this.job(miner, b.epoch, b.stage, b.round, b.partition, b.step, now);
     if (!m.plan.participants.some((p) => p.miner === b.participant))
       throw new HttpError('E_BAD_REQUEST', `${b.participant} is not a participant of this merge`);
     this.state.setJob(
@@ -508,7 +395,7 @@ export class MergeCoordinator implements MergeHooks {
     now: number,
   ): number {
     const m = this.state.merge(epoch - 1, stage);
-    const st = this.coordinator.view(stage);
+    const st = this.swarm.stage(stage);
     const j = m && this.state.job(m, 2, partition, caller);
     if (!m || m.step !== 2 || !j || j.state !== 'assigned' || st.phase !== 'merging') {
       throw new HttpError(
@@ -601,13 +488,8 @@ export class MergeCoordinator implements MergeHooks {
     const excluded = { ...m.excluded, ...drop };
     const remaining = m.plan.participants.filter((p) => !(p.miner in excluded));
     if (remaining.length === 0) {
-      this.state.put({ ...m, step: 4, excluded });
-      this.coordinator.abandonMerge(
-        m.stage,
-        m.epoch,
-        'every participant was excluded from the merge',
-        now,
-      );
+      const outcome = { failed: 'every participant was excluded from the merge' };
+      this.state.put({ ...m, step: 4, excluded, outcome });
       return;
     }
     const next: MergeRow = {
@@ -620,6 +502,9 @@ export class MergeCoordinator implements MergeHooks {
       norm2: null,
       clip_factor: null,
       started_at: m.started_at,
+      lr: m.lr,
+      t: m.t,
+      outcome: null,
     };
     this.state.put(next);
     this.assignAll(next, 1, now);
@@ -628,11 +513,6 @@ export class MergeCoordinator implements MergeHooks {
         .map((d) => d.slice(0, 8))
         .join(', ')}`,
     );
-  }
-
-  /** Runs the orchestrator's jobs, checks unavailability claims, publishes agreed merges (see merge-referee.ts). */
-  pump(): Promise<void> {
-    return this.referee.pump();
   }
 
   /** A stage manifest, read from the store once and checked against its hash. */

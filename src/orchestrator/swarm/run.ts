@@ -33,7 +33,7 @@ import type { ManifestRef, SwarmState, WindowRef } from '../state/swarm.js';
 import type { SwarmSettings } from './contracts.js';
 
 export interface OpenedRun {
-  settings: Omit<SwarmSettings, 'merge'>;
+  settings: SwarmSettings;
   configHash: string;
   /** manifests to create the run with; undefined when the run is resumed */
   manifests?: ManifestRef[];
@@ -94,7 +94,7 @@ export async function openRun(o: {
     );
   }
   const windows = new LocalWindows(dataset, model.seq, run.seed, run.data.held_out_fraction);
-  const settings: Omit<SwarmSettings, 'merge'> = {
+  const settings: SwarmSettings = {
     name: run.name,
     run,
     model,

@@ -1,6 +1,6 @@
 /**
  * The scheduler's decisions as pure functions of plain data: which stage a miner joins, which
- * miners move at an epoch boundary, how much of a phase must be done before it may close.
+ * miners move at an epoch boundary (how much of a phase must be done is phases.ts's).
  * The coordinator reads the state, calls these, and writes what they decide.
  */
 
@@ -126,28 +126,6 @@ export function rebalance(
     moves.push({ miner: m.miner, from: loads[best.from].stage, to: loads[low].stage });
   }
   return moves;
-}
-
-/**
- * The share of a phase's work required before it may close at `now`: `start` when the phase
- * opens, decaying linearly to `floor` at its deadline, never below.
- */
-export function requiredFraction(
-  start: number,
-  floor: number,
-  since: number,
-  deadline: number,
-  now: number,
-): number {
-  if (deadline <= since || now >= deadline) return floor;
-  const t = Math.max(0, (now - since) / (deadline - since));
-  return Math.max(floor, start + (floor - start) * t);
-}
-
-/** Samples required out of `total`: the fraction, rounded up, and at least one when there are any. */
-export function requiredSamples(total: number, fraction: number): number {
-  if (total <= 0) return 0;
-  return Math.min(total, Math.max(1, Math.ceil(fraction * total - 1e-9)));
 }
 
 /** Exponentially weighted rate: `prev` moved towards `sample` by `alpha`. */

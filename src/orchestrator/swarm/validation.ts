@@ -16,12 +16,12 @@ import type {
   WindowRef,
 } from '../state/swarm.js';
 import type { ValidationRow, ValidationState } from '../state/validation.js';
-import { learningRate } from '../../model/schedule.js';
+import type { MergeState } from '../state/merge.js';
 import type { ValidationHooks } from './contracts.js';
-import type { Coordinator } from './coordinator.js';
-import type { MergeAudit, MergeAuditInputs } from './merge.js';
+import { mergeAuditInputs } from './merge-audit.js';
+import type { MergeAudit, MergeAuditInputs } from './merge-types.js';
 import { Pathways } from './pathways.js';
-import { UNITS } from './scheduler.js';
+import { minerScores, minerVerdicts, type Scores, type Verdict } from './scores.js';
 
 export interface ReplayItem {
   item: number;
@@ -54,40 +54,36 @@ export interface ValidationTask {
   gradient?: ObjectRef;
   items?: ReplayItem[];
   /** a merged partition (item is the partition): what the merger used and uploaded */
-  merge?: MergeAuditInputs & { partition: number; lr: number; t: number };
+  merge?: MergeAuditInputs & { partition: number };
 }
 
-export interface Score {
-  miner: string;
-  work_flops: number;
-  failures: number;
-  penalty_flops: number;
-  score: number;
-  weight: number;
-  probation: boolean;
-}
+export type { Score } from './scores.js';
 
 export class ValidationCoordinator implements ValidationHooks, MergeAudit {
-  coordinator!: Coordinator;
-  /** the merge's side, for spot checks of merged partitions */
-  merges?: {
-    auditInputs(
-      epoch: number,
-      stage: number,
-      partition: number,
-      merger: string,
-    ): MergeAuditInputs | undefined;
-  };
   private validatorsSeen = new Map<string, number>();
   /** pathway attribution: which miners' samples end with worse losses than their stage's */
   readonly pathways = new Pathways();
 
+  /**
+   * `merges` is the merge's state (spot checks of merged partitions read what a merger used),
+   * `cfg.heldOut` the held-out windows evaluations run on.
+   */
   constructor(
     readonly state: ValidationState,
     private readonly swarm: SwarmState,
-    readonly cfg: { run: RunConfig; model: ModelConfig; params: number[] },
+    private readonly merges: MergeState | undefined,
+    readonly cfg: {
+      run: RunConfig;
+      model: ModelConfig;
+      params: number[];
+      heldOut?: { count: number; window(j: number): WindowRef };
+    },
     private readonly random: () => number = Math.random,
   ) {}
+
+  private get heldOut() {
+    return this.cfg.heldOut;
+  }
 
   private get v() {
     return this.cfg.run.validation;
@@ -186,8 +182,6 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
     if (this.swarm.stages().every((s) => s.epoch >= epoch)) this.state.addEval(epoch, now);
   }
 
-  heldOut?: { count: number; window(j: number): WindowRef };
-
   evalTask(
     validator: string,
     now: number,
@@ -283,20 +277,17 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
     for (const r of this.state.open(validator, max)) {
       const weights = this.swarm.manifest(r.stage, r.epoch);
       if (r.kind === 'merge') {
-        const inputs = weights && this.merges?.auditInputs(r.epoch, r.stage, r.item, r.miner);
+        const inputs =
+          weights &&
+          this.merges &&
+          mergeAuditInputs(this.merges, r.epoch, r.stage, r.item, r.miner);
         if (!inputs) {
           this.state.decide(r.id, 'void', null, 'the merge result is gone', now);
           continue;
         }
         const expires = now + this.v.task_s * 1000;
         this.state.assign(r.id, validator, expires);
-        const run = this.cfg.run;
-        const merge = {
-          ...inputs,
-          partition: r.item,
-          lr: learningRate(r.epoch, run.optimizer.lr, run.schedule),
-          t: weights.step + 1,
-        };
+        const merge = { ...inputs, partition: r.item };
         out.push({
           id: r.id,
           epoch: r.epoch,
@@ -443,88 +434,12 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
   }
 
   /** A miner's verdicts, oldest first: what was checked, by whom, and the numbers. */
-  verdicts(
-    miner: string,
-    limit: number,
-  ): Array<{
-    id: number;
-    epoch: number;
-    stage: number;
-    item: number;
-    kind: string;
-    reason: string;
-    passed: boolean;
-    by: string;
-    rel_err: number | null;
-    detail: string;
-    at: number;
-  }> {
-    return this.state.decidedFor(miner, limit).map((r) => ({
-      id: r.id,
-      epoch: r.epoch,
-      stage: r.stage,
-      item: r.item,
-      kind: r.kind,
-      reason: r.reason,
-      passed: r.state === 'passed',
-      by: r.validator === 'orchestrator' ? 'orchestrator' : 'validator',
-      rel_err: r.rel_err,
-      detail: r.detail ?? '',
-      at: r.done_at ?? r.created_at,
-    }));
+  verdicts(miner: string, limit: number): Verdict[] {
+    return minerVerdicts(this.state, miner, limit);
   }
 
-  /** FLOPs of one sample of work: 2 per parameter per token forward, in units of the work kind. */
-  private flops(stage: number, kind: string): number {
-    return (
-      2 * this.cfg.params[stage] * this.cfg.model.seq * (UNITS[kind as keyof typeof UNITS] ?? 1)
-    );
-  }
-
-  /**
-   * Scores over the last `window_epochs` epochs: work in FLOPs (from the config's shapes, so
-   * costly stages pay more) minus `penalty_items` items' worth per failed verdict, clamped at
-   * zero (a quarantined miner scores zero until released); weights are the normalised scores,
-   * with `burn_fraction` to the owner.
-   */
-  scores(): { epoch_from: number; scores: Score[]; burn?: { owner: string; weight: number } } {
-    const head = this.swarm.stage(0).epoch;
-    const from = Math.max(0, head - this.v.window_epochs + 1);
-    const work = new Map<string, number>();
-    const perItem = new Map<string, number>();
-    for (const w of this.state.work(from)) {
-      work.set(w.miner, (work.get(w.miner) ?? 0) + w.samples * this.flops(w.stage, w.kind));
-      perItem.set(
-        w.miner,
-        Math.max(perItem.get(w.miner) ?? 0, this.cfg.run.batch * this.flops(w.stage, w.kind)),
-      );
-    }
-    const failures = this.state.failures(from);
-    const standing = new Map(this.state.standings().map((s) => [s.miner, s]));
-    const miners = [...new Set([...work.keys(), ...failures.keys()])].sort();
-    const rows = miners.map((miner) => {
-      const f = failures.get(miner) ?? 0;
-      const penalty = f * this.v.penalty_items * (perItem.get(miner) ?? 0);
-      const w = work.get(miner) ?? 0;
-      const st = standing.get(miner);
-      const quarantined = st?.probation === 1 && st.quarantined_at !== null;
-      return {
-        miner,
-        work_flops: w,
-        failures: f,
-        penalty_flops: penalty,
-        score: quarantined ? 0 : Math.max(0, w - penalty),
-        weight: 0,
-        probation: st?.probation === 1,
-      };
-    });
-    const total = rows.reduce((a, r) => a + r.score, 0);
-    const burn = this.v.owner ? this.v.burn_fraction : 0;
-    for (const r of rows) r.weight = total > 0 ? ((1 - burn) * r.score) / total : 0;
-    return {
-      epoch_from: from,
-      scores: rows,
-      ...(this.v.owner ? { burn: { owner: this.v.owner, weight: total > 0 ? burn : 1 } } : {}),
-    };
+  /** Scores and incentive weights (scores.ts). */
+  scores(): Scores {
+    return minerScores(this.state, this.swarm.stage(0).epoch, this.cfg);
   }
 }

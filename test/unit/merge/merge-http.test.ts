@@ -78,7 +78,7 @@ function worker(o: SwarmServer, m: SimMiner, extra: Partial<MergeWorkerOptions> 
 async function mergeUntilDone(o: SwarmServer, workers: MergeWorker[], rounds = 40): Promise<void> {
   for (let r = 0; r < rounds && o.coord.state.stage(0).epoch === 0; r++) {
     for (const w of workers) await w.runOnce();
-    await o.merge!.pump();
+    await o.pump();
   }
 }
 
@@ -243,7 +243,7 @@ describe('the merge over HTTP', () => {
     const { o, miners } = await toMerging(3, { clip: 1 });
     const w0 = await weightsOf(o, 0);
     const lost = miners[2];
-    await o.store.delete(o.coord.gradientKey(0, 0, lost.id));
+    await o.store.delete(o.coord.uploads.key(0, 0, lost.id));
     await mergeUntilDone(
       o,
       miners.map((m) => worker(o, m)),

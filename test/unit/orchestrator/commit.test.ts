@@ -18,4 +18,34 @@ describe('group commit', () => {
     expect(repo.roleCounts()).toEqual({ miner: 1, validator: 1, admin: 0 });
     repo.close();
   });
+
+  it('runs the after-hook once per group, in its transaction, after the changes', async () => {
+    const repo = Repository.open(':memory:');
+    const seen: string[][] = [];
+    const c = new GroupCommitter(repo, {
+      after: () => seen.push(repo.participants().map((p) => p.id[0])),
+    });
+    await Promise.all([
+      c.run(() => repo.putParticipant('a'.repeat(43), 'miner', {}, 1)),
+      c.run(() => repo.putParticipant('b'.repeat(43), 'miner', {}, 1)),
+    ]);
+    expect(seen).toEqual([['a', 'b']]);
+    repo.close();
+  });
+
+  it('keeps the group’s changes when the after-hook fails, and reports the failure', async () => {
+    const repo = Repository.open(':memory:');
+    const errors: unknown[] = [];
+    const c = new GroupCommitter(repo, {
+      after: () => {
+        repo.putParticipant('z'.repeat(43), 'miner', {}, 1);
+        throw new Error('hook broke');
+      },
+      onError: (e) => errors.push(e),
+    });
+    await c.run(() => repo.putParticipant('a'.repeat(43), 'miner', {}, 1));
+    expect(repo.participants().map((p) => p.id[0])).toEqual(['a']);
+    expect(errors).toEqual([new Error('hook broke')]);
+    repo.close();
+  });
 });

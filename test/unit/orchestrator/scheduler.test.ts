@@ -2,8 +2,6 @@ import {
   capacities,
   chooseStage,
   rebalance,
-  requiredFraction,
-  requiredSamples,
   type StageLoad,
 } from '../../../src/orchestrator/swarm/scheduler.js';
 
@@ -133,22 +131,5 @@ describe('rebalancing at the epoch boundary', () => {
         stage(1, 1, [['m', 10]]),
       ]),
     ).toEqual([]);
-  });
-});
-
-describe('phase requirements', () => {
-  it('decay linearly from the start fraction to the floor at the deadline, never below', () => {
-    expect(requiredFraction(0.9, 0.25, 0, 100, 0)).toBeCloseTo(0.9);
-    expect(requiredFraction(0.9, 0.25, 0, 100, 50)).toBeCloseTo(0.575);
-    expect(requiredFraction(0.9, 0.25, 0, 100, 100)).toBeCloseTo(0.25);
-    expect(requiredFraction(0.9, 0.25, 0, 100, 1e9)).toBeCloseTo(0.25);
-  });
-
-  it('require at least one sample when there are any, and round up', () => {
-    expect(requiredSamples(0, 0.25)).toBe(0);
-    expect(requiredSamples(2, 0.25)).toBe(1);
-    expect(requiredSamples(8, 0.25)).toBe(2);
-    expect(requiredSamples(8, 0.3)).toBe(3);
-    expect(requiredSamples(8, 1)).toBe(8);
   });
 });
