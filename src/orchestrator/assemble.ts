@@ -7,7 +7,8 @@
  *     -> MergeCoordinator (reports to validation what it merged and who lost a dispute)
  *     -> Coordinator (drives both through their hooks)
  *     -> GroupCommitter (after every group of changes, the coordinator moves the phases on)
- *     -> MergeReferee (the orchestrator's own merger, committing through the group commit)
+ *     -> MergeReferee (the orchestrator's own merger, committing through the group commit),
+ *        MergeDesk (what mergers call)
  *     -> the server with its routes, and the timers.
  *
  * `assembleSwarm` builds the swarm's part alone (the coordinator tests drive it without a
@@ -33,6 +34,7 @@ import { ValidationState } from './state/validation.js';
 import type { MergeHooks, SwarmSettings } from './swarm/contracts.js';
 import { Coordinator } from './swarm/coordinator.js';
 import { MergeCoordinator } from './swarm/merge.js';
+import { MergeDesk } from './swarm/merge-desk.js';
 import { MergeReferee } from './swarm/merge-referee.js';
 import { openRun } from './swarm/run.js';
 import { ValidationCoordinator } from './swarm/validation.js';
@@ -164,7 +166,14 @@ export async function assembleOrchestrator(o: OrchestratorAssembly): Promise<Orc
   const services: SwarmServices | undefined = swarm && {
     coordinator: swarm.coordinator,
     configHash: swarm.configHash,
-    merge: swarm.merge && referee ? { coordinator: swarm.merge, referee } : undefined,
+    merge:
+      swarm.merge && referee
+        ? {
+            coordinator: swarm.merge,
+            desk: new MergeDesk(swarm.merge, swarm.state, swarm.validation),
+            referee,
+          }
+        : undefined,
     validation: swarm.validation,
   };
   const plugins = [

@@ -128,7 +128,7 @@ export function registerSwarmMetrics(
       this.reset();
       const e = coordinator.state.stage(0).epoch;
       const sums = new Map<string, number>();
-      for (const r of coordinator.state.ledgerCounts(Math.max(0, e - 1))) {
+      for (const r of coordinator.state.ledger.counts(Math.max(0, e - 1))) {
         const k = `${r.epoch}\u0000${r.state}`;
         sums.set(k, (sums.get(k) ?? 0) + r.samples);
       }

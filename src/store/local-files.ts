@@ -1,6 +1,6 @@
 /**
- * Disk primitives of the local store: incremental hashing, full writes, fsync of directories,
- * the HMAC secret's file, and tidying empty directories.
+ * Disk primitives of the local store: incremental hashing, full writes, receiving a body of an
+ * exact length, fsync of directories, the HMAC secret's file, and tidying empty directories.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import {
@@ -8,6 +8,7 @@ import {
   mkdir,
   open,
   readFile,
+  rm,
   rmdir,
   stat,
   unlink,
@@ -116,4 +117,37 @@ export async function pruneEmptyDirs(dir: string, top: string): Promise<void> {
     }
     dir = dirname(dir);
   }
+}
+
+/** Streams `body` into a new file at `dest`, refusing more or fewer than `length` bytes. */
+export async function receiveInto(
+  dest: string,
+  body: AsyncIterable<Uint8Array>,
+  length: number,
+): Promise<{ sha256: string; chunkHashes: string[] }> {
+  const fh = await open(dest, 'wx');
+  const hasher = new ObjectHasher();
+  try {
+    for await (const chunk of body) {
+      if (hasher.size + chunk.length > length)
+        throw new IotaError(
+          'E_TOO_LARGE',
+          `the body is longer than the ${length} bytes this URL allows`,
+        );
+      hasher.update(chunk);
+      await writeAll(fh, chunk);
+    }
+    if (hasher.size !== length)
+      throw new IotaError(
+        'E_LENGTH_MISMATCH',
+        `received ${hasher.size} bytes, this URL is for ${length}`,
+      );
+    await fh.sync();
+  } catch (e) {
+    await fh.close();
+    await rm(dest, { force: true });
+    throw e;
+  }
+  await fh.close();
+  return hasher.finish();
 }

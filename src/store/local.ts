@@ -18,7 +18,6 @@
  * never need one.
  */
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import {
   mkdir,
   open,
@@ -34,7 +33,6 @@ import { dirname, join } from 'node:path';
 import { IotaError } from '../errors.js';
 import { CHUNK_BYTES } from '../tensor-io/hash.js';
 import {
-  bareEtag,
   checkExpiry,
   checkMultipartRequest,
   checkPutRequest,
@@ -49,9 +47,19 @@ import {
   loadOrCreateSecret,
   ObjectHasher,
   pruneEmptyDirs,
+  receiveInto,
   writeAll,
 } from './local-files.js';
 import { signedUrl, verifyGrant, type Grant } from './local-url.js';
+import {
+  assembleParts,
+  checkParts,
+  readUpload,
+  sweepUploads,
+  uploadDir,
+  writeUpload,
+  type Upload,
+} from './local-uploads.js';
 import type {
   ByteRange,
   GetRequest,
@@ -79,18 +87,6 @@ interface Meta {
   chunkBytes: number;
   chunkHashes: string[];
 }
-
-interface Upload {
-  key: string;
-  size: number;
-  sha256: string;
-  partSize: number;
-  partSha256s: string[];
-  expiresAt: number;
-  chunkHashes?: string[];
-}
-
-const UPLOAD_ID = /^[0-9a-f]{32}$/;
 
 export class LocalStore implements ObjectStore {
   readonly kind = 'local' as const;
@@ -123,9 +119,7 @@ export class LocalStore implements ObjectStore {
   }
 
   private uploadDir(uploadId: string | undefined): string {
-    if (!uploadId || !UPLOAD_ID.test(uploadId))
-      throw new IotaError('E_NO_UPLOAD', `no multipart upload ${JSON.stringify(uploadId)}`);
-    return join(this.root, 'uploads', uploadId);
+    return uploadDir(this.root, uploadId);
   }
 
   private tmpPath(): string {
@@ -156,39 +150,6 @@ export class LocalStore implements ObjectStore {
     return { key, size: meta.size, sha256: meta.sha256, chunkHashes: meta.chunkHashes };
   }
 
-  /** Streams `body` into a new file at `dest`, refusing more or fewer than `length` bytes. */
-  private async receiveInto(
-    dest: string,
-    body: AsyncIterable<Uint8Array>,
-    length: number,
-  ): Promise<{ sha256: string; chunkHashes: string[] }> {
-    const fh = await open(dest, 'wx');
-    const hasher = new ObjectHasher();
-    try {
-      for await (const chunk of body) {
-        if (hasher.size + chunk.length > length)
-          throw new IotaError(
-            'E_TOO_LARGE',
-            `the body is longer than the ${length} bytes this URL allows`,
-          );
-        hasher.update(chunk);
-        await writeAll(fh, chunk);
-      }
-      if (hasher.size !== length)
-        throw new IotaError(
-          'E_LENGTH_MISMATCH',
-          `received ${hasher.size} bytes, this URL is for ${length}`,
-        );
-      await fh.sync();
-    } catch (e) {
-      await fh.close();
-      await rm(dest, { force: true });
-      throw e;
-    }
-    await fh.close();
-    return hasher.finish();
-  }
-
   // ---- used by the routes ------------------------------------------------------------------
 
   /** Verifies a request against its signed URL (see `verifyGrant`). */
@@ -206,7 +167,7 @@ export class LocalStore implements ObjectStore {
     const sha256 = grant.sha256!;
     if (grant.uploadId !== undefined) return this.receivePart(grant, body);
     const tmp = this.tmpPath();
-    const got = await this.receiveInto(tmp, body, length);
+    const got = await receiveInto(tmp, body, length);
     if (got.sha256 !== sha256) {
       await rm(tmp, { force: true });
       throw new IotaError(
@@ -225,7 +186,7 @@ export class LocalStore implements ObjectStore {
 
   private async receivePart(grant: Grant, body: AsyncIterable<Uint8Array>): Promise<string> {
     const dir = this.uploadDir(grant.uploadId);
-    const upload = await this.readUpload(dir);
+    const upload = await readUpload(dir);
     const layout = partLayout(upload.size, upload.partSize);
     const n = grant.part ?? 0;
     // All of this was signed by us; checked again so a bug elsewhere cannot write a stray part.
@@ -239,7 +200,7 @@ export class LocalStore implements ObjectStore {
       throw new IotaError('E_BAD_PART', `part ${n} does not belong to upload ${grant.uploadId}`);
     }
     const tmp = join(dir, `${n}.${randomBytes(6).toString('hex')}.tmp`);
-    const got = await this.receiveInto(tmp, body, grant.length!);
+    const got = await receiveInto(tmp, body, grant.length!);
     if (got.sha256 !== grant.sha256) {
       await rm(tmp, { force: true });
       throw new IotaError(
@@ -405,7 +366,7 @@ export class LocalStore implements ObjectStore {
       expiresAt: req.expiresAt,
       ...(req.chunkHashes ? { chunkHashes: [...req.chunkHashes] } : {}),
     };
-    await writeFile(join(dir, 'upload.json'), JSON.stringify(upload), { flush: true });
+    await writeUpload(dir, upload);
     const parts = partLayout(req.size, req.partSize).map((p) => {
       const sha256 = req.partSha256s[p.number - 1];
       const url = signedUrl(this.baseUrl(), this.secret, {
@@ -430,71 +391,16 @@ export class LocalStore implements ObjectStore {
     };
   }
 
-  private async readUpload(dir: string): Promise<Upload> {
-    try {
-      return JSON.parse(await readFile(join(dir, 'upload.json'), 'utf8')) as Upload;
-    } catch (e) {
-      if (isErrno(e, 'ENOENT'))
-        throw new IotaError(
-          'E_NO_UPLOAD',
-          'this multipart upload was completed, aborted or never started',
-        );
-      throw e;
-    }
-  }
-
   /**
    * Concatenates the parts in order into the object, checking the whole sha256 on the way (the
    * local store can, S3 cannot). A mismatch discards the upload.
    */
   async completeMultipart(plan: UploadPlan, etags: readonly string[]): Promise<ObjectInfo> {
     const dir = this.uploadDir(plan.uploadId);
-    const upload = await this.readUpload(dir);
-    if (upload.key !== plan.key)
-      throw new IotaError(
-        'E_BAD_PART',
-        `upload ${plan.uploadId} is for ${upload.key}, not ${plan.key}`,
-      );
-    const layout = partLayout(upload.size, upload.partSize);
-    if (etags.length !== layout.length)
-      throw new IotaError(
-        'E_INCOMPLETE_UPLOAD',
-        `${layout.length} parts, ${etags.length} ETags given`,
-      );
-    for (const p of layout) {
-      if (bareEtag(etags[p.number - 1]) !== upload.partSha256s[p.number - 1])
-        throw new IotaError(
-          'E_BAD_PART',
-          `the ETag of part ${p.number} is not the one it was uploaded with`,
-        );
-      const st = await stat(join(dir, String(p.number))).catch(() => undefined);
-      if (st?.size !== p.size)
-        throw new IotaError(
-          'E_INCOMPLETE_UPLOAD',
-          `part ${p.number} of ${plan.key} has not been uploaded`,
-          'upload every part, then complete',
-        );
-    }
+    const upload = await readUpload(dir);
+    const layout = await checkParts(dir, upload, plan, etags);
     const tmp = this.tmpPath();
-    const fh = await open(tmp, 'wx');
-    const hasher = new ObjectHasher();
-    try {
-      for (const p of layout) {
-        for await (const chunk of createReadStream(join(dir, String(p.number)), {
-          highWaterMark: 1 << 20,
-        }) as AsyncIterable<Buffer>) {
-          hasher.update(chunk);
-          await writeAll(fh, chunk);
-        }
-      }
-      await fh.sync();
-    } catch (e) {
-      await fh.close();
-      await rm(tmp, { force: true });
-      throw e;
-    }
-    await fh.close();
-    const { sha256, chunkHashes } = hasher.finish();
+    const { sha256, chunkHashes } = await assembleParts(dir, layout, tmp);
     if (sha256 !== upload.sha256) {
       await rm(tmp, { force: true });
       await rm(dir, { recursive: true, force: true });
@@ -519,16 +425,7 @@ export class LocalStore implements ObjectStore {
   }
 
   /** Drops multipart uploads whose URLs have expired (call now and then; S3 has lifecycle rules). */
-  async sweepUploads(): Promise<number> {
-    const now = this.clock();
-    let swept = 0;
-    for (const id of await readdir(join(this.root, 'uploads'))) {
-      if (!UPLOAD_ID.test(id)) continue;
-      const upload = await this.readUpload(join(this.root, 'uploads', id)).catch(() => undefined);
-      if (upload && upload.expiresAt >= now) continue;
-      await rm(join(this.root, 'uploads', id), { recursive: true, force: true });
-      swept++;
-    }
-    return swept;
+  sweepUploads(): Promise<number> {
+    return sweepUploads(this.root, this.clock());
   }
 }

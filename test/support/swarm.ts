@@ -221,7 +221,7 @@ export class CoordMiner {
 /** Sum of ledger samples by state for one epoch (all stages). */
 export function ledgerTotals(s: TestSwarm, epoch: number): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const r of s.state.ledgerCounts(epoch))
+  for (const r of s.state.ledger.counts(epoch))
     if (r.epoch === epoch) out[r.state] = (out[r.state] ?? 0) + r.samples;
   return out;
 }

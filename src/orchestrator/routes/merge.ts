@@ -11,13 +11,13 @@ import {
 } from '../../protocol/swarm-messages.js';
 import type { ObjectStore } from '../../store/index.js';
 import type { ServerContext } from '../context.js';
-import type { MergeCoordinator } from '../swarm/merge.js';
+import type { MergeDesk } from '../swarm/merge-desk.js';
 import type { MergeReferee } from '../swarm/merge-referee.js';
 
 export async function mergeRoutes(
   app: FastifyInstance,
   ctx: ServerContext,
-  merge: MergeCoordinator,
+  merge: MergeDesk,
   referee: MergeReferee,
   store: ObjectStore,
 ): Promise<void> {

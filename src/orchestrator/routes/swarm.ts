@@ -31,13 +31,14 @@ import { validationRoutes } from './validate.js';
 import type { ValidationCoordinator } from '../swarm/validation.js';
 import type { MergeCoordinator } from '../swarm/merge.js';
 import type { MergeReferee } from '../swarm/merge-referee.js';
+import type { MergeDesk } from '../swarm/merge-desk.js';
 
 /** The swarm's parts the routes serve (assemble.ts builds them). */
 export interface SwarmServices {
   coordinator: Coordinator;
   configHash: string;
   /** the sharded merge and the orchestrator's own merger, when the swarm merges */
-  merge?: { coordinator: MergeCoordinator; referee: MergeReferee };
+  merge?: { coordinator: MergeCoordinator; desk: MergeDesk; referee: MergeReferee };
   validation?: ValidationCoordinator;
 }
 
@@ -51,10 +52,10 @@ export function swarmRoutes(swarm: SwarmServices, store: ObjectStore) {
       if (key.kind === 'activation') return coordinator.leaseExpiry(caller, key.lease, now);
       if (key.kind === 'gradient') return uploads.expiry(caller, key.epoch, key.stage, now);
       if ((key.kind === 'merged' || key.kind === 'optimizer') && merge)
-        return merge.coordinator.uploadExpiry(caller, key.epoch, key.stage, key.partition, now);
+        return merge.desk.uploadExpiry(caller, key.epoch, key.stage, key.partition, now);
       return undefined;
     };
-    if (merge) await mergeRoutes(app, ctx, merge.coordinator, merge.referee, store);
+    if (merge) await mergeRoutes(app, ctx, merge.desk, merge.referee, store);
     if (validation) await validationRoutes(app, ctx, validation, store);
 
     app.get(

@@ -6,8 +6,10 @@
 import type { Statement } from 'better-sqlite3';
 import { randomHex } from '../../protocol/random.js';
 import { undoOnRollback, type DB } from './db.js';
+import { swarmStatements } from './swarm-sql.js';
 import { OpenTasks, type OpenTask } from './open-tasks.js';
-import { CreditBook, type HeldRow } from './credit-book.js';
+import { Ledger } from './ledger.js';
+import { Liveness } from './liveness.js';
 import type {
   TaskKind,
   TaskState,
@@ -63,21 +65,10 @@ function task(r: Raw<TaskRow> | undefined): TaskRow | undefined {
   );
 }
 
-interface Liveness {
-  seen: number;
-  rate?: number;
-  /** samples done since the last flush */
-  done: number;
-}
-
 export class SwarmState {
   private s: Record<string, Statement>;
-  /**
-   * When each miner was last heard from and how fast it works: measurements, not acknowledged
-   * state, so they live in memory and reach the database on `flushLiveness` (every tick). A
-   * crash forgets at most one tick of them, which only delays a silence verdict.
-   */
-  private liveness = new Map<string, Liveness>();
+  /** When each miner was last heard from and how fast it works, in memory (liveness.ts). */
+  private liveness = new Liveness();
   /**
    * Rows every request reads, kept in memory as in the database: stages (their manifests
    * parsed), epochs, members (as stored; `overlay` adds liveness), the next item id. Every
@@ -90,8 +81,8 @@ export class SwarmState {
   private nextItem: number | undefined;
   /** The tasks each miner holds, in memory (open-tasks.ts): kept by every task write below. */
   private open: OpenTasks;
-  /** Each miner's unsettled samples, in memory (credit-book.ts): kept by every ledger write below. */
-  private book: CreditBook;
+  /** The sample ledger: one row per (item, stage), counted in samples (ledger.ts). */
+  readonly ledger: Ledger;
 
   /** Sets (or with `undefined` drops) a cached row, restoring the previous one on rollback. */
   private cache<K, V>(m: Map<K, V>, k: K, v: V | undefined): void {
@@ -103,141 +94,12 @@ export class SwarmState {
   }
 
   constructor(readonly db: DB) {
-    const p = (sql: string) => db.prepare(sql);
-    this.s = {
-      runGet: p('SELECT * FROM run WHERE id = 1'),
-      runPut: p(
-        'INSERT INTO run (id, name, config, config_hash, stages, created_at) VALUES (1, ?, ?, ?, ?, ?)',
-      ),
-      stageGet: p('SELECT * FROM stages WHERE stage = ?'),
-      stageAll: p('SELECT * FROM stages ORDER BY stage'),
-      stagePut: p(
-        'INSERT OR REPLACE INTO stages (stage, epoch, phase, since, deadline, manifest, note) VALUES (@stage, @epoch, @phase, @since, @deadline, @manifest, @note)',
-      ),
-      epochGet: p('SELECT * FROM epochs WHERE epoch = ?'),
-      epochPut: p('INSERT OR IGNORE INTO epochs (epoch, started_at) VALUES (?, ?)'),
-      epochAllocate: p('UPDATE epochs SET allocated = allocated + ? WHERE epoch = ?'),
-      epochClose: p('UPDATE epochs SET closed_at = ?, drain_deadline = ? WHERE epoch = ?'),
-      epochDrained: p('UPDATE epochs SET drained_at = ? WHERE epoch = ?'),
-      epochMergeMs: p('UPDATE epochs SET merge_ms = merge_ms + ? WHERE epoch = ?'),
-      epochsDraining: p(
-        'SELECT * FROM epochs WHERE closed_at IS NOT NULL AND drained_at IS NULL ORDER BY epoch',
-      ),
-      epochsRecent: p('SELECT * FROM epochs ORDER BY epoch DESC LIMIT ?'),
-      memberGet: p('SELECT * FROM members WHERE miner = ?'),
-      memberAll: p('SELECT * FROM members ORDER BY stage, joined_at, miner'),
-      memberPut: p(
-        'INSERT INTO members (miner, stage, requested, next_stage, joined_at, joined_epoch, last_seen) VALUES (?, ?, ?, NULL, ?, ?, ?)',
-      ),
-      memberSet: p('UPDATE members SET stage = ?, requested = ?, next_stage = ? WHERE miner = ?'),
-      memberFlush: p(
-        'UPDATE members SET last_seen = MAX(last_seen, ?), rate = COALESCE(?, rate), done = done + ? WHERE miner = ?',
-      ),
-      taskGet: p('SELECT * FROM tasks WHERE item = ? AND stage = ? AND kind = ?'),
-      taskPut: p(
-        "INSERT INTO tasks (item, stage, kind, epoch, first_sample, n, state, prefer, ready_at, input, gate) VALUES (?, ?, ?, ?, ?, ?, 'ready', ?, ?, ?, ?)",
-      ),
-      ungate: p('UPDATE tasks SET gate = NULL, ready_at = ? WHERE gate = ?'),
-      manifestPut: p('INSERT OR REPLACE INTO manifests (stage, epoch, manifest) VALUES (?, ?, ?)'),
-      manifestGet: p('SELECT manifest FROM manifests WHERE stage = ? AND epoch = ?'),
-      taskLease: p(
-        "UPDATE tasks SET state = 'leased', miner = ?, lease = ?, leased_at = ?, expires = ? WHERE item = ? AND stage = ? AND kind = ?",
-      ),
-      taskFinish: p(
-        'UPDATE tasks SET state = ?, output = ?, loss = ?, done_at = ? WHERE item = ? AND stage = ? AND kind = ?',
-      ),
-      taskSetState: p('UPDATE tasks SET state = ? WHERE item = ? AND stage = ? AND kind = ?'),
-      readyPreferred: p(
-        "SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind = 'bwd' AND prefer = ? AND gate IS NULL ORDER BY ready_at, item LIMIT 1",
-      ),
-      readyBackward: p(
-        "SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind = 'bwd' AND gate IS NULL ORDER BY ready_at, item LIMIT 32",
-      ),
-      readyForward: p(
-        "SELECT * FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND kind IN ('fwd', 'tail') AND gate IS NULL ORDER BY item LIMIT 1",
-      ),
-      openTasks: p(
-        "SELECT item, stage, kind, miner, state FROM tasks WHERE state = 'leased' UNION ALL SELECT item, stage, kind, miner, state FROM tasks WHERE state = 'held'",
-      ),
-      renew: p(
-        "UPDATE tasks SET expires = ? WHERE item = ? AND stage = ? AND kind = ? AND state = 'leased' AND expires >= ?",
-      ),
-      expired: p("SELECT * FROM tasks WHERE state = 'leased' AND expires < ?"),
-      unlease: p(
-        "UPDATE tasks SET state = 'ready', miner = NULL, lease = NULL, leased_at = NULL, expires = NULL, ready_at = ? WHERE item = ? AND stage = ? AND kind = ?",
-      ),
-      voidEpoch: p(
-        "UPDATE tasks SET state = 'void' WHERE epoch = ? AND state IN ('ready', 'leased') RETURNING item, stage, kind",
-      ),
-      // A forward waiting for its backward was work done in good faith: it stays counted.
-      closeEpochHeld: p(
-        "UPDATE tasks SET state = 'done' WHERE epoch = ? AND state = 'held' RETURNING item, stage, kind",
-      ),
-      queue: p(
-        "SELECT stage, kind, state, COUNT(*) AS n FROM tasks WHERE state IN ('ready', 'leased', 'held') GROUP BY stage, kind, state",
-      ),
-      recentLosses: p(
-        "SELECT epoch, item, n, loss, done_at FROM tasks WHERE kind = 'tail' AND state IN ('done', 'held') AND done_at IS NOT NULL ORDER BY done_at DESC, item DESC LIMIT ?",
-      ),
-      tailSince: p(
-        "SELECT COALESCE(SUM(n), 0) AS n FROM tasks WHERE kind = 'tail' AND done_at >= ?",
-      ),
-      itemPut: p(
-        'INSERT INTO items (item, epoch, first_sample, n, windows, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-      ),
-      itemGet: p('SELECT * FROM items WHERE item = ?'),
-      itemNext: p('SELECT COALESCE(MAX(item), -1) + 1 AS next FROM items'),
-      ledgerPut: p("INSERT INTO ledger (item, stage, epoch, n, state) VALUES (?, ?, ?, ?, 'open')"),
-      ledgerCredit: p(
-        "UPDATE ledger SET state = 'credited', miner = ? WHERE item = ? AND stage = ? RETURNING epoch, n",
-      ),
-      ledgerOpen: p(
-        "SELECT COUNT(*) AS n FROM ledger WHERE epoch = ? AND stage = ? AND state = 'open'",
-      ),
-      ledgerOpenEpoch: p("SELECT COUNT(*) AS n FROM ledger WHERE epoch = ? AND state = 'open'"),
-      ledgerDropOpen: p("UPDATE ledger SET state = ? WHERE epoch = ? AND state = 'open'"),
-      // Unsettled samples belong to their stage's current epoch (a merge or an abandon settles the rest).
-      ledgerHeld: p(
-        "SELECT epoch, stage, miner, state, SUM(n) AS n FROM ledger WHERE epoch >= (SELECT COALESCE(MIN(epoch), 0) FROM stages) AND state IN ('credited', 'uploaded') GROUP BY epoch, stage, miner, state",
-      ),
-      ledgerMove: p(
-        'UPDATE ledger SET state = ? WHERE epoch = ? AND stage = ? AND state = ? AND miner IN (SELECT value FROM json_each(?))',
-      ),
-      ledgerMoveStage: p('UPDATE ledger SET state = ? WHERE epoch = ? AND stage = ? AND state = ?'),
-      ledgerCounts: p(
-        'SELECT epoch, stage, state, SUM(n) AS samples FROM ledger WHERE epoch >= ? GROUP BY epoch, stage, state ORDER BY epoch, stage, state',
-      ),
-      ledgerSamples: p(
-        'SELECT item, stage, state, miner FROM ledger WHERE epoch = ? ORDER BY item, stage',
-      ),
-      upstreamExpiry: p(
-        "SELECT MIN(expires) AS t FROM tasks WHERE stage < ? AND epoch = ? AND state = 'leased'",
-      ),
-      leaseHolders: p("SELECT DISTINCT miner FROM tasks WHERE state = 'leased'"),
-      dropItemLedger: p("UPDATE ledger SET state = ? WHERE item = ? AND state = 'open'"),
-      voidItemTasks: p(
-        "UPDATE tasks SET state = 'void' WHERE item = ? AND state IN ('ready', 'leased') RETURNING item, stage, kind",
-      ),
-      closeItemHeld: p(
-        "UPDATE tasks SET state = 'done' WHERE item = ? AND state = 'held' RETURNING item, stage, kind",
-      ),
-      creditedItems: p(
-        "SELECT item FROM ledger WHERE epoch = ? AND stage = ? AND miner = ? AND state IN ('credited', 'uploaded', 'merged') ORDER BY item",
-      ),
-      fault: p(
-        'INSERT INTO faults (epoch, stage, miner, kind, detail, at) VALUES (?, ?, ?, ?, ?, ?)',
-      ),
-      gradGet: p('SELECT * FROM gradients WHERE epoch = ? AND stage = ? AND miner = ?'),
-      gradPut: p(
-        'INSERT INTO gradients (epoch, stage, miner, key, size, sha256, n, partitions, uploaded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ),
-      gradAll: p('SELECT * FROM gradients WHERE epoch = ? AND stage = ? ORDER BY miner'),
-    };
+    this.s = swarmStatements(db);
     this.open = new OpenTasks(
       db,
       this.s.openTasks.iterate() as Iterable<Omit<OpenTask, 'miner'> & { miner: string | null }>,
     );
-    this.book = new CreditBook(db, this.s.ledgerHeld.iterate() as Iterable<HeldRow>);
+    this.ledger = new Ledger(db);
   }
 
   run(): RunRow | undefined {
@@ -324,15 +186,7 @@ export class SwarmState {
     return (this.s.memberAll.all() as MemberRow[]).map((r) => this.overlay(r));
   }
   private overlay(r: MemberRow): MemberRow {
-    const l = this.liveness.get(r.miner);
-    return l
-      ? {
-          ...r,
-          last_seen: Math.max(r.last_seen, l.seen),
-          rate: l.rate ?? r.rate,
-          done: r.done + l.done,
-        }
-      : r;
+    return this.liveness.overlay(r);
   }
   addMember(miner: string, stage: number, requested: string, epoch: number, now: number): void {
     this.s.memberPut.run(miner, stage, requested, now, epoch, now);
@@ -344,32 +198,26 @@ export class SwarmState {
     this.cache(this.memberRows, miner, old && { ...old, stage, requested, next_stage: nextStage });
   }
   seen(miner: string, now: number): void {
-    const l = this.liveness.get(miner);
-    if (l) l.seen = Math.max(l.seen, now);
-    else this.liveness.set(miner, { seen: now, done: 0 });
+    this.liveness.seen(miner, now);
   }
   recordRate(miner: string, rate: number, samples: number, now: number): void {
-    this.seen(miner, now);
-    const l = this.liveness.get(miner)!;
-    l.rate = rate;
-    l.done += samples;
+    this.liveness.recordRate(miner, rate, samples, now);
   }
   /** Writes the in-memory liveness and rates to the members table (inside the caller's transaction). */
   flushLiveness(): void {
-    for (const [miner, l] of this.liveness) {
-      this.s.memberFlush.run(l.seen, l.rate ?? null, l.done, miner);
+    this.liveness.flush((miner, seen, rate, done) => {
+      this.s.memberFlush.run(seen, rate, done, miner);
       // The cached row as the statement leaves it (every tick flushes every live miner: dropping
       // the rows instead would make the next call of each miner read its row again).
       const old = this.memberRows.get(miner);
       if (old)
         this.cache(this.memberRows, miner, {
           ...old,
-          last_seen: Math.max(old.last_seen, l.seen),
-          rate: l.rate ?? old.rate,
-          done: old.done + l.done,
+          last_seen: Math.max(old.last_seen, seen),
+          rate: rate ?? old.rate,
+          done: old.done + done,
         });
-    }
-    this.liveness.clear();
+    });
   }
 
   /** The task a lease id names, while the lease is its current one. */
@@ -471,7 +319,7 @@ export class SwarmState {
   }
   /** Leased or held tasks, plus credited samples not yet settled by a merge. */
   holdsWork(miner: string): boolean {
-    return this.open.holdsAny(miner) || this.book.holdsAny(miner);
+    return this.open.holdsAny(miner) || this.ledger.holdsAny(miner);
   }
   renewLeases(miner: string, now: number, expires: number): number {
     let renewed = 0;
@@ -537,65 +385,6 @@ export class SwarmState {
     return { ...r, windows: JSON.parse(r.windows as string) } as ItemRow;
   }
 
-  openLedger(item: number, stage: number, epoch: number, n: number): void {
-    this.s.ledgerPut.run(item, stage, epoch, n);
-  }
-  credit(item: number, stage: number, miner: string): void {
-    const row = this.s.ledgerCredit.get(miner, item, stage) as
-      { epoch: number; n: number } | undefined;
-    if (row) this.book.added(row.epoch, stage, miner, 'credited', row.n);
-  }
-  openCount(epoch: number, stage?: number): number {
-    return (
-      (stage === undefined
-        ? this.s.ledgerOpenEpoch.get(epoch)
-        : this.s.ledgerOpen.get(epoch, stage)) as { n: number }
-    ).n;
-  }
-  dropOpen(epoch: number, state: string): void {
-    this.s.ledgerDropOpen.run(state, epoch);
-  }
-  /** Samples credited (and not yet settled) per miner at one stage and epoch. */
-  credits(epoch: number, stage: number): Array<{ miner: string; n: number }> {
-    return this.book.credits(epoch, stage);
-  }
-  minerCredit(epoch: number, stage: number, miner: string): number {
-    return this.book.credited(epoch, stage, miner);
-  }
-  /** Samples of (epoch, stage) in state `from` go to `to`: `miners`' only (one pass), or everyone's. */
-  moveLedger(
-    epoch: number,
-    stage: number,
-    from: string,
-    to: string,
-    miners?: readonly string[],
-  ): void {
-    if (miners?.length === 0) return;
-    this.book.moved(epoch, stage, from, to, miners); // first: it refuses a move it cannot follow
-    if (miners === undefined) this.s.ledgerMoveStage.run(to, epoch, stage, from);
-    else this.s.ledgerMove.run(to, epoch, stage, from, JSON.stringify(miners));
-  }
-  ledgerCounts(
-    fromEpoch: number,
-  ): Array<{ epoch: number; stage: number; state: string; samples: number }> {
-    return this.s.ledgerCounts.all(fromEpoch) as Array<{
-      epoch: number;
-      stage: number;
-      state: string;
-      samples: number;
-    }>;
-  }
-  ledgerRows(
-    epoch: number,
-  ): Array<{ item: number; stage: number; state: string; miner: string | null }> {
-    return this.s.ledgerSamples.all(epoch) as Array<{
-      item: number;
-      stage: number;
-      state: string;
-      miner: string | null;
-    }>;
-  }
-
   /** The earliest lease expiry of an epoch's items before stage `below`. */
   upstreamExpiry(below: number, epoch: number): number | null {
     return (this.s.upstreamExpiry.get(below, epoch) as { t: number | null }).t;
@@ -608,15 +397,9 @@ export class SwarmState {
    * and waiting for their backward count as done (their miners did the work). Returns the tasks voided.
    */
   dropItem(item: number, state: string): number {
-    this.s.dropItemLedger.run(state, item);
+    this.ledger.drop(item, state);
     this.open.closed(this.s.closeItemHeld.all(item) as TaskRow[]);
     return this.open.closed(this.s.voidItemTasks.all(item) as TaskRow[]);
-  }
-  /** Items whose gradient at a stage and epoch is credited to a miner (merged or not yet). */
-  creditedItems(epoch: number, stage: number, miner: string): number[] {
-    return (this.s.creditedItems.all(epoch, stage, miner) as Array<{ item: number }>).map(
-      (r) => r.item,
-    );
   }
   /** A fault for scoring (the validator's input): who, what, where. */
   fault(

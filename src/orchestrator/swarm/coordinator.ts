@@ -204,7 +204,7 @@ export class Coordinator {
     const windows = Array.from({ length: n }, (_, i) => this.cfg.window(first + i));
     const item = this.state.nextItemId();
     this.state.addItem(item, epoch, first, n, windows, now);
-    for (let s = 0; s < this.stages; s++) this.state.openLedger(item, s, epoch, n);
+    for (let s = 0; s < this.stages; s++) this.state.ledger.open(item, s, epoch, n);
     const kind: TaskKind = this.stages === 1 ? 'tail' : 'fwd';
     this.state.addTask(item, 0, kind, epoch, first, n, null, now, { windows });
     this.state.allocate(epoch, n);
@@ -327,7 +327,7 @@ export class Coordinator {
       );
     } else {
       this.state.finishTask(t, 'done', out, loss, now);
-      this.state.credit(t.item, t.stage, miner);
+      this.state.ledger.credit(t.item, t.stage, miner);
       credited = t.n;
       const gate = this.hooks.validation?.afterReport(done, miner, now) ?? null;
       if (t.kind === 'bwd') {

@@ -25,10 +25,10 @@ export class StageCycle {
   /** Epochs whose allocation closed drain until every sample is settled or their deadline. */
   drain(now: number): void {
     for (const ep of this.state.drainingEpochs()) {
-      const next = drainNext(this.state.openCount(ep.epoch), ep.drain_deadline!, now);
+      const next = drainNext(this.state.ledger.openCount(ep.epoch), ep.drain_deadline!, now);
       if (next === 'wait') continue;
       if (next === 'close') {
-        this.state.dropOpen(ep.epoch, 'dropped:epoch_closed');
+        this.state.ledger.dropOpen(ep.epoch, 'dropped:epoch_closed');
         this.state.voidEpochTasks(ep.epoch);
       }
       this.state.markDrained(ep.epoch, now);
@@ -59,7 +59,8 @@ export class StageCycle {
     const E = st.epoch;
     if (st.phase === 'training') {
       const ep = this.state.epoch(E);
-      const settled = !!ep && ep.closed_at !== null && this.state.openCount(E, st.stage) === 0;
+      const settled =
+        !!ep && ep.closed_at !== null && this.state.ledger.openCount(E, st.stage) === 0;
       return { phase: 'training', settled, credited: settled ? this.credited(st) : 0 };
     }
     if (st.phase === 'uploading') {
@@ -67,7 +68,7 @@ export class StageCycle {
         phase: 'uploading',
         since: st.since,
         deadline: st.deadline!,
-        credits: this.state.credits(E, st.stage).map((c) => ({
+        credits: this.state.ledger.credits(E, st.stage).map((c) => ({
           ...c,
           live: !isSilent(this.state, c.miner, this.leaseMs, now),
         })),
@@ -82,7 +83,7 @@ export class StageCycle {
   }
 
   private credited(st: StageRow): number {
-    return this.state.credits(st.epoch, st.stage).reduce((a, c) => a + c.n, 0);
+    return this.state.ledger.credits(st.epoch, st.stage).reduce((a, c) => a + c.n, 0);
   }
 
   private apply(st: StageRow, t: Exclude<Transition, { to: 'stay' }>, now: number): void {
@@ -102,14 +103,14 @@ export class StageCycle {
         return this.closeUploads(st, t.deadline, now);
       case 'trained':
         for (const [miner, reason] of Object.entries(t.excluded))
-          this.state.moveLedger(st.epoch, st.stage, 'uploaded', `dropped:${reason}`, [miner]);
-        this.state.moveLedger(st.epoch, st.stage, 'uploaded', 'merged');
+          this.state.ledger.move(st.epoch, st.stage, 'uploaded', `dropped:${reason}`, [miner]);
+        this.state.ledger.move(st.epoch, st.stage, 'uploaded', 'merged');
         return this.enterTraining(st, t.manifest, '', now);
       case 'abandoned': {
         // Given up visibly: the replicas keep w_E, and the epoch's samples at this stage are dropped.
         const E = st.epoch;
-        this.settleCredits(st, this.state.credits(E, st.stage), t.dropAs, now);
-        this.state.moveLedger(E, st.stage, 'uploaded', t.dropAs);
+        this.settleCredits(st, this.state.ledger.credits(E, st.stage), t.dropAs, now);
+        this.state.ledger.move(E, st.stage, 'uploaded', t.dropAs);
         const note = `epoch ${E} abandoned: ${t.why}; weights stay at epoch ${st.manifest.epoch}`;
         return this.enterTraining(st, st.manifest, note, now);
       }
@@ -120,8 +121,8 @@ export class StageCycle {
     const E = st.epoch;
     const uploads: GradientRow[] = this.state.gradients(E, st.stage);
     const uploaded = new Set(uploads.map((g) => g.miner));
-    const late = this.state.credits(E, st.stage).filter((c) => !uploaded.has(c.miner));
-    this.state.moveLedger(E, st.stage, 'credited', 'uploaded', [...uploaded]);
+    const late = this.state.ledger.credits(E, st.stage).filter((c) => !uploaded.has(c.miner));
+    this.state.ledger.move(E, st.stage, 'credited', 'uploaded', [...uploaded]);
     this.settleCredits(st, late, 'dropped:upload_late', now);
     this.state.putStage({ ...st, phase: 'merging', since: now, deadline, note: '' });
     this.hooks.validation?.uploadsClosed?.(st.stage, E, uploads, now);
@@ -152,8 +153,8 @@ export class StageCycle {
       .map((c) => c.miner);
     const gone = new Set(silent);
     const live = credits.filter((c) => !gone.has(c.miner)).map((c) => c.miner);
-    this.state.moveLedger(st.epoch, st.stage, 'credited', 'lost_with_miner', silent);
-    this.state.moveLedger(st.epoch, st.stage, 'credited', dropAs, live);
+    this.state.ledger.move(st.epoch, st.stage, 'credited', 'lost_with_miner', silent);
+    this.state.ledger.move(st.epoch, st.stage, 'credited', dropAs, live);
   }
 
   private enterTraining(st: StageRow, manifest: ManifestRef, note: string, now: number): void {

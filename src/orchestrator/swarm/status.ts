@@ -76,7 +76,7 @@ export function buildStatus(
           })),
       };
     }),
-    ledger: state.ledgerCounts(ledgerFrom ?? Math.max(0, head.epoch - 3)),
+    ledger: state.ledger.counts(ledgerFrom ?? Math.max(0, head.epoch - 3)),
     losses: state
       .recentLosses(20)
       .map((l) => ({ epoch: l.epoch, item: l.item, loss: l.loss, at: l.done_at })),

@@ -99,7 +99,7 @@ export class GradientUploads {
 
   /** What a miner credited in this stage's epoch still has to upload. */
   duty(st: StageRow, miner: string): UploadDuty | undefined {
-    const n = this.state.minerCredit(st.epoch, st.stage, miner);
+    const n = this.state.ledger.minerCredit(st.epoch, st.stage, miner);
     if (n === 0 || this.state.gradient(st.epoch, st.stage, miner)) return undefined;
     return {
       epoch: st.epoch,
@@ -120,7 +120,7 @@ export class GradientUploads {
   }
 
   private requireCredit(epoch: number, stage: number, miner: string): number {
-    const n = this.state.minerCredit(epoch, stage, miner);
+    const n = this.state.ledger.minerCredit(epoch, stage, miner);
     if (n === 0)
       throw new HttpError(
         'E_NOTHING_TO_UPLOAD',

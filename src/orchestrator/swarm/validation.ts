@@ -239,7 +239,7 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
     if (!g) return undefined;
     const kind = r.stage === this.swarm.stages().length - 1 ? 'tail' : 'bwd';
     const items: ReplayItem[] = [];
-    for (const item of this.swarm.creditedItems(r.epoch, r.stage, r.miner)) {
+    for (const item of this.swarm.ledger.creditedItems(r.epoch, r.stage, r.miner)) {
       const t = this.swarm.task(item, r.stage, kind);
       if (!t) return undefined;
       items.push({
@@ -429,8 +429,8 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
       ); // failed work is no work
       this.swarm.dropItem(r.item, 'dropped:failed_validation');
     }
-    this.swarm.moveLedger(r.epoch, r.stage, 'credited', 'dropped:failed_validation', [r.miner]);
-    this.swarm.moveLedger(r.epoch, r.stage, 'uploaded', 'dropped:failed_validation', [r.miner]);
+    this.swarm.ledger.move(r.epoch, r.stage, 'credited', 'dropped:failed_validation', [r.miner]);
+    this.swarm.ledger.move(r.epoch, r.stage, 'uploaded', 'dropped:failed_validation', [r.miner]);
   }
 
   /** A miner's verdicts, oldest first: what was checked, by whom, and the numbers. */

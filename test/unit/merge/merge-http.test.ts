@@ -99,12 +99,12 @@ async function oracle(
   included: SimMiner[],
 ): Promise<Float32Array> {
   const credits = new Map(
-    o.coord.state
-      .ledgerRows(0)
+    o.coord.state.ledger
+      .rows(0)
       .filter((r) => r.miner)
       .map((r) => [r.miner!, 0]),
   );
-  for (const r of o.coord.state.ledgerRows(0))
+  for (const r of o.coord.state.ledger.rows(0))
     if (r.miner) credits.set(r.miner, credits.get(r.miner)! + 1);
   const N = included.reduce((a, m) => a + credits.get(m.id)!, 0);
   const sorted = [...included].sort((a, b) => (a.id < b.id ? -1 : 1));
@@ -156,7 +156,7 @@ describe('the merge over HTTP', () => {
       else expect(m.clip_factor).toBe(1);
       expect(o.merge!.state.faults(0, 0)).toEqual([]);
       // The ledger: every sample merged.
-      expect(o.coord.state.ledgerCounts(0)).toEqual([
+      expect(o.coord.state.ledger.counts(0)).toEqual([
         { epoch: 0, stage: 0, state: 'merged', samples: 8 },
       ]);
       // Metrics: the busiest merger read every participant's slice of its partitions (about r W)
@@ -233,7 +233,7 @@ describe('the merge over HTTP', () => {
       ),
     ).toBeLessThanOrEqual(1e-6);
     const ledger = Object.fromEntries(
-      o.coord.state.ledgerCounts(0).map((r) => [r.state, r.samples]),
+      o.coord.state.ledger.counts(0).map((r) => [r.state, r.samples]),
     );
     expect(ledger['dropped:gradient_norm']).toBeGreaterThan(0);
     expect(ledger.merged + ledger['dropped:gradient_norm']).toBe(8);

@@ -33,7 +33,7 @@ describe('credit book', () => {
     ),
   });
   const fromBook = (state: SwarmState, epoch: number, stage: number) => ({
-    credits: state.credits(epoch, stage),
+    credits: state.ledger.credits(epoch, stage),
     unsettled: Object.fromEntries(['a', 'b', 'c'].map((m) => [m, state.holdsWork(m)])),
   });
 
@@ -43,29 +43,29 @@ describe('credit book', () => {
     let state = new SwarmState(repo.db);
     // Items 0..5 of epoch 0, 4 samples each, at stages 0 and 1.
     for (let item = 0; item < 6; item++)
-      for (const stage of [0, 1]) state.openLedger(item, stage, 0, 4);
-    state.credit(0, 0, 'a');
-    state.credit(1, 0, 'a');
-    state.credit(2, 0, 'b');
-    state.credit(3, 0, 'c');
-    state.credit(0, 1, 'b');
-    expect(state.credits(0, 0)).toEqual([
+      for (const stage of [0, 1]) state.ledger.open(item, stage, 0, 4);
+    state.ledger.credit(0, 0, 'a');
+    state.ledger.credit(1, 0, 'a');
+    state.ledger.credit(2, 0, 'b');
+    state.ledger.credit(3, 0, 'c');
+    state.ledger.credit(0, 1, 'b');
+    expect(state.ledger.credits(0, 0)).toEqual([
       { miner: 'a', n: 8 },
       { miner: 'b', n: 4 },
       { miner: 'c', n: 4 },
     ]);
     expect([
-      state.minerCredit(0, 0, 'a'),
-      state.minerCredit(0, 1, 'b'),
-      state.minerCredit(0, 1, 'a'),
-      state.minerCredit(1, 0, 'a'),
+      state.ledger.minerCredit(0, 0, 'a'),
+      state.ledger.minerCredit(0, 1, 'b'),
+      state.ledger.minerCredit(0, 1, 'a'),
+      state.ledger.minerCredit(1, 0, 'a'),
     ]).toEqual([8, 4, 0, 0]);
     expect(fromBook(state, 0, 0)).toEqual(fromTable(repo, 0, 0));
 
     // Uploads close: a and b uploaded, c's credit is dropped; b's credit at stage 1 is untouched.
-    state.moveLedger(0, 0, 'credited', 'uploaded', ['a', 'b']);
-    state.moveLedger(0, 0, 'credited', 'dropped:upload_late', ['c']);
-    expect(state.credits(0, 0)).toEqual([]);
+    state.ledger.move(0, 0, 'credited', 'uploaded', ['a', 'b']);
+    state.ledger.move(0, 0, 'credited', 'dropped:upload_late', ['c']);
+    expect(state.ledger.credits(0, 0)).toEqual([]);
     expect(fromBook(state, 0, 0)).toEqual(fromTable(repo, 0, 0));
     expect(fromBook(state, 0, 1)).toEqual(fromTable(repo, 0, 1));
     expect([state.holdsWork('a'), state.holdsWork('b'), state.holdsWork('c')]).toEqual([
@@ -77,17 +77,17 @@ describe('credit book', () => {
     // A rolled-back change leaves the book as it was.
     expect(() =>
       repo.transaction(() => {
-        state.credit(4, 0, 'c');
-        state.moveLedger(0, 0, 'uploaded', 'merged');
+        state.ledger.credit(4, 0, 'c');
+        state.ledger.move(0, 0, 'uploaded', 'merged');
         expect(state.holdsWork('a')).toBe(false);
         throw new Error('refused');
       }),
     ).toThrow('refused');
-    expect([state.holdsWork('a'), state.holdsWork('c'), state.minerCredit(0, 0, 'c')]).toEqual([
-      true,
-      false,
-      0,
-    ]);
+    expect([
+      state.holdsWork('a'),
+      state.holdsWork('c'),
+      state.ledger.minerCredit(0, 0, 'c'),
+    ]).toEqual([true, false, 0]);
     expect(fromBook(state, 0, 0)).toEqual(fromTable(repo, 0, 0));
 
     // Reopened on the same file, the book is read back from the ledger.
@@ -96,17 +96,17 @@ describe('credit book', () => {
     state = new SwarmState(repo.db);
     expect(fromBook(state, 0, 0)).toEqual(fromTable(repo, 0, 0));
     expect(fromBook(state, 0, 1)).toEqual(fromTable(repo, 0, 1));
-    expect(state.minerCredit(0, 1, 'b')).toBe(4);
+    expect(state.ledger.minerCredit(0, 1, 'b')).toBe(4);
 
     // The merge settles the stage: nobody holds anything there any more; b still holds stage 1's credit.
-    state.moveLedger(0, 0, 'uploaded', 'merged');
+    state.ledger.move(0, 0, 'uploaded', 'merged');
     expect([state.holdsWork('a'), state.holdsWork('b')]).toEqual([false, true]);
-    state.moveLedger(0, 1, 'credited', 'dropped:failed_validation', ['b']);
+    state.ledger.move(0, 1, 'credited', 'dropped:failed_validation', ['b']);
     expect(fromBook(state, 0, 1)).toEqual(fromTable(repo, 0, 1));
     expect(state.holdsWork('b')).toBe(false);
 
     // Samples enter a held state only by a credit or from another held state.
-    expect(() => state.moveLedger(0, 0, 'open', 'credited')).toThrow(/only from a held state/);
+    expect(() => state.ledger.move(0, 0, 'open', 'credited')).toThrow(/only from a held state/);
     repo.close();
   });
 });

@@ -14,7 +14,7 @@ import { stageLayout } from '../../../src/model/params.js';
 
 function ledger(o: SwarmServer, epoch: number): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const r of o.coord.state.ledgerCounts(epoch))
+  for (const r of o.coord.state.ledger.counts(epoch))
     if (r.epoch === epoch) out[r.state] = (out[r.state] ?? 0) + r.samples;
   return out;
 }
@@ -181,7 +181,7 @@ describe('several epochs with a merge, a miner going silent and one joining mid-
     let taken: WorkReply | undefined;
     for (let r = 0; r < 100; r++) {
       for (const m of others) await m.round();
-      if (o.coord.state.minerCredit(1, 1, silent.id) === 0) {
+      if (o.coord.state.ledger.minerCredit(1, 1, silent.id) === 0) {
         await silent.round();
         continue;
       }
@@ -189,7 +189,7 @@ describe('several epochs with a merge, a miner going silent and one joining mid-
       if (taken.items.length > 0) break;
     }
     if (!taken) throw new Error('the silent miner never got work');
-    const creditedBefore = o.coord.state.minerCredit(1, 1, silent.id);
+    const creditedBefore = o.coord.state.ledger.minerCredit(1, 1, silent.id);
     expect(taken.items.length).toBeGreaterThan(0);
     expect(creditedBefore).toBeGreaterThan(0);
     const live = others;

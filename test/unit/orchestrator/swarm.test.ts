@@ -46,7 +46,7 @@ function trainEpoch(s: TestSwarm, miners: CoordMiner[], epoch: number, maxRounds
 function uploadAll(s: TestSwarm, miners: CoordMiner[], epoch: number): void {
   for (const m of miners) {
     const st = s.state.member(m.id)!.stage;
-    if (s.state.minerCredit(epoch, st, m.id) > 0) m.uploadGradient(epoch, st);
+    if (s.state.ledger.minerCredit(epoch, st, m.id) > 0) m.uploadGradient(epoch, st);
   }
 }
 

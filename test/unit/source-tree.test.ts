@@ -1,7 +1,7 @@
 /**
- * The shape of src/'s import graph: no circles (type-only imports count: a circle of types
- * is a tangle of concerns even when it costs nothing at run time), and roles that never
- * import each other (DESIGN.md section 8).
+ * The shape of src/: an import graph without circles (type-only imports count: a circle of
+ * types is a tangle of concerns even when it costs nothing at run time), roles that never
+ * import each other (DESIGN.md section 8), and files short enough to read (STYLE.md).
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -119,5 +119,17 @@ describe('import graph of src/', () => {
       }
     }
     expect(crossings).toEqual([]);
+  });
+});
+
+describe('files of src/', () => {
+  it('are at most 450 lines each (Prettier-formatted): a longer one is split by concern', () => {
+    const long = sources(SRC)
+      .map((f) => ({
+        file: relative(SRC, f),
+        lines: readFileSync(f, 'utf8').split('\n').length - 1,
+      }))
+      .filter((f) => f.lines > 450);
+    expect(long).toEqual([]);
   });
 });
