@@ -75,7 +75,13 @@ export function modelConfigProblems(c: ModelConfig): Array<[string, string]> {
     ]);
   if (c.n_heads % c.n_kv_groups !== 0)
     p.push(['n_kv_groups', `must divide n_heads (${c.n_heads} % ${c.n_kv_groups} != 0)`]);
-  if (c.bottleneck > c.dim) p.push(['bottleneck', `must be <= dim (${c.bottleneck} > ${c.dim})`]);
+  // B = dim would keep every residual channel across a boundary: no bottleneck at all, and a
+  // case the reference wires differently (its first blocks skip the decoder when B = dim).
+  if (c.bottleneck >= c.dim)
+    p.push([
+      'bottleneck',
+      `must be smaller than dim (${c.bottleneck} >= ${c.dim}): it is the width that crosses a stage boundary`,
+    ]);
   if (c.tokenizer === 'byte' && c.vocab_size !== 256)
     p.push(['vocab_size', 'must be 256 with the byte tokenizer']);
   if (c.tokenizer === 'gpt2' && c.vocab_size < 50257)

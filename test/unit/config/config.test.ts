@@ -169,7 +169,18 @@ describe('invalid configs', () => {
       [],
       /field "n_kv_groups": must divide n_heads/,
     ],
-    ['bottleneck wider than dim', { bottleneck: 65 }, [], /field "bottleneck": must be <= dim/],
+    [
+      'bottleneck wider than dim',
+      { bottleneck: 65 },
+      [],
+      /field "bottleneck": must be smaller than dim \(65 >= 64\)/,
+    ],
+    [
+      'bottleneck as wide as dim',
+      { bottleneck: 64 },
+      [],
+      /field "bottleneck": must be smaller than dim \(64 >= 64\)/,
+    ],
     [
       'gap between stages',
       {

@@ -6,8 +6,9 @@ import { addonPaths } from '../../../src/kernels/native/index.js';
 
 /**
  * True when backend `native` works. Missing it is only acceptable where it was turned off or
- * the machine lacks what it needs to build (then the suite runs on wasm, as iota does); a
- * machine that has the prerequisites but no working addon is a failure.
+ * the machine lacks what it needs to build (then the suite runs on wasm, as iota does), and
+ * never under IOTA_EXPECT_NATIVE=1; a machine that has the prerequisites but no working addon
+ * is a failure.
  */
 export async function nativeAvailable(): Promise<boolean> {
   const p = await probeBackend('native');
@@ -20,6 +21,10 @@ export async function nativeAvailable(): Promise<boolean> {
     prerequisiteMissing =
       !s.ok && /compiler|make|OpenBLAS|node-gyp|Node headers/.test(s.reason ?? '');
   }
+  // CI sets IOTA_EXPECT_NATIVE=1 where it installed the prerequisites: there a missing addon
+  // is a broken build, never a reason to skip.
+  if (process.env.IOTA_EXPECT_NATIVE === '1')
+    throw new Error(`IOTA_EXPECT_NATIVE=1 but backend native does not work: ${p.reason}`);
   if (off || prerequisiteMissing) {
     process.stderr.write(`native kernel tests skipped: ${p.reason}\n`);
     return false;

@@ -115,8 +115,9 @@ describe('merged partition spot check', () => {
     });
     const v = world();
     v.objects.set('w', new Uint8Array([1, 2, 3]));
-    await expect(auditMerge(v.spec, [[0, 8]], v.reader, layout, adamw)).rejects.not.toMatchObject({
-      code: 'E_MERGE_RESULT_UNUSABLE',
+    // An unreadable input (here w_E) is the input's fault: a bad tensor, not a bad result.
+    await expect(auditMerge(v.spec, [[0, 8]], v.reader, layout, adamw)).rejects.toMatchObject({
+      code: 'E_BAD_TENSOR',
     });
   });
 
