@@ -133,3 +133,19 @@ describe('files of src/', () => {
     expect(long).toEqual([]);
   });
 });
+
+describe('the README', () => {
+  const readme = readFileSync('README.md', 'utf8');
+
+  it('stays under 15 KB: the deep material lives in docs/', () => {
+    expect(Buffer.byteLength(readme)).toBeLessThan(15_000);
+  });
+
+  it('links only to files that exist', () => {
+    const links = [...readme.matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)]
+      .map((m) => m[1])
+      .filter((l) => !/^[a-z]+:/.test(l));
+    expect(links.length).toBeGreaterThan(10);
+    expect(links.filter((l) => !statSync(l, { throwIfNoEntry: false }))).toEqual([]);
+  });
+});
