@@ -24,6 +24,9 @@ export function registerStatus(program: Command): void {
     });
 }
 
+/** A number as text, or '-' where the status has none (a reader never crashes on a gap). */
+const num = (x: unknown, digits: number) =>
+  typeof x === 'number' && Number.isFinite(x) ? x.toFixed(digits) : '-';
 const ago = (now: number, t: number) => `${Math.max(0, Math.round((now - t) / 1000))}s ago`;
 const inS = (now: number, t: number) =>
   t >= now ? `in ${Math.round((t - now) / 1000)}s` : `${Math.round((now - t) / 1000)}s overdue`;
@@ -38,13 +41,13 @@ export function render(s: SwarmStatus): string {
     ),
   );
   out.push(
-    `throughput ${s.throughput.toFixed(2)} samples/s (last minute)${s.merge_share !== undefined ? `, ${(100 * s.merge_share).toFixed(0)}% of recent epoch time spent uploading and merging` : ''}, ${s.lease_expiries} lease expiries`,
+    `throughput ${num(s.throughput, 2)} samples/s (last minute)${s.merge_share !== undefined ? `, ${num(100 * s.merge_share, 0)}% of recent epoch time spent uploading and merging` : ''}, ${s.lease_expiries} lease expiries`,
   );
   for (const st of s.stages) {
     const phase = `${st.phase.toUpperCase()}(${st.epoch})${st.deadline ? `, deadline ${inS(now, st.deadline)}` : ''}`;
     out.push('');
     out.push(
-      `${chalk.bold(`stage ${st.stage}`)}  ${phase}  capacity ${st.capacity.toFixed(2)} samples/s  queue ${st.queue.ready} ready, ${st.queue.leased} leased, ${st.queue.held} held  weights of epoch ${st.manifest.epoch} (step ${st.manifest.step})`,
+      `${chalk.bold(`stage ${st.stage}`)}  ${phase}  capacity ${num(st.capacity, 2)} samples/s  queue ${st.queue.ready} ready, ${st.queue.leased} leased, ${st.queue.held} held  weights of epoch ${st.manifest.epoch} (step ${st.manifest.step})`,
     );
     if (st.note) out.push(chalk.yellow(`  ${st.note}`));
     if (st.miners.length === 0) out.push(chalk.red('  no miners'));
@@ -52,7 +55,7 @@ export function render(s: SwarmStatus): string {
       const colour =
         m.state === 'silent' ? chalk.red : m.state === 'working' ? chalk.green : chalk.dim;
       out.push(
-        `  ${m.id.slice(0, 12)}  ${colour(m.state.padEnd(7))}  ${m.rate !== undefined ? `${m.rate.toFixed(1)} units/s` : 'no rate yet'}  ${m.done} samples  seen ${ago(now, m.last_seen)}${m.next_stage !== undefined ? `  moving to stage ${m.next_stage}` : ''}`,
+        `  ${m.id.slice(0, 12)}  ${colour(m.state.padEnd(7))}  ${m.rate !== undefined ? `${num(m.rate, 1)} units/s` : 'no rate yet'}  ${m.done} samples  seen ${ago(now, m.last_seen)}${m.next_stage !== undefined ? `  moving to stage ${m.next_stage}` : ''}`,
       );
     }
   }
@@ -69,14 +72,14 @@ export function render(s: SwarmStatus): string {
       '',
       `recent losses: ${s.losses
         .slice(0, 10)
-        .map((l) => l.loss.toFixed(3))
+        .map((l) => num(l.loss, 3))
         .join(' ')}`,
     );
   if (s.evals.length)
     out.push(
       `held-out loss: ${s.evals
         .slice(0, 5)
-        .map((e) => `e${e.epoch} ${e.loss.toFixed(3)}`)
+        .map((e) => `e${e.epoch} ${num(e.loss, 3)}`)
         .join(', ')}`,
     );
   return out.join('\n');

@@ -10,7 +10,7 @@ import {
   float32ToBf16,
   quantizeRows8,
 } from '../tensor-io/codecs.js';
-import { decodeSafetensors, encodeSafetensors } from '../tensor-io/safetensors.js';
+import { decodeSafetensors, encodedSize, encodeSafetensors } from '../tensor-io/safetensors.js';
 
 export type Codec = 'bf16' | 'f32' | 'int8';
 
@@ -36,6 +36,22 @@ export function encodeActivation(
       a: { dtype: 'U8', shape, data: q.q },
       scale: { dtype: 'F32', shape: [rows], data: q.scale },
       offset: { dtype: 'F32', shape: [rows], data: q.offset },
+    },
+    meta,
+  );
+}
+
+/** The exact size of `encodeActivation` of this shape and codec (what its upload must declare). */
+export function activationSize(shape: [number, number, number], codec: Codec): number {
+  const meta = { codec };
+  if (codec === 'f32') return encodedSize({ a: { dtype: 'F32', shape } }, meta);
+  if (codec === 'bf16') return encodedSize({ a: { dtype: 'BF16', shape } }, meta);
+  const rows = [shape[0] * shape[1]];
+  return encodedSize(
+    {
+      a: { dtype: 'U8', shape },
+      scale: { dtype: 'F32', shape: rows },
+      offset: { dtype: 'F32', shape: rows },
     },
     meta,
   );

@@ -30,16 +30,23 @@ export const RateLimitSchema = Type.Object(
   {
     ip_per_second: Type.Number({
       exclusiveMinimum: 0,
-      default: 200,
-      description: 'requests per second per address, before verification',
+      default: 1000,
+      description:
+        'requests per second per address, before verification (a whole swarm on one machine shares one address)',
     }),
-    ip_burst: Type.Integer({ minimum: 1, default: 400 }),
+    ip_burst: Type.Integer({ minimum: 1, default: 2000 }),
     key_per_second: Type.Number({
       exclusiveMinimum: 0,
-      default: 50,
+      default: 200,
       description: 'requests per second per verified key',
     }),
-    key_burst: Type.Integer({ minimum: 1, default: 200 }),
+    key_burst: Type.Integer({ minimum: 1, default: 400 }),
+    new_keys_per_minute: Type.Number({
+      exclusiveMinimum: 0,
+      default: 30,
+      description: 'keys one address may register per minute (beyond the burst)',
+    }),
+    new_keys_burst: Type.Integer({ minimum: 1, default: 60 }),
     exempt_loopback: Type.Boolean({
       default: false,
       description: 'no address limit for 127.0.0.0/8 and ::1 (benchmarks on one machine)',

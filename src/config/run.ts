@@ -71,6 +71,13 @@ export const PhasesSchema = Type.Object(
     upload_s: Positive(undefined, { default: 120 }),
     merge_s: Positive(undefined, { default: 300 }),
     lease_s: Positive('lease length; renewed by heartbeat', { default: 30 }),
+    due_factor: Positive(
+      'a lease ends this many times the time its item should take (from the measured rates), heartbeats or not',
+      { default: 4 },
+    ),
+    due_min_s: Positive('a lease never ends by that rule sooner than this after it began', {
+      default: 2,
+    }),
     required_fraction: Fraction(
       1,
       'share of the credited samples UPLOADING waits for at first (1: every live miner; silent ones lose theirs)',

@@ -30,6 +30,11 @@ export function encodeGradient(g: Float32Array): Uint8Array {
   return out;
 }
 
+/** The exact size of the gradient object of a stage of `params` elements. */
+export function gradientSize(params: number): number {
+  return gradientPrefix(params).length + 4 * params;
+}
+
 /** Bytes [start, end) of a partition's elements within the gradient object. */
 export function sliceRange(
   params: number,

@@ -5,7 +5,7 @@
  * weights from the partitions and verify every hash.
  */
 import { IotaError } from '../errors.js';
-import { decodeSafetensors, encodeSafetensors } from '../tensor-io/safetensors.js';
+import { decodeSafetensors, encodedSize, encodeSafetensors } from '../tensor-io/safetensors.js';
 
 export const MANIFEST_FORMAT = 'iota-stage-manifest';
 
@@ -57,6 +57,11 @@ export function encodePartition(slice: Float32Array, offset: number): Uint8Array
     { w: { dtype: 'F32', shape: [slice.length], data: slice } },
     { offset: String(offset) },
   );
+}
+
+/** The exact size of `encodePartition` of `length` elements at `offset`. */
+export function partitionSize(length: number, offset: number): number {
+  return encodedSize({ w: { dtype: 'F32', shape: [length] } }, { offset: String(offset) });
 }
 
 export function decodePartition(bytes: Uint8Array, length: number): Float32Array {

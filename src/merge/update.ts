@@ -4,7 +4,7 @@
  */
 import type { ParamSpec } from '../model/params.js';
 import { adamwUpdate, type AdamWSettings } from '../model/optimizer.js';
-import { decodeSafetensors, encodeSafetensors } from '../tensor-io/safetensors.js';
+import { decodeSafetensors, encodedSize, encodeSafetensors } from '../tensor-io/safetensors.js';
 
 export interface PartitionUpdate {
   w: Float32Array;
@@ -40,6 +40,14 @@ export function encodeOptimState(m: Float32Array, v: Float32Array, offset: numbe
       m: { dtype: 'F32', shape: [m.length], data: m },
       v: { dtype: 'F32', shape: [v.length], data: v },
     },
+    { offset: String(offset) },
+  );
+}
+
+/** The exact size of `encodeOptimState` of `length` elements at `offset`. */
+export function optimStateSize(length: number, offset: number): number {
+  return encodedSize(
+    { m: { dtype: 'F32', shape: [length] }, v: { dtype: 'F32', shape: [length] } },
     { offset: String(offset) },
   );
 }

@@ -59,6 +59,20 @@ type ManifestRef = Static<typeof ManifestRefSchema>;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/** Refusals no retry can fix: the miner stops and says why. */
+const FATAL = new Set([
+  'E_VERSION_MISMATCH',
+  'E_UNKNOWN_KEY',
+  'E_NOT_ALLOWED',
+  'E_FORBIDDEN',
+  'E_BAD_SIGNATURE',
+  'E_BAD_KEY_ID',
+  'E_WRONG_RUN',
+  'E_UNSIGNED',
+]);
+/** Answers to a gradient upload that mean there is nothing (more) to upload this epoch. */
+const UPLOAD_OVER = new Set(['E_NOTHING_TO_UPLOAD', 'E_ALREADY_UPLOADED', 'E_PHASE_CLOSED']);
+
 export class Miner {
   readonly client: SignedClient;
   private compute: Compute;
@@ -110,6 +124,13 @@ export class Miner {
           await this.step();
           failures = 0;
         } catch (e) {
+          // Any answer about the swarm's state (a phase closed, a credit voided, a lease lost)
+          // is a legal state, not a reason to stop: say it and ask again.
+          if (e instanceof ApiError && e.status < 500 && !FATAL.has(e.code)) {
+            this.emit({ event: 'warning', message: `${e.code}: ${e.message}; carrying on` });
+            await sleep(Math.min(2000, 100 * 2 ** Math.min(++failures, 5)));
+            continue;
+          }
           // The orchestrator restarting or a network hiccup is not fatal: back off and ask again.
           if (
             !isIotaError(e) ||
@@ -335,7 +356,10 @@ export class Miner {
       });
     } catch (e) {
       if (it.kind !== 'fwd') await this.compute.discard(it.lease);
-      if (e instanceof ApiError && ['E_LEASE_LOST', 'E_PHASE_CLOSED'].includes(e.code)) {
+      if (
+        e instanceof ApiError &&
+        ['E_LEASE_LOST', 'E_PHASE_CLOSED', 'E_BAD_LOSS', 'E_ALREADY_DECLARED'].includes(e.code)
+      ) {
         this.emit({ event: 'lost', lease: it.lease, code: e.code, message: e.message });
         return;
       }
@@ -371,18 +395,27 @@ export class Miner {
       });
     const sum = await this.compute.gradientSum();
     const bytes = encodeGradient(sum);
-    const d = await this.put('gradient', key, bytes);
     const params = this.info.params[stage];
-    await this.client.post('/v1/gradient', {
-      epoch,
-      stage,
-      ...d,
-      partitions: partitionHashes(
-        bytes,
-        params,
-        partitionElements(this.info.run.merge.partition_bytes),
-      ),
-    });
+    try {
+      const d = await this.put('gradient', key, bytes);
+      await this.client.post('/v1/gradient', {
+        epoch,
+        stage,
+        ...d,
+        partitions: partitionHashes(
+          bytes,
+          params,
+          partitionElements(this.info.run.merge.partition_bytes),
+        ),
+      });
+    } catch (e) {
+      // The credit was voided meanwhile (a failed check), the phase closed, or the upload was
+      // already taken: nothing left to upload for this epoch.
+      if (!(e instanceof ApiError && UPLOAD_OVER.has(e.code))) throw e;
+      this.uploadedFor = epoch;
+      this.emit({ event: 'upload_skipped', epoch, stage, code: e.code, message: e.message });
+      return;
+    }
     this.uploadedFor = epoch;
     this.emit({ event: 'upload', epoch, stage, samples, bytes: bytes.length });
   }

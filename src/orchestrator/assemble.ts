@@ -247,6 +247,8 @@ function nodeRateLimits(node: NodeConfig): Partial<RateLimits> {
     ipBurst: r.ip_burst,
     keyPerSecond: r.key_per_second,
     keyBurst: r.key_burst,
+    newKeysPerMinute: r.new_keys_per_minute,
+    newKeysBurst: r.new_keys_burst,
     exemptLoopback: r.exempt_loopback,
   };
 }

@@ -14,6 +14,17 @@ export type { AuthInfo, RouteAuth } from './context.js';
 
 const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 
+export function isLoopback(ip: string): boolean {
+  return LOOPBACK.test(ip);
+}
+
+/** E_RATE_LIMITED with how long to wait (a header and a body field; clients honour both). */
+export function rateLimited(message: string, retryAfterMs: number): HttpError {
+  return new HttpError('E_RATE_LIMITED', message, 'wait for retry_after_ms, then try again', {
+    retry_after_ms: Math.max(1, retryAfterMs),
+  });
+}
+
 export function installAuth(
   app: FastifyInstance,
   ctx: ServerContext,
@@ -28,12 +39,9 @@ export function installAuth(
 
   app.addHook('onRequest', async (req) => {
     if (exemptLoopback && LOOPBACK.test(req.ip)) return;
-    if (!byIp.take(req.ip, ctx.clock()))
-      throw new HttpError(
-        'E_RATE_LIMITED',
-        'too many requests from this address',
-        'slow down and retry',
-      );
+    const now = ctx.clock();
+    if (!byIp.take(req.ip, now))
+      throw rateLimited('too many requests from this address', byIp.retryAfterMs(req.ip, now));
   });
 
   app.addHook('preValidation', async (req: FastifyRequest) => {
@@ -72,11 +80,7 @@ export function installAuth(
     if (!(await verifier.verify(v.key, v.message, v.signature)))
       throw new HttpError('E_BAD_SIGNATURE', 'signature does not match the request');
     if (!byKey.take(v.key, now))
-      throw new HttpError(
-        'E_RATE_LIMITED',
-        'too many requests from this key',
-        'slow down and retry',
-      );
+      throw rateLimited('too many requests from this key', byKey.retryAfterMs(v.key, now));
     const isRead = req.method === 'GET' || req.method === 'HEAD';
     if (isRead) {
       const k = `${v.key} ${v.nonce}`;

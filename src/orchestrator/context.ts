@@ -40,7 +40,10 @@ export interface RateLimits {
   ipBurst: number;
   keyPerSecond: number;
   keyBurst: number;
-  /** loopback addresses skip the IP limit (benchmarks and tests on one machine) */
+  /** new keys one address may register, per minute and at once */
+  newKeysPerMinute: number;
+  newKeysBurst: number;
+  /** loopback addresses skip the address limits (benchmarks and tests on one machine) */
   exemptLoopback: boolean;
 }
 
@@ -73,10 +76,27 @@ export interface ServerContext {
   configHash?: string;
   /** Runs a state change once per request id, atomically with its nonce and reply; resolves after commit. */
   mutate<T>(req: FastifyRequest, fn: () => T): Promise<T>;
+  /**
+   * Before a state change with side effects outside the database: refuses a replay (or a copy
+   * still in flight) before them, and says whether this request id was answered before.
+   */
+  precheck(req: FastifyRequest): 'retry' | 'new';
   /** Runs a state change of the server's own (timers) in the group commit; resolves after commit. */
   commit<T>(fn: () => T): Promise<T>;
+  /** Refuses (E_RATE_LIMITED) a new key from an address that registered too many lately. */
+  admitNewKey(req: FastifyRequest): void;
   /** extra fields of a heartbeat's reply, computed in its transaction (the swarm renews leases) */
   onHeartbeat?: (key: string, now: number) => Record<string, unknown>;
-  /** a later bound on an upload URL's expiry for this key, or a refusal (the swarm: leases, phases) */
-  uploadScope?: (caller: string, key: ParsedKey, now: number) => number | undefined;
+  /**
+   * Whether `caller` may upload this object (exact key, size and bytes), and until when: a
+   * bound on the URL's expiry, or a refusal (the swarm: leases, phases, the shapes of the run).
+   * Called again with `record` inside the request's transaction, to remember the declaration.
+   */
+  uploadScope?: (
+    caller: string,
+    key: ParsedKey,
+    declared: { size: number; sha256: string },
+    now: number,
+    record: boolean,
+  ) => number | undefined;
 }

@@ -22,6 +22,14 @@ export class RateLimiter {
     return true;
   }
 
+  /** How long until `key` has a token again (0 when it has one now). */
+  retryAfterMs(key: string, now: number): number {
+    const b = this.buckets.get(key);
+    if (!b) return 0;
+    const tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
+    return tokens >= 1 ? 0 : Math.ceil(((1 - tokens) / this.perSecond) * 1000);
+  }
+
   /** Drops buckets that have refilled completely (they hold no information). */
   private evict(now: number): void {
     for (const [k, b] of this.buckets)

@@ -12,7 +12,7 @@ import Fastify, {
 } from 'fastify';
 import { isIotaError } from '../errors.js';
 import { HEADERS, MAX_SKEW_MS } from '../protocol/signing.js';
-import { installAuth } from './auth.js';
+import { installAuth, isLoopback, rateLimited } from './auth.js';
 import type { OrchestratorOptions, RateLimits, ServerContext } from './context.js';
 import { HttpError, statusOf } from './errors.js';
 import { GroupCommitter } from './commit.js';
@@ -27,10 +27,12 @@ import type { Repository, StoredReply } from './state/repository.js';
 export type { OrchestratorOptions, RateLimits, ServerContext } from './context.js';
 
 const DEFAULT_LIMITS: RateLimits = {
-  ipPerSecond: 200,
-  ipBurst: 400,
-  keyPerSecond: 50,
-  keyBurst: 200,
+  ipPerSecond: 1000,
+  ipBurst: 2000,
+  keyPerSecond: 200,
+  keyBurst: 400,
+  newKeysPerMinute: 30,
+  newKeysBurst: 60,
   exemptLoopback: false,
 };
 
@@ -62,6 +64,12 @@ export async function buildOrchestrator(
   // JSON only (other types get 415), keeping the raw bytes: the signature covers them as sent.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.headers['content-type'] ?? '')?.[1];
+    if (charset !== undefined && !/^utf-?8$/i.test(charset))
+      return done(
+        new HttpError('E_BAD_CONTENT_TYPE', `bodies are UTF-8 JSON, not ${charset}`),
+        undefined,
+      );
     req.rawBody = body as Buffer;
     if ((body as Buffer).length === 0) return done(null, undefined);
     try {
@@ -72,6 +80,9 @@ export async function buildOrchestrator(
   });
 
   const committer = o.committer ?? new GroupCommitter(o.repo);
+  const inFlight = new Map<string, number>();
+  const limits = { ...DEFAULT_LIMITS, ...o.rateLimits };
+  const newKeys = new RateLimiter(limits.newKeysPerMinute / 60, limits.newKeysBurst);
   const ctx: ServerContext = {
     run: o.run,
     version: o.version,
@@ -82,9 +93,15 @@ export async function buildOrchestrator(
     configHash: o.configHash,
     mutate: (req, fn) => committer.run(() => mutate(o.repo, clock, req, fn)),
     commit: (fn) => committer.run(fn),
+    precheck: (req) => precheck(o.repo, inFlight, clock(), req),
+    admitNewKey: (req) => {
+      if (limits.exemptLoopback && isLoopback(req.ip)) return;
+      const now = clock();
+      if (!newKeys.take(req.ip, now))
+        throw rateLimited('too many new keys from this address', newKeys.retryAfterMs(req.ip, now));
+    },
   };
 
-  const limits = { ...DEFAULT_LIMITS, ...o.rateLimits };
   const verifier = new SignatureVerifier(o.verifyThreads ?? (availableParallelism() > 1 ? 1 : 0));
   app.addHook('onClose', async () => verifier.close());
   installAuth(
@@ -163,6 +180,10 @@ function toHttpError(
 function sendError(reply: FastifyReply, metrics: Metrics, e: HttpError): FastifyReply {
   metrics.refused.inc({ code: e.code });
   const status = (e as HttpError & { internal?: boolean }).internal ? 500 : statusOf(e.code);
+  // A limited client waits this long (HTTP's Retry-After, in seconds; the body has the ms).
+  const wait = e.extra.retry_after_ms;
+  if (typeof wait === 'number')
+    reply.header('retry-after', String(Math.max(1, Math.ceil(wait / 1000))));
   return reply.code(status).send({
     error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}), ...e.extra },
   });
@@ -194,6 +215,8 @@ function mutate<T>(repo: Repository, clock: () => number, req: FastifyRequest, f
         'E_REQUEST_ID_REUSED',
         `request id ${requestId} was used for ${stored.method} ${stored.path}`,
       );
+    // The retry's own nonce is now used too: the exact retry cannot be replayed either.
+    repo.rememberNonce(auth.key, auth.nonce, auth.timestamp, clock());
     return stored.reply as T;
   }
   const reply = (fn() ?? null) as T; // a stored reply is JSON: "nothing" is null
@@ -202,6 +225,28 @@ function mutate<T>(repo: Repository, clock: () => number, req: FastifyRequest, f
     ts: auth.timestamp,
   });
   return reply;
+}
+
+/**
+ * For a state change with side effects outside the database (a multipart plan in the store):
+ * refuses a replay before them, and a second copy of a request still in flight; says whether
+ * the request id was answered before (a retry: the caller returns `mutate`'s stored reply).
+ */
+function precheck(
+  repo: Repository,
+  inFlight: Map<string, number>,
+  now: number,
+  req: FastifyRequest,
+): 'retry' | 'new' {
+  const auth = req.auth;
+  if (!auth) throw new HttpError('E_UNSIGNED', 'this call must be signed');
+  const k = `${auth.key} ${auth.nonce}`;
+  if (repo.nonceSeen(auth.key, auth.nonce) || inFlight.has(k))
+    throw new HttpError('E_REPLAY', 'this signed request was already received');
+  for (const [n, at] of inFlight) if (at < now - 2 * MAX_SKEW_MS) inFlight.delete(n);
+  inFlight.set(k, now);
+  const requestId = req.headers[HEADERS.requestId];
+  return typeof requestId === 'string' && repo.storedReply(auth.key, requestId) ? 'retry' : 'new';
 }
 
 /** Forget what can no longer matter: nonces outside the clock window, replies older than a day. */

@@ -1,8 +1,9 @@
 /**
  * The signed client every participant uses to talk to the orchestrator (undici). It signs each
  * attempt afresh, keeps one request id across retries of a state change (so a retry after a
- * lost reply gets the original answer), learns the server's clock from E_CLOCK_SKEW, and turns
- * error replies into IotaErrors with the server's code.
+ * lost reply gets the original answer), learns the server's clock from E_CLOCK_SKEW, waits as
+ * long as the server says when it is rate limited (never giving up on that), and turns error
+ * replies into IotaErrors with the server's code.
  */
 import { randomToken } from './random.js';
 import { Pool } from 'undici';
@@ -22,6 +23,8 @@ export interface ClientOptions {
   pool?: Pool;
   /** the run config hash this client trains with (GET /v1/run); a different run's server refuses it */
   runHash?: string;
+  /** told each time the server rate-limits a call and the client waits */
+  onRateLimited?: (waitMs: number, path: string) => void;
 }
 
 export interface RawReply {
@@ -87,10 +90,26 @@ export class SignedClient {
       if (reply.status < 400) return reply.body as T;
       const err = (
         reply.body as {
-          error?: { code?: string; message?: string; hint?: string; server_time?: number };
+          error?: {
+            code?: string;
+            message?: string;
+            hint?: string;
+            server_time?: number;
+            retry_after_ms?: number;
+          };
         }
       )?.error;
       const code = err?.code ?? `E_HTTP_${reply.status}`;
+      if (reply.status === 429) {
+        // Rate limited: wait as asked (with jitter, so a crowd does not return at once), again
+        // and again; it is never a reason to fail. A state change keeps its request id.
+        const asked = typeof err?.retry_after_ms === 'number' ? err.retry_after_ms : 1000;
+        const wait = Math.min(30_000, asked) * (1 + 0.25 * Math.random());
+        this.o.onRateLimited?.(wait, path);
+        await new Promise((r) => setTimeout(r, wait));
+        attempt--;
+        continue;
+      }
       if (code === 'E_CLOCK_SKEW' && typeof err?.server_time === 'number' && attempt === 0) {
         this.clockOffset = err.server_time - this.clock();
         continue;

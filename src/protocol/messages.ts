@@ -14,6 +14,9 @@ export const ErrorReply = Type.Object(
       phase: Type.Optional(Type.String()),
       reason: Type.Optional(Type.String()),
       next_change_at: Type.Optional(Type.Integer()),
+      retry_after_ms: Type.Optional(
+        Type.Integer({ description: 'E_RATE_LIMITED: how long to wait before trying again' }),
+      ),
     }),
   },
   { $id: 'ErrorReply' },

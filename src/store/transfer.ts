@@ -76,6 +76,8 @@ class Failure extends Error {
   constructor(
     readonly error: IotaError,
     readonly retryable: boolean,
+    /** rate limited: wait this long and try again, without counting an attempt */
+    readonly waitMs?: number,
   ) {
     super(error.message);
   }
@@ -99,7 +101,8 @@ export function refusal(
   status: number,
   body: string,
   what: string,
-): { error: IotaError; retryable: boolean } {
+  retryAfter?: string | string[],
+): { error: IotaError; retryable: boolean; waitMs?: number } {
   const { code, message } = serverSays(body);
   const said = `HTTP ${status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`;
   if (code === 'E_URL_EXPIRED' || (code === 'AccessDenied' && /expired/i.test(message ?? ''))) {
@@ -133,7 +136,9 @@ export function refusal(
     };
   }
   const retryable = status >= 500 || status === 408 || status === 429;
+  const waitMs = status === 429 ? retryAfterMs(body, retryAfter) : undefined;
   return {
+    ...(waitMs !== undefined ? { waitMs } : {}),
     error: new IotaError(
       'E_TRANSFER_FAILED',
       `${what}: ${said}`,
@@ -143,6 +148,19 @@ export function refusal(
     ),
     retryable,
   };
+}
+
+/** How long a rate-limited request should wait: the body's `retry_after_ms`, else Retry-After. */
+function retryAfterMs(body: string, header?: string | string[]): number {
+  try {
+    const ms = (JSON.parse(body) as { error?: { retry_after_ms?: unknown } })?.error
+      ?.retry_after_ms;
+    if (typeof ms === 'number' && ms >= 0) return Math.min(30_000, ms);
+  } catch {
+    // not JSON
+  }
+  const s = Number(Array.isArray(header) ? header[0] : header);
+  return Number.isFinite(s) && s >= 0 ? Math.min(30_000, 1000 * s) : 1000;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -170,6 +188,14 @@ async function withRetries<T>(
           true,
         );
       if (!failure.retryable) throw failure.error;
+      if (failure.waitMs !== undefined) {
+        // Rate limited: as long as the server asks, never counted against the attempts (an
+        // expired URL ends it with E_URL_EXPIRED).
+        o.onRetry?.({ part, attempt: n, error: failure.error });
+        await sleep(failure.waitMs * (1 + 0.25 * Math.random()));
+        n--;
+        continue;
+      }
       if (n >= attempts) {
         throw new IotaError(
           'E_TRANSFER_FAILED',
@@ -212,8 +238,8 @@ async function putPart(
       );
     return etag;
   }
-  const failure = refusal(res.statusCode, await res.body.text(), what);
-  throw new Failure(failure.error, failure.retryable);
+  const failure = refusal(res.statusCode, await res.body.text(), what, res.headers['retry-after']);
+  throw new Failure(failure.error, failure.retryable, failure.waitMs);
 }
 
 /** Uploads `bytes` as the plan says; returns each part's ETag in part order. */
@@ -278,8 +304,13 @@ async function fetchBytes(
     signal: o.signal,
   });
   if (res.statusCode !== 200 && res.statusCode !== 206) {
-    const failure = refusal(res.statusCode, await res.body.text(), what);
-    throw new Failure(failure.error, failure.retryable);
+    const failure = refusal(
+      res.statusCode,
+      await res.body.text(),
+      what,
+      res.headers['retry-after'],
+    );
+    throw new Failure(failure.error, failure.retryable, failure.waitMs);
   }
   const limit = limitFor(res.statusCode);
   const chunks: Buffer[] = [];

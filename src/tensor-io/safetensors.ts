@@ -51,26 +51,38 @@ function byName(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/**
- * Encodes tensors as safetensors. Header entries are in name order; in the data buffer the
- * tensors are laid out widest dtype first, then by name, so that with the header padded to a
- * multiple of 8 every tensor starts at a multiple of its element size and a reader can view
- * the bytes in place instead of copying them.
- */
-export function encodeSafetensors(
-  tensors: Record<string, TensorEntry>,
-  metadata?: Record<string, string>,
-): Uint8Array {
-  const names = Object.keys(tensors).sort(byName);
-  for (const name of names) checkEntry(name, tensors[name]);
+/** A tensor as the header describes it: what the size of an encoded object depends on. */
+export interface TensorSpec {
+  dtype: Dtype;
+  shape: readonly number[];
+}
 
-  const layout = [...names].sort(
+/**
+ * The header of an encoding: entries in name order; in the data buffer the tensors are laid
+ * out widest dtype first, then by name, so that with the header padded to a multiple of 8
+ * every tensor starts at a multiple of its element size and a reader can view the bytes in
+ * place instead of copying them.
+ */
+function layout(
+  tensors: Record<string, TensorSpec>,
+  metadata?: Record<string, string>,
+): {
+  json: Uint8Array;
+  headerBytes: number;
+  dataBytes: number;
+  offsets: Map<string, [number, number]>;
+} {
+  const names = Object.keys(tensors).sort(byName);
+  const order = [...names].sort(
     (a, b) => DTYPE_BYTES[tensors[b].dtype] - DTYPE_BYTES[tensors[a].dtype] || byName(a, b),
   );
   const offsets = new Map<string, [number, number]>();
   let cursor = 0;
-  for (const name of layout) {
-    const size = tensors[name].data.byteLength;
+  for (const name of order) {
+    const count = elementCount(tensors[name].shape as number[]);
+    if (count === null)
+      throw bad(`tensor '${name}': shape must be an array of non-negative safe integers`);
+    const size = count * DTYPE_BYTES[tensors[name].dtype];
     offsets.set(name, [cursor, cursor + size]);
     cursor += size;
   }
@@ -91,10 +103,36 @@ export function encodeSafetensors(
     const { dtype, shape } = tensors[name];
     header[name] = { dtype, shape: [...shape], data_offsets: offsets.get(name) };
   }
-
   const json = new TextEncoder().encode(JSON.stringify(header));
-  const headerBytes = Math.ceil(json.length / 8) * 8;
-  const out = new Uint8Array(PREFIX_BYTES + headerBytes + cursor);
+  return { json, headerBytes: Math.ceil(json.length / 8) * 8, dataBytes: cursor, offsets };
+}
+
+/**
+ * The exact size of the encoding of tensors of these dtypes and shapes with this metadata,
+ * without their data: what an upload of such an object must declare.
+ */
+export function encodedSize(
+  tensors: Record<string, TensorSpec>,
+  metadata?: Record<string, string>,
+): number {
+  for (const name of Object.keys(tensors)) {
+    if (name === METADATA_KEY) throw bad(`'${METADATA_KEY}' is reserved and cannot name a tensor`);
+    if (!isDtype(tensors[name].dtype))
+      throw bad(`tensor '${name}': unknown dtype ${String(tensors[name].dtype)}`);
+  }
+  const l = layout(tensors, metadata);
+  return PREFIX_BYTES + l.headerBytes + l.dataBytes;
+}
+
+/** Encodes tensors as safetensors (the layout above). */
+export function encodeSafetensors(
+  tensors: Record<string, TensorEntry>,
+  metadata?: Record<string, string>,
+): Uint8Array {
+  const names = Object.keys(tensors).sort(byName);
+  for (const name of names) checkEntry(name, tensors[name]);
+  const { json, headerBytes, dataBytes, offsets } = layout(tensors, metadata);
+  const out = new Uint8Array(PREFIX_BYTES + headerBytes + dataBytes);
   new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes), true);
   out.set(json, PREFIX_BYTES);
   out.fill(0x20, PREFIX_BYTES + json.length, PREFIX_BYTES + headerBytes);

@@ -10,9 +10,16 @@ import type {
   WorkReply,
 } from '../../src/protocol/swarm-messages.js';
 import { describeUpload, download, upload, type UploadPlan } from '../../src/store/index.js';
-import { randomBytes } from 'node:crypto';
+import { encodeActivation, type Codec } from '../../src/compute/tensors.js';
 import { encodeGradient, partitionHashes } from '../../src/merge/gradient.js';
 import { partitionElements } from '../../src/merge/manifest.js';
+
+/** What a simulated miner reads of `GET /v1/run`. */
+interface RunShape {
+  params: number[];
+  run: { merge: { partition_bytes: number }; activation_codec: Codec };
+  model: { seq: number; bottleneck: number };
+}
 
 export class SimParticipant {
   readonly identity: Identity;
@@ -64,9 +71,13 @@ export class SimMiner extends SimParticipant {
     return this.last;
   }
 
-  /** the bytes to upload as an item's output (default: random bytes) */
-  outputFor: (it: WorkItemMessage) => Uint8Array | Promise<Uint8Array> = (it) =>
-    randomBytes(256 + it.samples.length);
+  /** the bytes to upload as an item's output (default: random values of the run's shape and codec) */
+  outputFor: (it: WorkItemMessage) => Uint8Array | Promise<Uint8Array> = async (it) => {
+    const { run, model } = await this.runInfo();
+    const shape: [number, number, number] = [it.samples.length, model.seq, model.bottleneck];
+    const values = new Float32Array(shape[0] * shape[1] * shape[2]).map(() => Math.random() - 0.5);
+    return encodeActivation(values, shape, it.kind === 'fwd' ? run.activation_codec : 'f32');
+  };
   /** per-sample losses a tail item reports (default: made up) */
   lossesFor: (it: WorkItemMessage) => number[] | Promise<number[]> = (it) =>
     it.samples.map(() => 5 + Math.random());
@@ -134,12 +145,9 @@ export class SimMiner extends SimParticipant {
   }
 
   /** the run as `GET /v1/run` describes it (cached) */
-  private info?: { params: number[]; run: { merge: { partition_bytes: number } } };
-  async runInfo() {
-    this.info ??= await this.client.get<{
-      params: number[];
-      run: { merge: { partition_bytes: number } };
-    }>('/v1/run');
+  private info?: RunShape;
+  async runInfo(): Promise<RunShape> {
+    this.info ??= await this.client.get<RunShape>('/v1/run');
     return this.info;
   }
 

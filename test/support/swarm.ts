@@ -17,6 +17,7 @@ import type {
 import type { Coordinator } from '../../src/orchestrator/swarm/coordinator.js';
 import type { ValidationCoordinator } from '../../src/orchestrator/swarm/validation.js';
 import { keys } from '../../src/store/keys.js';
+import { gradientSize } from '../../src/merge/gradient.js';
 
 export const RUN = 'test-run';
 
@@ -208,7 +209,7 @@ export class CoordMiner {
 
   uploadGradient(epoch: number, stage: number) {
     const d = {
-      size: 4096,
+      size: gradientSize(1000),
       sha256: sha(`grad ${this.id} ${epoch} ${stage}`),
       partitions: [sha(`part ${this.id} ${epoch} ${stage}`)],
     };

@@ -40,6 +40,7 @@ export async function participantRoutes(app: FastifyInstance, ctx: ServerContext
           'ask the operator to add your key id to the allow-list',
         );
       }
+      if (!ctx.repo.participant(key)) ctx.admitNewKey(req);
       const info = {
         name: req.body.name,
         version: req.body.version,

@@ -72,6 +72,11 @@ const ObjectReply = Type.Object({
   url: Type.Optional(Type.String()),
 });
 
+/** The state change of a request answered before: never run (mutate returns the stored reply). */
+function answeredBefore(): never {
+  throw new HttpError('E_INTERNAL', 'a retried request was about to run again');
+}
+
 export function storageRoutes(store: ObjectStore) {
   return async (app: FastifyInstance, ctx: ServerContext): Promise<void> => {
     app.post<{ Body: UploadRequestBody }>(
@@ -85,6 +90,8 @@ export function storageRoutes(store: ObjectStore) {
         },
       },
       async (req) => {
+        // A retry gets its stored plan; a replay is refused before anything is written.
+        if (ctx.precheck(req) === 'retry') return ctx.mutate(req, answeredBefore);
         const b = req.body;
         const caller = req.auth!.key;
         const decision = authorizeUpload(
@@ -93,7 +100,8 @@ export function storageRoutes(store: ObjectStore) {
         );
         if (!decision.ok) throw refusalError(decision);
         const now = ctx.clock();
-        const bound = ctx.uploadScope?.(caller, decision.key, now);
+        const declared = { size: b.size, sha256: b.sha256 };
+        const bound = ctx.uploadScope?.(caller, decision.key, declared, now, false);
         // The bound is on the orchestrator's clock; the store signs with its own.
         const expiresAt = Date.now() + Math.min(URL_TTL_MS, (bound ?? Infinity) - now);
         const multipart = b.part_sha256s !== undefined || b.size > MAX_SINGLE_PUT_BYTES;
@@ -123,6 +131,7 @@ export function storageRoutes(store: ObjectStore) {
           });
         }
         return ctx.mutate(req, () => {
+          ctx.uploadScope?.(caller, decision.key, declared, ctx.clock(), true);
           if (plan.uploadId) ctx.repo.putUpload(plan.key, caller, plan.uploadId, plan, ctx.clock());
           return plan;
         });

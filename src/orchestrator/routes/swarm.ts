@@ -48,11 +48,14 @@ export function swarmRoutes(swarm: SwarmServices, store: ObjectStore) {
   return async (app: FastifyInstance, ctx: ServerContext): Promise<void> => {
     ctx.onHeartbeat = (key, now) => coordinator.heartbeat(key, now);
     registerSwarmMetrics(ctx.metrics.registry, coordinator, ctx.clock, merge?.coordinator.traffic);
-    ctx.uploadScope = (caller, key, now) => {
-      if (key.kind === 'activation') return coordinator.leaseExpiry(caller, key.lease, now);
-      if (key.kind === 'gradient') return uploads.expiry(caller, key.epoch, key.stage, now);
+    // Only what the swarm expects from the caller now: exact keys and sizes (a refusal otherwise).
+    ctx.uploadScope = (caller, key, declared, now, record) => {
+      if (key.kind === 'activation')
+        return coordinator.outputUpload(caller, key, declared, now, record);
+      if (key.kind === 'gradient')
+        return uploads.expiry(caller, key.epoch, key.stage, declared.size, now);
       if ((key.kind === 'merged' || key.kind === 'optimizer') && merge)
-        return merge.desk.uploadExpiry(caller, key.epoch, key.stage, key.partition, now);
+        return merge.desk.uploadExpiry(caller, key, declared.size, now);
       return undefined;
     };
     if (merge) await mergeRoutes(app, ctx, merge.desk, merge.referee, store);

@@ -317,4 +317,12 @@ export const MIGRATIONS: string[] = [
   `ALTER TABLE merges ADD COLUMN lr REAL;
    ALTER TABLE merges ADD COLUMN t INTEGER;
    ALTER TABLE merges ADD COLUMN outcome TEXT;`,
+  // A lease has a deadline heartbeats cannot move (due: from the miner's measured rate and the
+  // item's cost), and the sha256 its miner declared for the output (a second upload URL for the
+  // same key must declare the same bytes, so an accepted output cannot be swapped). A miner's
+  // lapsed leases and false refusals count against the work it is given.
+  `ALTER TABLE tasks ADD COLUMN due INTEGER;
+   ALTER TABLE tasks ADD COLUMN declared TEXT;
+   ALTER TABLE members ADD COLUMN lapses INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE members ADD COLUMN lapsed_epoch INTEGER;`,
 ];

@@ -216,6 +216,17 @@ export class Repository {
     undoOnRollback(this.db, () => this.nonces.delete(k));
   }
 
+  /**
+   * A nonce seen without a reply of its own (a retry answered with the stored reply): kept in a
+   * row no request id can name ('.' is outside the ids' alphabet), pruned with the replies.
+   */
+  rememberNonce(key: string, nonce: string, ts: number, now: number): void {
+    this.storeReply(key, `.nonce.${nonce}`, { method: '', path: '', status: 0, reply: null }, now, {
+      nonce,
+      ts,
+    });
+  }
+
   /** Forgets nonces older than `nonceBefore` (refused by the clock check anyway) and replies older than `replyBefore`. */
   prune(nonceBefore: number, replyBefore: number): void {
     this.transaction(() => this.s.replyPrune.run(replyBefore));

@@ -63,6 +63,10 @@ export interface MemberRow {
   last_seen: number;
   rate: number | null;
   done: number;
+  /** lapsed leases and false refusals not yet worked off (each halves the work it is given) */
+  lapses: number;
+  /** the epoch of its latest lapse */
+  lapsed_epoch: number | null;
 }
 
 export interface TaskInput {
@@ -91,6 +95,10 @@ export interface TaskRow {
   done_at: number | null;
   /** a validation holding this task back (the output of a miner on probation), or null */
   gate: number | null;
+  /** while leased: when the lease ends whatever the heartbeats (null: only by silence) */
+  due: number | null;
+  /** while leased: the sha256 its miner declared for the output, once it asked for a URL */
+  declared: string | null;
 }
 
 export interface ItemRow {
@@ -107,4 +115,18 @@ export interface GradientRow extends PlanParticipant {
   epoch: number;
   stage: number;
   uploaded_at: number;
+}
+
+/** A row as SQLite returns it: objects still as JSON text. */
+export type Raw<T> = { [K in keyof T]: T[K] extends object | null ? string | null : T[K] };
+
+/** A task row with its JSON columns parsed. */
+export function parseTaskRow(r: Raw<TaskRow> | undefined): TaskRow | undefined {
+  return (
+    r && {
+      ...r,
+      input: JSON.parse(r.input as string),
+      output: r.output ? JSON.parse(r.output) : null,
+    }
+  );
 }

@@ -41,7 +41,7 @@ export function swarmStatements(db: DB): Record<string, Statement> {
     manifestPut: p('INSERT OR REPLACE INTO manifests (stage, epoch, manifest) VALUES (?, ?, ?)'),
     manifestGet: p('SELECT manifest FROM manifests WHERE stage = ? AND epoch = ?'),
     taskLease: p(
-      "UPDATE tasks SET state = 'leased', miner = ?, lease = ?, leased_at = ?, expires = ? WHERE item = ? AND stage = ? AND kind = ?",
+      "UPDATE tasks SET state = 'leased', miner = ?, lease = ?, leased_at = ?, expires = ?, due = ?, declared = NULL WHERE item = ? AND stage = ? AND kind = ?",
     ),
     taskFinish: p(
       'UPDATE tasks SET state = ?, output = ?, loss = ?, done_at = ? WHERE item = ? AND stage = ? AND kind = ?',
@@ -59,12 +59,19 @@ export function swarmStatements(db: DB): Record<string, Statement> {
     openTasks: p(
       "SELECT item, stage, kind, miner, state FROM tasks WHERE state = 'leased' UNION ALL SELECT item, stage, kind, miner, state FROM tasks WHERE state = 'held'",
     ),
+    // A heartbeat renews a lease up to its due time, never beyond it.
     renew: p(
-      "UPDATE tasks SET expires = ? WHERE item = ? AND stage = ? AND kind = ? AND state = 'leased' AND expires >= ?",
+      "UPDATE tasks SET expires = MIN(?, COALESCE(due, ?)) WHERE item = ? AND stage = ? AND kind = ? AND state = 'leased' AND expires >= ?",
     ),
+    taskDeclare: p('UPDATE tasks SET declared = ? WHERE item = ? AND stage = ? AND kind = ?'),
+    memberLapses: p('UPDATE members SET lapses = ?, lapsed_epoch = ? WHERE miner = ?'),
     expired: p("SELECT * FROM tasks WHERE state = 'leased' AND expires < ?"),
+    leased: p("SELECT * FROM tasks WHERE state = 'leased' AND expires >= 0"),
+    tightenDue: p(
+      "UPDATE tasks SET due = ?, expires = MIN(expires, ?) WHERE item = ? AND stage = ? AND kind = ? AND state = 'leased'",
+    ),
     unlease: p(
-      "UPDATE tasks SET state = 'ready', miner = NULL, lease = NULL, leased_at = NULL, expires = NULL, ready_at = ? WHERE item = ? AND stage = ? AND kind = ?",
+      "UPDATE tasks SET state = 'ready', miner = NULL, lease = NULL, leased_at = NULL, expires = NULL, due = NULL, declared = NULL, ready_at = ? WHERE item = ? AND stage = ? AND kind = ?",
     ),
     voidEpoch: p(
       "UPDATE tasks SET state = 'void' WHERE epoch = ? AND state IN ('ready', 'leased') RETURNING item, stage, kind",

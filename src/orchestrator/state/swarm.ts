@@ -4,9 +4,12 @@
  * the coordinator decides, this file reads and writes rows.
  */
 import type { Statement } from 'better-sqlite3';
-import { randomHex } from '../../protocol/random.js';
 import { undoOnRollback, type DB } from './db.js';
 import { swarmStatements } from './swarm-sql.js';
+import { LEASE, KIND_OF } from './lease-ids.js';
+import { parseTaskRow as task, type Raw } from './swarm-rows.js';
+
+export { leaseId } from './lease-ids.js';
 import { OpenTasks, type OpenTask } from './open-tasks.js';
 import { Ledger } from './ledger.js';
 import { Liveness } from './liveness.js';
@@ -42,28 +45,6 @@ export type {
   ItemRow,
   GradientRow,
 } from './swarm-rows.js';
-
-type Raw<T> = { [K in keyof T]: T[K] extends object | null ? string | null : T[K] };
-
-/**
- * A lease id names its task (item in base 36, stage, kind's letter) and 64 random bits, so a
- * report finds the task by its key: no index on the lease, which took pages of its own.
- */
-export function leaseId(t: Pick<TaskRow, 'item' | 'stage' | 'kind'>): string {
-  return `${t.item.toString(36)}_${t.stage}${t.kind[0]}_${randomHex(8)}`;
-}
-const LEASE = /^([0-9a-z]{1,11})_(\d{1,4})([fbt])_[0-9a-f]{16}$/;
-const KIND_OF: Record<string, TaskKind> = { f: 'fwd', b: 'bwd', t: 'tail' };
-
-function task(r: Raw<TaskRow> | undefined): TaskRow | undefined {
-  return (
-    r && {
-      ...r,
-      input: JSON.parse(r.input as string),
-      output: r.output ? JSON.parse(r.output) : null,
-    }
-  );
-}
 
 export class SwarmState {
   private s: Record<string, Statement>;
@@ -197,6 +178,12 @@ export class SwarmState {
     const old = this.memberRows.get(miner);
     this.cache(this.memberRows, miner, old && { ...old, stage, requested, next_stage: nextStage });
   }
+  /** A miner's count of lapses not yet worked off, and the epoch of its latest. */
+  setLapses(miner: string, lapses: number, epoch: number | null): void {
+    this.s.memberLapses.run(lapses, epoch, miner);
+    const old = this.memberRows.get(miner);
+    this.cache(this.memberRows, miner, old && { ...old, lapses, lapsed_epoch: epoch });
+  }
   seen(miner: string, now: number): void {
     this.liveness.seen(miner, now);
   }
@@ -267,9 +254,20 @@ export class SwarmState {
     const r = this.s.manifestGet.get(stage, epoch) as { manifest: string } | undefined;
     return r && (JSON.parse(r.manifest) as ManifestRef);
   }
-  leaseTask(t: TaskRow, miner: string, lease: string, now: number, expires: number): void {
-    this.s.taskLease.run(miner, lease, now, expires, t.item, t.stage, t.kind);
+  leaseTask(
+    t: TaskRow,
+    miner: string,
+    lease: string,
+    now: number,
+    expires: number,
+    due: number | null,
+  ): void {
+    this.s.taskLease.run(miner, lease, now, expires, due, t.item, t.stage, t.kind);
     this.open.leased(t, miner);
+  }
+  /** The sha256 a lease's miner declared for its output (the first upload URL it asked for). */
+  declareOutput(t: Pick<TaskRow, 'item' | 'stage' | 'kind'>, sha256: string): void {
+    this.s.taskDeclare.run(sha256, t.item, t.stage, t.kind);
   }
   finishTask(
     t: TaskRow,
@@ -325,12 +323,20 @@ export class SwarmState {
     let renewed = 0;
     for (const t of this.open.of(miner)) {
       if (t.state === 'leased')
-        renewed += this.s.renew.run(expires, t.item, t.stage, t.kind, now).changes;
+        renewed += this.s.renew.run(expires, expires, t.item, t.stage, t.kind, now).changes;
     }
     return renewed;
   }
   expiredLeases(now: number): TaskRow[] {
     return (this.s.expired.all(now) as Array<Raw<TaskRow>>).map((r) => task(r)!);
+  }
+  /** Every task leased now. */
+  leasedTasks(): TaskRow[] {
+    return (this.s.leased.all() as Array<Raw<TaskRow>>).map((r) => task(r)!);
+  }
+  /** Brings a lease's due time (and its expiry with it) forward. */
+  tightenDue(t: Pick<TaskRow, 'item' | 'stage' | 'kind'>, due: number): void {
+    this.s.tightenDue.run(due, due, t.item, t.stage, t.kind);
   }
   unlease(t: TaskRow, now: number): void {
     this.s.unlease.run(now, t.item, t.stage, t.kind);

@@ -11,19 +11,12 @@
  * open -> credited (the miner holds the gradient) -> uploaded -> merged, or
  * lost_with_miner / dropped:<reason>.
  */
+import { lossBound } from '../../model/loss-bound.js';
 import { HttpError } from '../errors.js';
-import type {
-  ManifestRef,
-  MemberRow,
-  ObjectRef,
-  StageRow,
-  SwarmState,
-  TaskKind,
-  TaskRow,
-} from '../state/swarm.js';
+import type { ManifestRef, ObjectRef, SwarmState, TaskKind, TaskRow } from '../state/swarm.js';
 import type { SwarmStatus } from '../../protocol/swarm-messages.js';
+import type { ParsedKey } from '../../store/keys.js';
 import type {
-  Idle,
   ReportBody,
   StageView,
   SwarmHooks,
@@ -31,7 +24,19 @@ import type {
   WorkItem,
   WorkReply,
 } from './contracts.js';
-import { heldLease, leaseLost, leaseTask, outputKey } from './leases.js';
+import {
+  checkOutputUpload,
+  expireLeases,
+  heldLease,
+  leaseLost,
+  leaseTask,
+  measureRates,
+  outputKey,
+  roomFor,
+  workedOff,
+} from './leases.js';
+import { leaseDue } from './lease-policy.js';
+import { allocate, whyIdle } from './work-queue.js';
 import { applyMove, stageLoads } from './membership.js';
 import { phaseClosed } from './phases.js';
 import { isSilent, requireMember, requireStage } from './require.js';
@@ -45,6 +50,8 @@ export class Coordinator {
   readonly leaseMs: number;
   /** lease expiries since start, for metrics */
   expiries = 0;
+  /** each stage's median rate, measured every tick */
+  private medians: Array<number | undefined> = [];
   /** gradient uploads in UPLOADING (the routes accept them through it) */
   readonly uploads: GradientUploads;
   private readonly cycle: StageCycle;
@@ -142,10 +149,19 @@ export class Coordinator {
         },
       };
     }
-    const inFlight = this.cfg.run.in_flight;
+    const room = roomFor(this.state, m, this.cfg.run.in_flight, st.epoch, this.leaseMs, now);
     const items: WorkItem[] = [];
+    const rate = m.rate ?? this.medians[m.stage];
     const lease = (t: TaskRow) =>
-      leaseTask(this.state, this.cfg.name, t, miner, now + this.leaseMs, now);
+      leaseTask(
+        this.state,
+        this.cfg.name,
+        t,
+        miner,
+        now + this.leaseMs,
+        leaseDue(t.kind, t.n, rate, this.cfg.run.phases, now),
+        now,
+      );
     // Backwards of items this miner forwarded come first and need no new room.
     for (
       let t = this.state.readyPreferred(m.stage, st.epoch, miner);
@@ -154,83 +170,16 @@ export class Coordinator {
     ) {
       items.push(lease(t));
     }
-    while (items.length < max && this.state.heldItems(miner) < inFlight) {
+    while (items.length < max && this.state.heldItems(miner) < room) {
       const t =
         this.state.readyBackward(m.stage, st.epoch, now - this.leaseMs, now - this.leaseMs) ??
         this.state.readyForward(m.stage, st.epoch) ??
-        (m.stage === 0 ? this.allocate(st.epoch, now) : undefined);
+        (m.stage === 0 ? allocate(this.state, this.cfg, st.epoch, now) : undefined);
       if (!t) break;
       items.push(lease(t));
     }
     if (items.length > 0) return { ...base, items };
-    return { ...base, idle: this.whyIdle(m, st, now) };
-  }
-
-  private whyIdle(m: MemberRow, st: StageRow, now: number): Idle {
-    const held = this.state.heldItems(m.miner);
-    if (held >= this.cfg.run.in_flight) {
-      return {
-        reason: 'in_flight_limit',
-        message: `you hold ${held} work items (the run allows ${this.cfg.run.in_flight}); report them, and the backwards of your forwards come back to you`,
-      };
-    }
-    const ep = this.state.epoch(st.epoch);
-    if (m.stage === 0 && ep && ep.closed_at !== null) {
-      return {
-        reason: 'epoch_full',
-        message: `epoch ${st.epoch} has all ${this.cfg.run.samples_per_epoch} samples allocated; the pipeline is draining`,
-        ...(ep.drain_deadline !== null ? { next_change_at: ep.drain_deadline } : {}),
-      };
-    }
-    const nextExpiry = {
-      t: this.state.upstreamExpiry(m.stage === 0 ? this.stages : m.stage, st.epoch),
-    };
-    return {
-      reason: 'waiting_for_upstream',
-      message:
-        m.stage === 0
-          ? 'no backward is ready for the head yet; items are in flight downstream'
-          : `no item has reached stage ${m.stage} yet; items are in flight upstream`,
-      ...(nextExpiry.t !== null && nextExpiry.t > now ? { next_change_at: nextExpiry.t } : {}),
-    };
-  }
-
-  private allocate(epoch: number, now: number): TaskRow | undefined {
-    const ep = this.state.epoch(epoch);
-    const target = this.cfg.run.samples_per_epoch;
-    if (!ep || ep.allocated >= target) return undefined;
-    const n = Math.min(this.cfg.run.batch, target - ep.allocated);
-    const first = epoch * target + ep.allocated;
-    const windows = Array.from({ length: n }, (_, i) => this.cfg.window(first + i));
-    const item = this.state.nextItemId();
-    this.state.addItem(item, epoch, first, n, windows, now);
-    for (let s = 0; s < this.stages; s++) this.state.ledger.open(item, s, epoch, n);
-    const kind: TaskKind = this.stages === 1 ? 'tail' : 'fwd';
-    this.state.addTask(item, 0, kind, epoch, first, n, null, now, { windows });
-    this.state.allocate(epoch, n);
-    if (ep.allocated + n >= target)
-      this.state.closeAllocation(epoch, now, now + this.cfg.run.phases.drain_s * 1000);
-    // The row just inserted, as addTask wrote it (not read back).
-    return {
-      item,
-      stage: 0,
-      kind,
-      epoch,
-      first_sample: first,
-      n,
-      state: 'ready',
-      miner: null,
-      prefer: null,
-      lease: null,
-      leased_at: null,
-      expires: null,
-      ready_at: now,
-      input: { windows },
-      output: null,
-      loss: null,
-      done_at: null,
-      gate: null,
-    };
+    return { ...base, idle: whyIdle(this.state, this.cfg, m, st, room, now) };
   }
 
   /** The output key a lease must upload to (for the server to check the object before reporting). */
@@ -243,6 +192,29 @@ export class Coordinator {
   /** Upload URLs for a lease's output expire with the lease; refused when it is not held. */
   leaseExpiry(miner: string, lease: string, now: number): number {
     return heldLease(this.state, miner, lease, now).expires!;
+  }
+
+  /**
+   * The upload of a lease's output: only its output key, at its exact size, and the bytes its
+   * first URL declared (leases.ts); `record` (in a transaction) remembers that declaration.
+   */
+  outputUpload(
+    caller: string,
+    key: Extract<ParsedKey, { kind: 'activation' }>,
+    declared: { size: number; sha256: string },
+    now: number,
+    record = false,
+  ): number {
+    const expires = this.leaseExpiry(caller, key.lease, now);
+    const t = checkOutputUpload(
+      this.cfg,
+      this.state.taskByLease(key.lease)!,
+      caller,
+      key,
+      declared,
+    );
+    if (record && t.declared === null) this.state.declareOutput(t, declared.sha256);
+    return expires;
   }
 
   report(
@@ -286,10 +258,11 @@ export class Coordinator {
     let loss: number | null = null;
     if (t.kind === 'tail') {
       const l = body.losses;
-      if (!l || l.length !== t.n || !l.every((v) => Number.isFinite(v) && v >= 0)) {
+      const bound = lossBound(this.cfg.model.vocab_size);
+      if (!l || l.length !== t.n || !l.every((v) => Number.isFinite(v) && v >= 0 && v <= bound)) {
         throw new HttpError(
           'E_BAD_LOSS',
-          `a tail item reports ${t.n} finite, non-negative per-sample losses`,
+          `a tail item reports ${t.n} per-sample losses, each at least 0 and at most ${bound.toFixed(2)} (10 ln vocab)`,
         );
       }
       loss = l.reduce((a, b) => a + b, 0) / l.length;
@@ -304,6 +277,7 @@ export class Coordinator {
       t.kind === 'fwd' ? 0 : t.n,
       now,
     );
+    workedOff(this.state, miner);
 
     let credited = 0;
     const done = { ...t, output: out, loss };
@@ -402,10 +376,8 @@ export class Coordinator {
   tick(now: number): void {
     this.state.flushLiveness();
     this.hooks.validation?.tick?.(now);
-    for (const t of this.state.expiredLeases(now)) {
-      this.state.unlease(t, now);
-      this.expiries++;
-    }
+    this.expiries += expireLeases(this.state, this.leaseMs, now);
+    this.medians = measureRates(this.state, this.cfg, now);
     this.cycle.drain(now);
     this.cycle.tickMerges(now);
     this.advance(now);

@@ -3,6 +3,8 @@
  * claims that an input cannot be read, and their right to upload a partition. Every result
  * goes to the merge coordinator, which decides when a partition is agreed.
  */
+import { partitionSize } from '../../merge/manifest.js';
+import { optimStateSize } from '../../merge/update.js';
 import { HttpError } from '../errors.js';
 import type { JobRow, MergeRow } from '../state/merge.js';
 import type { SwarmState } from '../state/swarm.js';
@@ -173,11 +175,11 @@ export class MergeDesk {
   /** Upload URLs for merged partitions and optimizer state: only for the caller's step-2 jobs, until the deadline. */
   uploadExpiry(
     caller: string,
-    epoch: number,
-    stage: number,
-    partition: number,
+    key: { kind: 'merged' | 'optimizer'; epoch: number; stage: number; partition: number },
+    size: number,
     now: number,
   ): number {
+    const { epoch, stage, partition } = key;
     const m = this.merge.state.merge(epoch - 1, stage);
     const st = this.swarm.stage(stage);
     const j = m && this.merge.state.job(m, 2, partition, caller);
@@ -187,6 +189,17 @@ export class MergeDesk {
         `you are not assigned to write partition ${partition} of stage ${stage} for epoch ${epoch}`,
       );
     }
+    // Exactly the partition's new weights (or moments): no room for anything else.
+    const p = m.plan.partitions[partition];
+    const want =
+      key.kind === 'merged'
+        ? partitionSize(p.length, p.offset)
+        : optimStateSize(p.length, p.offset);
+    if (size !== want)
+      throw new HttpError(
+        'E_BAD_SIZE',
+        `the ${key.kind} object of partition ${partition} is ${want} bytes, not ${size}`,
+      );
     return Math.max(now + 1000, st.deadline ?? now);
   }
 }

@@ -18,7 +18,6 @@ import { clipFactor } from '../../model/optimizer.js';
 import { learningRate } from '../../model/schedule.js';
 import { keys, type ObjectStore } from '../../store/index.js';
 import { sha256Hex } from '../../tensor-io/hash.js';
-import { HttpError } from '../errors.js';
 import type { JobRow, MergeOutcome, MergeRow, MergeState } from '../state/merge.js';
 import type { ManifestRef, ObjectRef, SwarmState } from '../state/swarm.js';
 import type { MergeHooks, MergeParticipant } from './contracts.js';
@@ -31,7 +30,6 @@ import {
   type Updated,
 } from './merge-types.js';
 import { MergeTraffic } from './merge-traffic.js';
-import { phaseClosed } from './phases.js';
 import { isSilent } from './require.js';
 
 export { ORCHESTRATOR } from './merge-types.js';

@@ -3,6 +3,7 @@
  * what a miner still has to upload (its duty), and the acceptance of an upload against the
  * ledger's credit and the merge's partitioning. When the phase closes is phases.ts's call.
  */
+import { gradientSize } from '../../merge/gradient.js';
 import { keys } from '../../store/keys.js';
 import { HttpError } from '../errors.js';
 import type { StageRow, SwarmState } from '../state/swarm.js';
@@ -26,12 +27,31 @@ export class GradientUploads {
     return keys.gradient({ run: this.cfg.name, epoch, stage, owner: miner });
   }
 
-  /** Upload URLs for a gradient expire with the UPLOADING phase; refused outside it. */
-  expiry(miner: string, epoch: number, stage: number, now: number): number {
+  /**
+   * Upload URLs for a gradient: in UPLOADING only, for a miner the ledger credits, before its
+   * upload is accepted, of exactly the stage's gradient size; they expire with the phase.
+   */
+  expiry(miner: string, epoch: number, stage: number, size: number, now: number): number {
     const st = requireStage(this.state, this.cfg.costs.length, stage);
     this.requireUploading(st, epoch, now);
     this.requireCredit(epoch, stage, miner);
+    if (this.state.gradient(epoch, stage, miner))
+      throw new HttpError(
+        'E_ALREADY_UPLOADED',
+        `your gradient for stage ${stage}, epoch ${epoch} was already accepted`,
+      );
+    this.requireSize(stage, size);
     return st.deadline!;
+  }
+
+  /** A gradient is exactly the stage's size: anything else would break the merge. */
+  private requireSize(stage: number, size: number): void {
+    const want = gradientSize(this.cfg.params[stage]);
+    if (size !== want)
+      throw new HttpError(
+        'E_BAD_SIZE',
+        `a gradient of stage ${stage} is ${want} bytes (${this.cfg.params[stage]} float32 values), not ${size}`,
+      );
   }
 
   /** Partitions of a stage's flat vector, as the merge cuts it. */
@@ -66,6 +86,7 @@ export class GradientUploads {
     }
     this.requireUploading(st, epoch, now);
     const n = this.requireCredit(epoch, stage, miner);
+    this.requireSize(stage, declared.size);
     if (!stored)
       throw new HttpError(
         'E_OUTPUT_MISSING',

@@ -6,57 +6,19 @@
  */
 import type { ModelConfig } from '../../config/model.js';
 import type { RunConfig } from '../../config/run.js';
+import { lossBound } from '../../model/loss-bound.js';
 import { HttpError } from '../errors.js';
-import type {
-  GradientRow,
-  ManifestRef,
-  ObjectRef,
-  SwarmState,
-  TaskRow,
-  WindowRef,
-} from '../state/swarm.js';
+import type { GradientRow, ManifestRef, SwarmState, TaskRow, WindowRef } from '../state/swarm.js';
 import type { ValidationRow, ValidationState } from '../state/validation.js';
 import type { MergeState } from '../state/merge.js';
 import type { ValidationHooks } from './contracts.js';
 import { mergeAuditInputs } from './merge-audit.js';
-import type { MergeAudit, MergeAuditInputs } from './merge-types.js';
+import type { MergeAudit } from './merge-types.js';
+import type { ReplayItem, ValidationTask } from './validation-types.js';
 import { Pathways } from './pathways.js';
 import { minerScores, minerVerdicts, type Scores, type Verdict } from './scores.js';
 
-export interface ReplayItem {
-  item: number;
-  kind: 'bwd' | 'tail';
-  samples: number[];
-  windows?: WindowRef[];
-  x?: ObjectRef;
-  dy?: ObjectRef;
-}
-
-export interface ValidationTask {
-  id: number;
-  epoch: number;
-  stage: number;
-  item: number;
-  kind: 'fwd' | 'bwd' | 'tail' | 'upload' | 'merge';
-  miner: string;
-  samples: number[];
-  /** the weights the miner used: the stage's manifest for that epoch */
-  weights: ManifestRef;
-  windows?: WindowRef[];
-  x?: ObjectRef;
-  dy?: ObjectRef;
-  /** what the miner reported: its output and, at the tail, its mean loss */
-  output?: ObjectRef;
-  loss?: number;
-  /** how forward outputs travel (the replay encodes its own the same way before comparing) */
-  codec: string;
-  expires_at: number;
-  gradient?: ObjectRef;
-  items?: ReplayItem[];
-  /** a merged partition (item is the partition): what the merger used and uploaded */
-  merge?: MergeAuditInputs & { partition: number };
-}
-
+export type { ReplayItem, ValidationTask } from './validation-types.js';
 export type { Score } from './scores.js';
 
 export class ValidationCoordinator implements ValidationHooks, MergeAudit {
@@ -213,6 +175,12 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
     const r = this.state.evalRow(epoch);
     if (!r || r.state !== 'assigned' || r.validator !== validator)
       throw new HttpError('E_NO_TASK', `the evaluation of epoch ${epoch} is not assigned to you`);
+    const bound = lossBound(this.cfg.model.vocab_size);
+    if (!(Number.isFinite(loss) && loss >= 0 && loss <= bound))
+      throw new HttpError(
+        'E_BAD_LOSS',
+        `a held-out loss is at least 0 and at most ${bound.toFixed(2)} (10 ln vocab)`,
+      );
     this.state.finishEval(epoch, loss, windows, now);
     return { epoch };
   }

@@ -20,7 +20,7 @@ describe('lease ids', () => {
     state.addTask(70_000, 2, 'bwd', 0, 0, 4, null, 1, {});
     state.addTask(70_000, 2, 'fwd', 0, 0, 4, null, 1, {});
     const first = leaseId({ item: 70_000, stage: 2, kind: 'bwd' });
-    state.leaseTask(state.task(70_000, 2, 'bwd')!, 'a', first, 1, 1000);
+    state.leaseTask(state.task(70_000, 2, 'bwd')!, 'a', first, 1, 1000, 5000);
     expect(state.taskByLease(first)).toMatchObject({
       item: 70_000,
       stage: 2,
@@ -34,7 +34,7 @@ describe('lease ids', () => {
     expect(state.taskByLease(first)).toBeUndefined();
     const second = leaseId({ item: 70_000, stage: 2, kind: 'bwd' });
     expect(second).not.toBe(first);
-    state.leaseTask(state.task(70_000, 2, 'bwd')!, 'b', second, 2001, 3000);
+    state.leaseTask(state.task(70_000, 2, 'bwd')!, 'b', second, 2001, 3000, 9000);
     expect(state.taskByLease(second)?.miner).toBe('b');
     expect(state.taskByLease(first)).toBeUndefined();
 

@@ -29,7 +29,14 @@ describe('open tasks by miner', () => {
     const add = (item: number, stage: number, kind: TaskKind) =>
       state.addTask(item, stage, kind, 0, item * 4, 4, null, 1, {});
     const lease = (item: number, stage: number, kind: TaskKind, miner: string) =>
-      state.leaseTask(state.task(item, stage, kind)!, miner, `l${item}${stage}${kind}`, 1, 1000);
+      state.leaseTask(
+        state.task(item, stage, kind)!,
+        miner,
+        `l${item}${stage}${kind}`,
+        1,
+        1000,
+        5000,
+      );
     add(1, 0, 'fwd');
     add(1, 1, 'tail');
     add(2, 0, 'fwd');

@@ -132,7 +132,10 @@ describe('rate limits', () => {
     await m.register();
     await m.heartbeat();
     await m.heartbeat();
-    expect((await refusal(m.heartbeat())).code).toBe('E_RATE_LIMITED');
+    // (a raw call: the client itself would wait as told, and never give up)
+    const limited = await m.client.send('POST', '/v1/heartbeat', '{}', newRequestId());
+    expect(limited.status).toBe(429);
+    expect((limited.body as { error: { code: string } }).error.code).toBe('E_RATE_LIMITED');
     // the address has 6 tokens: 4 used above; two more unsigned calls, then refused
     await request(`${o.url}/healthz`);
     await request(`${o.url}/healthz`);

@@ -371,3 +371,28 @@ describe('safetensors encoder refuses inconsistent tensors', () => {
     );
   });
 });
+
+describe('encoded sizes', () => {
+  it('are the lengths of the encodings, for every object the swarm uploads', async () => {
+    const { activationSize, encodeActivation } = await import('../../../src/compute/tensors.js');
+    const { gradientSize, encodeGradient } = await import('../../../src/merge/gradient.js');
+    const { partitionSize, encodePartition } = await import('../../../src/merge/manifest.js');
+    const { optimStateSize, encodeOptimState } = await import('../../../src/merge/update.js');
+    for (const codec of ['f32', 'bf16', 'int8'] as const)
+      for (const shape of [
+        [1, 64, 16],
+        [4, 800, 128],
+        [3, 7, 5],
+      ] as Array<[number, number, number]>)
+        expect(activationSize(shape, codec)).toBe(
+          encodeActivation(new Float32Array(shape[0] * shape[1] * shape[2]), shape, codec).length,
+        );
+    for (const n of [0, 1, 999, 123_457]) {
+      expect(gradientSize(n)).toBe(encodeGradient(new Float32Array(n)).length);
+      expect(partitionSize(n, 7 * n)).toBe(encodePartition(new Float32Array(n), 7 * n).length);
+      expect(optimStateSize(n, 3)).toBe(
+        encodeOptimState(new Float32Array(n), new Float32Array(n), 3).length,
+      );
+    }
+  });
+});
