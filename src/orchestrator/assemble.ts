@@ -154,6 +154,7 @@ export async function assembleOrchestrator(o: OrchestratorAssembly): Promise<Orc
     const manifests = opened.manifests;
     if (manifests)
       repo.transaction(() => parts.coordinator.createRun(opened.configHash, manifests, clock()));
+    else repo.transaction(() => parts.coordinator.resume(clock()));
     swarm = { ...parts, configHash: opened.configHash };
   }
   const committer = new GroupCommitter(repo, {

@@ -67,6 +67,9 @@ export function swarmStatements(db: DB): Record<string, Statement> {
     memberLapses: p('UPDATE members SET lapses = ?, lapsed_epoch = ? WHERE miner = ?'),
     expired: p("SELECT * FROM tasks WHERE state = 'leased' AND expires < ?"),
     leased: p("SELECT * FROM tasks WHERE state = 'leased' AND expires >= 0"),
+    restartDues: p(
+      "UPDATE tasks SET due = @now + (due - leased_at), expires = MIN(@expires, @now + (due - leased_at)) WHERE state = 'leased' AND due IS NOT NULL AND expires >= 0",
+    ),
     tightenDue: p(
       "UPDATE tasks SET due = ?, expires = MIN(expires, ?) WHERE item = ? AND stage = ? AND kind = ? AND state = 'leased'",
     ),

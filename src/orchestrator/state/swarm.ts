@@ -334,6 +334,10 @@ export class SwarmState {
   leasedTasks(): TaskRow[] {
     return (this.s.leased.all() as Array<Raw<TaskRow>>).map((r) => task(r)!);
   }
+  /** Gives every lease in flight its whole budget again from `now`, and a lease (after a restart). */
+  restartDues(now: number, leaseMs: number): void {
+    this.s.restartDues.run({ now, expires: now + leaseMs });
+  }
   /** Brings a lease's due time (and its expiry with it) forward. */
   tightenDue(t: Pick<TaskRow, 'item' | 'stage' | 'kind'>, due: number): void {
     this.s.tightenDue.run(due, due, t.item, t.stage, t.kind);

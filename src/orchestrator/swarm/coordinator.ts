@@ -52,6 +52,8 @@ export class Coordinator {
   expiries = 0;
   /** each stage's median rate, measured every tick */
   private medians: Array<number | undefined> = [];
+  /** leases given while no rate was known (their due is the fallback, tightened on ticks) */
+  private readonly unmeasured = new Set<string>();
   /** gradient uploads in UPLOADING (the routes accept them through it) */
   readonly uploads: GradientUploads;
   private readonly cycle: StageCycle;
@@ -152,16 +154,12 @@ export class Coordinator {
     const room = roomFor(this.state, m, this.cfg.run.in_flight, st.epoch, this.leaseMs, now);
     const items: WorkItem[] = [];
     const rate = m.rate ?? this.medians[m.stage];
-    const lease = (t: TaskRow) =>
-      leaseTask(
-        this.state,
-        this.cfg.name,
-        t,
-        miner,
-        now + this.leaseMs,
-        leaseDue(t.kind, t.n, rate, this.cfg.run.phases, now),
-        now,
-      );
+    const lease = (t: TaskRow) => {
+      const due = leaseDue(t.kind, t.n, rate, this.cfg.run.phases, now);
+      const it = leaseTask(this.state, this.cfg.name, t, miner, now + this.leaseMs, due, now);
+      if (rate === undefined) this.unmeasured.add(it.lease);
+      return it;
+    };
     // Backwards of items this miner forwarded come first and need no new room.
     for (
       let t = this.state.readyPreferred(m.stage, st.epoch, miner);
@@ -377,10 +375,18 @@ export class Coordinator {
     this.state.flushLiveness();
     this.hooks.validation?.tick?.(now);
     this.expiries += expireLeases(this.state, this.leaseMs, now);
-    this.medians = measureRates(this.state, this.cfg, now);
+    this.medians = measureRates(this.state, this.cfg, this.unmeasured, now);
     this.cycle.drain(now);
     this.cycle.tickMerges(now);
     this.advance(now);
+  }
+
+  /**
+   * The orchestrator (re)started: leases in flight get their due time again from now, so its
+   * own downtime is never counted as a miner's lapse.
+   */
+  resume(now: number): void {
+    this.state.restartDues(now, this.leaseMs);
   }
 
   /** Moves every stage's phase on as far as the state allows (phases.ts decides). */

@@ -192,23 +192,31 @@ export function roomFor(
 
 /**
  * Each stage's median rate (for the leases of miners not measured yet), and leases given
- * before any rate was known brought forward to what the rates now say.
+ * before any rate was known (`unmeasured`: their lease ids) brought forward to what the rates
+ * now say; those that got a rate, or ended, leave the set.
  */
 export function measureRates(
   state: SwarmState,
   cfg: SwarmSettings,
+  unmeasured: Set<string>,
   now: number,
 ): Array<number | undefined> {
   const members = state.members();
   const medians = cfg.costs.map((_, s) =>
     medianRate(members.filter((m) => m.stage === s).map((m) => m.rate)),
   );
-  for (const t of state.leasedTasks()) {
+  for (const lease of unmeasured) {
+    const t = state.taskByLease(lease);
+    if (!t || t.state !== 'leased' || t.leased_at === null || t.due === null) {
+      unmeasured.delete(lease);
+      continue;
+    }
     const m = t.miner === null ? undefined : state.member(t.miner);
     const rate = m?.rate ?? medians[t.stage];
-    if (rate === undefined || t.leased_at === null || t.due === null) continue;
+    if (rate === undefined) continue;
     const due = leaseDue(t.kind, t.n, rate, cfg.run.phases, t.leased_at);
     if (due < t.due) state.tightenDue(t, Math.max(due, now));
+    unmeasured.delete(lease);
   }
   return medians;
 }
