@@ -24,6 +24,16 @@ import type { SwarmState } from '../state/swarm.js';
 import type { MergeCoordinator } from './merge.js';
 import { ORCHESTRATOR, type Reduced, type Updated } from './merge-types.js';
 
+/** A participant's gradient slice that cannot be read, or is not what it declared. */
+class UnusableInput extends Error {
+  constructor(
+    readonly participant: string,
+    cause: Error,
+  ) {
+    super(`${participant.slice(0, 8)}'s input: ${cause.message}`);
+  }
+}
+
 export class MergeReferee {
   private pumping: Promise<void> | undefined;
 
@@ -57,6 +67,10 @@ export class MergeReferee {
     }
   }
 
+  /**
+   * Every participant's slice of a partition, checked against its declared hash; a slice that
+   * cannot be read or checked for any reason is that participant's fault (UnusableInput).
+   */
   private async slices(
     m: MergeRow,
     partition: number,
@@ -65,13 +79,17 @@ export class MergeReferee {
     const range = sliceRange(m.plan.params, p.offset, p.length);
     return Promise.all(
       m.plan.participants.map(async (q) => {
-        const bytes = await this.m.store.get(q.key, range);
-        if (sha256Hex(bytes) !== q.partitions[partition])
-          throw new IotaError(
-            'E_HASH_MISMATCH',
-            `partition ${partition} of ${q.key} does not match its declared hash`,
-          );
-        return { miner: q.miner, data: decodeSlice(bytes, p.length) };
+        try {
+          const bytes = await this.m.store.get(q.key, range);
+          if (sha256Hex(bytes) !== q.partitions[partition])
+            throw new IotaError(
+              'E_HASH_MISMATCH',
+              `partition ${partition} of ${q.key} does not match its declared hash`,
+            );
+          return { miner: q.miner, data: decodeSlice(bytes, p.length) };
+        } catch (e) {
+          throw new UnusableInput(q.miner, e as Error);
+        }
       }),
     );
   }
@@ -121,18 +139,27 @@ export class MergeReferee {
         this.m.settle(cur, step, partition, this.clock());
       });
     } catch (e) {
-      // An input that cannot be read by the orchestrator itself: that participant is out.
-      const bad = (e as Error).message.match(/of (runs\/\S+) does not match|no object (runs\/\S+)/);
       this.m.log(
         `merge e${m.epoch} stage ${m.stage}: the orchestrator could not merge partition ${partition}: ${(e as Error).message}`,
       );
-      if (bad) {
-        const key = bad[1] ?? bad[2];
-        const who = m.plan.participants.find((p) => p.key === key);
-        if (who)
-          await this.commit(() =>
-            this.m.replan(m, { [who.miner]: 'input_unavailable' }, this.clock()),
+      // A participant's input that the orchestrator itself cannot use: it is out, with a fault,
+      // and the merge goes on without it (never retried). Anything else is tried again.
+      if (e instanceof UnusableInput) {
+        const who = e.participant;
+        await this.commit(() => {
+          const cur = this.m.state.merge(m.epoch, m.stage);
+          if (!cur || cur.round !== m.round) return;
+          const now = this.clock();
+          this.m.state.fault(
+            m.epoch,
+            m.stage,
+            who,
+            'input_unavailable',
+            e.message.slice(0, 200),
+            now,
           );
+          this.m.replan(cur, { [who]: 'input_unavailable' }, now);
+        });
       }
     }
   }

@@ -118,12 +118,16 @@ export class MergeCoordinator implements MergeHooks {
     for (const p of m.plan.partitions) {
       const mergers = step === 1 ? p.mergers : this.stepTwoMergers(m, p.index);
       for (const miner of mergers) this.state.assign(m, step, p.index, miner, now);
+      // A lone merger's step-1 numbers (which decide clipping and exclusions) have nobody to
+      // agree with: the orchestrator reduces the partition too, and its result decides.
+      if (step === 1 && mergers.length < 2) this.state.assign(m, 1, p.index, ORCHESTRATOR, now);
     }
   }
 
   /** Step 2 goes to the mergers whose step-1 result agreed (they hold Gbar_p), else the orchestrator. */
   private stepTwoMergers(m: MergeRow, partition: number): string[] {
-    const agreed = this.state.result<Reduced>(m, 1, partition);
+    const agreed = this.state.result<Record<string, unknown>>(m, 1, partition);
+    const want = agreed && this.resultHash(1, agreed);
     const good = this.state
       .jobs(m, 1)
       .filter(
@@ -131,7 +135,7 @@ export class MergeCoordinator implements MergeHooks {
           j.partition === partition &&
           j.state === 'done' &&
           j.merger !== ORCHESTRATOR &&
-          (j.result as unknown as Reduced).sha256 === agreed?.sha256,
+          this.resultHash(1, j.result!) === want,
       )
       .map((j) => j.merger);
     return good.length > 0 ? good.slice(0, m.plan.replicas) : [ORCHESTRATOR];
@@ -238,10 +242,17 @@ export class MergeCoordinator implements MergeHooks {
 
   // ---- agreement ------------------------------------------------------------------------
 
+  /**
+   * What the r results of a partition must agree on, byte for byte: in step 1 the mean's hash
+   * and every number reported with it (the norms decide clipping and exclusions, so they are
+   * as much the result as the mean), in step 2 the uploaded objects' hashes.
+   */
   private resultHash(step: number, r: Record<string, unknown>): string {
-    return step === 1
-      ? (r as unknown as Reduced).sha256
-      : `${(r as unknown as Updated).w.sha256}/${(r as unknown as Updated).optim.sha256}`;
+    if (step === 2)
+      return `${(r as unknown as Updated).w.sha256}/${(r as unknown as Updated).optim.sha256}`;
+    const red = r as unknown as Reduced;
+    const norms = Object.entries(red.slice_norms2).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return sha256Hex(new TextEncoder().encode(JSON.stringify([red.sha256, red.norm2, norms])));
   }
 
   /** Decides a partition's result once enough jobs are done; a dispute brings in the orchestrator. */
@@ -252,13 +263,15 @@ export class MergeCoordinator implements MergeHooks {
       .filter((j) => j.partition === partition && j.state !== 'reassigned');
     const done = jobs.filter((j) => j.state === 'done');
     const orch = done.find((j) => j.merger === ORCHESTRATOR);
+    const orchAssigned = jobs.some((j) => j.merger === ORCHESTRATOR);
     let agreed: JobRow | undefined;
     if (orch) {
       agreed = orch;
-    } else if (done.length >= m.plan.replicas) {
+    } else if (!orchAssigned && done.length > 0 && done.length === jobs.length) {
+      // Every merger assigned has answered (r of them, or fewer after a dispute in step 1).
       const hashes = new Set(done.map((j) => this.resultHash(step, j.result!)));
       if (hashes.size === 1) agreed = done[0];
-      else if (!jobs.some((j) => j.merger === ORCHESTRATOR)) {
+      else {
         this.state.assign(m, step, partition, ORCHESTRATOR, now);
         this.log(
           `merge e${m.epoch} stage ${m.stage}: partition ${partition} step ${step} results differ; the orchestrator recomputes it`,

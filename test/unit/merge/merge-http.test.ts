@@ -282,4 +282,64 @@ describe('the merge over HTTP', () => {
     expect(o.coord.state.stage(0).epoch).toBe(1);
     expect(relErr(await weightsOf(o, 1), await oracle(o, w0, miners))).toBeLessThanOrEqual(1e-6);
   });
+
+  it('defect 1: a merger that forges its step-1 norms is out-voted; nobody honest is excluded', async () => {
+    const { o, miners } = await toMerging(2, { clip: 1 });
+    const w0 = await weightsOf(o, 0);
+    // The forger has the lowest key id, whose results were once taken first.
+    const [forger, honest] = [...miners].sort((a, b) => (a.id < b.id ? -1 : 1));
+    const workers = [
+      worker(o, forger, {
+        tamper: {
+          reduction: (r) => ({
+            ...r,
+            norm2: 0, // would switch clipping off
+            sliceNorms2: { ...r.sliceNorms2, [honest.id]: 1e30 }, // would exclude the honest one
+          }),
+        },
+      }),
+      worker(o, honest),
+    ];
+    await mergeUntilDone(o, workers);
+    expect(o.coord.state.stage(0).epoch).toBe(1);
+    expect(o.merge!.state.merge(0, 0)!.excluded).toEqual({});
+    expect(relErr(await weightsOf(o, 1), await oracle(o, w0, miners))).toBeLessThanOrEqual(1e-6);
+    const faults = o.merge!.state.faults(0, 0);
+    expect(faults.length).toBeGreaterThan(0);
+    expect(faults.every((f) => f.miner === forger.id && f.kind === 'merge_mismatch')).toBe(true);
+    expect(o.coord.state.ledger.counts(0).map((r) => r.state)).toEqual(['merged']);
+  });
+
+  it('defect 1: a lone merger’s step-1 numbers are checked by the orchestrator', async () => {
+    const { o, miners } = await toMerging(1, { clip: 1 });
+    const w0 = await weightsOf(o, 0);
+    const [lone] = miners;
+    await mergeUntilDone(o, [
+      worker(o, lone, { tamper: { reduction: (r) => ({ ...r, norm2: 0 }) } }),
+    ]);
+    expect(o.coord.state.stage(0).epoch).toBe(1);
+    expect(relErr(await weightsOf(o, 1), await oracle(o, w0, miners))).toBeLessThanOrEqual(1e-6);
+    expect(o.merge!.state.faults(0, 0).map((f) => [f.miner, f.kind])).toContainEqual([
+      lone.id,
+      'merge_mismatch',
+    ]);
+  });
+
+  it('defect 4: the orchestrator excludes a participant whose stored gradient became unusable, and never retries it', async () => {
+    const { o, miners } = await toMerging(3, { clip: 1 });
+    const w0 = await weightsOf(o, 0);
+    const broken = miners[1];
+    const key = o.coord.uploads.key(0, 0, broken.id);
+    await o.store.put(key, (await o.store.get(key)).subarray(0, 100)); // cut short behind our back
+    o.clock.now += 100_000; // past 80% of the merge's time: the orchestrator merges it all
+    for (let i = 0; i < 6 && o.coord.state.stage(0).epoch === 0; i++) await o.advance(1);
+    expect(o.coord.state.stage(0)).toMatchObject({ epoch: 1, phase: 'training' });
+    expect(o.merge!.state.merge(0, 0)!.excluded).toEqual({ [broken.id]: 'input_unavailable' });
+    expect(o.merge!.state.faults(0, 0).map((f) => [f.miner, f.kind])).toContainEqual([
+      broken.id,
+      'input_unavailable',
+    ]);
+    const others = miners.filter((m) => m !== broken);
+    expect(relErr(await weightsOf(o, 1), await oracle(o, w0, others))).toBeLessThanOrEqual(1e-6);
+  });
 });
