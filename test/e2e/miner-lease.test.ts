@@ -121,3 +121,58 @@ describe('a miner that loses a lease while computing', () => {
     60_000,
   );
 });
+
+describe('defect 10: an honest miner on a legal state', () => {
+  it('carries on when its credit is voided after its upload duty was issued', async () => {
+    const o = await startSwarmServer({
+      stages: '[[-1, -1]]',
+      runOver: { samples_per_epoch: 2, batch: 1, in_flight: 2 },
+    });
+    const coord = o.coord;
+    const identity = newIdentity();
+    // The miner's credit is voided (as a failed check voids it) just before its upload URL.
+    const expiry = coord.uploads.expiry.bind(coord.uploads);
+    let voided = false;
+    coord.uploads.expiry = (miner, epoch, stage, size, now) => {
+      if (!voided && miner === identity.id) {
+        voided = true;
+        coord.state.ledger.move(epoch, stage, 'credited', 'dropped:failed_validation', [miner]);
+      }
+      return expiry(miner, epoch, stage, size, now);
+    };
+    const events = new Events();
+    const miner = new Miner({
+      orchestrator: o.url,
+      identity,
+      layer: 0,
+      backend: 'cpu',
+      version: 'test',
+      onEvent: events.push,
+      computeWorker: pathToFileURL(resolve('dist/compute/compute-worker.js')),
+    });
+    const running = miner.run().then(
+      () => 'stopped',
+      (e: Error) => `died: ${e.message}`,
+    );
+    try {
+      const skipped = await Promise.race([
+        events.next((e) => e.event === 'upload_skipped'),
+        running,
+      ]);
+      expect(skipped).toMatchObject({ event: 'upload_skipped', code: 'E_NOTHING_TO_UPLOAD' });
+      // Still at work: it asks again and hears why it waits.
+      const after = events.all.length;
+      const idle = await Promise.race([
+        events.next((e) => events.all.indexOf(e) >= after && e.event === 'idle'),
+        running,
+      ]);
+      expect(idle).toMatchObject({ event: 'idle' });
+      expect(await Promise.race([running, Promise.resolve('running')])).toBe('running');
+    } finally {
+      miner.stop();
+      await running;
+      await o.close();
+    }
+    expect(events.all.at(-1)).toMatchObject({ event: 'stopped' });
+  }, 60_000);
+});

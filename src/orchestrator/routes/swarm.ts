@@ -23,6 +23,7 @@ import {
 import type { ObjectStore } from '../../store/index.js';
 import type { WorkReply as Work } from '../swarm/contracts.js';
 import type { Coordinator } from '../swarm/coordinator.js';
+import { checkTaskInputs, type InputCheck } from '../swarm/input-check.js';
 import type { ServerContext } from '../context.js';
 import { registerSwarmMetrics } from '../metrics.js';
 import { URL_TTL_MS } from './storage.js';
@@ -146,21 +147,29 @@ export function swarmRoutes(swarm: SwarmServices, store: ObjectStore) {
         config: { auth: 'registered', roles: ['miner'] },
         schema: {
           description:
-            'refuse a leased item whose input is bad (hash, shape, size, NaN): the item is dropped, its producer recorded',
+            'refuse a leased item whose input is bad (hash, shape, size, NaN): the orchestrator checks the input; if it is bad the item is dropped and its producer recorded, if it is good the refusal is your fault and the item goes to another miner',
           body: RefuseRequest,
-          response: replies(Type.Object({ dropped: Type.Integer() })),
+          response: replies(Type.Object({ dropped: Type.Integer(), upheld: Type.Boolean() })),
         },
       },
-      async (req) =>
-        ctx.mutate(req, () =>
+      async (req) => {
+        // The claim is checked before anyone is blamed: the orchestrator reads the inputs itself.
+        const t = coordinator.state.taskByLease(req.body.lease);
+        const found: InputCheck =
+          t && t.miner === req.auth!.key && t.state === 'leased'
+            ? await checkTaskInputs(store, coordinator.cfg.model, t)
+            : { ok: true };
+        return ctx.mutate(req, () =>
           coordinator.refuse(
             req.auth!.key,
             req.body.lease,
             req.body.code,
             req.body.message,
+            found,
             ctx.clock(),
           ),
-        ),
+        );
+      },
     );
 
     app.post<{ Body: GradientRequest }>(

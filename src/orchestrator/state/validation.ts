@@ -77,8 +77,14 @@ export class ValidationState {
          WHERE state IN ('done', 'held') AND miner IS NOT NULL AND epoch >= ?
          GROUP BY miner, stage, kind`,
       ),
+      // Failed verdicts, and the faults that cost standing as much: leases held without
+      // reporting until they lapsed, and refusals of good input.
       failures: p(
-        "SELECT miner, COUNT(*) AS n FROM validations WHERE state = 'failed' AND epoch >= ? GROUP BY miner",
+        `SELECT miner, COUNT(*) AS n FROM (
+           SELECT miner FROM validations WHERE state = 'failed' AND epoch >= @from
+           UNION ALL
+           SELECT miner FROM faults WHERE kind IN ('lease_lapsed', 'false_refusal') AND epoch >= @from
+         ) GROUP BY miner`,
       ),
       evalAdd: p("INSERT OR IGNORE INTO evals (epoch, state, created_at) VALUES (?, 'open', ?)"),
       evalOpen: p(
@@ -207,7 +213,7 @@ export class ValidationState {
   }
   failures(fromEpoch: number): Map<string, number> {
     return new Map(
-      (this.s.failures.all(fromEpoch) as Array<{ miner: string; n: number }>).map((r) => [
+      (this.s.failures.all({ from: fromEpoch }) as Array<{ miner: string; n: number }>).map((r) => [
         r.miner,
         r.n,
       ]),

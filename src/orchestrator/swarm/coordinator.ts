@@ -32,10 +32,12 @@ import {
   leaseTask,
   measureRates,
   outputKey,
+  recordLapse,
   roomFor,
   workedOff,
 } from './leases.js';
 import { leaseDue } from './lease-policy.js';
+import type { InputCheck } from './input-check.js';
 import { allocate, whyIdle } from './work-queue.js';
 import { applyMove, stageLoads } from './membership.js';
 import { phaseClosed } from './phases.js';
@@ -335,15 +337,31 @@ export class Coordinator {
     lease: string,
     code: string,
     message: string,
+    found: InputCheck,
     now: number,
-  ): { dropped: number } {
+  ): { dropped: number; upheld: boolean } {
     requireMember(this.state, miner);
     const t = this.state.taskByLease(lease);
     if (!t || t.miner !== miner || t.state !== 'leased') throw leaseLost(lease, t, miner, now);
+    if (found.ok) {
+      // The input is good: the refusal is the refuser's fault, and the item goes to another.
+      this.state.unlease(t, now);
+      recordLapse(
+        this.state,
+        miner,
+        t,
+        'false_refusal',
+        `refused ${t.kind} of item ${t.item} (${code}: ${message.slice(0, 120)}); its inputs are good`,
+        now,
+      );
+      return { dropped: 0, upheld: false };
+    }
+    // The producer of the input that is bad: the next stage's backward for dy, the previous
+    // stage's forward for x, nobody's for the data windows.
     const producer =
-      t.kind === 'bwd'
+      found.input === 'dy'
         ? this.state.task(t.item, t.stage + 1, t.stage + 1 === this.stages - 1 ? 'tail' : 'bwd')
-        : t.stage > 0
+        : found.input === 'x'
           ? this.state.task(t.item, t.stage - 1, 'fwd')
           : undefined;
     const dropped = this.state.dropItem(t.item, 'dropped:bad_input');
@@ -352,10 +370,10 @@ export class Coordinator {
       producer?.stage ?? t.stage,
       producer?.miner ?? '(data)',
       'bad_output',
-      `${code} from ${miner.slice(0, 8)} on item ${t.item}: ${message.slice(0, 200)}`,
+      `${code} from ${miner.slice(0, 8)} on item ${t.item}, confirmed: ${found.why.slice(0, 200)}`,
       now,
     );
-    return { dropped };
+    return { dropped, upheld: true };
   }
 
   heartbeat(miner: string, now: number): { leases_renewed: number; lease_expires_at: number } {

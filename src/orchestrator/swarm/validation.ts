@@ -21,6 +21,22 @@ import { minerScores, minerVerdicts, type Scores, type Verdict } from './scores.
 export type { ReplayItem, ValidationTask } from './validation-types.js';
 export type { Score } from './scores.js';
 
+/**
+ * Passes a miner on probation needs to be released: `base` for a new miner, doubling with every
+ * failure it ever had, so a cheater that behaves only while watched is watched longer each time.
+ */
+export function passesToRelease(base: number, failures: number): number {
+  return base * 2 ** Math.max(0, failures - 1);
+}
+
+/**
+ * The share of a released miner's items that are checked: the run's rate, doubled for every
+ * failure it ever had (so its faults weigh on it long after its quarantine), at most all.
+ */
+export function checkRate(rate: number, failures: number): number {
+  return Math.min(1, rate * 2 ** failures);
+}
+
 export class ValidationCoordinator implements ValidationHooks, MergeAudit {
   private validatorsSeen = new Map<string, number>();
   /** pathway attribution: which miners' samples end with worse losses than their stage's */
@@ -72,9 +88,11 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
   afterReport(t: TaskRow, miner: string, now: number): number | null {
     if (t.kind === 'tail' && t.loss !== null) this.attribute(t, miner);
     if (t.kind === 'bwd' && t.stage === 0) return null; // the head's backward leaves nothing to compare
-    const probation = this.state.standing(miner)?.probation === 1;
+    const standing = this.state.standing(miner);
+    const probation = standing?.probation === 1;
     const flagged = this.pathways.isFlagged(miner);
-    if (!probation && !flagged && this.random() >= this.v.rate) return null;
+    if (!probation && !flagged && this.random() >= checkRate(this.v.rate, standing?.failures ?? 0))
+      return null;
     const id = this.state.add(
       t.epoch,
       t.stage,
@@ -352,7 +370,8 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
     };
     // Only work done after a quarantine counts towards the release from it.
     if (s.quarantined_at === null || r.created_at > s.quarantined_at) s.passes++;
-    if (s.probation === 1 && s.passes >= this.v.probation_passes) s.probation = 0;
+    if (s.probation === 1 && s.passes >= passesToRelease(this.v.probation_passes, s.failures))
+      s.probation = 0;
     this.state.putStanding(s);
     this.swarm.ungate(id, now);
     return { state: 'passed' };

@@ -366,3 +366,58 @@ describe('defect 9: a rate-limited client', () => {
     }
   });
 });
+
+describe('defect 2: a refusal is checked before anyone is blamed', () => {
+  it('a false refusal is the refuser’s fault and the item goes to another miner; a true one blames the producer', async () => {
+    const o = await startSwarmServer();
+    const [producer, refuser] = await miners(o, 2);
+    const honest = new SimMiner(o.url, RUN, undefined, () => o.clock.now);
+    await honest.register('honest');
+    honest.client.runHash = o.configHash;
+    await honest.join(1);
+    const faults = () =>
+      o.repo.db.prepare('SELECT miner, kind FROM faults ORDER BY id').all() as Array<{
+        miner: string;
+        kind: string;
+      }>;
+    try {
+      // A good output refused as bad.
+      await producer.complete((await producer.work(1)).items[0]);
+      const it = (await refuser.work(1)).items[0];
+      const r = await refuser.client.post<{ dropped: number; upheld: boolean }>('/v1/refuse', {
+        lease: it.lease,
+        code: 'E_BAD_TENSOR',
+        message: 'it has NaN (it does not)',
+      });
+      expect(r).toEqual({ dropped: 0, upheld: false });
+      expect(faults()).toEqual([{ miner: refuser.id, kind: 'false_refusal' }]);
+      expect(o.coord.state.ledger.counts(0).some((l) => l.state === 'dropped:bad_input')).toBe(
+        false,
+      );
+      // The item was not dropped: the next miner of the stage takes it and does it.
+      const again = (await honest.work(1)).items[0];
+      expect(again.item).toBe(it.item);
+      await honest.complete(again);
+
+      // A bad output (NaN inside the exact size) refused: upheld, and its producer is blamed.
+      producer.outputFor = () =>
+        encodeActivation(new Float32Array(64 * 16).fill(Number.NaN), [1, 64, 16], 'bf16');
+      await producer.complete((await producer.work(1)).items[0]);
+      const bad = (await honest.work(1)).items[0];
+      const upheld = await honest.client.post<{ dropped: number; upheld: boolean }>('/v1/refuse', {
+        lease: bad.lease,
+        code: 'E_BAD_TENSOR',
+        message: 'NaN',
+      });
+      expect(upheld.upheld).toBe(true);
+      expect(upheld.dropped).toBeGreaterThan(0);
+      expect(faults()).toEqual([
+        { miner: refuser.id, kind: 'false_refusal' },
+        { miner: producer.id, kind: 'bad_output' },
+      ]);
+    } finally {
+      for (const m of [producer, refuser, honest]) await m.close();
+      await o.close();
+    }
+  });
+});
