@@ -34,7 +34,9 @@ function checkSize(size: number): void {
 
 /** Seconds a URL stays valid; refuses an expiry in the past or beyond S3's 7 days. */
 export function checkExpiry(expiresAt: number, now: number): number {
-  if (!Number.isSafeInteger(expiresAt) || expiresAt <= now) {
+  if (!Number.isSafeInteger(expiresAt))
+    throw new IotaError('E_BAD_EXPIRY', `expiresAt ${expiresAt} is not a whole number of ms`);
+  if (expiresAt <= now) {
     throw new IotaError('E_BAD_EXPIRY', `expiresAt ${expiresAt} is not in the future (now ${now})`);
   }
   if (expiresAt - now > MAX_URL_TTL_MS) {

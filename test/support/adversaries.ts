@@ -18,6 +18,8 @@ import { fetchInputs } from '../../src/compute/inputs.js';
 import { encodeActivation } from '../../src/compute/tensors.js';
 import { loadStageWeights } from '../../src/merge/weights.js';
 import { MergeWorker } from '../../src/merge/worker.js';
+import type { Reduction } from '../../src/merge/reduce.js';
+import type { Identity } from '../../src/protocol/keys.js';
 import { blockPrefix, stageLayout } from '../../src/model/params.js';
 import type { WorkItemMessage, WorkReply } from '../../src/protocol/swarm-messages.js';
 import { dequantizeRows8, quantizeRows8 } from '../../src/tensor-io/codecs.js';
@@ -38,6 +40,8 @@ export const ADVERSARIES = [
   'tampered_merge',
 ] as const;
 export type AdversaryKind = (typeof ADVERSARIES)[number];
+/** Kinds outside the validator's harness: honest work, and a cheat in step 1 of the merge. */
+export type OtherKind = 'forged_norms';
 /**
  * Adversaries whose work items are honest: they cheat in their gradient upload or their merge
  * only, so items they reported after their quarantine pass, and `probation_passes` of them
@@ -64,13 +68,17 @@ export class Adversary extends SimMiner {
   constructor(
     url: string,
     runName: string,
-    readonly kind: AdversaryKind,
+    readonly kind: AdversaryKind | OtherKind,
     readonly stage: number,
     private readonly model: ModelConfig,
     private readonly run: RunConfig,
+    o: { identity?: Identity; reduction?: (r: Reduction) => Reduction } = {},
   ) {
-    super(url, runName);
+    super(url, runName, o.identity);
+    this.reduction = o.reduction;
   }
+  /** step 1 of its merges, as it reports them (forged_norms) */
+  private readonly reduction?: (r: Reduction) => Reduction;
 
   async start(configHash: string): Promise<void> {
     await this.register(this.kind);
@@ -94,7 +102,7 @@ export class Adversary extends SimMiner {
       client: this.client,
       layout: () => layout.params,
       adamw: { beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay },
-      tamper,
+      tamper: { ...tamper, ...(this.reduction ? { reduction: this.reduction } : {}) },
     });
     this.outputFor = (it) => this.cheat(it);
     // The gradient sum it uploads is what it computed. A free-rider uploads zeros instead; an

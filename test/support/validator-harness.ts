@@ -251,7 +251,7 @@ export async function runValidatorHarness(o: HarnessOptions): Promise<HarnessRes
         .slice(0, first >= 0 ? first + 1 : verdicts.length)
         .map((v) => `e${v.epoch} ${v.kind} ${v.reason} ${v.passed ? 'pass' : 'FAIL'}`);
       outcomes.push({
-        kind: a.kind,
+        kind: a.kind as AdversaryKind,
         miner: a.id,
         detected: first >= 0,
         tasks_to_detect: first >= 0 ? first + 1 : null,

@@ -103,7 +103,7 @@ export function storageRoutes(store: ObjectStore) {
         const declared = { size: b.size, sha256: b.sha256 };
         const bound = ctx.uploadScope?.(caller, decision.key, declared, now, false);
         // The bound is on the orchestrator's clock; the store signs with its own.
-        const expiresAt = Date.now() + Math.min(URL_TTL_MS, (bound ?? Infinity) - now);
+        const expiresAt = Date.now() + Math.floor(Math.min(URL_TTL_MS, (bound ?? Infinity) - now));
         const multipart = b.part_sha256s !== undefined || b.size > MAX_SINGLE_PUT_BYTES;
         let plan: UploadPlan;
         if (multipart) {

@@ -31,7 +31,8 @@ export function leaseDue(
 ): number {
   const expectedMs =
     rate !== undefined && rate > 0 ? (1000 * UNITS[kind] * n) / rate : rules.lease_s * 1000;
-  return now + Math.max(rules.due_min_s * 1000, rules.due_factor * expectedMs);
+  // Whole milliseconds: upload URLs expire with the lease, and their expiry is an integer.
+  return now + Math.ceil(Math.max(rules.due_min_s * 1000, rules.due_factor * expectedMs));
 }
 
 /** Items a miner may hold now: `inFlight`, less after lapses (see the file's header). */
