@@ -5,11 +5,13 @@
  */
 import { request } from 'undici';
 import { stageSpecs } from '../../../src/config/model.js';
-import { decodePartition, parseManifest } from '../../../src/merge/manifest.js';
+import { decodePartition, parseManifest, partitionSize } from '../../../src/merge/manifest.js';
 import { MergeWorker, type MergeWorkerOptions } from '../../../src/merge/worker.js';
 import { adamwUpdate, clipFactor } from '../../../src/model/optimizer.js';
 import { stageLayout } from '../../../src/model/params.js';
 import { learningRate } from '../../../src/model/schedule.js';
+import { optimStateSize } from '../../../src/merge/update.js';
+import { refusal } from '../../support/orchestrator.js';
 import { relErr } from '../../support/model.js';
 import { SimMiner } from '../../support/sim-miner.js';
 import { startSwarmServer, type SwarmServer } from '../../support/swarm-server.js';
@@ -341,5 +343,26 @@ describe('the merge over HTTP', () => {
     ]);
     const others = miners.filter((m) => m !== broken);
     expect(relErr(await weightsOf(o, 1), await oracle(o, w0, others))).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('defect 3: a merger may upload only its partitions, at exactly their size', async () => {
+    const { o, miners } = await toMerging(2, { clip: 1 });
+    const workers = miners.map((m) => worker(o, m));
+    for (let r = 0; r < 5 && o.merge!.state.merge(0, 0)!.step === 1; r++)
+      for (const w of workers) await w.runOnce();
+    const m = o.merge!.state.merge(0, 0)!;
+    expect(m.step).toBe(2);
+    const job = o.merge!.state.jobs(m, 2).find((j) => j.merger === miners[0].id)!;
+    const p = m.plan.partitions[job.partition];
+    const out = o.merge!.outputKeys(0, 0, job.partition, miners[0].id);
+    const ask = (kind: 'merged' | 'optimizer', key: string, size: number) =>
+      miners[0].client.post('/v1/storage/upload', { kind, key, size, sha256: 'a'.repeat(64) });
+    const before = o.repo.dump();
+    const wrong = await refusal(ask('merged', out.w, partitionSize(p.length, p.offset) + 1));
+    expect(wrong.code).toBe('E_BAD_SIZE');
+    expect((await refusal(ask('optimizer', out.optim, 64 * 2 ** 20))).code).toBe('E_BAD_SIZE');
+    expect(o.repo.dump()).toBe(before);
+    await ask('merged', out.w, partitionSize(p.length, p.offset));
+    await ask('optimizer', out.optim, optimStateSize(p.length, p.offset));
   });
 });
