@@ -6,21 +6,18 @@
  * same swarm also runs without them, for the speed they leave it.
  */
 import Database from 'better-sqlite3';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { loadRunConfig, stageSpecs } from '../../src/config/index.js';
-import { decodePartition, parseManifest } from '../../src/merge/manifest.js';
-import { stageLayout } from '../../src/model/params.js';
+import { loadRunConfig } from '../../src/config/index.js';
 import { newIdentity, writeKeyFile, type Identity } from '../../src/protocol/keys.js';
 import type { ScoresReply } from '../../src/protocol/swarm-messages.js';
-import { keys } from '../../src/store/keys.js';
-import { decodeSafetensors } from '../../src/tensor-io/safetensors.js';
 import { Adversary } from '../support/adversaries.js';
 import { IotaProcess, killAll, runIota } from '../support/cli.js';
 import { Hoarder, Refuser } from '../support/hostile.js';
 import { relErr } from '../support/model.js';
+import { singleProcessWeights, storedWeights } from '../support/oracle.js';
 import { writeRun } from '../support/run-files.js';
 
 afterAll(killAll);
@@ -160,18 +157,6 @@ async function runSwarm(attacked: boolean): Promise<Outcome> {
   };
 }
 
-/** A stage's flat weights at an epoch, from the manifest in the local store's files. */
-function storedWeights(dir: string, epoch: number, stage: number): Float32Array {
-  const objects = join(dir, 'state', 'store', 'objects');
-  const manifest = parseManifest(
-    readFileSync(join(objects, keys.manifest({ run: 'swarm-test', epoch, stage }))),
-  );
-  const w = new Float32Array(manifest.params);
-  for (const p of manifest.partitions)
-    w.set(decodePartition(readFileSync(join(objects, p.key)), p.length), p.offset);
-  return w;
-}
-
 describe('a swarm with three hostile participants', () => {
   let calm: Outcome;
   let attacked: Outcome;
@@ -224,35 +209,11 @@ describe('a swarm with three hostile participants', () => {
   });
 
   it('ends with the weights single-process training computes on the same samples', async () => {
-    const last = attacked.last;
-    const out = join(attacked.dir, 'ck');
-    const train = await runIota([
-      'train',
-      '--run',
-      attacked.runFile,
-      '--steps',
-      String(last),
-      '--out',
-      out,
-      '--data',
-      join(attacked.dir, 'data', 'byte'),
-      '--json',
-    ]);
-    expect(train.code).toBe(0);
-    const { model } = loadRunConfig(attacked.runFile);
-    const latest = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as {
-      folder: string;
-    };
-    for (const spec of stageSpecs(model)) {
-      const layout = stageLayout(model, spec);
-      const { tensors } = decodeSafetensors(
-        readFileSync(join(out, latest.folder, `stage-${spec.index}.safetensors`)),
-      );
-      const single = new Float32Array(layout.size);
-      for (const p of layout.params) single.set(tensors[p.name].data as Float32Array, p.offset);
-      expect(relErr(storedWeights(attacked.dir, last, spec.index), single)).toBeLessThanOrEqual(
+    const single = await singleProcessWeights(attacked.dir, attacked.runFile, attacked.last);
+    single.forEach((w, stage) =>
+      expect(relErr(storedWeights(attacked.dir, attacked.last, stage).w, w)).toBeLessThanOrEqual(
         1e-4,
-      );
-    }
+      ),
+    );
   }, 120_000);
 });

@@ -9,7 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { loadRunConfig } from '../../src/config/index.js';
 import { encodeActivation } from '../../src/compute/tensors.js';
 import { Miner, type MinerEvent } from '../../src/miner/miner.js';
-import { newIdentity } from '../../src/protocol/keys.js';
+import { newIdentity, type Identity } from '../../src/protocol/keys.js';
 import { SimMiner } from '../support/sim-miner.js';
 import { startSwarmServer } from '../support/swarm-server.js';
 
@@ -25,6 +25,38 @@ class Events {
     const seen = this.all.find(test);
     return seen ? Promise.resolve(seen) : new Promise((done) => this.waiters.push({ test, done }));
   }
+}
+
+/**
+ * A real Miner in this process (its compute thread from dist/), with its events; `next` waits
+ * for an event, and fails at once if the miner dies first instead of leaving the test waiting.
+ */
+function runMiner(url: string, identity: Identity, layer: number) {
+  const events = new Events();
+  const miner = new Miner({
+    orchestrator: url,
+    identity,
+    layer,
+    backend: 'cpu',
+    version: 'test',
+    onEvent: events.push,
+    computeWorker: pathToFileURL(resolve('dist/compute/compute-worker.js')),
+  });
+  const running = miner.run().then(
+    () => 'stopped',
+    (e: Error) => `died: ${e.message}`,
+  );
+  const next = async (test: (e: MinerEvent) => boolean) => {
+    const r = await Promise.race([events.next(test), running]);
+    if (typeof r === 'string')
+      throw new Error(`the miner ${r} before the event the test waits for`);
+    return r;
+  };
+  const stop = async () => {
+    miner.stop();
+    return running;
+  };
+  return { events, next, stop };
 }
 
 describe('a miner that loses a lease while computing', () => {
@@ -68,27 +100,7 @@ describe('a miner that loses a lease while computing', () => {
         coord.expectedOutput = (lease) => (dropFirst(lease), expectedOutput(lease));
       }
 
-      const events = new Events();
-      const miner = new Miner({
-        orchestrator: o.url,
-        identity,
-        layer: 1,
-        backend: 'cpu',
-        version: 'test',
-        onEvent: events.push,
-        computeWorker: pathToFileURL(resolve('dist/compute/compute-worker.js')),
-      });
-      // A miner that dies fails the test at once instead of leaving it waiting for an event.
-      const running = miner.run().then(
-        () => 'stopped',
-        (e: Error) => `died: ${e.message}`,
-      );
-      const next = async (test: (e: MinerEvent) => boolean) => {
-        const r = await Promise.race([events.next(test), running]);
-        if (typeof r === 'string')
-          throw new Error(`the miner ${r} before the event the test waits for`);
-        return r;
-      };
+      const { events, next, stop } = runMiner(o.url, identity, 1);
       try {
         await next((e) => e.event === 'joined');
         for (let i = 0; i < 2; i++) {
@@ -111,8 +123,7 @@ describe('a miner that loses a lease while computing', () => {
         expect(coord.state.task(dropped!, 1, 'fwd')?.state).toBe('void');
         expect(coord.state.task(done.item as number, 1, 'fwd')?.state).toBe('held');
       } finally {
-        miner.stop();
-        await running;
+        await stop();
         await producer.close();
         await o.close();
       }
@@ -140,37 +151,16 @@ describe('defect 10: an honest miner on a legal state', () => {
       }
       return expiry(miner, epoch, stage, size, now);
     };
-    const events = new Events();
-    const miner = new Miner({
-      orchestrator: o.url,
-      identity,
-      layer: 0,
-      backend: 'cpu',
-      version: 'test',
-      onEvent: events.push,
-      computeWorker: pathToFileURL(resolve('dist/compute/compute-worker.js')),
-    });
-    const running = miner.run().then(
-      () => 'stopped',
-      (e: Error) => `died: ${e.message}`,
-    );
+    const { events, next, stop } = runMiner(o.url, identity, 0);
     try {
-      const skipped = await Promise.race([
-        events.next((e) => e.event === 'upload_skipped'),
-        running,
-      ]);
+      const skipped = await next((e) => e.event === 'upload_skipped');
       expect(skipped).toMatchObject({ event: 'upload_skipped', code: 'E_NOTHING_TO_UPLOAD' });
       // Still at work: it asks again and hears why it waits.
       const after = events.all.length;
-      const idle = await Promise.race([
-        events.next((e) => events.all.indexOf(e) >= after && e.event === 'idle'),
-        running,
-      ]);
+      const idle = await next((e) => events.all.indexOf(e) >= after && e.event === 'idle');
       expect(idle).toMatchObject({ event: 'idle' });
-      expect(await Promise.race([running, Promise.resolve('running')])).toBe('running');
     } finally {
-      miner.stop();
-      await running;
+      expect(await stop()).toBe('stopped');
       await o.close();
     }
     expect(events.all.at(-1)).toMatchObject({ event: 'stopped' });

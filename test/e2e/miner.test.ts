@@ -6,18 +6,15 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
-import { loadRunConfig, stageSpecs } from '../../src/config/index.js';
-import { decodePartition, parseManifest } from '../../src/merge/manifest.js';
-import { stageLayout } from '../../src/model/params.js';
+import { loadRunConfig } from '../../src/config/index.js';
 import { newIdentity, writeKeyFile } from '../../src/protocol/keys.js';
 import type { SwarmStatus } from '../../src/protocol/swarm-messages.js';
 import { encodeActivation } from '../../src/compute/tensors.js';
-import { decodeSafetensors } from '../../src/tensor-io/safetensors.js';
-import { IotaProcess, killAll, runIota } from '../support/cli.js';
+import { IotaProcess, killAll } from '../support/cli.js';
 import { relErr } from '../support/model.js';
+import { singleProcessWeights, storedWeights } from '../support/oracle.js';
 import { SimMiner } from '../support/sim-miner.js';
 import { writeRun } from '../support/swarm-server.js';
-import { keys } from '../../src/store/keys.js';
 
 afterAll(killAll);
 
@@ -79,18 +76,6 @@ async function status(url: string, from = 0): Promise<SwarmStatus> {
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-
-/** A stage's flat weights for an epoch, from the manifest in the local store's files. */
-function storedWeights(s: Swarm, epoch: number, stage: number): { w: Float32Array; clip?: number } {
-  const objects = join(s.dir, 'state', 'store', 'objects');
-  const manifest = parseManifest(
-    readFileSync(join(objects, keys.manifest({ run: 'swarm-test', epoch, stage }))),
-  );
-  const w = new Float32Array(manifest.params);
-  for (const p of manifest.partitions)
-    w.set(decodePartition(readFileSync(join(objects, p.key)), p.length), p.offset);
-  return { w, clip: manifest.clip_factor };
-}
 
 describe('iota miner', () => {
   it('3 stages x 2 miners train 8 epochs: loss falls, replicas agree, a killed miner and a joiner leave the ledger whole', async () => {
@@ -184,37 +169,13 @@ describe('iota miner', () => {
         ]);
       expect(await s.orch.kill('SIGTERM')).toBe(0);
 
-      const out = join(s.dir, 'ck');
-      const train = await runIota([
-        'train',
-        '--run',
-        s.runFile,
-        '--steps',
-        '2',
-        '--out',
-        out,
-        '--data',
-        join(s.dir, 'data', 'byte'),
-        '--json',
-      ]);
-      expect(train.code).toBe(0);
-      const { model } = loadRunConfig(s.runFile);
-      const latest = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as {
-        folder: string;
-      };
-      for (const spec of stageSpecs(model)) {
-        const layout = stageLayout(model, spec);
-        const { tensors } = decodeSafetensors(
-          readFileSync(join(out, latest.folder, `stage-${spec.index}.safetensors`)),
-        );
-        const single = new Float32Array(layout.size);
-        for (const p of layout.params) single.set(tensors[p.name].data as Float32Array, p.offset);
-        const swarmW = storedWeights(s, 2, spec.index);
-        expect(relErr(swarmW.w, single)).toBeLessThanOrEqual(1e-4);
-        const w0 = storedWeights(s, 0, spec.index).w;
-        expect(relErr(swarmW.w, w0)).toBeGreaterThan(1e-3);
-      }
-      const clips = [0, 1, 2].map((st2) => storedWeights(s, 1, st2).clip!);
+      const single = await singleProcessWeights(s.dir, s.runFile, 2);
+      single.forEach((w, stage) => {
+        const swarmW = storedWeights(s.dir, 2, stage);
+        expect(relErr(swarmW.w, w)).toBeLessThanOrEqual(1e-4);
+        expect(relErr(swarmW.w, storedWeights(s.dir, 0, stage).w)).toBeGreaterThan(1e-3);
+      });
+      const clips = [0, 1, 2].map((st2) => storedWeights(s.dir, 1, st2).clip!);
       if (clip > 0) expect(Math.min(...clips)).toBeLessThan(1);
       else expect(clips).toEqual([1, 1, 1]);
     });

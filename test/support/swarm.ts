@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { loadModelConfig, validateConfig, type RunConfig } from '../../src/config/index.js';
 import { assembleSwarm } from '../../src/orchestrator/assemble.js';
+import { HttpError } from '../../src/orchestrator/errors.js';
 import { Repository } from '../../src/orchestrator/state/repository.js';
 import type { ManifestRef, SwarmState, WindowRef } from '../../src/orchestrator/state/swarm.js';
 import type {
@@ -225,4 +226,24 @@ export function ledgerTotals(s: TestSwarm, epoch: number): Record<string, number
   for (const r of s.state.ledger.counts(epoch))
     if (r.epoch === epoch) out[r.state] = (out[r.state] ?? 0) + r.samples;
   return out;
+}
+
+/** The refusal a call must end in (a test fails when the call succeeds). */
+export function refused(fn: () => unknown): HttpError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(HttpError);
+    return e as HttpError;
+  }
+  throw new Error('expected a refusal');
+}
+
+/** `n` miners, joined round-robin to the stages (one per stage by default). */
+export function crew(s: TestSwarm, n = s.coord.stages, prefix = 'm'): CoordMiner[] {
+  return Array.from({ length: n }, (_, i) => {
+    const m = new CoordMiner(s, `${prefix}${i}`);
+    m.join(i % s.coord.stages);
+    return m;
+  });
 }

@@ -68,7 +68,7 @@ export function swarmStatements(db: DB): Record<string, Statement> {
     expired: p("SELECT * FROM tasks WHERE state = 'leased' AND expires < ?"),
     leased: p("SELECT * FROM tasks WHERE state = 'leased' AND expires >= 0"),
     restartDues: p(
-      "UPDATE tasks SET due = @now + (due - leased_at), expires = MIN(@expires, @now + (due - leased_at)) WHERE state = 'leased' AND due IS NOT NULL AND expires >= 0",
+      "UPDATE tasks SET due = @now + MAX(due - leased_at, @lease), expires = @now + @lease WHERE state = 'leased' AND due IS NOT NULL AND expires >= 0",
     ),
     tightenDue: p(
       "UPDATE tasks SET due = ?, expires = MIN(expires, ?) WHERE item = ? AND stage = ? AND kind = ? AND state = 'leased'",

@@ -334,9 +334,12 @@ export class SwarmState {
   leasedTasks(): TaskRow[] {
     return (this.s.leased.all() as Array<Raw<TaskRow>>).map((r) => task(r)!);
   }
-  /** Gives every lease in flight its whole budget again from `now`, and a lease (after a restart). */
+  /**
+   * After a restart: every lease in flight gets its whole budget again from `now`, and at least
+   * a lease's length (miners back off while the orchestrator is away and need time to return).
+   */
   restartDues(now: number, leaseMs: number): void {
-    this.s.restartDues.run({ now, expires: now + leaseMs });
+    this.s.restartDues.run({ now, lease: leaseMs });
   }
   /** Brings a lease's due time (and its expiry with it) forward. */
   tightenDue(t: Pick<TaskRow, 'item' | 'stage' | 'kind'>, due: number): void {

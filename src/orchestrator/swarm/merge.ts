@@ -118,9 +118,6 @@ export class MergeCoordinator implements MergeHooks {
     for (const p of m.plan.partitions) {
       const mergers = step === 1 ? p.mergers : this.stepTwoMergers(m, p.index);
       for (const miner of mergers) this.state.assign(m, step, p.index, miner, now);
-      // A lone merger's step-1 numbers (which decide clipping and exclusions) have nobody to
-      // agree with: the orchestrator reduces the partition too, and its result decides.
-      if (step === 1 && mergers.length < 2) this.state.assign(m, 1, p.index, ORCHESTRATOR, now);
     }
   }
 
@@ -270,12 +267,16 @@ export class MergeCoordinator implements MergeHooks {
     } else if (!orchAssigned && done.length > 0 && done.length === jobs.length) {
       // Every merger assigned has answered (r of them, or fewer after a dispute in step 1).
       const hashes = new Set(done.map((j) => this.resultHash(step, j.result!)));
-      if (hashes.size === 1) agreed = done[0];
+      // A lone merger's step-1 numbers (they decide clipping and exclusions) have nobody to
+      // agree with: the orchestrator reduces the partition too, and its result decides.
+      const lone = step === 1 && done.length === 1;
+      if (hashes.size === 1 && !lone) agreed = done[0];
       else {
         this.state.assign(m, step, partition, ORCHESTRATOR, now);
-        this.log(
-          `merge e${m.epoch} stage ${m.stage}: partition ${partition} step ${step} results differ; the orchestrator recomputes it`,
-        );
+        const why = lone
+          ? 'checks the lone result'
+          : 'results differ; the orchestrator recomputes it';
+        this.log(`merge e${m.epoch} stage ${m.stage}: partition ${partition} step ${step}: ${why}`);
       }
     }
     if (!agreed) return;

@@ -3,29 +3,9 @@
  * coordinator (fake clock, simulated miners, no server) and checks that it changes nothing it
  * should not. The defect numbers are those of the security issue.
  */
-import { HttpError } from '../../../src/orchestrator/errors.js';
 import { render } from '../../../src/cli/status.js';
-import { CoordMiner, makeSwarm, runConfig, type TestSwarm } from '../../support/swarm.js';
+import { CoordMiner, crew, makeSwarm, refused, runConfig } from '../../support/swarm.js';
 import type { SwarmStatus } from '../../../src/protocol/swarm-messages.js';
-
-function refused(fn: () => unknown): HttpError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(HttpError);
-    return e as HttpError;
-  }
-  throw new Error('expected a refusal');
-}
-
-/** One miner per stage, joined explicitly. */
-function crew(s: TestSwarm, n = s.coord.stages, prefix = 'm'): CoordMiner[] {
-  return Array.from({ length: n }, (_, i) => {
-    const m = new CoordMiner(s, `${prefix}${i}`);
-    m.join(i % s.coord.stages);
-    return m;
-  });
-}
 
 describe('defect 5: losses a model cannot produce', () => {
   it('refuses tail losses beyond the bound, so no mean of finite losses is stored as Infinity', () => {

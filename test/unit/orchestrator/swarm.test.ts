@@ -2,9 +2,10 @@
  * The coordinator with a fake clock and simulated miners (no server, no model): assignment,
  * allocation, leases, the ledger, drains and phases.
  */
-import { HttpError } from '../../../src/orchestrator/errors.js';
 import {
   CoordMiner,
+  crew,
+  refused,
   InstantMerge,
   ledgerTotals,
   makeSwarm,
@@ -12,25 +13,6 @@ import {
   type TestSwarm,
 } from '../../support/swarm.js';
 import { keys } from '../../../src/store/keys.js';
-
-function refused(fn: () => unknown): HttpError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(HttpError);
-    return e as HttpError;
-  }
-  throw new Error('expected a refusal');
-}
-
-/** One miner per stage, joined explicitly. */
-function crew(s: TestSwarm, n = s.coord.stages, prefix = 'm'): CoordMiner[] {
-  return Array.from({ length: n }, (_, i) => {
-    const m = new CoordMiner(s, `${prefix}${i}`);
-    m.join(i % s.coord.stages);
-    return m;
-  });
-}
 
 /** Rounds of work until no stage is training `epoch` or nothing moves. */
 function trainEpoch(s: TestSwarm, miners: CoordMiner[], epoch: number, maxRounds = 200): void {
