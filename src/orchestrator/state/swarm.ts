@@ -334,10 +334,7 @@ export class SwarmState {
   leasedTasks(): TaskRow[] {
     return (this.s.leased.all() as Array<Raw<TaskRow>>).map((r) => task(r)!);
   }
-  /**
-   * After a restart: every lease in flight gets its whole budget again from `now`, and at least
-   * a lease's length (miners back off while the orchestrator is away and need time to return).
-   */
+  /** After a restart: leases in flight get their budget again from `now`, at least a lease. */
   restartDues(now: number, leaseMs: number): void {
     this.s.restartDues.run({ now, lease: leaseMs });
   }
