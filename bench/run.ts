@@ -31,6 +31,11 @@ const BENCHES: Record<
       'the validator harness, full: adversaries detected, checks to detect, honest false positives (npm run build first)',
     load: () => import('./validator.js'),
   },
+  swarm: {
+    about:
+      'a swarm of 3 stages x 2 miners on this machine vs one process, same samples: tokens/s ratio, losses, where the time goes (npm run build first)',
+    load: () => import('./swarm.js'),
+  },
   stage: {
     about: 'one stage forward + backward + AdamW, tokens/s per backend',
     load: () => import('./stage.js'),

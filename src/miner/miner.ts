@@ -21,9 +21,12 @@ import type {
   WorkReply,
   JoinReply,
 } from '../protocol/swarm-messages.js';
-import { describeUpload, upload, type TransferOptions, type UploadPlan } from '../store/index.js';
+import { describeUpload, type TransferOptions } from '../store/index.js';
 import { sha256Hex } from '../tensor-io/hash.js';
 import { Compute } from '../compute/compute.js';
+import { Stopwatch } from './timing.js';
+import { uploadObject } from './upload.js';
+import { FATAL, UPLOAD_OVER } from './refusals.js';
 import { encodeActivation, type Codec } from '../compute/tensors.js';
 import { fetchInputs, type ItemInputs } from '../compute/inputs.js';
 import type { Static } from '@sinclair/typebox';
@@ -59,20 +62,6 @@ type ManifestRef = Static<typeof ManifestRefSchema>;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Refusals no retry can fix: the miner stops and says why. */
-const FATAL = new Set([
-  'E_VERSION_MISMATCH',
-  'E_UNKNOWN_KEY',
-  'E_NOT_ALLOWED',
-  'E_FORBIDDEN',
-  'E_BAD_SIGNATURE',
-  'E_BAD_KEY_ID',
-  'E_WRONG_RUN',
-  'E_UNSIGNED',
-]);
-/** Answers to a gradient upload that mean there is nothing (more) to upload this epoch. */
-const UPLOAD_OVER = new Set(['E_NOTHING_TO_UPLOAD', 'E_ALREADY_UPLOADED', 'E_PHASE_CLOSED']);
-
 export class Miner {
   readonly client: SignedClient;
   private compute: Compute;
@@ -85,6 +74,8 @@ export class Miner {
   private heartbeat?: NodeJS.Timeout;
   private merger?: MergeWorker;
   private uploadedFor = -1;
+  /** where its time went (timing.ts) */
+  readonly clock = new Stopwatch();
   /** samples whose gradient this miner holds for the current epoch (acknowledged) */
   credited = 0;
   readonly stats = {
@@ -149,7 +140,12 @@ export class Miner {
       if (this.heartbeat) clearInterval(this.heartbeat);
       await this.compute.close();
       await this.client.close();
-      this.emit({ event: 'stopped', samples: this.stats.samples, epochs: this.stats.epochsDone });
+      this.emit({
+        event: 'stopped',
+        samples: this.stats.samples,
+        epochs: this.stats.epochsDone,
+        timing: this.clock.snapshot(),
+      });
     }
   }
 
@@ -186,7 +182,7 @@ export class Miner {
   }
 
   private async enterStage(stage: number, manifest: ManifestRef, epoch: number): Promise<void> {
-    const weights = await this.loadManifest(manifest);
+    const weights = await this.clock.time('weights_ms', this.loadManifest(manifest));
     if (stage !== this.stage) {
       await this.compute.close().catch(() => 0);
       this.compute = new Compute(this.o.computeWorker);
@@ -236,7 +232,10 @@ export class Miner {
 
   /** One exchange with the orchestrator and the work it gives. */
   private async step(): Promise<void> {
-    const w = await this.client.post<WorkReply>('/v1/work', { max: this.info.run.in_flight });
+    const w = await this.clock.time(
+      'calls_ms',
+      this.client.post<WorkReply>('/v1/work', { max: this.info.run.in_flight }),
+    );
     if (w.stage !== this.stage || w.manifest.key !== this.manifestKey) {
       const moved = w.stage !== this.stage;
       if (!moved && w.epoch > this.epoch) this.stats.epochsDone += w.epoch - this.epoch;
@@ -263,7 +262,7 @@ export class Miner {
       return;
     }
     if (w.phase === 'merging' && this.merger) {
-      const done = await this.merger.runOnce();
+      const done = await this.clock.time('merge_ms', this.merger.runOnce());
       if (done > 0) {
         this.emit({
           event: 'merge',
@@ -286,17 +285,18 @@ export class Miner {
       epoch: w.epoch,
     });
     const until = w.idle?.next_change_at ? w.idle.next_change_at - w.server_time : 1000;
-    await sleep(Math.max(25, Math.min(w.phase === 'training' ? 100 : 250, until)));
+    await this.clock.time(
+      'idle_ms',
+      sleep(Math.max(25, Math.min(w.phase === 'training' ? 100 : 250, until))),
+    );
   }
 
   private async item(it: WorkItemMessage): Promise<void> {
     let inputs: ItemInputs;
     try {
-      inputs = await fetchInputs(
-        it,
-        this.info.model,
-        this.o.transfer,
-        (b) => (this.stats.bytesIn += b),
+      inputs = await this.clock.time(
+        'inputs_ms',
+        fetchInputs(it, this.info.model, this.o.transfer, (b) => (this.stats.bytesIn += b)),
       );
     } catch (e) {
       if (!isIotaError(e)) throw e;
@@ -310,13 +310,14 @@ export class Miner {
     let losses: number[] | undefined;
     const codec: Codec = it.kind === 'fwd' ? this.info.run.activation_codec : 'f32';
     if (it.kind === 'fwd') {
-      out = (await this.compute.forward(input)).y;
+      out = (await this.clock.time('forward_ms', this.compute.forward(input))).y;
     } else if (it.kind === 'tail') {
-      const r = await this.compute.tail(it.lease, input, targets!);
+      const r = await this.clock.time('tail_ms', this.compute.tail(it.lease, input, targets!));
       out = r.dx;
       losses = Array.from(r.losses);
     } else {
-      out = (await this.compute.backward(it.lease, input, dy!, act)).dx;
+      out = (await this.clock.time('backward_ms', this.compute.backward(it.lease, input, dy!, act)))
+        .dx;
     }
 
     try {
@@ -324,12 +325,19 @@ export class Miner {
       // (another miner refused its input) or its epoch closed. The item is gone; work goes on.
       let output: { size: number; sha256: string } | undefined;
       if (it.output_key && out)
-        output = await this.put('activation', it.output_key, encodeActivation(out, act, codec));
-      const r = await this.client.post<{ credited: number }>('/v1/report', {
-        lease: it.lease,
-        ...(output ? { output } : {}),
-        ...(losses ? { losses } : {}),
-      });
+        output = await this.put(
+          'activation',
+          it.output_key,
+          this.clock.timeSync('encode_ms', () => encodeActivation(out, act, codec)),
+        );
+      const r = await this.clock.time(
+        'calls_ms',
+        this.client.post<{ credited: number }>('/v1/report', {
+          lease: it.lease,
+          ...(output ? { output } : {}),
+          ...(losses ? { losses } : {}),
+        }),
+      );
       if (r.credited > 0) {
         await this.compute.commit(it.lease);
         this.credited += r.credited;
@@ -393,8 +401,8 @@ export class Miner {
         event: 'warning',
         message: `the ledger credits ${samples} samples, this miner counted ${this.credited}`,
       });
-    const sum = await this.compute.gradientSum();
-    const bytes = encodeGradient(sum);
+    const sum = await this.clock.time('gradient_ms', this.compute.gradientSum());
+    const bytes = this.clock.timeSync('encode_ms', () => encodeGradient(sum));
     const params = this.info.params[stage];
     try {
       const d = await this.put('gradient', key, bytes);
@@ -425,19 +433,11 @@ export class Miner {
     key: string,
     bytes: Uint8Array,
   ): Promise<{ size: number; sha256: string }> {
-    const d = describeUpload(bytes);
-    const plan = await this.client.post<UploadPlan>('/v1/storage/upload', {
-      kind,
-      key,
-      size: d.size,
-      sha256: d.sha256,
-      chunk_hashes: d.chunkHashes,
-      ...(d.partSize ? { part_size: d.partSize, part_sha256s: d.partSha256s } : {}),
-    });
-    const { etags } = await upload(plan, bytes, this.o.transfer);
-    if (plan.uploadId)
-      await this.client.post('/v1/storage/complete', { key, upload_id: plan.uploadId, etags });
     this.stats.bytesOut += bytes.length;
-    return { size: d.size, sha256: d.sha256 };
+    const d = this.clock.timeSync('hash_ms', () => describeUpload(bytes));
+    return this.clock.time(
+      'upload_ms',
+      uploadObject(this.client, kind, key, bytes, d, this.o.transfer),
+    );
   }
 }

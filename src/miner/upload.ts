@@ -1,0 +1,30 @@
+/** An object a miner uploads: declared to the orchestrator (size, sha256, chunk and part hashes), then sent through the URLs it issues. */
+import type { SignedClient } from '../protocol/client.js';
+import {
+  upload,
+  type describeUpload,
+  type TransferOptions,
+  type UploadPlan,
+} from '../store/index.js';
+
+export async function uploadObject(
+  client: SignedClient,
+  kind: 'activation' | 'gradient',
+  key: string,
+  bytes: Uint8Array,
+  d: ReturnType<typeof describeUpload>,
+  transfer?: TransferOptions,
+): Promise<{ size: number; sha256: string }> {
+  const plan = await client.post<UploadPlan>('/v1/storage/upload', {
+    kind,
+    key,
+    size: d.size,
+    sha256: d.sha256,
+    chunk_hashes: d.chunkHashes,
+    ...(d.partSize ? { part_size: d.partSize, part_sha256s: d.partSha256s } : {}),
+  });
+  const { etags } = await upload(plan, bytes, transfer);
+  if (plan.uploadId)
+    await client.post('/v1/storage/complete', { key, upload_id: plan.uploadId, etags });
+  return { size: d.size, sha256: d.sha256 };
+}
