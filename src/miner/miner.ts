@@ -26,7 +26,7 @@ import { sha256Hex } from '../tensor-io/hash.js';
 import { Compute } from '../compute/compute.js';
 import { Stopwatch } from './timing.js';
 import { uploadObject } from './upload.js';
-import { FATAL, UPLOAD_OVER } from './refusals.js';
+import { FATAL, ITEM_LOST, UPLOAD_OVER } from './refusals.js';
 import { encodeActivation, type Codec } from '../compute/tensors.js';
 import { fetchInputs, type ItemInputs } from '../compute/inputs.js';
 import type { Static } from '@sinclair/typebox';
@@ -364,10 +364,7 @@ export class Miner {
       });
     } catch (e) {
       if (it.kind !== 'fwd') await this.compute.discard(it.lease);
-      if (
-        e instanceof ApiError &&
-        ['E_LEASE_LOST', 'E_PHASE_CLOSED', 'E_BAD_LOSS', 'E_ALREADY_DECLARED'].includes(e.code)
-      ) {
+      if (isIotaError(e) && ITEM_LOST.has(e.code)) {
         this.emit({ event: 'lost', lease: it.lease, code: e.code, message: e.message });
         return;
       }
@@ -419,7 +416,7 @@ export class Miner {
     } catch (e) {
       // The credit was voided meanwhile (a failed check), the phase closed, or the upload was
       // already taken: nothing left to upload for this epoch.
-      if (!(e instanceof ApiError && UPLOAD_OVER.has(e.code))) throw e;
+      if (!(isIotaError(e) && (UPLOAD_OVER.has(e.code) || e.code === 'E_URL_EXPIRED'))) throw e;
       this.uploadedFor = epoch;
       this.emit({ event: 'upload_skipped', epoch, stage, code: e.code, message: e.message });
       return;

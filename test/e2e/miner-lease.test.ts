@@ -60,7 +60,7 @@ function runMiner(url: string, identity: Identity, layer: number) {
 }
 
 describe('a miner that loses a lease while computing', () => {
-  it.each(['upload', 'report'] as const)(
+  it.each(['upload', 'report', 'expired URL'] as const)(
     'at the %s: emits `lost` and does the next item',
     async (at) => {
       const o = await startSwarmServer();
@@ -88,7 +88,26 @@ describe('a miner that loses a lease while computing', () => {
           coord.state.dropItem(t.item, 'dropped:failed_validation');
         }
       };
-      if (at === 'upload') {
+      if (at === 'expired URL') {
+        // The lease's URL is issued, then the store's clock passes its expiry before the PUT
+        // (a due time that passed on a loaded machine).
+        const leaseExpiry = coord.leaseExpiry.bind(coord);
+        let armed: 'no' | 'issuing' | 'issued' | 'done' = 'no';
+        coord.leaseExpiry = (miner, lease, now) => {
+          const t = coord.state.taskByLease(lease);
+          if (dropped === undefined && t?.miner === identity.id) {
+            dropped = t.item;
+            armed = 'issuing';
+          }
+          return leaseExpiry(miner, lease, now);
+        };
+        const store = o.store as unknown as { clock: () => number };
+        store.clock = () => {
+          if (armed === 'issuing') armed = 'issued';
+          else if (armed === 'issued') return ((armed = 'done'), Date.now() + 3_600_000);
+          return Date.now();
+        };
+      } else if (at === 'upload') {
         const leaseExpiry = coord.leaseExpiry.bind(coord);
         coord.leaseExpiry = (miner, lease, now) => (
           dropFirst(lease),
@@ -109,18 +128,25 @@ describe('a miner that loses a lease while computing', () => {
           await producer.complete(w.items[0], { skipInputs: true });
           if (i === 0) {
             const lost = await next((e) => e.event === 'lost');
-            expect(lost).toMatchObject({
-              code: 'E_LEASE_LOST',
-              message: expect.stringMatching(new RegExp(`item ${dropped} was dropped`)),
-            });
+            expect(lost).toMatchObject(
+              at === 'expired URL'
+                ? { code: 'E_URL_EXPIRED' }
+                : {
+                    code: 'E_LEASE_LOST',
+                    message: expect.stringMatching(new RegExp(`item ${dropped} was dropped`)),
+                  },
+            );
           }
         }
         const done = await next((e) => e.event === 'item');
         expect(done).toMatchObject({ kind: 'fwd', stage: 1 });
         expect(done.item).not.toBe(dropped);
         expect(events.all.filter((e) => e.event === 'item')).toHaveLength(1);
-        // The dropped item stays void; the other is held for its backward.
-        expect(coord.state.task(dropped!, 1, 'fwd')?.state).toBe('void');
+        // The dropped item stays void (an expired one is still leased, till its lease lapses);
+        // the other is held for its backward.
+        expect(coord.state.task(dropped!, 1, 'fwd')?.state).toBe(
+          at === 'expired URL' ? 'leased' : 'void',
+        );
         expect(coord.state.task(done.item as number, 1, 'fwd')?.state).toBe('held');
       } finally {
         await stop();
