@@ -5,8 +5,7 @@
  * are worked on concurrently (up to the run's `in_flight`), so downloads and uploads overlap
  * compute, and heartbeats keep leases alive during long steps.
  */
-import { stageSpecs, type ModelConfig } from '../config/model.js';
-import type { RunConfig } from '../config/run.js';
+import { stageSpecs } from '../config/model.js';
 import { IotaError, isIotaError } from '../errors.js';
 import { encodeGradient, partitionHashes } from '../merge/gradient.js';
 import { partitionElements } from '../merge/manifest.js';
@@ -14,53 +13,22 @@ import { loadStageWeights } from '../merge/weights.js';
 import { MergeWorker } from '../merge/worker.js';
 import { stageLayout } from '../model/params.js';
 import { ApiError, SignedClient } from '../protocol/client.js';
-import type { Identity } from '../protocol/keys.js';
-import type {
-  ManifestRefSchema,
-  WorkItemMessage,
-  WorkReply,
-  JoinReply,
-} from '../protocol/swarm-messages.js';
-import { describeUpload, type TransferOptions } from '../store/index.js';
+import type { WorkItemMessage, WorkReply, JoinReply } from '../protocol/swarm-messages.js';
+import { describeUpload } from '../store/index.js';
 import { sha256Hex } from '../tensor-io/hash.js';
 import { Compute } from '../compute/compute.js';
 import { Stopwatch } from './timing.js';
 import { uploadObject } from './upload.js';
-import { FATAL, ITEM_LOST, UPLOAD_OVER } from './refusals.js';
+import { afterFailure, ITEM_LOST, UPLOAD_OVER } from './refusals.js';
+import type { ManifestRef, MinerEvent, MinerOptions, RunInfo } from './options.js';
 import { encodeActivation, type Codec } from '../compute/tensors.js';
 import { fetchInputs, type ItemInputs } from '../compute/inputs.js';
-import type { Static } from '@sinclair/typebox';
 
-export interface MinerOptions {
-  orchestrator: string;
-  identity: Identity;
-  layer: 'auto' | number;
-  backend: string;
-  version: string;
-  name?: string;
-  maxSamples?: number;
-  maxEpochs?: number;
-  /** called with every event (the CLI prints or renders them) */
-  onEvent: (e: MinerEvent) => void;
-  transfer?: TransferOptions;
-  /** where the built compute-worker.js is (default: beside this module; tests running from sources point at dist/) */
-  computeWorker?: URL;
-}
-
-export type MinerEvent = { event: string; [k: string]: unknown };
-
-interface RunInfo {
-  name: string;
-  config_hash: string;
-  stages: number;
-  params: number[];
-  run: RunConfig;
-  model: ModelConfig;
-}
-
-type ManifestRef = Static<typeof ManifestRefSchema>;
+export type { MinerOptions, MinerEvent } from './options.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+/** How long the orchestrator may hold a request for work while there is none (a long poll). */
+const WORK_WAIT_MS = 2000;
 
 export class Miner {
   readonly client: SignedClient;
@@ -76,6 +44,10 @@ export class Miner {
   private uploadedFor = -1;
   /** where its time went (timing.ts) */
   readonly clock = new Stopwatch();
+  /** items being worked on, up to the run's in_flight (`launch`) */
+  private readonly active = new Set<Promise<void>>();
+  /** the first unexpected failure of an item in flight, thrown by the next step */
+  private itemFailure?: { error: unknown };
   /** samples whose gradient this miner holds for the current epoch (acknowledged) */
   credited = 0;
   readonly stats = {
@@ -115,28 +87,18 @@ export class Miner {
           await this.step();
           failures = 0;
         } catch (e) {
-          // Any answer about the swarm's state (a phase closed, a credit voided, a lease lost)
-          // is a legal state, not a reason to stop: say it and ask again.
-          if (e instanceof ApiError && e.status < 500 && !FATAL.has(e.code)) {
-            this.emit({ event: 'warning', message: `${e.code}: ${e.message}; carrying on` });
-            await sleep(Math.min(2000, 100 * 2 ** Math.min(++failures, 5)));
-            continue;
-          }
-          // The orchestrator restarting or a network hiccup is not fatal: back off and ask again.
-          if (
-            !isIotaError(e) ||
-            !(e.code === 'E_UNREACHABLE' || (e instanceof ApiError && e.status >= 500)) ||
-            ++failures > 60
-          )
-            throw e;
-          this.emit({ event: 'warning', message: `${e.message}; retrying (${failures})` });
-          await sleep(Math.min(5000, 250 * 2 ** Math.min(failures, 5)));
+          const next = afterFailure(e, ++failures);
+          if (!next) throw e;
+          this.emit({ event: 'warning', message: next.message });
+          await sleep(next.waitMs);
           continue;
         }
         if (this.o.maxSamples !== undefined && this.stats.samples >= this.o.maxSamples) break;
         if (this.o.maxEpochs !== undefined && this.stats.epochsDone >= this.o.maxEpochs) break;
       }
     } finally {
+      // Items in flight are finished and reported (or lost) before the compute thread goes.
+      while (this.active.size > 0) await Promise.allSettled([...this.active]);
       if (this.heartbeat) clearInterval(this.heartbeat);
       await this.compute.close();
       await this.client.close();
@@ -230,13 +192,30 @@ export class Miner {
     ).weights;
   }
 
-  /** One exchange with the orchestrator and the work it gives. */
+  /**
+   * One exchange with the orchestrator and the work it gives. Items run on in the background,
+   * up to the run's `in_flight` of them: the next is asked for (a long poll) as soon as there
+   * is room, so its input downloads while the others compute and the compute thread is never
+   * left waiting for a round trip. Anything that changes the weights or the epoch (a new
+   * manifest, a move, an upload duty, a merge) waits for the items in flight first.
+   */
   private async step(): Promise<void> {
+    this.rethrowItemFailure();
+    const room = this.info.run.in_flight - this.active.size;
+    if (room <= 0) {
+      await Promise.race(this.active);
+      return;
+    }
     const w = await this.clock.time(
       'calls_ms',
-      this.client.post<WorkReply>('/v1/work', { max: this.info.run.in_flight }),
+      this.client.post<WorkReply>('/v1/work', { max: room, wait_ms: WORK_WAIT_MS }),
     );
-    if (w.stage !== this.stage || w.manifest.key !== this.manifestKey) {
+    const newWeights = w.stage !== this.stage || w.manifest.key !== this.manifestKey;
+    // Items in flight finish (and count) before the weights or the epoch change, before the
+    // gradient sum is uploaded and before a merge.
+    if (newWeights || w.epoch > this.epoch || (w.items.length === 0 && w.phase !== 'training'))
+      await this.settle();
+    if (newWeights) {
       const moved = w.stage !== this.stage;
       if (!moved && w.epoch > this.epoch) this.stats.epochsDone += w.epoch - this.epoch;
       await this.enterStage(w.stage, w.manifest, w.epoch);
@@ -254,7 +233,7 @@ export class Miner {
     this.stats.phase = `${w.phase.toUpperCase()}(${w.epoch})${w.deadline ? ` until ${new Date(w.deadline).toISOString().slice(11, 19)}` : ''}`;
     if (w.items.length > 0) {
       this.stats.idle = '';
-      await Promise.all(w.items.map((it) => this.item(it)));
+      for (const it of w.items) this.launch(it);
       return;
     }
     if (w.duty && this.uploadedFor !== w.duty.epoch) {
@@ -284,11 +263,34 @@ export class Miner {
       phase: w.phase,
       epoch: w.epoch,
     });
+    // In training the orchestrator already waited for a change (the long poll): ask again
+    // soon, or as an item in flight ends. Otherwise wait for the phase's next change.
     const until = w.idle?.next_change_at ? w.idle.next_change_at - w.server_time : 1000;
-    await this.clock.time(
-      'idle_ms',
-      sleep(Math.max(25, Math.min(w.phase === 'training' ? 100 : 250, until))),
-    );
+    const ms = Math.max(25, Math.min(w.phase === 'training' ? 25 : 250, until));
+    await this.clock.time('idle_ms', Promise.race([sleep(ms), ...this.active]));
+  }
+
+  /** Works on an item in the background; an unexpected failure is thrown by the next step. */
+  private launch(it: WorkItemMessage): void {
+    const p: Promise<void> = this.item(it)
+      .catch((e: unknown) => {
+        this.itemFailure ??= { error: e };
+      })
+      .finally(() => this.active.delete(p));
+    this.active.add(p);
+  }
+
+  /** Waits for every item in flight, then throws the first unexpected failure among them. */
+  private async settle(): Promise<void> {
+    while (this.active.size > 0) await Promise.all(this.active);
+    this.rethrowItemFailure();
+  }
+
+  private rethrowItemFailure(): void {
+    const f = this.itemFailure;
+    if (!f) return;
+    this.itemFailure = undefined;
+    throw f.error;
   }
 
   private async item(it: WorkItemMessage): Promise<void> {

@@ -1,4 +1,6 @@
 /** How a miner takes the orchestrator's refusals: the few it stops on, the rest it carries on through. */
+import { isIotaError } from '../errors.js';
+import { ApiError } from '../protocol/client.js';
 
 /** Refusals no retry can fix: the miner stops and says why. */
 export const FATAL = new Set([
@@ -22,3 +24,27 @@ export const ITEM_LOST = new Set([
   // an upload URL lives as long as its lease (an activation) or its phase (a gradient)
   'E_URL_EXPIRED',
 ]);
+
+/**
+ * What a step's failure means for the miner's loop (`failures`: in a row, this one included):
+ * an answer about the swarm's state (a phase closed, a credit voided, a lease lost) is a legal
+ * state, and the orchestrator restarting or a network hiccup passes: say it, wait, ask again.
+ * Undefined when the miner should stop (a fatal answer, a bug, or 60 failures to reach it).
+ */
+export function afterFailure(
+  e: unknown,
+  failures: number,
+): { message: string; waitMs: number } | undefined {
+  if (e instanceof ApiError && e.status < 500 && !FATAL.has(e.code))
+    return {
+      message: `${e.code}: ${e.message}; carrying on`,
+      waitMs: Math.min(2000, 100 * 2 ** Math.min(failures, 5)),
+    };
+  const passing =
+    e instanceof ApiError ? e.status >= 500 : isIotaError(e) && e.code === 'E_UNREACHABLE';
+  if (!passing || failures > 60) return undefined;
+  return {
+    message: `${(e as Error).message}; retrying (${failures})`,
+    waitMs: Math.min(5000, 250 * 2 ** Math.min(failures, 5)),
+  };
+}

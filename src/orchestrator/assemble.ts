@@ -159,6 +159,7 @@ export async function assembleOrchestrator(o: OrchestratorAssembly): Promise<Orc
   }
   const committer = new GroupCommitter(repo, {
     after: swarm ? () => swarm.coordinator.advance(clock()) : undefined,
+    committed: swarm ? () => swarm.coordinator.waits.changed() : undefined,
     onError: (e) => log(`moving the phases on failed: ${(e as Error).message}`),
   });
   const referee =
@@ -235,6 +236,7 @@ export async function assembleOrchestrator(o: OrchestratorAssembly): Promise<Orc
     },
     async close() {
       for (const t of timers) clearInterval(t);
+      swarm?.coordinator.waits.close();
       await app.close();
     },
   };

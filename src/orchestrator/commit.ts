@@ -5,7 +5,9 @@
  * the transaction that holds it has committed.
  *
  * `after` runs once per group, after its changes, in the same transaction (in a savepoint of
- * its own): the swarm moves its phases on there, so no request handler has to.
+ * its own): the swarm moves its phases on there, so no request handler has to. `committed`
+ * runs once the group has committed, before its changes are acknowledged (the swarm wakes its
+ * long polls there).
  */
 import type { WriteGate } from './state/checkpoint.js';
 import type { Repository } from './state/repository.js';
@@ -23,7 +25,11 @@ export class GroupCommitter implements WriteGate {
 
   constructor(
     private readonly repo: Repository,
-    private readonly hooks: { after?: () => void; onError?: (e: unknown) => void } = {},
+    private readonly hooks: {
+      after?: () => void;
+      committed?: () => void;
+      onError?: (e: unknown) => void;
+    } = {},
   ) {
     repo.useWriteGate(this);
   }
@@ -74,6 +80,11 @@ export class GroupCommitter implements WriteGate {
     } catch (e) {
       for (const p of batch) p.reject(e);
       return;
+    }
+    try {
+      this.hooks.committed?.();
+    } catch (e) {
+      this.hooks.onError?.(e);
     }
     batch.forEach((p, i) =>
       outcomes[i].ok ? p.resolve(outcomes[i].value) : p.reject(outcomes[i].value),

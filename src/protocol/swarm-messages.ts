@@ -60,7 +60,11 @@ export const JoinReply = Type.Object({
 export type JoinReply = Static<typeof JoinReply>;
 
 export const WorkRequest = Type.Object(
-  { max: Type.Optional(Type.Integer({ minimum: 1, maximum: 16, default: 1 })) },
+  {
+    max: Type.Optional(Type.Integer({ minimum: 1, maximum: 16, default: 1 })),
+    /** a long poll: when there is nothing for you now, wait up to this long for a change */
+    wait_ms: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+  },
   { additionalProperties: false },
 );
 export type WorkRequest = Static<typeof WorkRequest>;

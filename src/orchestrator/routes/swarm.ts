@@ -105,19 +105,23 @@ export function swarmRoutes(swarm: SwarmServices, store: ObjectStore) {
         config: { auth: 'registered', roles: ['miner'] },
         schema: {
           description:
-            'lease up to `max` work items of your stage, or learn why there is none and when that changes',
+            'lease up to `max` work items of your stage, or learn why there is none and when that changes; with `wait_ms`, wait that long at most for something to change before answering (a long poll)',
           body: WorkRequest,
           response: replies(WorkReply),
         },
       },
-      async (req) =>
-        withUrls(
+      async (req) => {
+        // A long poll waits before its state change, so a request changes state once.
+        if (req.body.wait_ms)
+          await coordinator.waits.wait(req.auth!.key, req.body.wait_ms, ctx.clock());
+        return withUrls(
           store,
           await ctx.mutate(req, () =>
             coordinator.work(req.auth!.key, req.body.max ?? 1, ctx.clock()),
           ),
           ctx.clock(),
-        ),
+        );
+      },
     );
 
     app.post<{ Body: ReportRequest }>(

@@ -53,10 +53,13 @@ export class OpenTasks {
     return rows.length;
   }
 
-  /** Distinct work items among a miner's open tasks. */
-  items(miner: string): number {
+  /** Distinct work items among a miner's open tasks (only those in `state`, when given). */
+  items(miner: string, state?: OpenTask['state']): number {
     const items = new Set<number>();
-    for (const key of this.byMiner.get(miner) ?? []) items.add(this.byKey.get(key)!.item);
+    for (const key of this.byMiner.get(miner) ?? []) {
+      const t = this.byKey.get(key)!;
+      if (state === undefined || t.state === state) items.add(t.item);
+    }
     return items.size;
   }
 

@@ -311,9 +311,9 @@ export class SwarmState {
   readyForward(stage: number, epoch: number): TaskRow | undefined {
     return task(this.s.readyForward.get(stage, epoch) as Raw<TaskRow> | undefined);
   }
-  /** Work items a miner holds: leased, or forwarded and waiting for their backward. */
-  heldItems(miner: string): number {
-    return this.open.items(miner);
+  /** Work items a miner holds: leased, or forwarded and waiting for their backward (or `only`). */
+  heldItems(miner: string, only?: 'leased' | 'held'): number {
+    return this.open.items(miner, only);
   }
   /** Leased or held tasks, plus credited samples not yet settled by a merge. */
   holdsWork(miner: string): boolean {

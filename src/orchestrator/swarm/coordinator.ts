@@ -46,6 +46,7 @@ import { UNITS, chooseStage, ewma, type StageLoad } from './scheduler.js';
 import { StageCycle } from './stage-cycle.js';
 import { buildStatus, stageView } from './status.js';
 import { GradientUploads } from './uploads.js';
+import { WorkWaits } from './work-waits.js';
 
 export class Coordinator {
   readonly stages: number;
@@ -58,6 +59,8 @@ export class Coordinator {
   private readonly unmeasured = new Set<string>();
   /** gradient uploads in UPLOADING (the routes accept them through it) */
   readonly uploads: GradientUploads;
+  /** long polls of `work` (work-waits.ts), woken after group commits */
+  readonly waits: WorkWaits;
   private readonly cycle: StageCycle;
 
   constructor(
@@ -69,6 +72,7 @@ export class Coordinator {
     this.leaseMs = cfg.run.phases.lease_s * 1000;
     this.uploads = new GradientUploads(state, cfg);
     this.cycle = new StageCycle(state, cfg, hooks);
+    this.waits = new WorkWaits(state, cfg, this.leaseMs);
   }
 
   /** Creates the stages (epoch 0, TRAINING, the given manifests) of a new run. */
@@ -156,8 +160,9 @@ export class Coordinator {
     const room = roomFor(this.state, m, this.cfg.run.in_flight, st.epoch, this.leaseMs, now);
     const items: WorkItem[] = [];
     const rate = m.rate ?? this.medians[m.stage];
+    let queued = this.state.heldItems(miner, 'leased');
     const lease = (t: TaskRow) => {
-      const due = leaseDue(t.kind, t.n, rate, this.cfg.run.phases, now);
+      const due = leaseDue(t.kind, t.n, rate, this.cfg.run.phases, now, queued++);
       const it = leaseTask(this.state, this.cfg.name, t, miner, now + this.leaseMs, due, now);
       if (rate === undefined) this.unmeasured.add(it.lease);
       return it;

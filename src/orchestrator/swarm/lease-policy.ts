@@ -20,7 +20,9 @@ export interface DueRules {
 
 /**
  * When a lease taken at `now` ends whatever the heartbeats: `rate` is the miner's measured
- * work units per second (or its stage's median), undefined when nobody has one yet.
+ * work units per second (or its stage's median), undefined when nobody has one yet. A miner
+ * computes its items one at a time: `queued` leases it already holds come first, so the item
+ * is expected that many item-times later.
  */
 export function leaseDue(
   kind: TaskKind,
@@ -28,9 +30,11 @@ export function leaseDue(
   rate: number | undefined,
   rules: DueRules,
   now: number,
+  queued = 0,
 ): number {
   const expectedMs =
-    rate !== undefined && rate > 0 ? (1000 * UNITS[kind] * n) / rate : rules.lease_s * 1000;
+    (1 + queued) *
+    (rate !== undefined && rate > 0 ? (1000 * UNITS[kind] * n) / rate : rules.lease_s * 1000);
   // Whole milliseconds: upload URLs expire with the lease, and their expiry is an integer.
   return now + Math.ceil(Math.max(rules.due_min_s * 1000, rules.due_factor * expectedMs));
 }

@@ -214,7 +214,8 @@ export function measureRates(
     const m = t.miner === null ? undefined : state.member(t.miner);
     const rate = m?.rate ?? medians[t.stage];
     if (rate === undefined) continue;
-    const due = leaseDue(t.kind, t.n, rate, cfg.run.phases, t.leased_at);
+    const queued = t.miner === null ? 0 : Math.max(0, state.heldItems(t.miner, 'leased') - 1);
+    const due = leaseDue(t.kind, t.n, rate, cfg.run.phases, t.leased_at, queued);
     if (due < t.due) state.tightenDue(t, Math.max(due, now));
     unmeasured.delete(lease);
   }

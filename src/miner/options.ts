@@ -1,0 +1,36 @@
+/** What a miner is given (the CLI builds it), what it says (its events), and the run it joins. */
+import type { ModelConfig } from '../config/model.js';
+import type { RunConfig } from '../config/run.js';
+import type { Identity } from '../protocol/keys.js';
+import type { TransferOptions } from '../store/index.js';
+import type { ManifestRefSchema } from '../protocol/swarm-messages.js';
+import type { Static } from '@sinclair/typebox';
+
+export interface MinerOptions {
+  orchestrator: string;
+  identity: Identity;
+  layer: 'auto' | number;
+  backend: string;
+  version: string;
+  name?: string;
+  maxSamples?: number;
+  maxEpochs?: number;
+  /** called with every event (the CLI prints or renders them) */
+  onEvent: (e: MinerEvent) => void;
+  transfer?: TransferOptions;
+  /** where the built compute-worker.js is (default: beside this module; tests running from sources point at dist/) */
+  computeWorker?: URL;
+}
+
+export type MinerEvent = { event: string; [k: string]: unknown };
+
+export interface RunInfo {
+  name: string;
+  config_hash: string;
+  stages: number;
+  params: number[];
+  run: RunConfig;
+  model: ModelConfig;
+}
+
+export type ManifestRef = Static<typeof ManifestRefSchema>;
