@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- swarm [--model small|tiny|FILE] [--samples-per-epoch N] [--batch B]
- * [--epochs E] [--no-tiny] [--json]`: the same model, samples and schedule trained in one
+ * [--epochs E] [--in-flight K] [--no-tiny] [--json]`: the same model, samples and schedule
+ * (the shipped run config of the model, configs/runs/, with these sizes) trained in one
  * process (`iota train`, a step per epoch target) and as a swarm on this machine (an
  * orchestrator, 3 stages x 2 miners and a validator as real processes, threads shared among
  * the compute processes), in one run. Measured from the start of epoch 1 to the start of
@@ -23,7 +24,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { request } from 'undici';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { loadModelConfig } from '../src/config/index.js';
 import { IotaError } from '../src/errors.js';
 import { newIdentity, writeKeyFile } from '../src/protocol/keys.js';
@@ -36,6 +37,7 @@ interface Setting {
   samples: number;
   batch: number;
   epochs: number;
+  inFlight: number;
 }
 
 interface ProcessUse {
@@ -77,6 +79,13 @@ interface Measured {
 
 const log = (s: string) => process.stderr.write(`${s}\n`);
 
+/**
+ * Every process of both runs asks glibc for transparent huge pages on its large allocations
+ * (unless GLIBC_TUNABLES is set): a logits tensor of `small` is 100 MB, allocated and freed per
+ * item, and with 4 KB pages its page faults and TLB misses cost 20-30% (docs/performance.md).
+ */
+const HUGE_PAGES = { GLIBC_TUNABLES: process.env.GLIBC_TUNABLES ?? 'glibc.malloc.hugetlb=1' };
+
 export async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -85,6 +94,7 @@ export async function run(argv: string[]): Promise<void> {
       'samples-per-epoch': { type: 'string', default: '128' },
       batch: { type: 'string', default: '4' },
       epochs: { type: 'string', default: '6' },
+      'in-flight': { type: 'string' },
       'no-tiny': { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
@@ -105,6 +115,7 @@ export async function run(argv: string[]): Promise<void> {
       samples: Number(values['samples-per-epoch']),
       batch: Number(values.batch),
       epochs: Number(values.epochs),
+      inFlight: Number(values['in-flight'] ?? shippedInFlight(model)),
     },
   ];
   if (!values['no-tiny'])
@@ -114,6 +125,7 @@ export async function run(argv: string[]): Promise<void> {
       samples: 32,
       batch: 4,
       epochs: 8,
+      inFlight: shippedInFlight(resolve('configs/tiny.yaml')),
     });
   const results: Measured[] = [];
   for (const s of settings) {
@@ -169,25 +181,39 @@ function report(r: Measured): void {
   log(`  ledger of the measured epochs: ${JSON.stringify(r.ledger)}`);
 }
 
-/** The run config of a setting, on the demo corpus (prepared once under data/). */
+/**
+ * The run config of a setting: the shipped run config of its model (configs/runs/small.yaml
+ * for any model but tiny) with the setting's sizes, on the demo corpus (prepared under data/).
+ */
 function writeRunConfig(dir: string, s: Setting): string {
+  const shipped = s.model.endsWith('tiny.yaml') ? 'tiny' : 'small';
+  const base = parse(readFileSync(resolve(`configs/runs/${shipped}.yaml`), 'utf8')) as Record<
+    string,
+    unknown
+  >;
   const file = join(dir, 'run.yaml');
   writeFileSync(
     file,
     stringify({
+      ...base,
       name: 'bench-swarm',
       model: s.model,
-      seed: 1,
       samples_per_epoch: s.samples,
       batch: s.batch,
-      in_flight: 2,
+      in_flight: s.inFlight,
       data: { corpus: 'demo', dir: resolve('data') },
-      optimizer: { lr: 3e-3, weight_decay: 0.1, clip: 1 },
-      schedule: { kind: 'cosine', warmup_epochs: 5, total_epochs: 300, final_factor: 0.1 },
-      phases: { drain_s: 120, upload_s: 120, merge_s: 300, lease_s: 15 },
     }),
   );
   return file;
+}
+
+/** The shipped run config's in_flight for a model (small's for any model but tiny). */
+function shippedInFlight(model: string): number {
+  const shipped = model.endsWith('tiny.yaml') ? 'tiny' : 'small';
+  const run = parse(readFileSync(resolve(`configs/runs/${shipped}.yaml`), 'utf8')) as {
+    in_flight: number;
+  };
+  return run.in_flight;
 }
 
 /** CPU seconds and peak RSS of a live process, from /proc. */
@@ -202,7 +228,7 @@ function usage(pid: number): { cpu_s: number; peak_rss_mb: number } {
 async function single(s: Setting, runFile: string, dir: string) {
   const r = await runIota(
     ['train', '--run', runFile, '--steps', String(s.epochs), '--out', join(dir, 'ck'), '--json'],
-    { env: { IOTA_PROCESSES: '1' } },
+    { env: { IOTA_PROCESSES: '1', ...HUGE_PAGES } },
   );
   if (r.code !== 0) throw new Error(`iota train failed: ${r.stderr}`);
   const steps = r.stdout
@@ -229,21 +255,27 @@ async function measure(s: Setting): Promise<Measured> {
   log('  swarm...');
   const validator = newIdentity();
   writeKeyFile(join(dir, 'validator.key'), validator);
-  const orch = new IotaProcess([
-    'orchestrator',
-    'serve',
-    '--run',
-    runFile,
-    '--port',
-    '0',
-    '--state-dir',
-    join(dir, 'state'),
-    '--set',
-    `validators=[${validator.id}]`,
-    '--json',
-  ]);
+  // IOTA_BENCH_PROFILE=DIR: V8 CPU profiles of the orchestrator and the validator, written there at exit.
+  const prof = process.env.IOTA_BENCH_PROFILE;
+  const profiled = prof ? ['--cpu-prof', `--cpu-prof-dir=${resolve(prof)}`] : [];
+  const orch = new IotaProcess(
+    [
+      'orchestrator',
+      'serve',
+      '--run',
+      runFile,
+      '--port',
+      '0',
+      '--state-dir',
+      join(dir, 'state'),
+      '--set',
+      `validators=[${validator.id}]`,
+      '--json',
+    ],
+    { env: HUGE_PAGES, node: profiled },
+  );
   const url = ((await orch.waitFor((e) => e.event === 'listening')) as { url: string }).url;
-  const env = { IOTA_PROCESSES: '7' };
+  const env = { IOTA_PROCESSES: '7', ...HUGE_PAGES };
   const miners = [0, 0, 1, 1, 2, 2].map((stage, i) => {
     const key = join(dir, `m${i}.key`);
     writeKeyFile(key, newIdentity());
@@ -257,7 +289,7 @@ async function measure(s: Setting): Promise<Measured> {
   });
   const val = new IotaProcess(
     ['validator', '--orchestrator', url, '--key', join(dir, 'validator.key'), '--json'],
-    { env },
+    { env, node: profiled },
   );
   const all = [
     { role: 'orchestrator', p: orch },
@@ -283,21 +315,45 @@ async function measure(s: Setting): Promise<Measured> {
           epoch: x.epoch,
         })),
       });
-      await new Promise((r) => setTimeout(r, 100));
+      // Four times a second: finer would load the orchestrator with the bench's own requests.
+      await new Promise((r) => setTimeout(r, 250));
     }
   })();
 
   const head = miners.filter((m) => m.stage === 0).map((m) => m.p);
+  // A process that exits before the end ends the measurement, with the end of its log.
+  const died = Promise.race(
+    all.map(async (x) => {
+      const code = await x.p.exited;
+      throw new Error(
+        `the ${x.role} exited (${code}) during the run: ${x.p.stderr.join('').slice(-2000)}`,
+      );
+    }),
+  );
+  died.catch(() => undefined);
   const started = (epoch: number) =>
-    Promise.race(head.map((p) => p.waitFor((e) => e.event === 'weights' && e.epoch === epoch)));
-  await started(1);
-  const t1 = Date.now();
-  const cpu1 = all.map((x) => usage(x.p.child.pid!).cpu_s);
-  await started(s.epochs);
-  const tE = Date.now();
-  const end = all.map((x) => usage(x.p.child.pid!));
-  polling = false;
-  await poller;
+    Promise.race([
+      died,
+      ...head.map((p) => p.waitFor((e) => e.event === 'weights' && e.epoch === epoch)),
+    ]);
+  let t1: number;
+  let tE: number;
+  let cpu1: number[] = [];
+  let end: Array<ReturnType<typeof usage>> = [];
+  try {
+    await started(1);
+    t1 = Date.now();
+    cpu1 = all.map((x) => usage(x.p.child.pid!).cpu_s);
+    await started(s.epochs);
+    tE = Date.now();
+    end = all.map((x) => usage(x.p.child.pid!));
+  } catch (e) {
+    await Promise.all(all.map((x) => x.p.kill('SIGKILL')));
+    throw e;
+  } finally {
+    polling = false;
+    await poller.catch(() => undefined);
+  }
 
   const tails = miners.filter((m) => m.stage === 2).flatMap((m) => m.p.events);
   const lastLosses = tails.filter((e) => e.event === 'loss' && e.epoch === s.epochs - 1) as Array<{

@@ -59,8 +59,12 @@ export class IotaProcess {
   }> = [];
   readonly exited: Promise<number | null>;
 
-  constructor(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-    this.child = spawn(process.execPath, [IOTA, ...args], {
+  /** `node`: options for node itself (e.g. --cpu-prof, which NODE_OPTIONS may not carry) */
+  constructor(
+    args: string[],
+    opts: { cwd?: string; env?: NodeJS.ProcessEnv; node?: string[] } = {},
+  ) {
+    this.child = spawn(process.execPath, [...(opts.node ?? []), IOTA, ...args], {
       cwd: opts.cwd,
       env: { ...process.env, NODE_OPTIONS: '', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
