@@ -29,7 +29,7 @@ import { loadModelConfig } from '../src/config/index.js';
 import { IotaError } from '../src/errors.js';
 import { newIdentity, writeKeyFile } from '../src/protocol/keys.js';
 import type { SwarmStatus } from '../src/protocol/swarm-messages.js';
-import { IotaProcess, runIota } from '../test/support/cli.js';
+import { IotaProcess, runIota, serveArgs } from '../test/support/cli.js';
 
 interface Setting {
   name: string;
@@ -258,22 +258,10 @@ async function measure(s: Setting): Promise<Measured> {
   // IOTA_BENCH_PROFILE=DIR: V8 CPU profiles of the orchestrator and the validator, written there at exit.
   const prof = process.env.IOTA_BENCH_PROFILE;
   const profiled = prof ? ['--cpu-prof', `--cpu-prof-dir=${resolve(prof)}`] : [];
-  const orch = new IotaProcess(
-    [
-      'orchestrator',
-      'serve',
-      '--run',
-      runFile,
-      '--port',
-      '0',
-      '--state-dir',
-      join(dir, 'state'),
-      '--set',
-      `validators=[${validator.id}]`,
-      '--json',
-    ],
-    { env: HUGE_PAGES, node: profiled },
-  );
+  const orch = new IotaProcess(serveArgs(runFile, dir, '--set', `validators=[${validator.id}]`), {
+    env: HUGE_PAGES,
+    node: profiled,
+  });
   const url = ((await orch.waitFor((e) => e.event === 'listening')) as { url: string }).url;
   const env = { IOTA_PROCESSES: '7', ...HUGE_PAGES };
   const miners = [0, 0, 1, 1, 2, 2].map((stage, i) => {

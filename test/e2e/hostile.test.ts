@@ -14,7 +14,7 @@ import { loadRunConfig } from '../../src/config/index.js';
 import { newIdentity, writeKeyFile, type Identity } from '../../src/protocol/keys.js';
 import type { ScoresReply } from '../../src/protocol/swarm-messages.js';
 import { Adversary } from '../support/adversaries.js';
-import { IotaProcess, killAll, runIota } from '../support/cli.js';
+import { IotaProcess, killAll, runIota, serveArgs } from '../support/cli.js';
 import { Hoarder, Refuser } from '../support/hostile.js';
 import { relErr } from '../support/model.js';
 import { singleProcessWeights, storedWeights } from '../support/oracle.js';
@@ -50,17 +50,7 @@ async function runSwarm(attacked: boolean): Promise<Outcome> {
     validation: { rate: 0, upload_rate: 0, probation_passes: 0 },
     phases: { drain_s: 30, upload_s: 20, merge_s: 60, lease_s: 3 },
   });
-  const orch = new IotaProcess([
-    'orchestrator',
-    'serve',
-    '--run',
-    runFile,
-    '--port',
-    '0',
-    '--state-dir',
-    join(dir, 'state'),
-    '--json',
-  ]);
+  const orch = new IotaProcess(serveArgs(runFile, dir));
   const url = ((await orch.waitFor((e) => e.event === 'listening')) as { url: string }).url;
   const ids: Identity[] = [0, 1, 2, 3, 4, 5].map(() => newIdentity());
   const env = { IOTA_PROCESSES: '8' };

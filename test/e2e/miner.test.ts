@@ -10,7 +10,7 @@ import { loadRunConfig } from '../../src/config/index.js';
 import { newIdentity, writeKeyFile } from '../../src/protocol/keys.js';
 import type { SwarmStatus } from '../../src/protocol/swarm-messages.js';
 import { encodeActivation } from '../../src/compute/tensors.js';
-import { IotaProcess, killAll } from '../support/cli.js';
+import { IotaProcess, killAll, serveArgs } from '../support/cli.js';
 import { relErr } from '../support/model.js';
 import { singleProcessWeights, storedWeights } from '../support/oracle.js';
 import { SimMiner } from '../support/sim-miner.js';
@@ -30,19 +30,9 @@ interface Swarm {
 async function swarm(runOver: Record<string, unknown>): Promise<Swarm> {
   const dir = mkdtempSync(join(tmpdir(), 'iota-miner-e2e-'));
   const runFile = writeRun(dir, runOver);
-  const orch = new IotaProcess([
-    'orchestrator',
-    'serve',
-    '--run',
-    runFile,
-    '--port',
-    '0',
-    '--state-dir',
-    join(dir, 'state'),
-    '--json',
-    '--set',
-    'rate_limits.exempt_loopback=true',
-  ]);
+  const orch = new IotaProcess(
+    serveArgs(runFile, dir, '--set', 'rate_limits.exempt_loopback=true'),
+  );
   const url = ((await orch.waitFor((e) => e.event === 'listening')) as { url: string }).url;
   let n = 0;
   const key = () => {

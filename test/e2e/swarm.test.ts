@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { newIdentity, type Identity } from '../../src/protocol/keys.js';
 import type { SwarmStatus, WorkItemMessage } from '../../src/protocol/swarm-messages.js';
-import { IotaProcess, killAll, runIota } from '../support/cli.js';
+import { IotaProcess, killAll, runIota, serveArgs } from '../support/cli.js';
 import { SimMiner } from '../support/sim-miner.js';
 import { writeRun } from '../support/swarm-server.js';
 
@@ -43,19 +43,7 @@ describe('iota orchestrator serve --run', () => {
     const runFile = writeRun(dir, {
       phases: { drain_s: 60, upload_s: 120, merge_s: 600, lease_s: 30 },
     });
-    const args = [
-      'orchestrator',
-      'serve',
-      '--run',
-      runFile,
-      '--port',
-      '0',
-      '--state-dir',
-      join(dir, 'state'),
-      '--json',
-      '--set',
-      'rate_limits.exempt_loopback=true',
-    ];
+    const args = serveArgs(runFile, dir, '--set', 'rate_limits.exempt_loopback=true');
     const ids: Identity[] = [newIdentity(), newIdentity(), newIdentity()];
 
     let proc = new IotaProcess(args);
@@ -146,17 +134,7 @@ describe('iota orchestrator serve --run', () => {
   it('refuses to resume a run whose config changed, with a clear error', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'iota-swarm-e2e-'));
     const runFile = writeRun(dir);
-    const args = [
-      'orchestrator',
-      'serve',
-      '--run',
-      runFile,
-      '--port',
-      '0',
-      '--state-dir',
-      join(dir, 'state'),
-      '--json',
-    ];
+    const args = serveArgs(runFile, dir);
     const first = new IotaProcess(args);
     await first.waitFor((e) => e.event === 'listening');
     expect(await first.kill('SIGTERM')).toBe(0);

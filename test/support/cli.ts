@@ -121,3 +121,22 @@ export class IotaProcess {
     });
   }
 }
+
+/**
+ * `iota orchestrator serve` for a run on any free port, its state under `dir/state`, printing
+ * JSON lines; `more`: further arguments (`--set` overrides).
+ */
+export function serveArgs(runFile: string, dir: string, ...more: string[]): string[] {
+  return [
+    'orchestrator',
+    'serve',
+    '--run',
+    runFile,
+    '--port',
+    '0',
+    '--state-dir',
+    join(dir, 'state'),
+    '--json',
+    ...more,
+  ];
+}

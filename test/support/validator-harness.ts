@@ -16,7 +16,7 @@ import { loadRunConfig } from '../../src/config/index.js';
 import { newIdentity, writeKeyFile } from '../../src/protocol/keys.js';
 import type { ScoresReply, VerdictsReply } from '../../src/protocol/swarm-messages.js';
 import { ADVERSARIES, Adversary, type AdversaryKind } from './adversaries.js';
-import { IotaProcess, killAll, runIota } from './cli.js';
+import { IotaProcess, killAll, runIota, serveArgs } from './cli.js';
 import { writeRun } from './run-files.js';
 
 export interface HarnessOptions {
@@ -91,21 +91,16 @@ export async function runValidatorHarness(o: HarnessOptions): Promise<HarnessRes
   const validatorKey = join(dir, 'validator.key');
   const validatorId = newIdentity();
   writeKeyFile(validatorKey, validatorId);
-  const orch = new IotaProcess([
-    'orchestrator',
-    'serve',
-    '--run',
-    runFile,
-    '--port',
-    '0',
-    '--state-dir',
-    join(dir, 'state'),
-    '--json',
-    '--set',
-    'rate_limits.exempt_loopback=true',
-    '--set',
-    `validators=[${validatorId.id}]`,
-  ]);
+  const orch = new IotaProcess(
+    serveArgs(
+      runFile,
+      dir,
+      '--set',
+      'rate_limits.exempt_loopback=true',
+      '--set',
+      `validators=[${validatorId.id}]`,
+    ),
+  );
   const adversaries: Adversary[] = [];
   const processes: Array<[string, IotaProcess]> = [['orchestrator', orch]];
   // Each process's events and stderr, kept for a failed run to be read.

@@ -41,14 +41,17 @@ describe('background checkpoints', () => {
     const c = new GroupCommitter(repo);
     repo.db.exec('CREATE TABLE blobs (id INTEGER PRIMARY KEY, v BLOB NOT NULL)');
     const put = repo.db.prepare('INSERT INTO blobs (v) VALUES (randomblob(4000))');
-    // Writers that never pause, until the WAL has started again sixteen times: each change adds a
-    // page, and from the second restart on (the first cuts back what piled up while the worker
-    // started) the WAL must stay near restartBytes while many more pages are written.
+    // Writers that never pause, until the WAL has started again sixteen times and three times
+    // its bound was written: each change adds a page, and from the second restart on (the first
+    // cuts back what piled up while the worker started) the WAL must stay under its bound while
+    // many more pages are written. (On a loaded machine the checkpoints lag and more is written
+    // per restart; the bound still holds.)
+    const bound = 16 * restartBytes;
     let changes = 0;
     let written = 0;
     let walMax = 0;
     const writer = async () => {
-      while (repo.walRestarts.complete < 16 && changes < 200_000) {
+      while ((repo.walRestarts.complete < 16 || written * 4096 <= 3 * bound) && changes < 200_000) {
         await c.run(() => put.run());
         changes++;
         if (repo.walRestarts.complete >= 2) {
@@ -59,7 +62,7 @@ describe('background checkpoints', () => {
     };
     await Promise.all(Array.from({ length: 8 }, writer));
     expect(repo.walRestarts.complete).toBeGreaterThanOrEqual(16);
-    expect(walMax).toBeLessThan(16 * restartBytes);
+    expect(walMax).toBeLessThan(bound);
     expect(written * 4096).toBeGreaterThan(3 * walMax);
     expect((repo.db.prepare('SELECT COUNT(*) AS n FROM blobs').get() as { n: number }).n).toBe(
       changes,
