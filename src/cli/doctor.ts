@@ -12,6 +12,7 @@ import {
 } from '../kernels/backends.js';
 import { addonPaths, loadNative } from '../kernels/native/loader.js';
 import { printJson } from './output.js';
+import { thisProcessHugePages } from './huge-pages.js';
 
 interface BackendReport extends BackendProbe {
   gflops?: number;
@@ -61,6 +62,7 @@ async function doctor(n: number) {
     tfjs: tf.version.tfjs,
     backends,
     native,
+    huge_pages: thisProcessHugePages(),
     chosen: chosen.backend,
   };
 }
@@ -79,6 +81,10 @@ function printReport(r: Awaited<ReturnType<typeof doctor>>): void {
     console.log(
       `    native kernels: ${r.native.threads} thread${r.native.threads === 1 ? '' : 's'}${r.native.pinned ? ' (pinned)' : ''}, ${r.native.blas}; --threads or IOTA_THREADS to change`,
     );
+  const hp = r.huge_pages;
+  console.log(
+    `${ok(hp.on)}huge pages for large tensors (GLIBC_TUNABLES; kernel: ${hp.kernel})${hp.hint ? `: ${hp.hint}` : ''}`,
+  );
   console.log(`    chosen by default: ${chalk.bold(r.chosen)}`);
 }
 

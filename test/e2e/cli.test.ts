@@ -25,11 +25,14 @@ describe('iota executable', () => {
   });
 
   it('doctor --json prints one JSON object describing every backend', async () => {
-    const r = await runIota(['doctor', '--json', '--size', '64']);
+    const r = await runIota(['doctor', '--json', '--size', '64'], {
+      env: { GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' },
+    });
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(1);
     const report = JSON.parse(lines[0]);
+    expect(report.huge_pages.on).toBe(true);
     expect(report.backends.map((b: { name: string }) => b.name)).toEqual([
       'tensorflow',
       'native',
