@@ -6,10 +6,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { nativeStats, resetNativeStats } from '../../../src/kernels/native/index.js';
-import { nativeAvailable, randomFloats, relativeError, runOn, sizeOf } from './native.js';
+import { requireNative, randomFloats, relativeError, runOn, sizeOf } from './native.js';
 
-const available = await nativeAvailable();
-const suite = available ? describe : describe.skip;
+await requireNative();
 
 interface Input {
   shape: number[];
@@ -73,7 +72,7 @@ async function check(c: Case): Promise<void> {
 const f32 = (shape: number[], lo?: number, hi?: number): Input => ({ shape, lo, hi });
 const ints = (shape: number[], values: number[]): Input => ({ shape, values, dtype: 'int32' });
 
-suite('native kernels agree with the stock cpu kernels', () => {
+describe('native kernels agree with the stock cpu kernels', () => {
   describe('matMul: every transpose and batch broadcast', () => {
     const cases: Array<[string, number[], number[], boolean, boolean]> = [];
     for (const ta of [false, true])

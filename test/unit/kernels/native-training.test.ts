@@ -17,10 +17,9 @@ import { Model } from '../../../src/model/model.js';
 import { stageLayout } from '../../../src/model/params.js';
 import { Stage } from '../../../src/model/stage.js';
 import { batchTensors, Trainer, type TrainerSettings } from '../../../src/model/trainer.js';
-import { nativeAvailable, randomFloats } from './native.js';
+import { requireNative, randomFloats } from './native.js';
 
-const available = await nativeAvailable();
-const suite = available ? describe : describe.skip;
+await requireNative();
 
 function settings(batch: number): TrainerSettings {
   const run = validateConfig(
@@ -55,7 +54,7 @@ function textSamples(config: ModelConfig, n: number, from = 0): Int32Array[] {
 const tiny = () => loadModelConfig(join(process.cwd(), 'configs/tiny.yaml'));
 const small = () => loadModelConfig(join(process.cwd(), 'configs/small.yaml'));
 
-suite('training on backend native', () => {
+describe('training on backend native', () => {
   it('runs a tiny training step without one stock-kernel fallback', async () => {
     await selectBackend('native');
     const config = tiny();

@@ -1,35 +1,17 @@
 /** Shared by the native kernel tests: is the backend here, random data, and running one graph on two backends. */
 import * as tf from '@tensorflow/tfjs';
-import { existsSync, readFileSync } from 'node:fs';
 import { probeBackend, selectBackend } from '../../../src/kernels/backends.js';
-import { addonPaths } from '../../../src/kernels/native/index.js';
 
 /**
- * True when backend `native` works. Missing it is only acceptable where it was turned off or
- * the machine lacks what it needs to build (then the suite runs on wasm, as iota does), and
- * never under IOTA_EXPECT_NATIVE=1; a machine that has the prerequisites but no working addon
- * is a failure.
+ * Backend `native` ready to use, or a failure saying why: the native kernel suites never skip
+ * (`./setup.sh --dev` installs what the addon needs; a missing addon is a broken build).
  */
-export async function nativeAvailable(): Promise<boolean> {
+export async function requireNative(): Promise<void> {
   const p = await probeBackend('native');
-  if (p.available) return true;
-  const off = /^(off|0|false)$/i.test(process.env.IOTA_NATIVE ?? '');
-  let prerequisiteMissing = false;
-  const { status } = addonPaths();
-  if (existsSync(status)) {
-    const s = JSON.parse(readFileSync(status, 'utf8')) as { ok: boolean; reason?: string };
-    prerequisiteMissing =
-      !s.ok && /compiler|make|OpenBLAS|node-gyp|Node headers/.test(s.reason ?? '');
-  }
-  // CI sets IOTA_EXPECT_NATIVE=1 where it installed the prerequisites: there a missing addon
-  // is a broken build, never a reason to skip.
-  if (process.env.IOTA_EXPECT_NATIVE === '1')
-    throw new Error(`IOTA_EXPECT_NATIVE=1 but backend native does not work: ${p.reason}`);
-  if (off || prerequisiteMissing) {
-    process.stderr.write(`native kernel tests skipped: ${p.reason}\n`);
-    return false;
-  }
-  throw new Error(`backend native should work on this machine but does not: ${p.reason}`);
+  if (!p.available)
+    throw new Error(
+      `backend native does not work here: ${p.reason} (run ./setup.sh --dev to build it)`,
+    );
 }
 
 /** Deterministic floats in [lo, hi). */
