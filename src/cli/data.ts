@@ -59,7 +59,9 @@ export function registerData(program: Command): void {
           onProgress: (p) => {
             const now = performance.now();
             if (spinner && now - last > 100) {
-              spinner.text = `tokenizing: ${p.docs}/${p.totalDocs} documents, ${p.tokens.toLocaleString()} tokens, ${p.shards} shards`;
+              spinner.text =
+                `tokenizing: ${p.docs}/${p.totalDocs} documents, ${p.tokens.toLocaleString()} ` +
+                `tokens, ${p.shards} shards`;
               last = now;
             }
           },
@@ -69,7 +71,9 @@ export function registerData(program: Command): void {
         });
         const m = result.manifest;
         const seconds = ((performance.now() - started) / 1000).toFixed(1);
-        const summary = `${m.tokens.toLocaleString()} ${m.tokenizer} tokens from ${m.documents} documents in ${m.shards.length} shards at ${result.dir}`;
+        const summary =
+          `${m.tokens.toLocaleString()} ${m.tokenizer} tokens from ${m.documents} ` +
+          `documents in ${m.shards.length} shards at ${result.dir}`;
         spinner?.succeed(result.skipped ? `up to date: ${summary}` : `${summary} (${seconds} s)`);
         if (o.json) printJson({ dir: result.dir, skipped: result.skipped, manifest: m });
         else if (!spinner)
@@ -109,14 +113,16 @@ export function registerData(program: Command): void {
         };
         if (o.json) return printJson(info);
         console.log(
-          `${info.dir}: ${info.tokens.toLocaleString()} ${info.tokenizer} tokens (vocab ${info.vocab_size}) from ${info.documents} documents`,
+          `${info.dir}: ${info.tokens.toLocaleString()} ${info.tokenizer} tokens (vocab ` +
+            `${info.vocab_size}) from ${info.documents} documents`,
         );
         for (const s of info.shards)
           console.log(
             `  ${s.name}  ${s.tokens.toLocaleString()} tokens  ${s.sha256.slice(0, 16)}…`,
           );
         console.log(
-          `windows of ${o.seq + 1} tokens: ${info.windows} (${info.train_windows} for training, ${info.held_out_windows} held out)${o.verify ? '; hashes verified' : ''}`,
+          `windows of ${o.seq + 1} tokens: ${info.windows} (${info.train_windows} for ` +
+            `training, ${info.held_out_windows} held out)${o.verify ? '; hashes verified' : ''}`,
         );
       },
     );

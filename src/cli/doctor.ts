@@ -79,7 +79,9 @@ function printReport(r: Awaited<ReturnType<typeof doctor>>): void {
   }
   if ('threads' in r.native)
     console.log(
-      `    native kernels: ${r.native.threads} thread${r.native.threads === 1 ? '' : 's'}${r.native.pinned ? ' (pinned)' : ''}, ${r.native.blas}; --threads or IOTA_THREADS to change`,
+      `    native kernels: ${r.native.threads} ` +
+        `thread${r.native.threads === 1 ? '' : 's'}${r.native.pinned ? ' (pinned)' : ''}, ` +
+        `${r.native.blas}; --threads or IOTA_THREADS to change`,
     );
   const hp = r.huge_pages;
   console.log(

@@ -37,17 +37,24 @@ export function render(s: SwarmStatus): string {
   const a = s.allocation;
   out.push(
     chalk.bold(
-      `run ${s.run}: epoch ${s.epoch}, ${a.allocated}/${s.target} samples allocated${a.drain_deadline ? `, draining until ${inS(now, a.drain_deadline)}` : ''}`,
+      `run ${s.run}: epoch ${s.epoch}, ${a.allocated}/${s.target} samples allocated` +
+        (a.drain_deadline ? `, draining until ${inS(now, a.drain_deadline)}` : ''),
     ),
   );
   out.push(
-    `throughput ${num(s.throughput, 2)} samples/s (last minute)${s.merge_share !== undefined ? `, ${num(100 * s.merge_share, 0)}% of recent epoch time spent uploading and merging` : ''}, ${s.lease_expiries} lease expiries`,
+    `throughput ${num(s.throughput, 2)} samples/s (last minute)` +
+      (s.merge_share !== undefined
+        ? `, ${num(100 * s.merge_share, 0)}% of recent epoch time spent uploading and merging`
+        : '') +
+      `, ${s.lease_expiries} lease expiries`,
   );
   for (const st of s.stages) {
     const phase = `${st.phase.toUpperCase()}(${st.epoch})${st.deadline ? `, deadline ${inS(now, st.deadline)}` : ''}`;
     out.push('');
     out.push(
-      `${chalk.bold(`stage ${st.stage}`)}  ${phase}  capacity ${num(st.capacity, 2)} samples/s  queue ${st.queue.ready} ready, ${st.queue.leased} leased, ${st.queue.held} held  weights of epoch ${st.manifest.epoch} (step ${st.manifest.step})`,
+      `${chalk.bold(`stage ${st.stage}`)}  ${phase}  capacity ${num(st.capacity, 2)} ` +
+        `samples/s  queue ${st.queue.ready} ready, ${st.queue.leased} leased, ` +
+        `${st.queue.held} held  weights of epoch ${st.manifest.epoch} (step ${st.manifest.step})`,
     );
     if (st.note) out.push(chalk.yellow(`  ${st.note}`));
     if (st.miners.length === 0) out.push(chalk.red('  no miners'));
@@ -55,7 +62,10 @@ export function render(s: SwarmStatus): string {
       const colour =
         m.state === 'silent' ? chalk.red : m.state === 'working' ? chalk.green : chalk.dim;
       out.push(
-        `  ${m.id.slice(0, 12)}  ${colour(m.state.padEnd(7))}  ${m.rate !== undefined ? `${num(m.rate, 1)} units/s` : 'no rate yet'}  ${m.done} samples  seen ${ago(now, m.last_seen)}${m.next_stage !== undefined ? `  moving to stage ${m.next_stage}` : ''}`,
+        `  ${m.id.slice(0, 12)}  ${colour(m.state.padEnd(7))}  ` +
+          `${m.rate !== undefined ? `${num(m.rate, 1)} units/s` : 'no rate yet'}  ` +
+          `${m.done} samples  seen ${ago(now, m.last_seen)}` +
+          (m.next_stage !== undefined ? `  moving to stage ${m.next_stage}` : ''),
       );
     }
   }

@@ -179,7 +179,10 @@ async function train(o: TrainOptions): Promise<void> {
         record.eval_loss = lastEval;
       }
       history.push(record);
-      const line = `step ${E + 1}/${target}  loss ${r.loss.toFixed(4)}${lastEval !== undefined ? `  eval ${lastEval.toFixed(4)}` : ''}  lr ${r.lr.toExponential(2)}  ${Math.round(tps).toLocaleString()} tokens/s`;
+      const line =
+        `step ${E + 1}/${target}  loss ` +
+        `${r.loss.toFixed(4)}${lastEval !== undefined ? `  eval ${lastEval.toFixed(4)}` : ''} ` +
+        ` lr ${r.lr.toExponential(2)}  ${Math.round(tps).toLocaleString()} tokens/s`;
       if (o.json)
         printJson({
           event: 'step',
@@ -218,7 +221,11 @@ async function train(o: TrainOptions): Promise<void> {
   };
   if (o.json) printJson(summary);
   else {
-    const msg = `${stop ? 'stopped' : 'trained'} to step ${trainer.epoch}: loss ${last?.loss.toFixed(4)}${lastEval !== undefined ? `, held-out ${lastEval.toFixed(4)}` : ''}, ${Math.round(summary.tokens_per_s).toLocaleString()} tokens/s on ${backend}; checkpoint in ${out}`;
+    const msg =
+      `${stop ? 'stopped' : 'trained'} to step ${trainer.epoch}: loss ` +
+      `${last?.loss.toFixed(4)}${lastEval !== undefined ? `, held-out ${lastEval.toFixed(4)}` : ''}, ` +
+      `${Math.round(summary.tokens_per_s).toLocaleString()} tokens/s on ${backend}; ` +
+      `checkpoint in ${out}`;
     if (spinner) spinner.succeed(msg);
     else process.stderr.write(`${msg}\n`);
   }
@@ -282,7 +289,8 @@ async function openData(
   if (ds.manifest.tokenizer !== config.tokenizer || ds.manifest.vocabSize > config.vocab_size) {
     throw new IotaError(
       'E_DATA_MISMATCH',
-      `${path} holds ${ds.manifest.tokenizer} tokens (vocab ${ds.manifest.vocabSize}); model ${config.name} uses ${config.tokenizer} (vocab ${config.vocab_size})`,
+      `${path} holds ${ds.manifest.tokenizer} tokens (vocab ${ds.manifest.vocabSize}); ` +
+        `model ${config.name} uses ${config.tokenizer} (vocab ${config.vocab_size})`,
       `prepare data with: iota data prepare --tokenizer ${config.tokenizer}`,
     );
   }

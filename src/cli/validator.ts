@@ -69,7 +69,9 @@ export function registerValidator(program: Command): void {
                 `${String(e.miner).slice(0, 12)} failed: ${e.kind} at stage ${e.stage}, epoch ${e.epoch}: ${e.detail}`,
               )
               .start();
-          spinner!.text = `checked ${v.stats.checked}: ${chalk.green(`${v.stats.passed} passed`)}, ${chalk.red(`${v.stats.failed} failed`)}, ${v.stats.abstained} abstained`;
+          spinner!.text =
+            `checked ${v.stats.checked}: ${chalk.green(`${v.stats.passed} passed`)}, ` +
+            `${chalk.red(`${v.stats.failed} failed`)}, ${v.stats.abstained} abstained`;
         },
       });
       let signals = 0;
@@ -105,7 +107,9 @@ export function registerValidator(program: Command): void {
       console.log(chalk.bold(`scores over epochs ${s.epoch_from} and later`));
       for (const r of s.scores) {
         console.log(
-          `  ${r.miner.slice(0, 12)}  weight ${(100 * r.weight).toFixed(2)}%  score ${r.score.toExponential(3)}  work ${r.work_flops.toExponential(3)} FLOPs  failures ${r.failures}${r.probation ? chalk.yellow('  on probation') : ''}`,
+          `  ${r.miner.slice(0, 12)}  weight ${(100 * r.weight).toFixed(2)}%  score ` +
+            `${r.score.toExponential(3)}  work ${r.work_flops.toExponential(3)} FLOPs  ` +
+            `failures ${r.failures}${r.probation ? chalk.yellow('  on probation') : ''}`,
         );
       }
       if (s.burn) console.log(`  burn: ${(100 * s.burn.weight).toFixed(2)}% to ${s.burn.owner}`);

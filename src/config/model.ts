@@ -14,7 +14,10 @@ export const RopeScalingSchema = Type.Object(
   { additionalProperties: false },
 );
 
-/** A stage is [first, end): block indices, with -1 meaning "the embedding" at the start and "the LM head" at the end. */
+/**
+ * A stage is [first, end): block indices, with -1 meaning "the embedding" at the start and "the LM
+ * head" at the end.
+ */
 export const StageRangeSchema = Type.Tuple([
   Type.Integer({ minimum: -1 }),
   Type.Integer({ minimum: -1 }),

@@ -22,7 +22,8 @@ export interface BackendProbe {
 /** Optional package; a string-typed specifier keeps tsc from requiring it. */
 const TFJS_NODE_GPU: string = '@tensorflow/tfjs-node-gpu';
 const GPU_REQUIREMENT =
-  'needs an NVIDIA GPU with CUDA 11.2 and cuDNN 8.1, and libtensorflow downloaded at install (npm install @tensorflow/tfjs-node-gpu on such a host)';
+  'needs an NVIDIA GPU with CUDA 11.2 and cuDNN 8.1, and libtensorflow downloaded ' +
+  'at install (npm install @tensorflow/tfjs-node-gpu on such a host)';
 
 const probes = new Map<BackendName, Promise<BackendProbe>>();
 
@@ -62,7 +63,8 @@ async function doProbe(name: BackendName): Promise<BackendProbe> {
         const info = loaded.addon.info();
         return await tryInit(
           name,
-          `native kernels on ${info.blas.split(' ').slice(0, 2).join(' ')}, ${info.threads} thread${info.threads === 1 ? '' : 's'}`,
+          `native kernels on ${info.blas.split(' ').slice(0, 2).join(' ')}, ` +
+            `${info.threads} thread${info.threads === 1 ? '' : 's'}`,
         );
       }
       case 'wasm':
@@ -136,7 +138,8 @@ export function describeSelection(s: Selection): string {
   const skipped = s.skipped
     .map((p) => (p.name === 'native' ? `native (${p.reason})` : p.name))
     .join(', ');
-  return `backend: ${s.backend} (chosen automatically${skipped ? `; not available here: ${skipped}, see iota doctor` : ''})`;
+  const why = skipped ? `; not available here: ${skipped}, see iota doctor` : '';
+  return `backend: ${s.backend} (chosen automatically${why})`;
 }
 
 /**

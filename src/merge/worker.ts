@@ -49,7 +49,10 @@ export class MergeWorker {
 
   constructor(private readonly o: MergeWorkerOptions) {}
 
-  /** Does every job assigned now; returns how many. A job that went away meanwhile (re-planned, re-assigned, phase over) is skipped. */
+  /**
+   * Does every job assigned now; returns how many. A job that went away meanwhile (re-planned, re-
+   * assigned, phase over) is skipped.
+   */
   async runOnce(): Promise<number> {
     const { jobs } = await this.o.client.get<MergeJobsReply>('/v1/merge/jobs');
     let done = 0;

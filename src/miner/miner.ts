@@ -230,7 +230,8 @@ export class Miner {
       this.credited = 0;
       await this.compute.reset();
     }
-    this.stats.phase = `${w.phase.toUpperCase()}(${w.epoch})${w.deadline ? ` until ${new Date(w.deadline).toISOString().slice(11, 19)}` : ''}`;
+    const due = w.deadline ? ` until ${new Date(w.deadline).toISOString().slice(11, 19)}` : '';
+    this.stats.phase = `${w.phase.toUpperCase()}(${w.epoch})${due}`;
     if (w.items.length > 0) {
       this.stats.idle = '';
       for (const it of w.items) this.launch(it);

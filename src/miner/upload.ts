@@ -1,4 +1,7 @@
-/** An object a miner uploads: declared to the orchestrator (size, sha256, chunk and part hashes), then sent through the URLs it issues. */
+/**
+ * An object a miner uploads: declared to the orchestrator (size, sha256, chunk and part hashes),
+ * then sent through the URLs it issues.
+ */
 import type { SignedClient } from '../protocol/client.js';
 import {
   upload,

@@ -59,7 +59,8 @@ export function installAuth(
     if (runHash !== undefined && ctx.configHash !== undefined && runHash !== ctx.configHash) {
       throw new HttpError(
         'E_VERSION_MISMATCH',
-        `this orchestrator runs ${ctx.run} with config ${ctx.configHash.slice(0, 12)}, the client was started for ${String(runHash).slice(0, 12)}`,
+        `this orchestrator runs ${ctx.run} with config ${ctx.configHash.slice(0, 12)}, ` +
+          `the client was started for ${String(runHash).slice(0, 12)}`,
         'restart the client: it reads the run config again (GET /v1/run)',
       );
     }

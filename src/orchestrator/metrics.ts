@@ -35,7 +35,9 @@ export class Metrics {
     });
     new Gauge({
       name: 'iota_wal_restarts',
-      help: 'quiet moments the WAL checkpointer was given to restart the WAL, and those after which it was fully copied (complete)',
+      help:
+        'quiet moments the WAL checkpointer was given to restart the WAL, and those ' +
+        'after which it was fully copied (complete)',
       labelNames: ['outcome'],
       registers: [this.registry],
       collect() {

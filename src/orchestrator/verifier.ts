@@ -39,7 +39,10 @@ parentPort.on('message', ({ batch, ids }) => {
       const sig = Buffer.from(signature, 'base64url');
       const key = keyOf(id);
       if (sig.length !== 64 || !key) return false;
-      return sodium ? sodium.crypto_sign_verify_detached(sig, Buffer.from(message.buffer, message.byteOffset, message.byteLength), key) : verify(null, Buffer.from(message), key, sig);
+      const bytes = Buffer.from(message.buffer, message.byteOffset, message.byteLength);
+      return sodium
+        ? sodium.crypto_sign_verify_detached(sig, bytes, key)
+        : verify(null, bytes, key, sig);
     } catch {
       return false;
     }

@@ -113,7 +113,9 @@ export function readSignedRequest(
   if (!key || !ts || !nonce || !signature)
     return {
       code: 'E_UNSIGNED',
-      message: `missing signature headers (${HEADERS.key}, ${HEADERS.timestamp}, ${HEADERS.nonce}, ${HEADERS.signature})`,
+      message:
+        `missing signature headers (${HEADERS.key}, ${HEADERS.timestamp}, ` +
+        `${HEADERS.nonce}, ${HEADERS.signature})`,
     };
   const timestamp = Number(ts);
   if (!Number.isSafeInteger(timestamp))
@@ -121,7 +123,9 @@ export function readSignedRequest(
   if (Math.abs(now - timestamp) > MAX_SKEW_MS)
     return {
       code: 'E_CLOCK_SKEW',
-      message: `request time is ${Math.round((timestamp - now) / 1000)} s off the server's clock (at most ${MAX_SKEW_MS / 1000} s allowed)`,
+      message:
+        `request time is ${Math.round((timestamp - now) / 1000)} s off the server's ` +
+        `clock (at most ${MAX_SKEW_MS / 1000} s allowed)`,
     };
   if (nonce.length < 16 || nonce.length > 64)
     return { code: 'E_BAD_SIGNATURE', message: 'nonce must be 16 to 64 characters' };

@@ -112,7 +112,8 @@ const PATTERNS: Array<[ObjectKind, RegExp]> = [
   [
     'activation',
     new RegExp(
-      `^runs/(?<run>${ID})/e(?<epoch>${INT})/act/(?<sample>${INT})/(?<stage>${INT})/(?<direction>fwd|bwd)/(?<owner>${ID})-(?<lease>[A-Za-z0-9_]+)\\.safetensors$`,
+      `^runs/(?<run>${ID})/e(?<epoch>${INT})/act/(?<sample>${INT})/(?<stage>${INT})/` +
+        `(?<direction>fwd|bwd)/(?<owner>${ID})-(?<lease>[A-Za-z0-9_]+)\\.safetensors$`,
     ),
   ],
   [
@@ -124,13 +125,15 @@ const PATTERNS: Array<[ObjectKind, RegExp]> = [
   [
     'merged',
     new RegExp(
-      `^runs/(?<run>${ID})/e(?<epoch>${INT})/merged/(?<stage>${INT})/(?<partition>${INT})/(?<owner>${ID})\\.safetensors$`,
+      `^runs/(?<run>${ID})/e(?<epoch>${INT})/merged/(?<stage>${INT})/` +
+        `(?<partition>${INT})/(?<owner>${ID})\\.safetensors$`,
     ),
   ],
   [
     'optimizer',
     new RegExp(
-      `^runs/(?<run>${ID})/e(?<epoch>${INT})/optim/(?<stage>${INT})/(?<partition>${INT})/(?<owner>${ID})\\.safetensors$`,
+      `^runs/(?<run>${ID})/e(?<epoch>${INT})/optim/(?<stage>${INT})/` +
+        `(?<partition>${INT})/(?<owner>${ID})\\.safetensors$`,
     ),
   ],
   ['manifest', new RegExp(`^runs/(?<run>${ID})/e(?<epoch>${INT})/stage/(?<stage>${INT})\\.json$`)],

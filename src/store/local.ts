@@ -74,7 +74,10 @@ import type {
 export interface LocalStoreOptions {
   /** directory of objects, metadata and uploads (node config `storage.dir`) */
   root: string;
-  /** where `localStoreRoutes` is reachable by miners, e.g. the orchestrator's public URL; a function when the port is known only after listen */
+  /**
+   * where `localStoreRoutes` is reachable by miners, e.g. the orchestrator's public URL; a function
+   * when the port is known only after listen
+   */
   baseUrl: string | (() => string);
   /** the HMAC secret's file; default `<root>/secret` */
   secretFile?: string;

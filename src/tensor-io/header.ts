@@ -90,7 +90,8 @@ export function readSafetensorsHeader(
   const fileBytes = opts.fileBytes ?? bytes.length;
   if (PREFIX_BYTES + n > bytes.length || PREFIX_BYTES + n > fileBytes) {
     throw bad(
-      `header length ${n} is beyond the file (${Math.min(bytes.length, fileBytes) - PREFIX_BYTES} bytes follow the length)`,
+      `header length ${n} is beyond the file ` +
+        `(${Math.min(bytes.length, fileBytes) - PREFIX_BYTES} bytes follow the length)`,
     );
   }
   const dataStart = PREFIX_BYTES + n;
@@ -169,7 +170,8 @@ function parseTensorInfo(name: string, raw: unknown, bufferBytes: number): Tenso
   const [begin, end] = offsets as [number, number];
   if (end - begin !== byteSize) {
     throw bad(
-      `tensor '${name}': byte size ${end - begin} does not match ${dtype} ${preview(shape)}, which needs ${byteSize} bytes`,
+      `tensor '${name}': byte size ${end - begin} does not match ${dtype} ` +
+        `${preview(shape)}, which needs ${byteSize} bytes`,
     );
   }
   return { dtype, shape: shape as number[], dataOffsets: [begin, end] };

@@ -359,7 +359,8 @@ export class Validator {
       t,
       passed,
       r.relErr,
-      `merged partition ${spec.partition}: ${r.mismatches} of ${3 * r.elements} values differ, rel err ${r.relErr.toExponential(3)} (limit ${exact})`,
+      `merged partition ${spec.partition}: ${r.mismatches} of ${3 * r.elements} values ` +
+        `differ, rel err ${r.relErr.toExponential(3)} (limit ${exact})`,
     );
   }
 

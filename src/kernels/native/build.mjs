@@ -30,7 +30,10 @@ const FIX = 'apt-get install g++ make libopenblas-dev, then npm run build:native
 
 const say = (s) => process.stdout.write(`native kernels: ${s}\n`);
 
-/** The CPU's model and instruction-set flags: a build with -march=native runs only where they match (loader.ts computes the same). */
+/**
+ * The CPU's model and instruction-set flags: a build with -march=native runs only where they match
+ * (loader.ts computes the same).
+ */
 function cpuSignature() {
   let flags = '';
   try {
@@ -155,7 +158,8 @@ if (b.status !== 0) {
 // Load it once in a fresh process: a build that links but cannot load is no build.
 const check = run(process.execPath, [
   '-e',
-  `process.env.OPENBLAS_NUM_THREADS='1'; const m = require(${JSON.stringify(addon)}); process.stdout.write(m.info().blas)`,
+  `process.env.OPENBLAS_NUM_THREADS='1'; const m = require(${JSON.stringify(addon)}); ` +
+    'process.stdout.write(m.info().blas)',
 ]);
 if (check.status !== 0)
   giveUp(`built but does not load: ${`${check.stderr}`.trim().split('\n')[0]}`);

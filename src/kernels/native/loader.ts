@@ -80,7 +80,8 @@ export type NativeLoad =
   { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string };
 
 const FIX =
-  'install g++, make and libopenblas-dev (apt-get install g++ make libopenblas-dev), then run ./setup.sh or npm run build:native';
+  'install g++, make and libopenblas-dev (apt-get install g++ make ' +
+  'libopenblas-dev), then run ./setup.sh or npm run build:native';
 
 let loaded: NativeLoad | undefined;
 let requestedThreads: number | undefined;

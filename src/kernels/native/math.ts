@@ -28,7 +28,9 @@ export function matmul(
   const N = transB ? b.shape[rb - 2] : b.shape[rb - 1];
   if (K !== K2) {
     throw new Error(
-      `Error in matMul: inner shapes (${K}) and (${K2}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${transA} and transposeB=${transB} must match.`,
+      `Error in matMul: inner shapes (${K}) and (${K2}) of Tensors with shapes ` +
+        `${a.shape} and ${b.shape} and transposeA=${transA} and transposeB=${transB} ` +
+        `must match.`,
     );
   }
   const batch = tf.broadcast_util.assertAndGetBroadcastShape(

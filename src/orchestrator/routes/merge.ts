@@ -103,7 +103,8 @@ export async function mergeRoutes(
       config: { auth: 'registered', roles: ['miner'] },
       schema: {
         description:
-          "E_INPUT_UNAVAILABLE: a participant's slice cannot be read or does not match its hash (the orchestrator checks)",
+          "E_INPUT_UNAVAILABLE: a participant's slice cannot be read or does not match its " +
+          'hash (the orchestrator checks)',
         body: UnavailableRequest,
         response: replies(AcceptedReply),
       },

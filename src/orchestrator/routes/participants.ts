@@ -21,7 +21,8 @@ export async function participantRoutes(app: FastifyInstance, ctx: ServerContext
       config: { auth: 'signed' },
       schema: {
         description:
-          'register a key: miners permissionlessly (unless an allow-list is set), validators and admins as the node config lists them',
+          'register a key: miners permissionlessly (unless an allow-list is set), ' +
+          'validators and admins as the node config lists them',
         body: RegisterRequest,
         response: replies(RegisterReply),
       },

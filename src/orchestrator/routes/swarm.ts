@@ -105,7 +105,9 @@ export function swarmRoutes(swarm: SwarmServices, store: ObjectStore) {
         config: { auth: 'registered', roles: ['miner'] },
         schema: {
           description:
-            'lease up to `max` work items of your stage, or learn why there is none and when that changes; with `wait_ms`, wait that long at most for something to change before answering (a long poll)',
+            'lease up to `max` work items of your stage, or learn why there is none and when ' +
+            'that changes; with `wait_ms`, wait that long at most for something to change ' +
+            'before answering (a long poll)',
           body: WorkRequest,
           response: replies(WorkReply),
         },
@@ -151,7 +153,10 @@ export function swarmRoutes(swarm: SwarmServices, store: ObjectStore) {
         config: { auth: 'registered', roles: ['miner'] },
         schema: {
           description:
-            'refuse a leased item whose input is bad (hash, shape, size, NaN): the orchestrator checks the input; if it is bad the item is dropped and its producer recorded, if it is good the refusal is your fault and the item goes to another miner',
+            'refuse a leased item whose input is bad (hash, shape, size, NaN): the ' +
+            'orchestrator checks the input; if it is bad the item is dropped and its ' +
+            'producer recorded, if it is good the refusal is your fault and the item goes to ' +
+            'another miner',
           body: RefuseRequest,
           response: replies(Type.Object({ dropped: Type.Integer(), upheld: Type.Boolean() })),
         },

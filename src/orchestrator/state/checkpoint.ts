@@ -8,7 +8,8 @@
  * A checkpoint only copies frames; the WAL starts again from its beginning only when a
  * transaction of the writer begins after every frame was copied. Under steady load the writer
  * is inside a transaction, or commits, whenever a pass ends, and the WAL would grow without
- * bound (a gigabyte in ten seconds of the orchestrator bench). So once the WAL passes `restartBytes`, the worker asks for a quiet
+ * bound (a gigabyte in ten seconds of the orchestrator bench). So once the WAL passes
+ * `restartBytes`, the worker asks for a quiet
  * moment: the write gate (the server's group commit) holds new commits, the worker copies the
  * few frames its last pass missed, and the gate opens; the next commit restarts the WAL. Holding
  * commits does not block the event loop: requests are still read, verified and answered from
@@ -123,7 +124,10 @@ export class BackgroundCheckpointer {
     this.worker.unref();
   }
 
-  /** The gate that holds commits during a quiet moment; without one, the worker's pass runs between whatever commits come. */
+  /**
+   * The gate that holds commits during a quiet moment; without one, the worker's pass runs between
+   * whatever commits come.
+   */
   useGate(gate: WriteGate): void {
     this.gate = gate;
   }

@@ -27,21 +27,26 @@ export class Ledger {
       ledgerDropOpen: p("UPDATE ledger SET state = ? WHERE epoch = ? AND state = 'open'"),
       // Unsettled samples belong to their stage's current epoch (a merge or an abandon settles the rest).
       ledgerHeld: p(
-        "SELECT epoch, stage, miner, state, SUM(n) AS n FROM ledger WHERE epoch >= (SELECT COALESCE(MIN(epoch), 0) FROM stages) AND state IN ('credited', 'uploaded') GROUP BY epoch, stage, miner, state",
+        'SELECT epoch, stage, miner, state, SUM(n) AS n FROM ledger WHERE epoch >= ' +
+          "(SELECT COALESCE(MIN(epoch), 0) FROM stages) AND state IN ('credited', " +
+          "'uploaded') GROUP BY epoch, stage, miner, state",
       ),
       ledgerMove: p(
-        'UPDATE ledger SET state = ? WHERE epoch = ? AND stage = ? AND state = ? AND miner IN (SELECT value FROM json_each(?))',
+        'UPDATE ledger SET state = ? WHERE epoch = ? AND stage = ? AND state = ? AND ' +
+          'miner IN (SELECT value FROM json_each(?))',
       ),
       ledgerMoveStage: p('UPDATE ledger SET state = ? WHERE epoch = ? AND stage = ? AND state = ?'),
       ledgerCounts: p(
-        'SELECT epoch, stage, state, SUM(n) AS samples FROM ledger WHERE epoch >= ? GROUP BY epoch, stage, state ORDER BY epoch, stage, state',
+        'SELECT epoch, stage, state, SUM(n) AS samples FROM ledger WHERE epoch >= ? ' +
+          'GROUP BY epoch, stage, state ORDER BY epoch, stage, state',
       ),
       ledgerSamples: p(
         'SELECT item, stage, state, miner FROM ledger WHERE epoch = ? ORDER BY item, stage',
       ),
       dropItemLedger: p("UPDATE ledger SET state = ? WHERE item = ? AND state = 'open'"),
       creditedItems: p(
-        "SELECT item FROM ledger WHERE epoch = ? AND stage = ? AND miner = ? AND state IN ('credited', 'uploaded', 'merged') ORDER BY item",
+        'SELECT item FROM ledger WHERE epoch = ? AND stage = ? AND miner = ? AND state ' +
+          "IN ('credited', 'uploaded', 'merged') ORDER BY item",
       ),
     };
     this.book = new CreditBook(db, this.s.ledgerHeld.iterate() as Iterable<HeldRow>);

@@ -51,16 +51,22 @@ export class MergeState {
       get: p('SELECT * FROM merges WHERE epoch = ? AND stage = ?'),
       active: p('SELECT * FROM merges WHERE step < 4 ORDER BY epoch, stage'),
       put: p(
-        'INSERT OR REPLACE INTO merges (epoch, stage, round, step, plan, excluded, norm2, clip_factor, started_at, lr, t, outcome) VALUES (@epoch, @stage, @round, @step, @plan, @excluded, @norm2, @clip_factor, @started_at, @lr, @t, @outcome)',
+        'INSERT OR REPLACE INTO merges (epoch, stage, round, step, plan, excluded, ' +
+          'norm2, clip_factor, started_at, lr, t, outcome) VALUES (@epoch, @stage, @round, ' +
+          '@step, @plan, @excluded, @norm2, @clip_factor, @started_at, @lr, @t, @outcome)',
       ),
       jobPut: p(
-        "INSERT OR REPLACE INTO merge_jobs (epoch, stage, round, step, partition, merger, state, result, assigned_at, done_at) VALUES (?, ?, ?, ?, ?, ?, 'assigned', NULL, ?, NULL)",
+        'INSERT OR REPLACE INTO merge_jobs (epoch, stage, round, step, partition, ' +
+          'merger, state, result, assigned_at, done_at) VALUES (?, ?, ?, ?, ?, ?, ' +
+          "'assigned', NULL, ?, NULL)",
       ),
       jobGet: p(
-        'SELECT * FROM merge_jobs WHERE epoch = ? AND stage = ? AND round = ? AND step = ? AND partition = ? AND merger = ?',
+        'SELECT * FROM merge_jobs WHERE epoch = ? AND stage = ? AND round = ? AND step = ' +
+          '? AND partition = ? AND merger = ?',
       ),
       jobSet: p(
-        'UPDATE merge_jobs SET state = ?, result = ?, done_at = ? WHERE epoch = ? AND stage = ? AND round = ? AND step = ? AND partition = ? AND merger = ?',
+        'UPDATE merge_jobs SET state = ?, result = ?, done_at = ? WHERE epoch = ? AND ' +
+          'stage = ? AND round = ? AND step = ? AND partition = ? AND merger = ?',
       ),
       jobsOf: p(
         'SELECT * FROM merge_jobs WHERE epoch = ? AND stage = ? AND round = ? AND step = ? ORDER BY partition, merger',
@@ -75,7 +81,8 @@ export class MergeState {
         'INSERT OR REPLACE INTO merge_results (epoch, stage, round, step, partition, result) VALUES (?, ?, ?, ?, ?, ?)',
       ),
       results: p(
-        'SELECT partition, result FROM merge_results WHERE epoch = ? AND stage = ? AND round = ? AND step = ? ORDER BY partition',
+        'SELECT partition, result FROM merge_results WHERE epoch = ? AND stage = ? AND ' +
+          'round = ? AND step = ? ORDER BY partition',
       ),
       fault: p(
         'INSERT INTO faults (epoch, stage, miner, kind, detail, at) VALUES (?, ?, ?, ?, ?, ?)',

@@ -274,7 +274,8 @@ export const MIGRATIONS: string[] = [
   // A lease id names its task (SwarmState.taskByLease), so the lease needs no unique index; the
   // table is rebuilt without it. Leases in flight had ids of the old form: their tasks go back
   // to the queue (their miners' reports get E_LEASE_LOST and they ask for new work).
-  `UPDATE tasks SET state = 'ready', miner = NULL, lease = NULL, leased_at = NULL, expires = NULL WHERE state = 'leased';
+  `UPDATE tasks SET state = 'ready', miner = NULL, lease = NULL, leased_at = NULL, expires = NULL
+     WHERE state = 'leased';
    CREATE TABLE tasks_new (
      item INTEGER NOT NULL,
      stage INTEGER NOT NULL,

@@ -15,7 +15,10 @@ import { BackgroundCheckpointer, type CheckpointerOptions, type WriteGate } from
 import { MAX_SKEW_MS } from '../../protocol/signing.js';
 
 const MAX_CACHED_PARTICIPANTS = 100_000;
-/** How far back from the newest stored request nonces are read at open: twice the clock window either side, to spare. */
+/**
+ * How far back from the newest stored request nonces are read at open: twice the clock window
+ * either side, to spare.
+ */
 const NONCE_WINDOW_MS = 4 * MAX_SKEW_MS;
 
 export type Role = 'miner' | 'validator' | 'admin';
@@ -85,7 +88,8 @@ export class Repository {
         'SELECT method, path, status, reply FROM requests WHERE key = ? AND request_id = ?',
       ),
       replyPut: db.prepare(
-        'INSERT INTO requests (key, request_id, method, path, status, reply, created_at, nonce, nonce_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO requests (key, request_id, method, path, status, reply, created_at, ' +
+          'nonce, nonce_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       // The rows before the first one young enough to keep (arrival order: a prefix of the table).
       replyPrune: db.prepare(
@@ -95,7 +99,9 @@ export class Repository {
       ),
       participantGet: db.prepare('SELECT * FROM participants WHERE id = ?'),
       participantPut: db.prepare(
-        'INSERT INTO participants (id, role, registered_at, last_seen, info) VALUES (@id, @role, @now, @now, @info) ON CONFLICT (id) DO UPDATE SET role = @role, last_seen = @now, info = @info',
+        'INSERT INTO participants (id, role, registered_at, last_seen, info) VALUES ' +
+          '(@id, @role, @now, @now, @info) ON CONFLICT (id) DO UPDATE SET role = @role, ' +
+          'last_seen = @now, info = @info',
       ),
       participantTouch: db.prepare('UPDATE participants SET last_seen = ? WHERE id = ?'),
       participantList: db.prepare('SELECT * FROM participants ORDER BY registered_at, id'),
@@ -174,7 +180,10 @@ export class Repository {
     }
   }
 
-  /** Whether a state change with this nonce was received (within the clock window: older ones are refused by the clock check). */
+  /**
+   * Whether a state change with this nonce was received (within the clock window: older ones are
+   * refused by the clock check).
+   */
   nonceSeen(key: string, nonce: string): boolean {
     return this.nonces.has(`${key} ${nonce}`);
   }
@@ -192,7 +201,10 @@ export class Repository {
     );
   }
 
-  /** A state change's reply, with the nonce of the signed request that made it (seen from now on, and after a restart). */
+  /**
+   * A state change's reply, with the nonce of the signed request that made it (seen from now on,
+   * and after a restart).
+   */
   storeReply(
     key: string,
     requestId: string,
@@ -227,7 +239,10 @@ export class Repository {
     });
   }
 
-  /** Forgets nonces older than `nonceBefore` (refused by the clock check anyway) and replies older than `replyBefore`. */
+  /**
+   * Forgets nonces older than `nonceBefore` (refused by the clock check anyway) and replies older
+   * than `replyBefore`.
+   */
   prune(nonceBefore: number, replyBefore: number): void {
     this.transaction(() => this.s.replyPrune.run(replyBefore));
     for (const [k, ts] of this.nonces) if (ts < nonceBefore) this.nonces.delete(k);
@@ -283,7 +298,10 @@ export class Repository {
     this.forget(id);
   }
 
-  /** Drops a participant's in-memory copy now, and again if this write rolls back (a read in between may have copied the new row). */
+  /**
+   * Drops a participant's in-memory copy now, and again if this write rolls back (a read in between
+   * may have copied the new row).
+   */
   private forget(id: string): void {
     this.known.delete(id);
     undoOnRollback(this.db, () => this.known.delete(id));

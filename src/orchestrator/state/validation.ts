@@ -38,16 +38,19 @@ export class ValidationState {
     this.s = {
       standing: p('SELECT * FROM standing WHERE miner = ?'),
       standingPut: p(
-        'INSERT OR REPLACE INTO standing (miner, probation, passes, failures, quarantined_at) VALUES (@miner, @probation, @passes, @failures, @quarantined_at)',
+        'INSERT OR REPLACE INTO standing (miner, probation, passes, failures, ' +
+          'quarantined_at) VALUES (@miner, @probation, @passes, @failures, @quarantined_at)',
       ),
       standings: p('SELECT * FROM standing ORDER BY miner'),
       add: p(
-        "INSERT INTO validations (epoch, stage, item, kind, miner, reason, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)",
+        'INSERT INTO validations (epoch, stage, item, kind, miner, reason, state, ' +
+          "created_at) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)",
       ),
       get: p('SELECT * FROM validations WHERE id = ?'),
       open: p(
         `SELECT * FROM validations WHERE state = 'open' AND miner <> ?
-         ORDER BY CASE reason WHEN 'attribution' THEN 0 WHEN 'probation' THEN 1 WHEN 'random' THEN 3 ELSE 2 END, id LIMIT ?`,
+         ORDER BY CASE reason WHEN 'attribution' THEN 0 WHEN 'probation' THEN 1
+           WHEN 'random' THEN 3 ELSE 2 END, id LIMIT ?`,
       ),
       promote: p(
         "UPDATE validations SET reason = 'attribution' WHERE miner = ? AND state = 'open' AND reason = 'random'",
@@ -63,7 +66,8 @@ export class ValidationState {
         'UPDATE validations SET state = ?, rel_err = ?, detail = ?, done_at = ? WHERE id = ?',
       ),
       staleGates: p(
-        'SELECT DISTINCT t.gate AS id FROM tasks t JOIN validations v ON v.id = t.gate WHERE t.gate IS NOT NULL AND v.created_at < ?',
+        'SELECT DISTINCT t.gate AS id FROM tasks t JOIN validations v ON v.id = t.gate ' +
+          'WHERE t.gate IS NOT NULL AND v.created_at < ?',
       ),
       counts: p('SELECT miner, state, COUNT(*) AS n FROM validations GROUP BY miner, state'),
       recent: p(
@@ -88,7 +92,8 @@ export class ValidationState {
       ),
       evalAdd: p("INSERT OR IGNORE INTO evals (epoch, state, created_at) VALUES (?, 'open', ?)"),
       evalOpen: p(
-        "SELECT epoch FROM evals WHERE state = 'open' OR (state = 'assigned' AND expires < ?) ORDER BY epoch DESC LIMIT 1",
+        "SELECT epoch FROM evals WHERE state = 'open' OR (state = 'assigned' AND expires " +
+          '< ?) ORDER BY epoch DESC LIMIT 1',
       ),
       evalAssign: p(
         "UPDATE evals SET state = 'assigned', validator = ?, expires = ? WHERE epoch = ?",
@@ -137,7 +142,10 @@ export class ValidationState {
   get(id: number): ValidationRow | undefined {
     return this.s.get.get(id) as ValidationRow | undefined;
   }
-  /** Open tasks not about `notFor`'s own work: attribution's first, then probation, uploads and merges, random; oldest first. */
+  /**
+   * Open tasks not about `notFor`'s own work: attribution's first, then probation, uploads and
+   * merges, random; oldest first.
+   */
   open(notFor: string, max: number): ValidationRow[] {
     return this.s.open.all(notFor, max) as ValidationRow[];
   }

@@ -71,7 +71,8 @@ export function leaseLost(
   if (t.state === 'void')
     return new HttpError(
       'E_LEASE_LOST',
-      `item ${t.item} was dropped while you held lease ${lease} (another miner refused its input, or a check failed it)`,
+      `item ${t.item} was dropped while you held lease ${lease} (another miner refused ` +
+        `its input, or a check failed it)`,
       hint,
     );
   if (t.state !== 'leased')
@@ -115,7 +116,8 @@ export function checkOutputUpload(
   if (declared.size !== size)
     throw new HttpError(
       'E_BAD_SIZE',
-      `this output is ${size} bytes ([${t.n}, ${cfg.model.seq}, ${cfg.model.bottleneck}] in ${codec}), not ${declared.size}`,
+      `this output is ${size} bytes ([${t.n}, ${cfg.model.seq}, ` +
+        `${cfg.model.bottleneck}] in ${codec}), not ${declared.size}`,
     );
   if (t.declared !== null && t.declared !== declared.sha256)
     throw new HttpError(

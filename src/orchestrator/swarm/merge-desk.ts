@@ -54,7 +54,8 @@ export class MergeDesk {
     if (!j || m.step !== step || j.state !== 'assigned') {
       throw new HttpError(
         'E_NO_JOB',
-        `you hold no step ${step} job for partition ${partition} of stage ${stage}, epoch ${epoch} (round ${m.round}, step ${m.step})`,
+        `you hold no step ${step} job for partition ${partition} of stage ${stage}, ` +
+          `epoch ${epoch} (round ${m.round}, step ${m.step})`,
         'ask for your jobs again (GET /v1/merge/jobs)',
       );
     }

@@ -140,7 +140,8 @@ export class MergeReferee {
       });
     } catch (e) {
       this.m.log(
-        `merge e${m.epoch} stage ${m.stage}: the orchestrator could not merge partition ${partition}: ${(e as Error).message}`,
+        `merge e${m.epoch} stage ${m.stage}: the orchestrator could not merge partition ` +
+          `${partition}: ${(e as Error).message}`,
       );
       // A participant's input that the orchestrator itself cannot use: it is out, with a fault,
       // and the merge goes on without it (never retried). Anything else is tried again.

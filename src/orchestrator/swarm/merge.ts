@@ -154,7 +154,8 @@ export class MergeCoordinator implements MergeHooks {
           continue;
         this.state.assign(m, step, p.index, ORCHESTRATOR, now);
         this.log(
-          `merge e${epoch} stage ${stage}: the deadline nears; the orchestrator merges partition ${p.index} step ${step}`,
+          `merge e${epoch} stage ${stage}: the deadline nears; the orchestrator merges ` +
+            `partition ${p.index} step ${step}`,
         );
       }
       return;
@@ -182,7 +183,8 @@ export class MergeCoordinator implements MergeHooks {
       const to = candidates[0] ?? ORCHESTRATOR;
       if (!busy.has(to)) this.state.assign(m, step, j.partition, to, now);
       this.log(
-        `merge e${epoch} stage ${stage}: ${j.merger.slice(0, 8)} went silent; partition ${j.partition} step ${step} goes to ${to.slice(0, 8)}`,
+        `merge e${epoch} stage ${stage}: ${j.merger.slice(0, 8)} went silent; partition ` +
+          `${j.partition} step ${step} goes to ${to.slice(0, 8)}`,
       );
     }
   }
@@ -283,7 +285,9 @@ export class MergeCoordinator implements MergeHooks {
     const want = this.resultHash(step, agreed.result!);
     for (const j of done) {
       if (j.merger !== ORCHESTRATOR && this.resultHash(step, j.result!) !== want) {
-        const detail = `partition ${partition} step ${step}: ${this.resultHash(step, j.result!).slice(0, 16)} against the agreed ${want.slice(0, 16)}`;
+        const detail =
+          `partition ${partition} step ${step}: ` +
+          `${this.resultHash(step, j.result!).slice(0, 16)} against the agreed ${want.slice(0, 16)}`;
         this.state.fault(m.epoch, m.stage, j.merger, 'merge_mismatch', detail, now);
         this.audit?.disputed(m.epoch, m.stage, partition, j.merger, detail, now);
       }

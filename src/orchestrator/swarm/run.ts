@@ -90,7 +90,9 @@ export async function openRun(o: {
   ) {
     throw new IotaError(
       'E_DATA_MISMATCH',
-      `${dir} holds ${dataset.manifest.tokenizer} tokens (vocab ${dataset.manifest.vocabSize}); model ${model.name} uses ${model.tokenizer} (vocab ${model.vocab_size})`,
+      `${dir} holds ${dataset.manifest.tokenizer} tokens (vocab ` +
+        `${dataset.manifest.vocabSize}); model ${model.name} uses ${model.tokenizer} ` +
+        `(vocab ${model.vocab_size})`,
     );
   }
   const windows = new LocalWindows(dataset, model.seq, run.seed, run.data.held_out_fraction);

@@ -138,7 +138,8 @@ export class ValidationCoordinator implements ValidationHooks, MergeAudit {
     );
   }
 
-  /** A merger's result lost a dispute the orchestrator settled by recomputing: a failed verdict of the orchestrator's. */
+  /** A merger's result lost a dispute the orchestrator settled by recomputing: a failed ' +
+    'verdict of the orchestrator's. */
   disputed(
     epoch: number,
     stage: number,

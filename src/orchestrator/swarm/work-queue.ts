@@ -22,7 +22,9 @@ export function whyIdle(
         : '';
     return {
       reason: 'in_flight_limit',
-      message: `you hold ${held} work items (the run allows ${cfg.run.in_flight}${less}); report them, and the backwards of your forwards come back to you`,
+      message:
+        `you hold ${held} work items (the run allows ${cfg.run.in_flight}${less}); ` +
+        `report them, and the backwards of your forwards come back to you`,
     };
   }
   const ep = state.epoch(st.epoch);
@@ -46,7 +48,10 @@ export function whyIdle(
   };
 }
 
-/** A new item of `batch` samples of the epoch, with its ledger rows and its first task, or none when the epoch is full. */
+/**
+ * A new item of `batch` samples of the epoch, with its ledger rows and its first task, or none when
+ * the epoch is full.
+ */
 export function allocate(
   state: SwarmState,
   cfg: SwarmSettings,

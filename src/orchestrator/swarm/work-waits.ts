@@ -36,7 +36,8 @@ export class WorkWaits extends EventEmitter {
   ) {
     super();
     this.ready = state.db.prepare(
-      "SELECT count(*) AS n, total(item) AS items FROM tasks WHERE stage = ? AND epoch = ? AND state = 'ready' AND gate IS NULL",
+      'SELECT count(*) AS n, total(item) AS items FROM tasks WHERE stage = ? AND epoch ' +
+        "= ? AND state = 'ready' AND gate IS NULL",
     );
   }
 

@@ -35,7 +35,8 @@ size_t elem_size(napi_typedarray_type t) {
 
 View view(const Napi::CallbackInfo& info, size_t i, const char* what) {
   const Napi::Env env = info.Env();
-  if (i >= info.Length() || !info[i].IsTypedArray()) throw Napi::TypeError::New(env, std::string(what) + " must be a typed array");
+  if (i >= info.Length() || !info[i].IsTypedArray())
+    throw Napi::TypeError::New(env, std::string(what) + " must be a typed array");
   View v{};
   napi_value buffer;
   size_t offset;
@@ -45,18 +46,23 @@ View view(const Napi::CallbackInfo& info, size_t i, const char* what) {
 
 View floats(const Napi::CallbackInfo& info, size_t i, const char* what, size_t need) {
   View v = view(info, i, what);
-  if (v.type != napi_float32_array) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a Float32Array");
-  if (v.length < need) throw Napi::RangeError::New(info.Env(), std::string(what) + " has " + std::to_string(v.length) + " elements, needs " + std::to_string(need));
+  if (v.type != napi_float32_array)
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a Float32Array");
+  if (v.length < need)
+    throw Napi::RangeError::New(info.Env(), std::string(what) + " has " + std::to_string(v.length) +
+                                                " elements, needs " + std::to_string(need));
   return v;
 }
 
 int64_t integer(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (i >= info.Length() || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
+  if (i >= info.Length() || !info[i].IsNumber())
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
   return info[i].As<Napi::Number>().Int64Value();
 }
 
 Shape shape(const Napi::CallbackInfo& info, size_t i, const char* what) {
-  if (i >= info.Length() || !info[i].IsArray()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be an array of integers");
+  if (i >= info.Length() || !info[i].IsArray())
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be an array of integers");
   const Napi::Array a = info[i].As<Napi::Array>();
   Shape s(a.Length());
   for (uint32_t k = 0; k < a.Length(); k++) {
@@ -78,12 +84,16 @@ Napi::Value Matmul(const Napi::CallbackInfo& info) {
   const int64_t M = integer(info, 6, "M"), N = integer(info, 7, "N"), K = integer(info, 8, "K");
   const bool transA = info[9].ToBoolean(), transB = info[10].ToBoolean();
   check(info, aBatch.size() == batch.size() && bBatch.size() == batch.size(), "batch shapes must have the same rank");
-  for (size_t i = 0; i < batch.size(); i++) check(info, (aBatch[i] == batch[i] || aBatch[i] == 1) && (bBatch[i] == batch[i] || bBatch[i] == 1), "batch shapes do not broadcast");
+  for (size_t i = 0; i < batch.size(); i++)
+    check(info,
+          (aBatch[i] == batch[i] || aBatch[i] == 1) && (bBatch[i] == batch[i] || bBatch[i] == 1),
+          "batch shapes do not broadcast");
   check(info, M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX, "matrix too large for BLAS");
   const View a = floats(info, 0, "a", iota::numel(aBatch) * M * K);
   const View b = floats(info, 1, "b", iota::numel(bBatch) * K * N);
   const View out = floats(info, 2, "out", iota::numel(batch) * M * N);
-  iota::matmul(static_cast<float*>(a.data), static_cast<float*>(b.data), static_cast<float*>(out.data), batch, aBatch, bBatch, M, N, K, transA, transB);
+  iota::matmul(static_cast<float*>(a.data), static_cast<float*>(b.data),
+               static_cast<float*>(out.data), batch, aBatch, bBatch, M, N, K, transA, transB);
   return info.Env().Undefined();
 }
 
@@ -98,7 +108,8 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
   const View b = floats(info, 3, "b", iota::numel(bs));
   View out = view(info, 5, "out");
   const bool cmp = iota::binary_is_comparison(static_cast<int>(op));
-  check(info, out.type == (cmp ? napi_uint8_array : napi_float32_array), cmp ? "out must be a Uint8Array" : "out must be a Float32Array");
+  check(info, out.type == (cmp ? napi_uint8_array : napi_float32_array),
+        cmp ? "out must be a Uint8Array" : "out must be a Float32Array");
   check(info, out.length >= static_cast<size_t>(iota::numel(os)), "out is too small");
   iota::binary(static_cast<int>(op), static_cast<float*>(a.data), as, static_cast<float*>(b.data), bs, out.data);
   return info.Env().Undefined();
@@ -111,7 +122,8 @@ Napi::Value Unary(const Napi::CallbackInfo& info) {
   const View x = floats(info, 1, "x", 0);
   const View out = floats(info, 2, "out", x.length);
   const float alpha = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().FloatValue() : 0.0f;
-  iota::unary(static_cast<int>(op), static_cast<float*>(x.data), static_cast<float*>(out.data), static_cast<int64_t>(x.length), alpha);
+  iota::unary(static_cast<int>(op), static_cast<float*>(x.data), static_cast<float*>(out.data),
+              static_cast<int64_t>(x.length), alpha);
   return info.Env().Undefined();
 }
 
@@ -136,8 +148,12 @@ Napi::Value AddN(const Napi::CallbackInfo& info) {
     size_t length;
     void* data;
     if (!v.IsTypedArray()) throw Napi::TypeError::New(info.Env(), "inputs must be Float32Arrays");
-    NAPI_THROW_IF_FAILED(info.Env(), napi_get_typedarray_info(info.Env(), v, &type, &length, &data, nullptr, nullptr), info.Env().Undefined());
-    check(info, type == napi_float32_array && static_cast<int64_t>(length) >= n, "inputs must be Float32Arrays of n elements");
+    NAPI_THROW_IF_FAILED(
+        info.Env(),
+        napi_get_typedarray_info(info.Env(), v, &type, &length, &data, nullptr, nullptr),
+        info.Env().Undefined());
+    check(info, type == napi_float32_array && static_cast<int64_t>(length) >= n,
+          "inputs must be Float32Arrays of n elements");
     xs.push_back(static_cast<const float*>(data));
   }
   const View out = floats(info, 1, "out", n);
@@ -186,8 +202,12 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
   const size_t r = size.size();
   check(info, ss.size() == r && s0.size() == r && ds.size() == r && d0.size() == r, "copy: shapes must have one rank");
   check(info, src.type == dst.type, "src and dst must have the same type");
-  for (size_t i = 0; i < r; i++) check(info, s0[i] + size[i] <= ss[i] && d0[i] + size[i] <= ds[i], "copy: block out of range");
-  check(info, static_cast<int64_t>(src.length) >= iota::numel(ss) && static_cast<int64_t>(dst.length) >= iota::numel(ds), "copy: array too small for its shape");
+  for (size_t i = 0; i < r; i++)
+    check(info, s0[i] + size[i] <= ss[i] && d0[i] + size[i] <= ds[i], "copy: block out of range");
+  check(info,
+        static_cast<int64_t>(src.length) >= iota::numel(ss) &&
+            static_cast<int64_t>(dst.length) >= iota::numel(ds),
+        "copy: array too small for its shape");
   iota::copy_region(src.data, ss, s0, dst.data, ds, d0, size, static_cast<int>(elem_size(src.type)));
   return info.Env().Undefined();
 }
@@ -209,8 +229,12 @@ Napi::Value Gather(const Napi::CallbackInfo& info) {
   check(info, idx.type == napi_int32_array, "indices must be an Int32Array");
   check(info, x.type == out.type, "x and out must have the same type");
   const int64_t m = static_cast<int64_t>(idx.length);
-  check(info, static_cast<int64_t>(x.length) >= outer * n * inner && static_cast<int64_t>(out.length) >= outer * m * inner, "gather: array too small");
-  const int64_t bad = iota::gather(x.data, outer, n, inner, static_cast<int32_t*>(idx.data), m, out.data, static_cast<int>(elem_size(x.type)));
+  check(info,
+        static_cast<int64_t>(x.length) >= outer * n * inner &&
+            static_cast<int64_t>(out.length) >= outer * m * inner,
+        "gather: array too small");
+  const int64_t bad = iota::gather(x.data, outer, n, inner, static_cast<int32_t*>(idx.data), m,
+                                   out.data, static_cast<int>(elem_size(x.type)));
   return Napi::Number::New(info.Env(), static_cast<double>(bad));
 }
 
@@ -221,10 +245,14 @@ Napi::Value Convert(const Napi::CallbackInfo& info) {
   const View dst = view(info, 1, "dst");
   check(info, dst.length >= src.length, "dst is too small");
   const int64_t n = static_cast<int64_t>(src.length);
-  if (dst.type == napi_float32_array && src.type == napi_int32_array) iota::convert(static_cast<const int32_t*>(src.data), static_cast<float*>(dst.data), n);
-  else if (dst.type == napi_float32_array && src.type == napi_uint8_array) iota::convert(static_cast<const uint8_t*>(src.data), static_cast<float*>(dst.data), n);
-  else if (dst.type == napi_uint8_array && src.type == napi_float32_array) iota::to_bool(static_cast<const float*>(src.data), static_cast<uint8_t*>(dst.data), n);
-  else if (dst.type == napi_uint8_array && src.type == napi_int32_array) iota::to_bool(static_cast<const int32_t*>(src.data), static_cast<uint8_t*>(dst.data), n);
+  if (dst.type == napi_float32_array && src.type == napi_int32_array)
+    iota::convert(static_cast<const int32_t*>(src.data), static_cast<float*>(dst.data), n);
+  else if (dst.type == napi_float32_array && src.type == napi_uint8_array)
+    iota::convert(static_cast<const uint8_t*>(src.data), static_cast<float*>(dst.data), n);
+  else if (dst.type == napi_uint8_array && src.type == napi_float32_array)
+    iota::to_bool(static_cast<const float*>(src.data), static_cast<uint8_t*>(dst.data), n);
+  else if (dst.type == napi_uint8_array && src.type == napi_int32_array)
+    iota::to_bool(static_cast<const int32_t*>(src.data), static_cast<uint8_t*>(dst.data), n);
   else throw Napi::TypeError::New(info.Env(), "convert: unsupported pair of array types");
   return info.Env().Undefined();
 }

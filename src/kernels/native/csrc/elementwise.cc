@@ -116,7 +116,11 @@ struct Add { static float f(float a, float b) { return a + b; } };
 struct Sub { static float f(float a, float b) { return a - b; } };
 struct Mul { static float f(float a, float b) { return a * b; } };
 struct Div { static float f(float a, float b) { return a / b; } };
-struct Pow { static float f(float a, float b) { return static_cast<float>(std::pow(static_cast<double>(a), static_cast<double>(b))); } };
+struct Pow {
+  static float f(float a, float b) {
+    return static_cast<float>(std::pow(static_cast<double>(a), static_cast<double>(b)));
+  }
+};
 struct Maximum { static float f(float a, float b) { return (a != a || b != b) ? kNaN : (a > b ? a : b); } };
 struct Minimum { static float f(float a, float b) { return (a != a || b != b) ? kNaN : (a < b ? a : b); } };
 struct SquaredDifference { static float f(float a, float b) { const float d = a - b; return d * d; } };
@@ -129,7 +133,8 @@ struct GreaterEqual { static uint8_t f(float a, float b) { return a >= b; } };
 
 // One contiguous run of the output; each input either advances with it or repeats one value.
 template <typename Op, typename T>
-inline void run(const float* __restrict a, bool aStep, const float* __restrict b, bool bStep, T* __restrict o, int64_t n) {
+inline void run(const float* __restrict a, bool aStep, const float* __restrict b, bool bStep,
+                T* __restrict o, int64_t n) {
   if (aStep && bStep) {
     for (int64_t i = 0; i < n; i++) o[i] = Op::f(a[i], b[i]);
   } else if (aStep) {

@@ -11,7 +11,9 @@ namespace {
 
 constexpr int64_t kGrainBytes = 1 << 16;
 
-inline void copy_elems(void* dst, const void* src, int64_t n, int elem) { std::memcpy(dst, src, static_cast<size_t>(n) * elem); }
+inline void copy_elems(void* dst, const void* src, int64_t n, int elem) {
+  std::memcpy(dst, src, static_cast<size_t>(n) * elem);
+}
 
 // Gathers n elements at src[i * stride] into dst.
 template <typename T>
@@ -88,7 +90,8 @@ void transpose(const void* x, void* out, const Shape& shape, const std::vector<i
   });
 }
 
-void copy_region(const void* src, const Shape& srcShape, const Shape& srcStart, void* dst, const Shape& dstShape, const Shape& dstStart, const Shape& size, int elem) {
+void copy_region(const void* src, const Shape& srcShape, const Shape& srcStart, void* dst,
+                 const Shape& dstShape, const Shape& dstStart, const Shape& size, int elem) {
   const int r = static_cast<int>(size.size());
   if (numel(size) == 0) return;
   // Element offsets of the block's origin and strides, then merge trailing axes the block
@@ -137,7 +140,8 @@ void fill(float* out, int64_t n, float value) {
   });
 }
 
-int64_t gather(const void* x, int64_t outer, int64_t n, int64_t inner, const int32_t* idx, int64_t m, void* out, int elem) {
+int64_t gather(const void* x, int64_t outer, int64_t n, int64_t inner, const int32_t* idx,
+               int64_t m, void* out, int elem) {
   for (int64_t j = 0; j < m; j++)
     if (idx[j] < 0 || idx[j] >= n) return j;
   const char* src = static_cast<const char*>(x);

@@ -51,7 +51,8 @@ constexpr double kParallelFlops = 1 << 21;
 
 }  // namespace
 
-void matmul(const float* a, const float* b, float* out, const Shape& batch, const Shape& aBatch, const Shape& bBatch, int64_t M, int64_t N, int64_t K, bool transA, bool transB) {
+void matmul(const float* a, const float* b, float* out, const Shape& batch, const Shape& aBatch,
+            const Shape& bBatch, int64_t M, int64_t N, int64_t K, bool transA, bool transB) {
   int64_t nb = numel(batch);
   if (nb == 0 || M == 0 || N == 0) return;
   if (K == 0) {
@@ -106,7 +107,9 @@ void matmul(const float* a, const float* b, float* out, const Shape& batch, cons
       C += lo;
       n = hi - lo;
     }
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(K), 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                transB ? CblasTrans : CblasNoTrans, static_cast<int>(m), static_cast<int>(n),
+                static_cast<int>(K), 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
   };
   if (threads == 1 || tasks == 1) {
     for (int t = 0; t < tasks; t++) task(t);

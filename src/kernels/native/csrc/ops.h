@@ -19,19 +19,54 @@ inline int64_t numel(const Shape& s) {
 // ---- matmul.cc
 // out[i] = op(a[ia]) x op(b[ib]) for every index i of the broadcast batch shape; op transposes
 // when asked. aBatch/bBatch have the rank of `batch` (1 where broadcast).
-void matmul(const float* a, const float* b, float* out, const Shape& batch, const Shape& aBatch, const Shape& bBatch, int64_t M, int64_t N, int64_t K, bool transA, bool transB);
+void matmul(const float* a, const float* b, float* out, const Shape& batch, const Shape& aBatch,
+            const Shape& bBatch, int64_t M, int64_t N, int64_t K, bool transA, bool transB);
 void blas_init();
 std::string blas_info();
 
 // ---- elementwise.cc
-enum BinaryOp { kAdd, kSub, kMul, kDiv, kPow, kMaximum, kMinimum, kSquaredDifference, kEqual, kNotEqual, kLess, kLessEqual, kGreater, kGreaterEqual, kBinaryOpCount };
+enum BinaryOp {
+  kAdd,
+  kSub,
+  kMul,
+  kDiv,
+  kPow,
+  kMaximum,
+  kMinimum,
+  kSquaredDifference,
+  kEqual,
+  kNotEqual,
+  kLess,
+  kLessEqual,
+  kGreater,
+  kGreaterEqual,
+  kBinaryOpCount
+};
 inline bool binary_is_comparison(int op) { return op >= kEqual && op < kBinaryOpCount; }
 // Output shape is the broadcast of the two; `out` is float32, or uint8 for comparisons.
 // Returns false when the shapes do not broadcast.
 bool broadcast_shape(const Shape& a, const Shape& b, Shape& out);
 void binary(int op, const float* a, const Shape& aShape, const float* b, const Shape& bShape, void* out);
 
-enum UnaryOp { kNeg, kExp, kLog, kSqrt, kRsqrt, kSquare, kSigmoid, kRelu, kStep, kAbs, kReciprocal, kTanh, kRelu6, kLeakyRelu, kElu, kLog1p, kUnaryOpCount };
+enum UnaryOp {
+  kNeg,
+  kExp,
+  kLog,
+  kSqrt,
+  kRsqrt,
+  kSquare,
+  kSigmoid,
+  kRelu,
+  kStep,
+  kAbs,
+  kReciprocal,
+  kTanh,
+  kRelu6,
+  kLeakyRelu,
+  kElu,
+  kLog1p,
+  kUnaryOpCount
+};
 void unary(int op, const float* x, float* out, int64_t n, float alpha);
 
 // rows x cols, along the last axis
@@ -47,11 +82,13 @@ void reduce(int op, const float* x, float* out, int64_t outer, int64_t red, int6
 // ---- layout.cc (element size 1, 2, 4 or 8 bytes: these only move data)
 void transpose(const void* x, void* out, const Shape& shape, const std::vector<int>& perm, int elem);
 // Copies the block `size` starting at srcStart in src into dst at dstStart.
-void copy_region(const void* src, const Shape& srcShape, const Shape& srcStart, void* dst, const Shape& dstShape, const Shape& dstStart, const Shape& size, int elem);
+void copy_region(const void* src, const Shape& srcShape, const Shape& srcStart, void* dst,
+                 const Shape& dstShape, const Shape& dstStart, const Shape& size, int elem);
 void fill(float* out, int64_t n, float value);
 // x [outer, n, inner], idx [m] -> out [outer, m, inner]. Returns the position of the first
 // out-of-range index, or -1.
-int64_t gather(const void* x, int64_t outer, int64_t n, int64_t inner, const int32_t* idx, int64_t m, void* out, int elem);
+int64_t gather(const void* x, int64_t outer, int64_t n, int64_t inner, const int32_t* idx,
+               int64_t m, void* out, int elem);
 // numeric conversions (cast kernels)
 template <typename T>
 void convert(const T* x, float* out, int64_t n) {

@@ -62,7 +62,11 @@ void reduce(int op, const float* x, float* out, int64_t outer, int64_t red, int6
   const int64_t outputs = outer * inner;
   if (outputs == 0) return;
   if (red == 0) {
-    const float empty = op == kMax ? -std::numeric_limits<float>::infinity() : op == kMin ? std::numeric_limits<float>::infinity() : op == kProd ? 1.0f : op == kMean ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
+    const float empty = op == kMax    ? -std::numeric_limits<float>::infinity()
+                        : op == kMin  ? std::numeric_limits<float>::infinity()
+                        : op == kProd ? 1.0f
+                        : op == kMean ? std::numeric_limits<float>::quiet_NaN()
+                                      : 0.0f;
     for (int64_t i = 0; i < outputs; i++) out[i] = empty;
     return;
   }
@@ -97,7 +101,9 @@ void reduce(int op, const float* x, float* out, int64_t outer, int64_t red, int6
             else
               for (int64_t j = 0; j < w; j++) acc[j] += row[j];
           }
-          for (int64_t j = 0; j < w; j++) out[o * inner + c0 + j] = static_cast<float>(op == kMean ? acc[j] / static_cast<double>(red) : acc[j]);
+          for (int64_t j = 0; j < w; j++)
+            out[o * inner + c0 + j] =
+                static_cast<float>(op == kMean ? acc[j] / static_cast<double>(red) : acc[j]);
         } else {
           for (int64_t j = 0; j < w; j++) out[o * inner + c0 + j] = reduce_row(op, base + j, red, inner);
         }
