@@ -132,6 +132,15 @@ describe('files of src/', () => {
       .filter((f) => f.lines > 450);
     expect(long).toEqual([]);
   });
+
+  it('have no line past 120 characters: a file is not kept short by long lines', () => {
+    const wide = sources(SRC).flatMap((f) =>
+      readFileSync(f, 'utf8')
+        .split('\n')
+        .flatMap((l, i) => (l.length > 120 ? [`${relative(SRC, f)}:${i + 1}`] : [])),
+    );
+    expect(wide).toEqual([]);
+  });
 });
 
 describe('the README', () => {
