@@ -5,15 +5,10 @@
  * new weights and moments. Every byte in and out is counted.
  */
 import { ApiError, type SignedClient } from '../protocol/client.js';
+import { uploadObject } from '../protocol/upload.js';
 import type { MergeJobMessage, MergeJobsReply } from '../protocol/swarm-messages.js';
 import type { ParamSpec } from '../model/params.js';
-import {
-  describeUpload,
-  download,
-  upload,
-  type TransferOptions,
-  type UploadPlan,
-} from '../store/index.js';
+import { describeUpload, download, type TransferOptions } from '../store/index.js';
 import { sha256Hex } from '../tensor-io/hash.js';
 import { isIotaError } from '../errors.js';
 import { decodeSlice } from './gradient.js';
@@ -186,19 +181,15 @@ export class MergeWorker {
     key: string,
     bytes: Uint8Array,
   ): Promise<{ size: number; sha256: string }> {
-    const d = describeUpload(bytes);
-    const plan = await this.o.client.post<UploadPlan>('/v1/storage/upload', {
+    const d = await uploadObject(
+      this.o.client,
       kind,
       key,
-      size: d.size,
-      sha256: d.sha256,
-      chunk_hashes: d.chunkHashes,
-      ...(d.partSize ? { part_size: d.partSize, part_sha256s: d.partSha256s } : {}),
-    });
-    const { etags } = await upload(plan, bytes, this.o.transfer);
-    if (plan.uploadId)
-      await this.o.client.post('/v1/storage/complete', { key, upload_id: plan.uploadId, etags });
+      bytes,
+      describeUpload(bytes),
+      this.o.transfer,
+    );
     this.bytesUp += bytes.length;
-    return { size: d.size, sha256: d.sha256 };
+    return d;
   }
 }

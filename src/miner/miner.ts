@@ -18,7 +18,7 @@ import { describeUpload } from '../store/index.js';
 import { sha256Hex } from '../tensor-io/hash.js';
 import { Compute } from '../compute/compute.js';
 import { Stopwatch } from './timing.js';
-import { uploadObject } from './upload.js';
+import { uploadObject } from '../protocol/upload.js';
 import { afterFailure, ITEM_LOST, UPLOAD_OVER } from './refusals.js';
 import type { ManifestRef, MinerEvent, MinerOptions, RunInfo } from './options.js';
 import { encodeActivation, type Codec } from '../compute/tensors.js';

@@ -1,8 +1,9 @@
 /**
- * An object a miner uploads: declared to the orchestrator (size, sha256, chunk and part hashes),
- * then sent through the URLs it issues.
+ * An object a participant uploads (a miner's outputs and gradient, a merger's results): declared
+ * to the orchestrator (size, sha256, chunk and part hashes), then sent through the URLs it
+ * issues, completed when it was a multipart upload.
  */
-import type { SignedClient } from '../protocol/client.js';
+import type { SignedClient } from './client.js';
 import {
   upload,
   type describeUpload,
@@ -12,7 +13,7 @@ import {
 
 export async function uploadObject(
   client: SignedClient,
-  kind: 'activation' | 'gradient',
+  kind: 'activation' | 'gradient' | 'merged' | 'optimizer',
   key: string,
   bytes: Uint8Array,
   d: ReturnType<typeof describeUpload>,
