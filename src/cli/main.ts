@@ -11,6 +11,9 @@ import { registerMiner } from './miner.js';
 import { registerValidator } from './validator.js';
 import { registerTrain } from './train.js';
 import { reportError } from './output.js';
+import { exitWithSupervisor } from './supervised.js';
+import { registerExport } from './export.js';
+import { registerLocal } from './local.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -29,13 +32,17 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerMiner(program);
   registerValidator(program);
+  registerExport(program);
+  registerLocal(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<number> {
+  exitWithSupervisor();
   try {
     await buildProgram().parseAsync(argv);
-    return 0;
+    // A command that finished but failed its purpose (interrupted) set the code itself.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode;
     return reportError(e);
