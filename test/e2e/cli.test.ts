@@ -15,6 +15,8 @@ const EXERCISED = [
   'miner',
   'validator',
   'scores',
+  'local', // test/e2e/local.test.ts
+  'export', // test/e2e/local.test.ts
 ];
 
 describe('iota executable', () => {
