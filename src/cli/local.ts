@@ -170,7 +170,7 @@ function render(s: ReturnType<typeof readRecord> & Record<string, unknown>): str
         `share ${f(100 * m.weight, 1)}%`,
     ),
     'sampled from the final weights:',
-    ...(s.text as string[]).map((t) => `  ${t}`),
+    ...(s.text as string[]).map((t) => `  ${t.length > 120 ? `${t.slice(0, 119)}…` : t}`),
     chalk.dim(`take the model away: iota export --state-dir ${String(s.state_dir)} --out DIR`),
     '',
   ];

@@ -37,6 +37,13 @@ export function registerOrchestrator(program: Command): void {
       'local',
     )
     .option('--set <field=value>', 'override a node config field (repeatable)', collect, [])
+    .option(
+      '--validator <key-id>',
+      'allow this key to validate, besides the node config’s validators (repeatable; ' +
+        'the id `iota keys show FILE` prints)',
+      collect,
+      [],
+    )
     .option('--json', 'print events as JSON lines')
     .option(
       '--run-set <field=value>',
@@ -54,12 +61,17 @@ export function registerOrchestrator(program: Command): void {
         stateDir?: string;
         runId: string;
         set: string[];
+        validator: string[];
         json?: boolean;
       }) => {
         const set = [...o.set];
         if (o.host) set.push(`host=${o.host}`);
         if (o.port !== undefined) set.push(`port=${o.port}`);
         if (o.stateDir) set.push(`state_dir=${o.stateDir}`);
+        if (o.validator.length) {
+          const listed = loadNodeConfig(o.node, { env: process.env, set }).validators;
+          set.push(`validators=${JSON.stringify([...new Set([...listed, ...o.validator])])}`);
+        }
         const node = loadNodeConfig(o.node, { env: process.env, set });
         const dbPath = resolve(join(node.state_dir, 'state.db'));
         const repo = Repository.open(dbPath, {
@@ -67,10 +79,11 @@ export function registerOrchestrator(program: Command): void {
           onCheckpointError: (m) => note(`WAL checkpoint failed: ${m}`),
         });
         let publicUrl = node.orchestrator_url ?? '';
-        const storage = node.storage ?? {
-          kind: 'local' as const,
-          dir: join(node.state_dir, 'store'),
-        };
+        // A local store belongs to its state folder unless the node config names another.
+        const storage =
+          node.storage?.kind === 's3'
+            ? node.storage
+            : { kind: 'local' as const, dir: node.storage?.dir ?? join(node.state_dir, 'store') };
         const store = await openStore(storage, {
           baseUrl: () => publicUrl,
           secretFile: join(node.state_dir, 'store-secret'),

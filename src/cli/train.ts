@@ -10,7 +10,7 @@ import {
   type ModelConfig,
   type RunConfig,
 } from '../config/index.js';
-import { datasetDir, loadDataset, LocalWindows, prepareData } from '../data/index.js';
+import { datasetDir, expandCorpus, loadDataset, LocalWindows, prepareData } from '../data/index.js';
 import { IotaError } from '../errors.js';
 import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../model/checkpoint.js';
 import { Model } from '../model/model.js';
@@ -280,10 +280,17 @@ async function openData(
   config: ModelConfig,
   run: RunConfig,
 ): Promise<LocalWindows> {
-  const path = dir ?? datasetDir('data', config.tokenizer);
+  const path = dir ?? datasetDir(run.data.dir, config.tokenizer);
   if (!dir && !existsSync(join(path, 'manifest.json'))) {
-    note(`no dataset at ${path}: preparing the demo corpus with the ${config.tokenizer} tokenizer`);
-    await prepareData({ out: 'data', tokenizer: config.tokenizer, corpus: 'demo' });
+    const corpus = run.data.corpus;
+    note(
+      `no dataset at ${path}: preparing the ${corpus} corpus with the ${config.tokenizer} tokenizer`,
+    );
+    await prepareData({
+      out: run.data.dir,
+      tokenizer: config.tokenizer,
+      corpus: corpus === 'demo' ? 'demo' : { files: expandCorpus([corpus]) },
+    });
   }
   const ds = await loadDataset(path);
   if (ds.manifest.tokenizer !== config.tokenizer || ds.manifest.vocabSize > config.vocab_size) {

@@ -4,7 +4,7 @@
  * reported at once, each naming the file (or variable or flag), the field and what is wrong.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, parseDocument } from 'yaml';
 import type { TSchema } from '@sinclair/typebox';
 import { Value, type ValueError } from '@sinclair/typebox/value';
@@ -55,7 +55,13 @@ export function loadRunConfig(
   o: Overrides = {},
   modelOverrides: Overrides = {},
 ): LoadedRun {
-  const run = loadConfig('run', file, o) as RunConfig;
+  let run = loadConfig('run', file, o) as RunConfig;
+  // Like the model, the data folder is found from the run file, whatever the working folder.
+  if (!isAbsolute(run.data.dir))
+    run = deepFreeze({
+      ...structuredClone(run),
+      data: { ...run.data, dir: resolve(dirname(file), run.data.dir) },
+    });
   const modelFile = resolve(dirname(file), run.model);
   return Object.freeze({ run, model: loadModelConfig(modelFile, modelOverrides), modelFile });
 }

@@ -6,7 +6,10 @@ import { Type, type Static } from '@sinclair/typebox';
 
 export const StorageSchema = Type.Union([
   Type.Object(
-    { kind: Type.Literal('local'), dir: Type.String({ minLength: 1, default: '.iota/store' }) },
+    {
+      kind: Type.Literal('local'),
+      dir: Type.Optional(Type.String({ minLength: 1, description: 'default: <state_dir>/store' })),
+    },
     { additionalProperties: false },
   ),
   Type.Object(

@@ -58,7 +58,7 @@ export const DataSchema = Type.Object(
     }),
     dir: Type.String({
       default: 'data',
-      description: 'where token shards live, relative to the working directory',
+      description: 'where token shards live; in a run file, relative to the file',
     }),
     held_out_fraction: Type.Number({ exclusiveMinimum: 0, exclusiveMaximum: 0.5, default: 0.01 }),
   },

@@ -40,8 +40,8 @@ describe('a local swarm on the shipped node config', () => {
       '0',
       '--state-dir',
       join(dir, 'state'),
-      '--set',
-      `validators=[${validator.id}]`,
+      '--validator',
+      validator.id,
       '--json',
     ]);
     const url = ((await orch.waitFor((e) => e.event === 'listening')) as { url: string }).url;

@@ -218,8 +218,8 @@ describe('iota local', () => {
   }, 120_000);
 });
 
-describe('iota local killed with SIGKILL', () => {
-  it('leaves no child behind: every one exits within 10 s', async () => {
+describe('iota local when a child or itself dies', () => {
+  it('reports a crashed miner and goes on; SIGKILLed, it leaves no child behind after 10 s', async () => {
     const p = new IotaProcess([
       'local',
       '--epochs',
@@ -241,6 +241,20 @@ describe('iota local killed with SIGKILL', () => {
     expect(children).toHaveLength(8);
     const alive = () => children.filter((pid) => existsSync(`/proc/${pid}`) && !isZombie(pid));
     expect(alive()).toHaveLength(8);
+    // A miner that dies is reported with its log's tail, and the swarm goes on without it.
+    const miner = children.find((pid) =>
+      readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('miner-s1-0'),
+    )!;
+    const epochBefore = Number(p.events.filter((e) => e.event === 'epoch').pop()!.epoch);
+    process.kill(miner, 'SIGKILL');
+    const report = await p.waitFor(
+      (e) => e.event === 'notable' && String(e.text).startsWith('miner-s1-0 exited'),
+    );
+    expect(report).toMatchObject({ level: 'warn' });
+    expect(String(report.text)).toContain(join(dir, 'killed', 'logs', 'miner-s1-0.log'));
+    await p.waitFor((e) => e.event === 'epoch' && Number(e.epoch) >= epochBefore + 2);
+    children.splice(children.indexOf(miner), 1);
+    expect(alive()).toHaveLength(7);
     const killedAt = Date.now();
     await p.kill('SIGKILL');
     // No event tells this test that an unrelated process exited: look until the deadline.

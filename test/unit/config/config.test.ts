@@ -56,7 +56,8 @@ describe('shipped configs', () => {
       expect(model.name).toBeTruthy();
     }
     const node = loadNodeConfig(join(configs, 'node.yaml'));
-    expect(node.storage).toEqual({ kind: 'local', dir: '.iota/store' });
+    // The store follows the state folder (--state-dir moves both).
+    expect(node.storage).toEqual({ kind: 'local' });
   });
 
   it('keeps tiny within its limits', () => {
