@@ -35,7 +35,7 @@ export function registerLocal(program: Command): void {
       '--epochs <n>',
       'train until every stage has merged this many epochs',
       positiveInt('--epochs'),
-      20,
+      60,
     )
     .option(
       '--samples-per-epoch <n>',

@@ -21,10 +21,16 @@ export class LiveView implements SwarmListener {
   private failed = 0;
   private printedEpoch = -1;
   private readonly tty: boolean;
-  private readonly started = Date.now();
+  private first?: { epoch: number; at: number };
 
   constructor(
-    private readonly o: { json: boolean; seq: number; logs: string; out?: NodeJS.WriteStream },
+    private readonly o: {
+      json: boolean;
+      seq: number;
+      logs: string;
+      out?: NodeJS.WriteStream;
+      now?: () => number;
+    },
   ) {
     this.tty = !o.json && Boolean((o.out ?? process.stdout).isTTY);
   }
@@ -81,14 +87,20 @@ export class LiveView implements SwarmListener {
       epoch: s.epoch,
       loss: s.losses[0]?.loss,
       eval_loss: s.evals[0]?.loss,
-      // throughput counts the last minute: scaled to the time watched while that is shorter
-      tokens_per_s:
-        (s.throughput * this.o.seq * 60) /
-        Math.min(60, Math.max(1, (Date.now() - this.started) / 1000)),
+      // samples per epoch over the time the epochs this view saw took (none yet: no figure)
+      tokens_per_s: this.tokensPerS(s),
       stage_epochs: s.stages.map((st) => st.manifest.epoch),
       verdicts: this.passed + this.failed,
       failed_verdicts: this.failed,
     };
+  }
+
+  private tokensPerS(s: SwarmStatus): number | undefined {
+    const now = (this.o.now ?? Date.now)();
+    this.first ??= { epoch: s.epoch, at: now };
+    const seconds = (now - this.first.at) / 1000;
+    if (s.epoch <= this.first.epoch || seconds <= 0) return undefined;
+    return ((s.epoch - this.first.epoch) * s.target * this.o.seq) / seconds;
   }
 
   /** Clears the block, writes `text` for good, and draws the block again below it. */
