@@ -1,13 +1,17 @@
 /** `iota local`: a whole swarm on this machine, watched live, summarised at the end. */
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import chalk from 'chalk';
 import { IotaError } from '../errors.js';
-import { LocalSwarm, prepareStateDir, SHIPPED_MODELS, type LocalOptions } from '../local/swarm.js';
+import {
+  keyNames,
+  LocalSwarm,
+  prepareStateDir,
+  SHIPPED_MODELS,
+  type LocalOptions,
+} from '../local/swarm.js';
 import { minerScores, readRecord, sampleText } from '../local/summary.js';
 import { LiveView } from '../local/view.js';
-import { readKeyFile } from '../protocol/keys.js';
 import { addBackendOption, positiveInt, useBackend } from './common.js';
 import { note, printJson } from './output.js';
 
@@ -81,10 +85,12 @@ async function local(o: LocalFlags): Promise<void> {
     port: o.port,
   };
   const prepared = prepareStateDir(options);
+  let names = new Map<string, string>();
   const view = new LiveView({
     json: Boolean(o.json),
     seq: prepared.loaded.model.seq,
     logs: join(prepared.dir, 'logs'),
+    name: (id) => (names.has(id) ? names : (names = keyNames(prepared.dir))).get(id),
   });
   const swarm = new LocalSwarm(options, prepared, view);
   const say = (s: string) => (o.json ? note(s) : view.print(s));
@@ -122,12 +128,7 @@ async function local(o: LocalFlags): Promise<void> {
     swarm.kill();
     throw e;
   }
-  const names = new Map(
-    readdirSync(join(swarm.dir, 'keys')).map((f) => [
-      readKeyFile(join(swarm.dir, 'keys', f)).id,
-      f.replace(/\.key$/, ''),
-    ]),
-  );
+  names = keyNames(swarm.dir);
   const scores = await swarm.scores().catch(() => undefined);
   const wall = (performance.now() - started) / 1000;
   await swarm.stop();

@@ -6,7 +6,14 @@
  * child's log; starting again resumes the run. Readiness comes from the children's events and
  * the orchestrator's status, never from waiting a fixed time.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
@@ -90,6 +97,17 @@ export function prepareStateDir(o: LocalOptions): { dir: string; loaded: LoadedR
     writeFileSync(runFile, text);
   }
   return { dir, loaded: loadRunConfig(runFile) };
+}
+
+/** The names of the state folder's keys (`miner-s0-1`), by key id. */
+export function keyNames(dir: string): Map<string, string> {
+  const keys = join(dir, 'keys');
+  if (!existsSync(keys)) return new Map();
+  return new Map(
+    readdirSync(keys)
+      .filter((f) => f.endsWith('.key'))
+      .map((f) => [readKeyFile(join(keys, f)).id, f.replace(/\.key$/, '')]),
+  );
 }
 
 /** A key file in the state folder, made on first use. */

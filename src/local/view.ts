@@ -30,6 +30,8 @@ export class LiveView implements SwarmListener {
       logs: string;
       out?: NodeJS.WriteStream;
       now?: () => number;
+      /** a miner's display name from its key id (iota local names its keys) */
+      name?: (id: string) => string | undefined;
     },
   ) {
     this.tty = !o.json && Boolean((o.out ?? process.stdout).isTTY);
@@ -146,6 +148,14 @@ export class LiveView implements SwarmListener {
           `miners ${count('working')} working ${count('idle')} idle ${count('silent')} silent  ` +
           `${fixed(st.capacity, 1)} samples/s  queue ${st.queue.ready}/${st.queue.leased}/${st.queue.held}`,
       );
+      if (st.miners.length)
+        out.push(
+          chalk.dim(
+            `    ${st.miners
+              .map((m) => `${this.o.name?.(m.id) ?? m.id.slice(0, 8)} ${fixed(m.rate, 1)}/s`)
+              .join('  ')}`,
+          ),
+        );
     }
     out.push(chalk.dim(`logs: ${this.o.logs}   Ctrl-C stops (twice: at once)`));
     for (const r of this.recent) out.push(chalk.dim(`  · ${r}`));

@@ -264,6 +264,33 @@ describe('iota local when a child or itself dies', () => {
   }, 120_000);
 });
 
+describe('iota local interrupted', () => {
+  it('stops every child cleanly on SIGINT, prints the summary, and exits 130', async () => {
+    const state2 = join(dir, 'interrupted');
+    const p = new IotaProcess(['local', '--epochs', '100', '--state-dir', state2, '--json']);
+    await p.waitFor((e) => e.event === 'epoch' && Number(e.epoch) >= 1);
+    const children = childrenOf(p.child.pid!);
+    expect(children).toHaveLength(8);
+    p.child.kill('SIGINT');
+    expect(await p.exited).toBe(130);
+    const summary = p.events[p.events.length - 1] as { reached?: boolean; epochs?: number };
+    expect(summary).toMatchObject({ reached: false });
+    expect(summary.epochs).toBeGreaterThanOrEqual(1);
+    // Every child had exited before iota local did: none was killed or left behind.
+    expect(children.filter((pid) => existsSync(`/proc/${pid}`) && !isZombie(pid))).toEqual([]);
+    // Each stopped as on SIGTERM: the miners finished or released their items.
+    const log = (name: string) => readFileSync(join(state2, 'logs', `${name}.log`), 'utf8');
+    for (const m of ['miner-s0-0', 'miner-s1-1', 'miner-s2-0'])
+      expect(log(m)).toContain('SIGTERM: finishing the items in flight');
+    expect(log('validator-0')).toContain('stopping after the current task');
+    expect(log('orchestrator')).toContain('"event":"closed"');
+  }, 120_000);
+});
+
+function childrenOf(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+}
+
 function isZombie(pid: number): boolean {
   try {
     return /\) Z /.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));

@@ -21,7 +21,7 @@ const plain = stripVTControlCharacters;
 
 function status(epoch: number, o: Partial<SwarmStatus> = {}): SwarmStatus {
   const now = 1_000_000;
-  const miner = (id: string, state: string) => ({ id, state, done: 4, last_seen: now });
+  const miner = (id: string, state: string) => ({ id, state, rate: 2.5, done: 4, last_seen: now });
   return {
     run: 'demo',
     server_time: now,
@@ -55,7 +55,13 @@ function status(epoch: number, o: Partial<SwarmStatus> = {}): SwarmStatus {
 describe('LiveView', () => {
   it('shows each stage’s phase, deadline, miners, rate and queue, and the run’s figures', () => {
     const { out } = sink(true);
-    const view = new LiveView({ json: false, seq: 64, logs: '/state/logs', out });
+    const view = new LiveView({
+      json: false,
+      seq: 64,
+      logs: '/state/logs',
+      out,
+      name: (id) => (id === 'a0' ? 'miner-s0-0' : undefined),
+    });
     view.verdict(true);
     view.verdict(true);
     view.verdict(false);
@@ -68,7 +74,9 @@ describe('LiveView', () => {
     expect(lines[2]).toMatch(
       /stage 0 +MERGING +\(42s left\) +miners 1 working 1 idle 1 silent +12\.5 samples\/s +queue 3\/2\/1/,
     );
-    expect(lines[3]).toMatch(/stage 1 +TRAINING/);
+    // Each miner of the stage by name (or key id) with its rate.
+    expect(lines[3]).toMatch(/^ +miner-s0-0 2\.5\/s +b0 2\.5\/s +c0 2\.5\/s$/);
+    expect(lines[4]).toMatch(/stage 1 +TRAINING/);
     expect(lines.some((l) => l.includes('/state/logs'))).toBe(true);
     expect(lines[lines.length - 1]).toContain('miner-s0-0 joined stage 0');
   });
