@@ -78,6 +78,26 @@ export default tseslint.config(
     rules: { 'no-restricted-syntax': ['error', ...WIRED_ELSEWHERE] },
   },
   {
+    // The dashboard's page script runs in the browser, with uPlot loaded before it.
+    files: ['dashboard/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: Object.fromEntries(
+        [
+          'window',
+          'document',
+          'location',
+          'fetch',
+          'getComputedStyle',
+          'Node',
+          'uPlot',
+          'setTimeout',
+          'console',
+        ].map((g) => [g, 'readonly']),
+      ),
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     languageOptions: {
       globals: { process: 'readonly', console: 'readonly', URL: 'readonly' },

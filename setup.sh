@@ -26,7 +26,8 @@ done
 # Debian packages the project needs at run time, and for its tests. OpenBLAS and a C++
 # compiler build the native CPU kernels (without them iota runs on wasm, slower).
 APT_PACKAGES=(libopenblas-dev g++ make)
-[ "$DEV" = 1 ] && APT_PACKAGES+=(python3-torch python3-numpy)
+# Tests: the PyTorch reference, and a browser for the dashboard's test (driven by playwright-core).
+[ "$DEV" = 1 ] && APT_PACKAGES+=(python3-torch python3-numpy chromium)
 
 need_node() {
   if ! command -v node >/dev/null 2>&1; then

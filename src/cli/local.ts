@@ -113,9 +113,18 @@ async function local(o: LocalFlags): Promise<void> {
   process.on('SIGTERM', () => onSignal('SIGTERM'));
 
   const url = await swarm.startOrchestrator();
+  if (o.json)
+    printJson({
+      event: 'started',
+      url,
+      dashboard: `${url}/dashboard`,
+      state_dir: swarm.dir,
+      logs: swarm.logs,
+    });
   say(
     `swarm of ${swarm.loaded.model.name} (${swarm.stages} stages x ${o.minersPerStage} miners, ` +
-      `${o.validators} validator${o.validators === 1 ? '' : 's'}) at ${url}; state and logs in ${swarm.dir}`,
+      `${o.validators} validator${o.validators === 1 ? '' : 's'}) at ${url}; state and logs in ${swarm.dir}\n` +
+      `dashboard: ${url}/dashboard`,
   );
   const tokensBefore = readRecord(swarm.dir).tokens;
   let reached: boolean;

@@ -127,11 +127,12 @@ export function registerOrchestrator(program: Command): void {
             run: orch.run,
             state: dbPath,
             store: store.kind,
-            ...(hash ? { config_hash: hash } : {}),
+            ...(hash ? { config_hash: hash, dashboard: `${url}/dashboard` } : {}),
           });
         else
           console.log(
-            `orchestrator for run ${orch.run} listening on ${url} (state ${dbPath}, ${store.kind} object store)`,
+            `orchestrator for run ${orch.run} listening on ${url} (state ${dbPath}, ${store.kind} object store)` +
+              (hash ? `\ndashboard: ${url}/dashboard` : ''),
           );
       },
     );

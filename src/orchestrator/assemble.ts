@@ -26,6 +26,7 @@ import { GroupCommitter } from './commit.js';
 import type { RateLimits, ServerContext } from './context.js';
 import { storageRoutes } from './routes/storage.js';
 import { swarmRoutes, type SwarmServices } from './routes/swarm.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { buildOrchestrator, pruneState } from './server.js';
 import { MergeState } from './state/merge.js';
 import type { Repository } from './state/repository.js';
@@ -182,6 +183,15 @@ export async function assembleOrchestrator(o: OrchestratorAssembly): Promise<Orc
     ...(store instanceof LocalStore ? [localStoreRoutes(store)] : []),
     storageRoutes(store),
     ...(services ? [swarmRoutes(services, store)] : []),
+    ...(swarm && o.run
+      ? [
+          dashboardRoutes(swarm.state.db, {
+            run: o.run.run,
+            model: o.run.model,
+            params: swarm.coordinator.cfg.params,
+          }),
+        ]
+      : []),
   ];
   const { app, ctx } = await buildOrchestrator({
     run: o.run?.run.name ?? o.runId ?? 'local',
