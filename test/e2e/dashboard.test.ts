@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * The dashboard in a real browser (Debian's chromium, driven by playwright-core) against a real
  * swarm (`iota local`): what it shows equals what the API says at that moment (with the miners
@@ -84,7 +85,7 @@ describe('the dashboard', () => {
         stage: e.dataset.stage,
         phase: e.querySelector('.phase')!.textContent,
       })),
-      miners: [...document.querySelectorAll<HTMLElement>('#miners tbody tr')].map((tr) => ({
+      miners: [...document.querySelectorAll<HTMLTableRowElement>('#miners tbody tr')].map((tr) => ({
         id: tr.dataset.miner,
         stage: tr.cells[1].textContent,
         state: tr.cells[2].textContent,

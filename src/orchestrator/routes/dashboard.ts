@@ -50,7 +50,7 @@ export function dashboardRoutes(db: DB, cfg: DashboardRun) {
     model: Record<string, unknown>;
     params: number[];
   };
-  const history = new History(db);
+  const history = new History(db, cfg.params.length);
   const html = readFileSync(join(ASSETS, 'index.html'));
   const files = assets();
   return async (app: FastifyInstance, _ctx: ServerContext): Promise<void> => {

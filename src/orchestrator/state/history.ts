@@ -41,16 +41,20 @@ export class History {
   private readonly epochs: Statement;
   private readonly miner: Statement;
 
-  constructor(db: DB) {
+  /** `stages`: the run's; a stage that merged nothing of an epoch makes its merged count 0 */
+  constructor(
+    db: DB,
+    private readonly stages: number,
+  ) {
     this.epochs = db.prepare(
       'SELECT e.epoch, e.started_at, e.closed_at, e.drained_at, e.merge_ms, e.allocated, ' +
         '(SELECT n.started_at FROM epochs n WHERE n.epoch = e.epoch + 1) AS ended_at, ' +
         "(SELECT SUM(t.loss * t.n) / SUM(t.n) FROM items i JOIN tasks t ON t.item = i.item AND t.kind = 'tail' " +
         'WHERE i.epoch = e.epoch AND t.loss IS NOT NULL) AS loss, ' +
         "(SELECT v.loss FROM evals v WHERE v.epoch = e.epoch AND v.state = 'done') AS eval_loss, " +
-        'COALESCE((SELECT MIN(s) FROM (SELECT SUM(l.n) AS s FROM ledger l ' +
-        "WHERE l.epoch = e.epoch AND l.state = 'merged' GROUP BY l.stage)), 0) AS merged " +
-        'FROM epochs e WHERE e.epoch >= ? ORDER BY e.epoch LIMIT ?',
+        '(SELECT CASE WHEN COUNT(*) = @stages THEN MIN(s) ELSE 0 END FROM (SELECT SUM(l.n) AS s ' +
+        "FROM ledger l WHERE l.epoch = e.epoch AND l.state = 'merged' GROUP BY l.stage)) AS merged " +
+        'FROM epochs e WHERE e.epoch >= @since ORDER BY e.epoch LIMIT @limit',
     );
     this.miner = db.prepare(
       'SELECT epoch, stage, state, SUM(n) AS samples FROM ledger WHERE miner = ? AND epoch >= ? ' +
@@ -60,7 +64,11 @@ export class History {
 
   /** Epochs from `since` on, oldest first, at most `limit` (<= HISTORY_PAGE). */
   epochRows(since: number, limit = HISTORY_PAGE): EpochRow[] {
-    return this.epochs.all(since, Math.min(limit, HISTORY_PAGE)) as EpochRow[];
+    return this.epochs.all({
+      since,
+      limit: Math.min(limit, HISTORY_PAGE),
+      stages: this.stages,
+    }) as EpochRow[];
   }
 
   /** A miner's samples per epoch, stage and ledger state, from `since` on. */
