@@ -23,6 +23,7 @@
     config: null,
     seq: 0,
     minerHistory: [],
+    standing: null,
   };
   window.iotaDashboard = data;
   const sort = { key: 'stage', asc: true };
@@ -60,7 +61,10 @@
     for (const row of h.epochs) data.history.set(row.epoch, row);
     data.config = h.config;
     data.seq = h.seq;
-    if (miner) data.minerHistory = h.miner || [];
+    if (miner) {
+      data.minerHistory = h.miner || [];
+      data.standing = h.standing || null;
+    }
   }
 
   async function fetchVerdicts(ids) {
@@ -456,18 +460,50 @@
   function why(m, stage, sc, verdicts, now) {
     if (!m)
       return 'Not in the swarm now: it has not joined, or it left. Miners earn for verified work while they are members of a stage.';
-    if (m.state === 'silent')
-      return `Not earning: silent for ${Math.round((now - m.last_seen) / 1000)} s (no heartbeat). Its leases lapse and its work goes to others.`;
+    const out = [];
+    const st = data.standing;
     const failed = verdicts.filter((v) => !v.passed);
-    if (sc && sc.probation)
-      return failed.length
-        ? `On probation after ${failed.length} failed check${failed.length > 1 ? 's' : ''}: its work is checked more often, and each failure costs it work credit; it earns again after enough passes.`
-        : 'On probation (new): its work is checked more often until enough of it passes; its share grows as checks pass.';
-    if (!sc || sc.weight === 0)
-      return m.done === 0
-        ? `Not earning yet: no verified work. It is ${m.state} at stage ${stage.stage}.`
-        : 'Not earning yet: its work is done but not yet verified and merged.';
-    return `Earning: ${fixed(100 * sc.weight, 1)}% of the incentive for ${int(sc.work_flops / 1e9)} GFLOP of verified work${failed.length ? `, less ${failed.length} failed check${failed.length > 1 ? 's' : ''}` : ''}.`;
+    if (m.state === 'silent')
+      out.push(
+        `Not earning: silent for ${Math.round((now - m.last_seen) / 1000)} s (no heartbeat); its leases lapse and its work goes to others.`,
+      );
+    if (st && st.probation && st.quarantined_at !== null) {
+      const last = failed[failed.length - 1];
+      out.push(
+        `Quarantined since ${new Date(st.quarantined_at).toLocaleTimeString('en-GB')} after a failed check` +
+          (last ? ` (${last.kind} of epoch ${last.epoch}: ${last.detail})` : '') +
+          `: its credit at that stage and epoch was voided and all its work is checked until it passes ${st.passes_to_release - st.passes} more (${st.passes} of ${st.passes_to_release}).`,
+      );
+    } else if (st && st.probation)
+      out.push(
+        `On probation (new): all its work is checked until it passes ${st.passes_to_release} checks (${st.passes} so far); its share grows as they pass.`,
+      );
+    const late = data.minerHistory
+      .filter((r) => r.state === 'dropped:upload_late')
+      .reduce((a, r) => a + r.samples, 0);
+    if (late)
+      out.push(
+        `${late} of its samples were dropped because its gradient upload came after the deadline.`,
+      );
+    const credited = data.minerHistory
+      .filter((r) => stage && r.epoch === stage.epoch && r.state === 'credited')
+      .reduce((a, r) => a + r.samples, 0);
+    if (m.state !== 'silent')
+      out.push(`This epoch: ${credited} samples credited, ${m.state} at stage ${stage.stage}.`);
+    if (sc && sc.weight > 0)
+      out.push(
+        `Earning ${fixed(100 * sc.weight, 1)}% of the incentive for ${int(sc.work_flops / 1e9)} GFLOP of verified work` +
+          (failed.length
+            ? `, less penalties for ${failed.length} failed check${failed.length > 1 ? 's' : ''}.`
+            : '.'),
+      );
+    else
+      out.push(
+        m.done === 0
+          ? 'Not earning yet: no work done.'
+          : 'Not earning yet: its work is not yet verified and merged.',
+      );
+    return out.join(' ');
   }
 
   // ---- the loop -----------------------------------------------------------------------------

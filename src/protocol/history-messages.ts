@@ -29,6 +29,15 @@ export const HistoryReply = Type.Object({
       }),
     ),
   ),
+  standing: Type.Optional(
+    Type.Object({
+      probation: Type.Boolean(),
+      passes: Type.Integer({ description: 'checks passed (since its last quarantine)' }),
+      passes_to_release: Type.Integer({ description: 'passes that end its probation' }),
+      failures: Type.Integer({ description: 'checks failed, ever' }),
+      quarantined_at: Nullable(Ms),
+    }),
+  ),
   seq: Type.Integer({ description: 'tokens per sample' }),
   config: Type.Object({
     run: Type.Record(Type.String(), Type.Unknown(), { description: 'the run config' }),

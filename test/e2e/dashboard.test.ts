@@ -151,5 +151,16 @@ describe('the dashboard', () => {
     const ok = await api<{ epochs: Array<{ epoch: number }> }>('/v1/history?since=1&limit=2');
     expect(ok.status).toBe(200);
     expect(ok.body.epochs.map((e) => e.epoch)).toEqual([1, 2]);
+    // A miner's work and standing: every miner of the local swarm passed probation by now.
+    const id = (await api<SwarmStatus>('/v1/swarm')).body.stages[0].miners[0].id;
+    const m = await api<{
+      miner: Array<{ state: string; samples: number }>;
+      standing: { probation: boolean; passes: number; passes_to_release: number; failures: number };
+    }>(`/v1/history?miner=${encodeURIComponent(id)}`);
+    expect(m.body.miner.some((r) => r.state === 'merged' && r.samples > 0)).toBe(true);
+    expect(m.body.standing).toMatchObject({ failures: 0 });
+    expect(m.body.standing.probation).toBe(
+      m.body.standing.passes < m.body.standing.passes_to_release,
+    );
   });
 });

@@ -16,6 +16,7 @@ import type { DB } from '../state/db.js';
 import type { ModelConfig } from '../../config/model.js';
 import type { RunConfig } from '../../config/run.js';
 import type { ServerContext } from '../context.js';
+import { passesToRelease } from '../swarm/validation.js';
 import { HttpError } from '../errors.js';
 
 const ASSETS = fileURLToPath(new URL('../../../dashboard/', import.meta.url));
@@ -81,9 +82,23 @@ export function dashboardRoutes(db: DB, cfg: DashboardRun) {
       async (req) => {
         const since = Number(req.query.since ?? 0);
         const limit = Math.max(1, Number(req.query.limit ?? HISTORY_PAGE));
+        const miner = req.query.miner;
+        const standing = miner ? history.standing(miner) : undefined;
         return {
           epochs: history.epochRows(since, limit),
-          ...(req.query.miner ? { miner: history.minerRows(req.query.miner, since, limit) } : {}),
+          ...(miner ? { miner: history.minerRows(miner, since, limit) } : {}),
+          ...(standing
+            ? {
+                standing: {
+                  ...standing,
+                  probation: standing.probation === 1,
+                  passes_to_release: passesToRelease(
+                    cfg.run.validation.probation_passes,
+                    standing.failures,
+                  ),
+                },
+              }
+            : {}),
           seq: cfg.model.seq,
           config,
         };

@@ -34,12 +34,20 @@ export interface MinerEpochRow {
   samples: number;
 }
 
+export interface StandingRow {
+  probation: number;
+  passes: number;
+  failures: number;
+  quarantined_at: number | null;
+}
+
 /** Rows per page at most. */
 export const HISTORY_PAGE = 1000;
 
 export class History {
   private readonly epochs: Statement;
   private readonly miner: Statement;
+  private readonly standingOf: Statement;
 
   /** `stages`: the run's; a stage that merged nothing of an epoch makes its merged count 0 */
   constructor(
@@ -55,6 +63,9 @@ export class History {
         '(SELECT CASE WHEN COUNT(*) = @stages THEN MIN(s) ELSE 0 END FROM (SELECT SUM(l.n) AS s ' +
         "FROM ledger l WHERE l.epoch = e.epoch AND l.state = 'merged' GROUP BY l.stage)) AS merged " +
         'FROM epochs e WHERE e.epoch >= @since ORDER BY e.epoch LIMIT @limit',
+    );
+    this.standingOf = db.prepare(
+      'SELECT probation, passes, failures, quarantined_at FROM standing WHERE miner = ?',
     );
     this.miner = db.prepare(
       'SELECT epoch, stage, state, SUM(n) AS samples FROM ledger WHERE miner = ? AND epoch >= ? ' +
@@ -74,5 +85,10 @@ export class History {
   /** A miner's samples per epoch, stage and ledger state, from `since` on. */
   minerRows(miner: string, since: number, limit = HISTORY_PAGE): MinerEpochRow[] {
     return this.miner.all(miner, since, Math.min(limit, HISTORY_PAGE)) as MinerEpochRow[];
+  }
+
+  /** A miner's standing (probation, passes since, failures), if it has one yet. */
+  standing(miner: string): StandingRow | undefined {
+    return this.standingOf.get(miner) as StandingRow | undefined;
   }
 }

@@ -41,6 +41,9 @@ function run(): DB {
     "INSERT INTO evals (epoch, state, loss, windows, created_at) VALUES (0, 'done', 2.5, 8, 0)",
   ).run();
   db.prepare("INSERT INTO evals (epoch, state, created_at) VALUES (1, 'open', 0)").run();
+  db.prepare(
+    "INSERT INTO standing (miner, probation, passes, failures, quarantined_at) VALUES ('bob', 1, 2, 1, 4500)",
+  ).run();
   return db;
 }
 
@@ -98,5 +101,15 @@ describe('History', () => {
       { epoch: 0, stage: 1, state: 'merged', samples: 3 },
     ]);
     expect(h.minerRows('nobody', 0)).toEqual([]);
+  });
+
+  it('gives a miner’s standing, if it has one', () => {
+    expect(h.standing('bob')).toEqual({
+      probation: 1,
+      passes: 2,
+      failures: 1,
+      quarantined_at: 4500,
+    });
+    expect(h.standing('alice')).toBeUndefined();
   });
 });
