@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up iota on a fresh machine: system packages (when missing and when root), npm
-# dependencies (when the lockfile changed), and the build. Safe to run again; never prompts.
+# dependencies (when the lockfile changed), and the build. Safe to run again. It asks one
+# question, and only on a terminal: whether to run `iota setup` (IOTA_NO_SETUP_OFFER=1: never).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
@@ -10,7 +11,8 @@ usage() {
   cat <<'USAGE'
 usage: ./setup.sh [--dev]
   Installs what iota needs and builds it. Run it again after pulling; it only redoes what changed.
-  --dev   also install the test tools (Debian's python3-torch for the PyTorch interop test)
+  --dev   also install the test tools (python3-torch, chromium, tmux)
+  On a terminal it then offers the guided start of a node (bin/iota setup).
 USAGE
 }
 
@@ -27,7 +29,8 @@ done
 # compiler build the native CPU kernels (without them iota runs on wasm, slower).
 APT_PACKAGES=(libopenblas-dev g++ make)
 # Tests: the PyTorch reference, and a browser for the dashboard's test (driven by playwright-core).
-[ "$DEV" = 1 ] && APT_PACKAGES+=(python3-torch python3-numpy chromium)
+# tmux: the setup wizard's test drives it through a terminal.
+[ "$DEV" = 1 ] && APT_PACKAGES+=(python3-torch python3-numpy chromium tmux)
 
 need_node() {
   if ! command -v node >/dev/null 2>&1; then
@@ -81,3 +84,11 @@ npm run --silent build
 # Compiled here, for this CPU; never fails: without a compiler or OpenBLAS it says why.
 npm run --silent build:native
 say "ready: bin/iota --help"
+
+# On a terminal (never in scripts or CI), offer the guided start of a node.
+if [ -t 0 ] && [ -t 1 ] && [ "$DEV" != 1 ] && [ -z "${IOTA_NO_SETUP_OFFER:-}" ]; then
+  read -r -p "Set up this machine as a miner, validator or orchestrator now (bin/iota setup)? [y/N] " answer
+  case "$answer" in
+    y|Y|yes) bin/iota setup || say "setup did not finish; run bin/iota setup any time" ;;
+  esac
+fi

@@ -463,6 +463,7 @@
     const out = [];
     const st = data.standing;
     const failed = verdicts.filter((v) => !v.passed);
+    if (m.state === 'idle' && m.idle) out.push(`Idle: ${m.idle.message} (${m.idle.reason}).`);
     if (m.state === 'silent')
       out.push(
         `Not earning: silent for ${Math.round((now - m.last_seen) / 1000)} s (no heartbeat); its leases lapse and its work goes to others.`,

@@ -14,6 +14,7 @@ import { reportError } from './output.js';
 import { exitWithSupervisor } from './supervised.js';
 import { registerExport } from './export.js';
 import { registerLocal } from './local.js';
+import { registerSetup } from './setup.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerValidator(program);
   registerExport(program);
   registerLocal(program);
+  registerSetup(program);
   return program;
 }
 

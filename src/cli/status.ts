@@ -4,6 +4,7 @@ import chalk from 'chalk';
 import type { SwarmStatus } from '../protocol/swarm-messages.js';
 import { printJson } from './output.js';
 import { getPublic, orchestratorBase } from './common.js';
+import { minerStanding } from './standing.js';
 
 export function registerStatus(program: Command): void {
   program
@@ -17,8 +18,22 @@ export function registerStatus(program: Command): void {
     )
     .option('--node <file>', 'node config to take the URL from')
     .option('--json', 'print the status object as JSON')
-    .action(async (o: { orchestrator?: string; node?: string; json?: boolean }) => {
-      const s = await getPublic<SwarmStatus>(orchestratorBase(o.orchestrator, o.node), '/v1/swarm');
+    .option('--miner <id>', 'one miner instead: its standing and why it is or isn’t earning')
+    .action(async (o: { orchestrator?: string; node?: string; json?: boolean; miner?: string }) => {
+      const base = orchestratorBase(o.orchestrator, o.node);
+      if (o.miner) {
+        const m = await minerStanding(base, o.miner);
+        if (o.json) printJson(m);
+        else
+          console.log(
+            `${chalk.bold(`miner ${m.miner}`)}: ${m.state}` +
+              (m.stage !== undefined ? ` at stage ${m.stage}` : '') +
+              `, ${m.verdicts.passed} checks passed, ${m.verdicts.failed} failed\n` +
+              m.why.map((w) => `  ${w}`).join('\n'),
+          );
+        return;
+      }
+      const s = await getPublic<SwarmStatus>(base, '/v1/swarm');
       if (o.json) printJson(s);
       else console.log(render(s));
     });

@@ -195,6 +195,7 @@ export const SwarmStatus = Type.Object({
           done: Count,
           last_seen: Ms,
           next_stage: Type.Optional(Type.Integer()),
+          idle: Type.Optional(Type.Object({ reason: Type.String(), message: Type.String() })),
         }),
       ),
     }),

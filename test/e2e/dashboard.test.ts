@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { request } from 'undici';
 import type { SwarmStatus } from '../../src/protocol/swarm-messages.js';
-import { IotaProcess, killAll } from '../support/cli.js';
+import { IotaProcess, killAll, runIota } from '../support/cli.js';
 
 const CHROMIUM = process.env.IOTA_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(process.cwd(), 'test', 'artifacts');
@@ -162,5 +162,11 @@ describe('the dashboard', () => {
     expect(m.body.standing.probation).toBe(
       m.body.standing.passes < m.body.standing.passes_to_release,
     );
+    // The same standing on the command line, in words.
+    const cli = await runIota(['status', '--orchestrator', url, '--miner', id, '--json']);
+    expect(cli.code).toBe(0);
+    const words = JSON.parse(cli.stdout) as { stage: number; failures: number; why: string[] };
+    expect(words).toMatchObject({ stage: 0, failures: 0 });
+    expect(words.why.join(' ')).toMatch(/samples credited at stage 0/);
   });
 });

@@ -46,6 +46,7 @@ export interface SwarmServices {
 export function swarmRoutes(swarm: SwarmServices, store: ObjectStore) {
   const { coordinator, configHash, merge, validation } = swarm;
   const uploads = coordinator.uploads;
+  const lastIdle = new Map<string, { reason: string; message: string }>();
   return async (app: FastifyInstance, ctx: ServerContext): Promise<void> => {
     ctx.onHeartbeat = (key, now) => coordinator.heartbeat(key, now);
     registerSwarmMetrics(ctx.metrics.registry, coordinator, ctx.clock, merge?.coordinator.traffic);
@@ -116,13 +117,13 @@ export function swarmRoutes(swarm: SwarmServices, store: ObjectStore) {
         // A long poll waits before its state change, so a request changes state once.
         if (req.body.wait_ms)
           await coordinator.waits.wait(req.auth!.key, req.body.wait_ms, ctx.clock());
-        return withUrls(
-          store,
-          await ctx.mutate(req, () =>
-            coordinator.work(req.auth!.key, req.body.max ?? 1, ctx.clock()),
-          ),
-          ctx.clock(),
+        const reply = await ctx.mutate(req, () =>
+          coordinator.work(req.auth!.key, req.body.max ?? 1, ctx.clock()),
         );
+        // What it was last told, for the status (why a miner is idle), kept in memory only.
+        if (reply.idle) lastIdle.set(req.auth!.key, reply.idle);
+        else lastIdle.delete(req.auth!.key);
+        return withUrls(store, reply, ctx.clock());
       },
     );
 
@@ -227,11 +228,18 @@ export function swarmRoutes(swarm: SwarmServices, store: ObjectStore) {
           response: replies(SwarmStatus),
         },
       },
-      async (req) =>
-        coordinator.status(
+      async (req) => {
+        const st = coordinator.status(
           ctx.clock(),
           req.query.ledger_from === undefined ? undefined : Number(req.query.ledger_from),
-        ),
+        );
+        for (const s of st.stages)
+          for (const m of s.miners) {
+            const idle = m.state === 'idle' ? lastIdle.get(m.id) : undefined;
+            if (idle) m.idle = { reason: idle.reason, message: idle.message };
+          }
+        return st;
+      },
     );
   };
 }
