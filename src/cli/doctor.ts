@@ -11,7 +11,9 @@ import {
   type BackendProbe,
 } from '../kernels/backends.js';
 import { addonPaths, loadNative } from '../kernels/native/loader.js';
-import { printJson } from './output.js';
+import { note, printJson } from './output.js';
+import { useBackend } from './common.js';
+import { preflight } from './preflight.js';
 import { thisProcessHugePages } from './huge-pages.js';
 
 interface BackendReport extends BackendProbe {
@@ -27,11 +29,39 @@ export function registerDoctor(program: Command): void {
     )
     .option('--json', 'print one JSON object instead of text')
     .option('--size <n>', 'matmul size n for the n x n timing', (v) => Number.parseInt(v, 10), 512)
-    .action(async (opts: { json?: boolean; size: number }) => {
-      const report = await doctor(opts.size);
-      if (opts.json) printJson(report);
-      else printReport(report);
-    });
+    .option(
+      '--orchestrator <url>',
+      'instead: can this machine keep up in that run (its stages trained here, the link to its store)',
+    )
+    .option(
+      '--key <file>',
+      'with --orchestrator: the key to register with (default: a throwaway one)',
+    )
+    .option('--backend <name>', 'with --orchestrator: the compute backend to measure', 'auto')
+    .action(
+      async (opts: {
+        json?: boolean;
+        size: number;
+        orchestrator?: string;
+        key?: string;
+        backend: string;
+      }) => {
+        if (opts.orchestrator) {
+          await useBackend(opts.backend, true);
+          const r = await preflight(opts.orchestrator.replace(/\/$/, ''), {
+            key: opts.key,
+            backend: opts.backend,
+            log: opts.json ? () => {} : note,
+          });
+          if (opts.json) printJson(r);
+          else console.log(r.verdict.text);
+          return;
+        }
+        const report = await doctor(opts.size);
+        if (opts.json) printJson(report);
+        else printReport(report);
+      },
+    );
 }
 
 async function doctor(n: number) {

@@ -13,7 +13,7 @@ import {
 
 export async function uploadObject(
   client: SignedClient,
-  kind: 'activation' | 'gradient' | 'merged' | 'optimizer',
+  kind: 'activation' | 'gradient' | 'merged' | 'optimizer' | 'probe',
   key: string,
   bytes: Uint8Array,
   d: ReturnType<typeof describeUpload>,

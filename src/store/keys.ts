@@ -71,7 +71,8 @@ export function validatePrefix(prefix: unknown): string {
   return prefix;
 }
 
-export type ObjectKind = 'data' | 'activation' | 'gradient' | 'merged' | 'optimizer' | 'manifest';
+export type ObjectKind =
+  'data' | 'activation' | 'gradient' | 'merged' | 'optimizer' | 'manifest' | 'probe';
 export const OBJECT_KINDS: readonly ObjectKind[] = [
   'data',
   'activation',
@@ -79,6 +80,7 @@ export const OBJECT_KINDS: readonly ObjectKind[] = [
   'merged',
   'optimizer',
   'manifest',
+  'probe',
 ];
 
 export type ParsedKey =
@@ -103,7 +105,9 @@ export type ParsedKey =
       partition: number;
       owner: string;
     }
-  | { kind: 'manifest'; run: string; epoch: number; stage: number };
+  | { kind: 'manifest'; run: string; epoch: number; stage: number }
+  /** a participant's scratch object for measuring its link to the store (iota doctor) */
+  | { kind: 'probe'; run: string; owner: string };
 
 const ID = '[A-Za-z0-9_-]+';
 const INT = '0|[1-9][0-9]{0,14}';
@@ -137,6 +141,7 @@ const PATTERNS: Array<[ObjectKind, RegExp]> = [
     ),
   ],
   ['manifest', new RegExp(`^runs/(?<run>${ID})/e(?<epoch>${INT})/stage/(?<stage>${INT})\\.json$`)],
+  ['probe', new RegExp(`^runs/(?<run>${ID})/probe/(?<owner>${ID})\\.bin$`)],
 ];
 const NUMERIC = new Set(['epoch', 'sample', 'stage', 'partition']);
 
@@ -177,6 +182,9 @@ export function formatKey(k: ParsedKey): string {
     case 'manifest':
       key = `${run}/e${k.epoch}/stage/${k.stage}.json`;
       break;
+    case 'probe':
+      key = `${run}/probe/${k.owner}.bin`;
+      break;
   }
   return validateKey(key);
 }
@@ -191,6 +199,7 @@ export const keys = {
   merged: (f: Fields<'merged'>) => formatKey({ kind: 'merged', ...f }),
   optimizer: (f: Fields<'optimizer'>) => formatKey({ kind: 'optimizer', ...f }),
   manifest: (f: Fields<'manifest'>) => formatKey({ kind: 'manifest', ...f }),
+  probe: (f: Fields<'probe'>) => formatKey({ kind: 'probe', ...f }),
   /** every object of a run starts with this */
   runPrefix: (run: string) => `runs/${run}/`,
 };
@@ -213,6 +222,7 @@ export const DEFAULT_SIZE_LIMITS: Readonly<Record<ObjectKind, number>> = {
   merged: 256 * MiB,
   optimizer: 512 * MiB,
   manifest: 16 * MiB,
+  probe: 16 * MiB,
 };
 
 export interface UploadRequest {

@@ -169,4 +169,30 @@ describe('the dashboard', () => {
     expect(words).toMatchObject({ stage: 0, failures: 0 });
     expect(words.why.join(' ')).toMatch(/samples credited at stage 0/);
   });
+
+  it('preflight: iota doctor --orchestrator measures the run’s stages and store here', async () => {
+    const r = await runIota(['doctor', '--orchestrator', url, '--json']);
+    expect(r.code).toBe(0);
+    const p = JSON.parse(r.stdout) as {
+      stages: Array<{
+        stage: number;
+        samples_per_s: number;
+        keeps_up: boolean;
+        swarm_samples_per_s: number;
+      }>;
+      store: { latency_ms: number; upload_mb_per_s: number; download_mb_per_s: number };
+      verdict: { keeps_up: boolean; best_stage?: number; text: string };
+    };
+    expect(p.stages.map((s) => s.stage)).toEqual([0, 1, 2]);
+    for (const s of p.stages) {
+      expect(s.samples_per_s).toBeGreaterThan(0);
+      expect(s.swarm_samples_per_s).toBeGreaterThan(0);
+    }
+    expect(p.store.latency_ms).toBeGreaterThan(0);
+    expect(p.store.upload_mb_per_s).toBeGreaterThan(0);
+    expect(p.store.download_mb_per_s).toBeGreaterThan(0);
+    // tiny on loopback: every stage keeps up, and the verdict names one.
+    expect(p.verdict).toMatchObject({ keeps_up: true });
+    expect(p.verdict.text).toContain(`stage ${p.verdict.best_stage}`);
+  }, 60_000);
 });

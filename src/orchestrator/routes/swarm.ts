@@ -34,6 +34,9 @@ import type { MergeCoordinator } from '../swarm/merge.js';
 import type { MergeReferee } from '../swarm/merge-referee.js';
 import type { MergeDesk } from '../swarm/merge-desk.js';
 
+/** How long a probe object's upload URL lives. */
+const PROBE_TTL_MS = 60_000;
+
 /** The swarm's parts the routes serve (assemble.ts builds them). */
 export interface SwarmServices {
   coordinator: Coordinator;
@@ -58,6 +61,8 @@ export function swarmRoutes(swarm: SwarmServices, store: ObjectStore) {
         return uploads.expiry(caller, key.epoch, key.stage, declared.size, now);
       if ((key.kind === 'merged' || key.kind === 'optimizer') && merge)
         return merge.desk.uploadExpiry(caller, key, declared.size, now);
+      // A scratch object for measuring the link (iota doctor): its own, one per key, replaced.
+      if (key.kind === 'probe') return now + PROBE_TTL_MS;
       return undefined;
     };
     if (merge) await mergeRoutes(app, ctx, merge.desk, merge.referee, store);

@@ -32,6 +32,7 @@ describe('formatKey and keys', () => {
     { kind: 'merged', run: 'r1', epoch: 4, stage: 2, partition: 9, owner: MINER },
     { kind: 'optimizer', run: 'r1', epoch: 3, stage: 2, partition: 9, owner: MINER },
     { kind: 'manifest', run: 'r1', epoch: 0, stage: 1 },
+    { kind: 'probe', run: 'r1', owner: MINER },
   ] as const;
 
   it('writes the key parseKey reads back, for every kind', () => {
@@ -43,6 +44,7 @@ describe('formatKey and keys', () => {
       'runs/r1/e4/grad/2/m.safetensors',
     );
     expect(keys.manifest({ run: 'r1', epoch: 5, stage: 0 })).toBe('runs/r1/e5/stage/0.json');
+    expect(keys.probe({ run: 'r1', owner: 'm' })).toBe('runs/r1/probe/m.bin');
     expect(keys.runPrefix('r1')).toBe('runs/r1/');
   });
 
