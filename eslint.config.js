@@ -78,6 +78,20 @@ export default tseslint.config(
     rules: { 'no-restricted-syntax': ['error', ...WIRED_ELSEWHERE] },
   },
   {
+    // CommonJS files for tools that require them (pm2's process file).
+    files: ['**/*.cjs'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: {
+        require: 'readonly',
+        module: 'writable',
+        __dirname: 'readonly',
+        process: 'readonly',
+      },
+    },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
     // The dashboard's page script runs in the browser, with uPlot loaded before it.
     files: ['dashboard/**/*.js'],
     languageOptions: {
