@@ -10,6 +10,7 @@ import { Miner, type MinerEvent } from '../miner/miner.js';
 import { readKeyFile } from '../protocol/keys.js';
 import { addBackendOption, positiveInt } from './common.js';
 import { note, printJson } from './output.js';
+import { minerStanding } from './standing.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -151,6 +152,19 @@ export function registerMiner(program: Command): void {
         );
       }).listen(o.healthPort, '127.0.0.1');
     }
+    // The terminal view says where the miner stands (probation, quarantine, late uploads,
+    // share) whenever that changes, from the public routes, every 15 s.
+    let standing = '';
+    const standingTimer = o.json
+      ? undefined
+      : setInterval(() => {
+          minerStanding(orchestrator.replace(/\/$/, ''), identity.id)
+            .then((m) => {
+              const text = m.why.filter((w) => !/^(Idle|This epoch)/.test(w)).join(' ');
+              if (text && text !== standing) spinner!.info((standing = text)).start();
+            })
+            .catch(() => {}); // the view goes on; the miner's own calls report real trouble
+        }, 15_000);
     let signals = 0;
     const onSignal = (sig: string) => {
       signals++;
@@ -171,6 +185,7 @@ export function registerMiner(program: Command): void {
       spinner?.fail('the miner stopped on an error');
       throw e;
     } finally {
+      clearInterval(standingTimer);
       health?.close();
     }
   });
