@@ -15,17 +15,7 @@ import { LiveView } from '../local/view.js';
 import { addBackendOption, positiveInt, useBackend } from './common.js';
 import { note, printJson } from './output.js';
 
-interface LocalFlags {
-  model: string;
-  epochs: number;
-  samplesPerEpoch?: number;
-  minersPerStage: number;
-  validators: number;
-  backend: string;
-  stateDir?: string;
-  port: number;
-  json?: boolean;
-}
+type LocalFlags = LocalOptions & { json?: boolean };
 
 export function registerLocal(program: Command): void {
   const cmd = program
@@ -74,16 +64,7 @@ function nonNegativeInt(v: string): number {
 async function local(o: LocalFlags): Promise<void> {
   const started = performance.now();
   const out = o.json ? process.stderr : process.stdout;
-  const options: LocalOptions = {
-    model: o.model,
-    epochs: o.epochs,
-    samplesPerEpoch: o.samplesPerEpoch,
-    minersPerStage: o.minersPerStage,
-    validators: o.validators,
-    backend: o.backend,
-    stateDir: o.stateDir,
-    port: o.port,
-  };
+  const { json: _json, ...options } = o;
   const prepared = prepareStateDir(options);
   let names = new Map<string, string>();
   const view = new LiveView({

@@ -12,7 +12,12 @@ import {
 } from '../config/index.js';
 import { datasetDir, expandCorpus, loadDataset, LocalWindows, prepareData } from '../data/index.js';
 import { IotaError } from '../errors.js';
-import { loadCheckpoint, saveCheckpoint, type CheckpointMeta } from '../model/checkpoint.js';
+import {
+  checkpointMeta,
+  loadCheckpoint,
+  saveCheckpoint,
+  type CheckpointMeta,
+} from '../model/checkpoint.js';
 import { Model } from '../model/model.js';
 import { Trainer } from '../model/trainer.js';
 import { addBackendOption, collect, nonNegativeNumber, positiveInt, useBackend } from './common.js';
@@ -133,22 +138,7 @@ async function train(o: TrainOptions): Promise<void> {
   }
 
   const target = o.steps !== undefined ? trainer.epoch + o.steps : run.schedule.total_epochs;
-  const meta = (): CheckpointMeta => ({
-    format: 'iota-checkpoint',
-    version: 1,
-    epoch: trainer.epoch,
-    model: config,
-    training: {
-      run: run.name,
-      seed: run.seed,
-      samples_per_epoch: run.samples_per_epoch,
-      batch: run.batch,
-      optimizer: run.optimizer,
-      schedule: run.schedule,
-      data: windows.dataset.dir,
-    },
-    history,
-  });
+  const meta = () => checkpointMeta(run, config, trainer.epoch, windows.dataset.dir, history);
 
   let stop = false;
   const onSignal = () => {

@@ -13,7 +13,7 @@ import type { RunConfig } from '../config/run.js';
 import { IotaError } from '../errors.js';
 import { decodePartition, parseManifest, type StageManifest } from '../merge/manifest.js';
 import { decodeOptimState } from '../merge/update.js';
-import { saveCheckpoint } from '../model/checkpoint.js';
+import { checkpointMeta, saveCheckpoint } from '../model/checkpoint.js';
 import { Model } from '../model/model.js';
 import { Stage } from '../model/stage.js';
 import { stageSpecs } from '../config/model.js';
@@ -134,22 +134,7 @@ export async function writeExport(
         m: stitched.stages.map((s) => s.m),
         v: stitched.stages.map((s) => s.v),
       },
-      {
-        format: 'iota-checkpoint',
-        version: 1,
-        epoch: stitched.epoch,
-        model: config,
-        training: {
-          run: run.name,
-          seed: run.seed,
-          samples_per_epoch: run.samples_per_epoch,
-          batch: run.batch,
-          optimizer: run.optimizer,
-          schedule: run.schedule,
-          data: run.data.dir,
-        },
-        history: [],
-      },
+      checkpointMeta(run, config, stitched.epoch, run.data.dir, []),
     );
     await writeFile(join(out, 'model.yaml'), stringify(config));
     await writeFile(join(out, 'run.yaml'), stringify({ ...run, model: 'model.yaml' }));

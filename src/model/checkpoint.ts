@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import {
   validateConfig,
   type ModelConfig,
+  type RunConfig,
   type OptimizerConfig,
   type ScheduleConfig,
 } from '../config/index.js';
@@ -38,6 +39,32 @@ export interface CheckpointMeta {
   };
   /** losses per epoch so far (mean training loss, and held-out loss where measured) */
   history: Array<{ epoch: number; loss: number; lr: number; eval_loss?: number }>;
+}
+
+/** The metadata of a checkpoint of `epoch` epochs of a run's training on the data in `data`. */
+export function checkpointMeta(
+  run: RunConfig,
+  model: ModelConfig,
+  epoch: number,
+  data: string,
+  history: CheckpointMeta['history'],
+): CheckpointMeta {
+  return {
+    format: FORMAT,
+    version: 1,
+    epoch,
+    model,
+    training: {
+      run: run.name,
+      seed: run.seed,
+      samples_per_epoch: run.samples_per_epoch,
+      batch: run.batch,
+      optimizer: run.optimizer,
+      schedule: run.schedule,
+      data,
+    },
+    history,
+  };
 }
 
 export interface Checkpoint {
