@@ -8,7 +8,8 @@ import { loadNodeConfig } from '../config/index.js';
 import { IotaError } from '../errors.js';
 import { Miner, type MinerEvent } from '../miner/miner.js';
 import { readKeyFile } from '../protocol/keys.js';
-import { addBackendOption, positiveInt } from './common.js';
+import { addBackendOption, positiveInt, useBackend } from './common.js';
+import { preflight } from './preflight.js';
 import { note, printJson } from './output.js';
 import { minerStanding } from './standing.js';
 
@@ -26,6 +27,7 @@ interface MinerFlags {
   healthPort?: number;
   maxSamples?: number;
   maxEpochs?: number;
+  preflight?: boolean;
 }
 
 export function registerMiner(program: Command): void {
@@ -65,7 +67,13 @@ export function registerMiner(program: Command): void {
       '--max-epochs <n>',
       'stop after this many epochs have been merged',
       positiveInt('--max-epochs'),
-    );
+    )
+    .option(
+      '--preflight',
+      'first check that this machine keeps up in the run (as iota doctor --orchestrator does); ' +
+        'on by default on a terminal',
+    )
+    .option('--no-preflight', 'skip that check');
   addBackendOption(cmd).action(async (o: MinerFlags & { stage?: string }) => {
     const node = loadNodeConfig(o.node, { env: process.env });
     const orchestrator = o.orchestrator ?? node.orchestrator_url;
@@ -89,6 +97,21 @@ export function registerMiner(program: Command): void {
     if (o.threads) process.env.IOTA_THREADS = String(o.threads);
     const identity = readKeyFile(keyFile); // a bad key fails here, before anything is shown
 
+    // The first thing: can this machine keep up in this run, and where would it help most?
+    if (o.preflight ?? !o.json) {
+      const check = o.json
+        ? undefined
+        : ora({ text: 'checking this machine against the run…', discardStdin: false }).start();
+      await useBackend(o.backend, true);
+      const p = await preflight(orchestrator.replace(/\/$/, ''), {
+        key: keyFile,
+        backend: o.backend,
+        log: (s) => check && (check.text = s),
+      });
+      if (o.json) printJson({ event: 'preflight', ...p, at: Date.now() });
+      else if (p.verdict.keeps_up) check!.succeed(p.verdict.text);
+      else check!.warn(`${p.verdict.text} It joins all the same; its work may lapse.`);
+    }
     const spinner = o.json ? undefined : ora({ text: 'joining…', discardStdin: false }).start();
     const started = Date.now();
     // Events may come while the Miner is being built: the view renders once it exists.

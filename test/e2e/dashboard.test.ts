@@ -194,5 +194,25 @@ describe('the dashboard', () => {
     // tiny on loopback: every stage keeps up, and the verdict names one.
     expect(p.verdict).toMatchObject({ keeps_up: true });
     expect(p.verdict.text).toContain(`stage ${p.verdict.best_stage}`);
+
+    // A miner asked to check first does so before it joins.
+    const key = join(mkdtempSync(join(tmpdir(), 'iota-preflight-')), 'm.key');
+    expect((await runIota(['keys', 'new', '--out', key])).code).toBe(0);
+    const m = new IotaProcess([
+      'miner',
+      '--orchestrator',
+      url,
+      '--key',
+      key,
+      '--preflight',
+      '--json',
+    ]);
+    const check = await m.waitFor((e) => e.event === 'preflight');
+    expect(check).toMatchObject({ verdict: { keeps_up: true } });
+    await m.waitFor((e) => e.event === 'joined');
+    expect(m.events.findIndex((e) => e.event === 'preflight')).toBeLessThan(
+      m.events.findIndex((e) => e.event === 'joined'),
+    );
+    await m.kill('SIGKILL');
   }, 60_000);
 });
