@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { loadNodeConfig, loadRunConfig } from '../config/index.js';
 import { assembleOrchestrator } from '../orchestrator/assemble.js';
 import { Repository } from '../orchestrator/state/repository.js';
+import { lockStateDir } from '../orchestrator/state/lock.js';
 import { openStore } from '../store/index.js';
 import { collect, positiveInt } from './common.js';
 import { note, printJson } from './output.js';
@@ -74,6 +75,8 @@ export function registerOrchestrator(program: Command): void {
         }
         const node = loadNodeConfig(o.node, { env: process.env, set });
         const dbPath = resolve(join(node.state_dir, 'state.db'));
+        const unlock = lockStateDir(node.state_dir);
+        process.on('exit', unlock);
         const repo = Repository.open(dbPath, {
           backgroundCheckpoints: true,
           onCheckpointError: (m) => note(`WAL checkpoint failed: ${m}`),

@@ -185,6 +185,9 @@ export class LocalSwarm {
       env: this.env(),
       onEvent: (e) => {
         if (e.event === 'listening') listening(String(e.url));
+        // Until it listens, what it does (tokenizing the corpus on a first start) is news.
+        else if (e.event === 'log' && !this.url)
+          this.listener.notable(`orchestrator: ${String(e.message)}`);
       },
     });
     this.orchestrator = orch;
