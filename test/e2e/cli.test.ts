@@ -17,6 +17,7 @@ const EXERCISED = [
   'scores',
   'local', // test/e2e/local.test.ts
   'export', // test/e2e/local.test.ts
+  'setup', // test/e2e/setup.test.ts
 ];
 
 describe('iota executable', () => {
