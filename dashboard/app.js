@@ -293,7 +293,7 @@
         const v = data.verdicts.get(m.id) || [];
         return {
           id: m.id,
-          name: short(m.id),
+          name: m.name || short(m.id),
           stage: st.stage,
           state: m.state,
           rate: m.rate,

@@ -77,7 +77,7 @@ export function render(s: SwarmStatus): string {
       const colour =
         m.state === 'silent' ? chalk.red : m.state === 'working' ? chalk.green : chalk.dim;
       out.push(
-        `  ${m.id.slice(0, 12)}  ${colour(m.state.padEnd(7))}  ` +
+        `  ${m.id.slice(0, 12)}${m.name ? ` (${m.name})` : ''}  ${colour(m.state.padEnd(7))}  ` +
           `${m.rate !== undefined ? `${num(m.rate, 1)} units/s` : 'no rate yet'}  ` +
           `${m.done} samples  seen ${ago(now, m.last_seen)}` +
           (m.next_stage !== undefined ? `  moving to stage ${m.next_stage}` : ''),

@@ -152,7 +152,9 @@ export class LiveView implements SwarmListener {
         out.push(
           chalk.dim(
             `    ${st.miners
-              .map((m) => `${this.o.name?.(m.id) ?? m.id.slice(0, 8)} ${fixed(m.rate, 1)}/s`)
+              .map(
+                (m) => `${this.o.name?.(m.id) ?? m.name ?? m.id.slice(0, 8)} ${fixed(m.rate, 1)}/s`,
+              )
               .join('  ')}`,
           ),
         );

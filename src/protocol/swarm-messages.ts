@@ -196,6 +196,7 @@ export const SwarmStatus = Type.Object({
           last_seen: Ms,
           next_stage: Type.Optional(Type.Integer()),
           idle: Type.Optional(Type.Object({ reason: Type.String(), message: Type.String() })),
+          name: Type.Optional(Type.String({ description: 'the name it registered with' })),
         }),
       ),
     }),

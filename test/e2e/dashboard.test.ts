@@ -87,6 +87,7 @@ describe('the dashboard', () => {
       })),
       miners: [...document.querySelectorAll<HTMLTableRowElement>('#miners tbody tr')].map((tr) => ({
         id: tr.dataset.miner,
+        name: tr.cells[0].textContent,
         stage: tr.cells[1].textContent,
         state: tr.cells[2].textContent,
         samples: tr.cells[4].textContent,
@@ -100,6 +101,7 @@ describe('the dashboard', () => {
     const apiMiners = st.stages.flatMap((s) =>
       s.miners.map((m) => ({
         id: m.id,
+        name: m.name,
         stage: String(s.stage),
         state: m.state,
         samples: String(m.done),
@@ -107,6 +109,15 @@ describe('the dashboard', () => {
     );
     const byId = (a: { id?: string }, b: { id?: string }) => a.id!.localeCompare(b.id!);
     expect([...shown.miners].sort(byId)).toEqual(apiMiners.sort(byId));
+    // Miners show the names they registered with (iota local names them by stage).
+    expect(apiMiners.map((m) => m.name).sort()).toEqual([
+      'miner-s0-0',
+      'miner-s0-1',
+      'miner-s1-0',
+      'miner-s1-1',
+      'miner-s2-0',
+      'miner-s2-1',
+    ]);
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-desktop.png'), fullPage: true });
 
     // Going on: the page follows the next merge on its own.

@@ -242,6 +242,9 @@ export function swarmRoutes(swarm: SwarmServices, store: ObjectStore) {
           for (const m of s.miners) {
             const idle = m.state === 'idle' ? lastIdle.get(m.id) : undefined;
             if (idle) m.idle = { reason: idle.reason, message: idle.message };
+            // The display name it registered with (`iota miner --name`), if any.
+            const name = ctx.repo.participant(m.id)?.info.name;
+            if (typeof name === 'string' && name) m.name = name;
           }
         return st;
       },
