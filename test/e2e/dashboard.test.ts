@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { request } from 'undici';
 import type { SwarmStatus } from '../../src/protocol/swarm-messages.js';
-import { IotaProcess, killAll, runIota } from '../support/cli.js';
+import { IotaProcess, LOCAL_MINER_NAMES, killAll, runIota } from '../support/cli.js';
 
 const CHROMIUM = process.env.IOTA_CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = join(process.cwd(), 'test', 'artifacts');
@@ -110,14 +110,7 @@ describe('the dashboard', () => {
     const byId = (a: { id?: string }, b: { id?: string }) => a.id!.localeCompare(b.id!);
     expect([...shown.miners].sort(byId)).toEqual(apiMiners.sort(byId));
     // Miners show the names they registered with (iota local names them by stage).
-    expect(apiMiners.map((m) => m.name).sort()).toEqual([
-      'miner-s0-0',
-      'miner-s0-1',
-      'miner-s1-0',
-      'miner-s1-1',
-      'miner-s2-0',
-      'miner-s2-1',
-    ]);
+    expect(apiMiners.map((m) => m.name).sort()).toEqual(LOCAL_MINER_NAMES);
     await page.screenshot({ path: join(ARTIFACTS, 'dashboard-desktop.png'), fullPage: true });
 
     // Going on: the page follows the next merge on its own.

@@ -13,7 +13,7 @@ import { stageSpecs } from '../../src/config/model.js';
 import { decodePartition, parseManifest } from '../../src/merge/manifest.js';
 import { stageLayout } from '../../src/model/params.js';
 import { decodeSafetensors } from '../../src/tensor-io/index.js';
-import { IotaProcess, killAll, runIota } from '../support/cli.js';
+import { IotaProcess, LOCAL_MINER_NAMES, killAll, runIota } from '../support/cli.js';
 
 afterAll(killAll);
 
@@ -91,14 +91,7 @@ describe('iota local', () => {
       db.close();
     }
     expect(summary.tokens_per_s).toBeGreaterThan(0);
-    expect(summary.scores.map((s) => s.name).sort()).toEqual([
-      'miner-s0-0',
-      'miner-s0-1',
-      'miner-s1-0',
-      'miner-s1-1',
-      'miner-s2-0',
-      'miner-s2-1',
-    ]);
+    expect(summary.scores.map((s) => s.name).sort()).toEqual(LOCAL_MINER_NAMES);
     expect(summary.text).toHaveLength(3);
     for (const t of summary.text) expect(t.length).toBeGreaterThan(10);
     // Every child wrote its log into the state folder.

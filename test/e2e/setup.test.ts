@@ -60,6 +60,12 @@ class Terminal {
     execFileSync('tmux', ['send-keys', '-t', this.name, 'Enter']);
   }
 
+  /** Clears the line (its default answer), as a person would, then types `text` and Enter. */
+  retype(text: string): void {
+    execFileSync('tmux', ['send-keys', '-t', this.name, 'C-u']);
+    this.answer(text);
+  }
+
   keys(...keys: string[]): void {
     execFileSync('tmux', ['send-keys', '-t', this.name, ...keys]);
   }
@@ -101,19 +107,15 @@ describe('iota setup', () => {
       await t.waitFor('Samples per epoch');
       t.answer('abc');
       await t.waitFor('expected a whole number > 0');
-      t.keys('C-u'); // clear the line, as a person would
-      t.answer('16');
+      t.retype('16');
       await t.waitFor('Corpus');
       t.answer('');
       await t.waitFor('Address to listen on');
-      t.keys('C-u');
-      t.answer('127.0.0.1');
+      t.retype('127.0.0.1');
       await t.waitFor('Port');
-      t.keys('C-u');
-      t.answer(String(port));
+      t.retype(String(port));
       await t.waitFor('URL the miners reach it at');
-      t.keys('C-u');
-      t.answer(`http://127.0.0.1:${port}`);
+      t.retype(`http://127.0.0.1:${port}`);
       await t.waitFor('Object store');
       t.keys('Enter'); // local
       await t.waitFor('Validator key ids');
@@ -182,11 +184,9 @@ describe('iota setup', () => {
       await t.waitFor('What will this machine be?');
       t.keys('Enter'); // miner
       await t.waitFor('Orchestrator URL');
-      t.keys('C-u');
-      t.answer('http://127.0.0.1:1');
+      t.retype('http://127.0.0.1:1');
       await t.waitFor('cannot reach http://127.0.0.1:1');
-      t.keys('C-u');
-      t.answer(url);
+      t.retype(url);
       await t.waitFor('Key file');
       t.answer('');
       await t.waitFor('Stage to train');
@@ -194,8 +194,7 @@ describe('iota setup', () => {
       await t.waitFor('Compute backend');
       t.keys('Enter'); // auto
       await t.waitFor('Threads for its kernels');
-      t.keys('C-u');
-      t.answer('1');
+      t.retype('1');
       await t.waitFor('Node config to write');
       t.answer('');
       const screen = await t.waitFor('SETUP-EXITED-');

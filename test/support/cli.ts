@@ -140,3 +140,13 @@ export function serveArgs(runFile: string, dir: string, ...more: string[]): stri
     ...more,
   ];
 }
+
+/** The miners `iota local` starts by default (3 stages x 2), by the names it gives them. */
+export const LOCAL_MINER_NAMES = [
+  'miner-s0-0',
+  'miner-s0-1',
+  'miner-s1-0',
+  'miner-s1-1',
+  'miner-s2-0',
+  'miner-s2-1',
+];

@@ -1,6 +1,6 @@
 /** Small model configs and random inputs for model tests. */
 import * as tf from '@tensorflow/tfjs';
-import { validateConfig, type ModelConfig } from '../../src/config/index.js';
+import { validateConfig, type ModelConfig, type RunConfig } from '../../src/config/index.js';
 
 export function testModel(overrides: Partial<ModelConfig> = {}): ModelConfig {
   return validateConfig(
@@ -31,6 +31,22 @@ export function testModel(overrides: Partial<ModelConfig> = {}): ModelConfig {
       ...overrides,
     },
     'test model',
+  );
+}
+
+/** A small valid run config for tests that need one but train nothing from it. */
+export function testRun(overrides: Record<string, unknown> = {}): RunConfig {
+  return validateConfig(
+    'run',
+    {
+      name: 't',
+      model: 'm.yaml',
+      samples_per_epoch: 4,
+      optimizer: { lr: 1e-3 },
+      schedule: { kind: 'constant', total_epochs: 10 },
+      ...overrides,
+    },
+    'test run',
   );
 }
 

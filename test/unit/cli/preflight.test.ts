@@ -2,22 +2,11 @@
  * The preflight's verdict: whether a machine keeps up, where it helps most (the swarm's slowest
  * stage it can serve), and what limits it.
  */
-import { validateConfig } from '../../../src/config/index.js';
+import { testRun } from '../../support/model.js';
 import { verdict, type StageFit } from '../../../src/cli/preflight.js';
 
-const run = validateConfig(
-  'run',
-  {
-    name: 'r',
-    model: 'm.yaml',
-    samples_per_epoch: 32,
-    optimizer: { lr: 1e-3 },
-    schedule: { kind: 'constant', total_epochs: 10 },
-    phases: { drain_s: 20, upload_s: 30, merge_s: 60, lease_s: 15 },
-  },
-  'test',
-);
-const fit = (stage: number, o: Partial<StageFit>): StageFit => ({
+const run = testRun({ phases: { drain_s: 20, upload_s: 30, merge_s: 60, lease_s: 15 } });
+const stageFit = (stage: number, o: Partial<StageFit>): StageFit => ({
   stage,
   samples_per_s: 10,
   item_s: 0.4,
@@ -33,9 +22,9 @@ describe('the preflight verdict', () => {
   it('sends a machine to the slowest stage of the swarm it keeps up with', () => {
     const v = verdict(
       [
-        fit(0, { swarm_samples_per_s: 30 }),
-        fit(1, { swarm_samples_per_s: 5, keeps_up: false }), // the slowest, but too slow here
-        fit(2, { swarm_samples_per_s: 12, limit: 'bandwidth' }),
+        stageFit(0, { swarm_samples_per_s: 30 }),
+        stageFit(1, { swarm_samples_per_s: 5, keeps_up: false }), // the slowest, but too slow here
+        stageFit(2, { swarm_samples_per_s: 12, limit: 'bandwidth' }),
       ],
       run,
     );
@@ -48,8 +37,8 @@ describe('the preflight verdict', () => {
   it('says when it cannot keep up, and what limits its fastest stage', () => {
     const v = verdict(
       [
-        fit(0, { keeps_up: false, item_s: 20, transfer_s: 1 }),
-        fit(1, { keeps_up: false, item_s: 9, transfer_s: 1 }),
+        stageFit(0, { keeps_up: false, item_s: 20, transfer_s: 1 }),
+        stageFit(1, { keeps_up: false, item_s: 9, transfer_s: 1 }),
       ],
       run,
     );

@@ -5,7 +5,6 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { validateConfig } from '../../../src/config/index.js';
 import { stageSpecs, type ModelConfig } from '../../../src/config/model.js';
 import {
   encodeManifest,
@@ -21,25 +20,14 @@ import { stageLayout } from '../../../src/model/params.js';
 import { selectBackend } from '../../../src/kernels/backends.js';
 import { stitchEpoch, writeExport, type RunSource } from '../../../src/export/stitch.js';
 import { sha256Hex } from '../../../src/tensor-io/hash.js';
-import { testModel } from '../../support/model.js';
+import { testModel, testRun } from '../../support/model.js';
 
 beforeAll(async () => {
   await selectBackend('cpu');
 });
 
 const model: ModelConfig = testModel();
-const run = validateConfig(
-  'run',
-  {
-    name: 'stitch',
-    model: 'm.yaml',
-    samples_per_epoch: 4,
-    optimizer: { lr: 1e-3 },
-    schedule: { kind: 'constant', total_epochs: 10 },
-    data: { corpus: 'demo', dir: 'data' },
-  },
-  'test',
-);
+const run = testRun({ name: 'stitch' });
 
 /** An in-memory run: epoch 1 of every stage, in partitions of 100 elements, with moments. */
 function memoryRun(o: { step?: (stage: number) => number } = {}) {

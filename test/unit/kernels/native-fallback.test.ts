@@ -76,22 +76,11 @@ describe('without the native kernels', () => {
     if (!gpu.available) expect(s.backend).toBe('wasm');
     expect(describeSelection(s)).toMatch(/native \(not built/);
 
-    const { testModel } = await import('../../support/model.js');
+    const { testModel, testRun } = await import('../../support/model.js');
     const { Model } = await import('../../../src/model/model.js');
     const { Trainer } = await import('../../../src/model/trainer.js');
-    const { validateConfig } = await import('../../../src/config/index.js');
     const config = testModel();
-    const run = validateConfig(
-      'run',
-      {
-        name: 't',
-        model: 'x',
-        samples_per_epoch: 1,
-        optimizer: { lr: 1e-3 },
-        schedule: { kind: 'constant', total_epochs: 10 },
-      },
-      'test run',
-    );
+    const run = testRun({ samples_per_epoch: 1 });
     const model = Model.initial(config, 'fallback');
     const sample = Int32Array.from(
       { length: config.seq + 1 },

@@ -9,8 +9,8 @@ import {
   stageSpecs,
   validateConfig,
   type ModelConfig,
-  type RunConfig,
 } from '../../../src/config/index.js';
+import { testRun } from '../../support/model.js';
 import { selectBackend } from '../../../src/kernels/backends.js';
 import { nativeStats, resetNativeStats } from '../../../src/kernels/native/index.js';
 import { Model } from '../../../src/model/model.js';
@@ -22,17 +22,10 @@ import { requireNative, randomFloats } from './native.js';
 await requireNative();
 
 function settings(batch: number): TrainerSettings {
-  const run = validateConfig(
-    'run',
-    {
-      name: 't',
-      model: 'x',
-      samples_per_epoch: 1,
-      optimizer: { lr: 1e-3 },
-      schedule: { kind: 'constant', total_epochs: 1000 },
-    },
-    'test run',
-  ) as RunConfig;
+  const run = testRun({
+    samples_per_epoch: 1,
+    schedule: { kind: 'constant', total_epochs: 1000 },
+  });
   return { optimizer: run.optimizer, schedule: run.schedule, batch };
 }
 
