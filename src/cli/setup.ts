@@ -6,24 +6,16 @@
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism, hostname } from 'node:os';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import chalk from 'chalk';
 import { loadModelConfig } from '../config/index.js';
+import { shippedModelFile, shippedRun } from '../config/shipped.js';
 import { stageParamCount, stageSpecs } from '../config/model.js';
 import { IotaError } from '../errors.js';
 import { BACKENDS } from '../kernels/backends.js';
 import { newIdentity, readKeyFile, writeKeyFile } from '../protocol/keys.js';
 import { checkOrchestrator, checkStore } from '../setup/checks.js';
-import {
-  PACKAGE_ROOT,
-  planFor,
-  ROLES,
-  shippedRun,
-  writePlan,
-  type Answers,
-  type S3Answers,
-} from '../setup/plan.js';
+import { planFor, ROLES, writePlan, type Answers, type S3Answers } from '../setup/plan.js';
 import { collect } from './common.js';
 import { note, printJson } from './output.js';
 
@@ -91,7 +83,7 @@ const keyIds = (v: string) =>
     : 'expected key ids (what `iota keys show FILE` prints), separated by commas';
 
 function modelChoice(name: string): { value: string; name: string } {
-  const m = loadModelConfig(join(PACKAGE_ROOT, 'configs', `${name}.yaml`));
+  const m = loadModelConfig(shippedModelFile(name));
   const params = stageSpecs(m).reduce((a, s) => a + stageParamCount(m, s), 0);
   return {
     value: name,

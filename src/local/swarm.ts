@@ -14,18 +14,17 @@ import {
   readFileSync,
   writeFileSync,
 } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { request } from 'undici';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { loadRunConfig, type LoadedRun } from '../config/index.js';
+import { SHIPPED_MODELS, shippedModelFile, shippedRun } from '../config/shipped.js';
 import { IotaError } from '../errors.js';
 import { newIdentity, readKeyFile, writeKeyFile } from '../protocol/keys.js';
 import type { ScoresReply, SwarmStatus } from '../protocol/swarm-messages.js';
 import { Child } from './child.js';
 
-export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const SHIPPED_MODELS = ['tiny', 'small'] as const;
+export { SHIPPED_MODELS };
 
 export interface LocalOptions {
   /** a shipped model (`tiny`, `small`) or a model config file (trained with small's run settings) */
@@ -51,30 +50,20 @@ export interface SwarmListener {
 /** The run's files in the state folder, written on its first start and checked on later ones. */
 export function prepareStateDir(o: LocalOptions): { dir: string; loaded: LoadedRun } {
   const shipped = (SHIPPED_MODELS as readonly string[]).includes(o.model);
-  const modelFile = shipped ? join(PACKAGE_ROOT, 'configs', `${o.model}.yaml`) : resolve(o.model);
+  const modelFile = shipped ? shippedModelFile(o.model) : resolve(o.model);
   if (!existsSync(modelFile))
     throw new IotaError(
       'E_NO_MODEL',
       `no model config ${o.model}`,
       `pass ${SHIPPED_MODELS.join(' or ')}, or the path of a model config file`,
     );
-  const runBase = join(
-    PACKAGE_ROOT,
-    'configs',
-    'runs',
-    `${o.model === 'tiny' ? 'tiny' : 'small'}.yaml`,
-  );
-  const run = parse(readFileSync(runBase, 'utf8')) as Record<string, unknown> & {
-    name: string;
-    data: { dir: string };
-  };
+  // The package's data folder, whatever the working folder: the corpus is tokenized once.
+  const run = shippedRun(o.model === 'tiny' ? 'tiny' : 'small');
   if (!shipped) run.name = `local-${modelFile.replace(/.*\//, '').replace(/\.ya?ml$/, '')}`;
   if (o.samplesPerEpoch !== undefined) {
     run.samples_per_epoch = o.samplesPerEpoch;
     run.name = `${run.name}-s${o.samplesPerEpoch}`;
   }
-  // The bundled corpus is prepared once, in the package (./setup.sh), whatever the working folder.
-  if (!isAbsolute(run.data.dir)) run.data.dir = join(PACKAGE_ROOT, run.data.dir);
   run.model = 'model.yaml';
   const dir = resolve(o.stateDir ?? join('.iota', 'local', run.name));
   mkdirSync(join(dir, 'logs'), { recursive: true });

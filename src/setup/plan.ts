@@ -5,11 +5,10 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
+import { PACKAGE_ROOT, shippedModelFile, shippedRun } from '../config/shipped.js';
 import { IotaError } from '../errors.js';
 
-export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const ROLES = ['miner', 'validator', 'orchestrator'] as const;
 export type Role = (typeof ROLES)[number];
 
@@ -55,14 +54,6 @@ export interface Plan {
   notes: string[];
 }
 
-/** The shipped run config of a model (configs/runs/<model>.yaml), parsed. */
-export function shippedRun(model: string): Record<string, unknown> & {
-  samples_per_epoch: number;
-  data: { corpus: string; dir: string };
-} {
-  return parse(readFileSync(join(PACKAGE_ROOT, 'configs', 'runs', `${model}.yaml`), 'utf8'));
-}
-
 const header = '# written by iota setup\n';
 
 export function planFor(a: Answers, keyId?: string): Plan {
@@ -70,12 +61,11 @@ export function planFor(a: Answers, keyId?: string): Plan {
   if (a.role === 'orchestrator') {
     const dir = resolve(a.out);
     const run = shippedRun(a.model);
-    run.model = join(PACKAGE_ROOT, 'configs', `${a.model}.yaml`);
+    run.model = shippedModelFile(a.model);
     run.samples_per_epoch = a.samplesPerEpoch;
     run.data = {
       ...run.data,
       corpus: a.corpus === 'demo' ? 'demo' : resolve(a.corpus),
-      dir: join(PACKAGE_ROOT, 'data'),
     };
     const storage =
       a.store === 's3' && a.s3

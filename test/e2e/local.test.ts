@@ -94,6 +94,10 @@ describe('iota local', () => {
     expect(summary.scores.map((s) => s.name).sort()).toEqual(LOCAL_MINER_NAMES);
     expect(summary.text).toHaveLength(3);
     for (const t of summary.text) expect(t.length).toBeGreaterThan(10);
+    // The corpus is the package's, tokenized once in its data/ folder, whatever the working folder.
+    expect(readFileSync(join(state, 'run.yaml'), 'utf8')).toContain(
+      `dir: ${join(process.cwd(), 'data')}\n`,
+    );
     // Every child wrote its log into the state folder.
     for (const name of ['orchestrator', 'miner-s0-0', 'miner-s2-1', 'validator-0'])
       expect(existsSync(join(state, 'logs', `${name}.log`))).toBe(true);

@@ -1,0 +1,30 @@
+/**
+ * The configs shipped in the package (`configs/`): the package's folder, the model configs by
+ * name, and each model's run config, as `iota local` and `iota setup` start from them.
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+
+export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const SHIPPED_MODELS = ['tiny', 'small'] as const;
+
+export function shippedModelFile(name: string): string {
+  return join(PACKAGE_ROOT, 'configs', `${name}.yaml`);
+}
+
+/**
+ * The shipped run config of a model (`configs/runs/<model>.yaml`) as plain data, its relative
+ * data folder found from the run file as the loader does (`../../data`: the package's `data/`).
+ */
+export function shippedRun(model: string): Record<string, unknown> & {
+  name: string;
+  samples_per_epoch: number;
+  data: { corpus: string; dir: string };
+} {
+  const file = join(PACKAGE_ROOT, 'configs', 'runs', `${model}.yaml`);
+  const run = parse(readFileSync(file, 'utf8')) as ReturnType<typeof shippedRun>;
+  if (!isAbsolute(run.data.dir)) run.data.dir = resolve(dirname(file), run.data.dir);
+  return run;
+}
