@@ -1,7 +1,7 @@
 /**
  * A compute thread (the miner's, and the validator's for replays): one stage of the model on
  * the chosen backend. It runs forwards, backwards (by recompute) and tail steps; each
- * backward's parameter gradient waits in a pending buffer until the main thread says the
+ * backward's parameter gradient (unless only the input gradient is asked for) waits in a pending buffer until the main thread says the
  * orchestrator acknowledged it (`commit`) or not (`discard`), so the gradient sum holds
  * exactly the credited samples.
  */
@@ -20,6 +20,11 @@ const pending = new Map<string, Float32Array>();
 function input(r: { tokens?: Int32Array; x?: Float32Array; shape: number[] }): tf.Tensor {
   if (r.tokens) return tf.tensor2d(r.tokens, [r.shape[0], r.shape[1]], 'int32');
   return tf.tensor3d(r.x!, r.shape as [number, number, number], 'float32');
+}
+
+/** Whether a backward or tail request forms the weights' gradients (a miner's, not a replay). */
+function weightGrads(m: ComputeRequest): boolean {
+  return (m.grads ?? 'all') === 'all';
 }
 
 async function handle(m: ComputeRequest): Promise<Omit<ComputeReply, 'id'>> {
@@ -48,9 +53,9 @@ async function handle(m: ComputeRequest): Promise<Omit<ComputeReply, 'id'>> {
     case 'backward': {
       const x = input(m);
       const dy = tf.tensor3d(m.dy!, m.dyShape as [number, number, number], 'float32');
-      const g = new Float32Array(stage!.layout.size);
+      const g = weightGrads(m) ? new Float32Array(stage!.layout.size) : undefined;
       const dx = stage!.backward(x, dy, g);
-      pending.set(m.key!, g);
+      if (g) pending.set(m.key!, g);
       const out = dx ? Float32Array.from(await dx.data()) : undefined;
       tf.dispose([x, dy, ...(dx ? [dx] : [])]);
       return { dx: out, shape: dx?.shape };
@@ -58,9 +63,9 @@ async function handle(m: ComputeRequest): Promise<Omit<ComputeReply, 'id'>> {
     case 'tail': {
       const x = input(m);
       const targets = tf.tensor2d(m.targets!, [m.shape[0], m.shape[1]], 'int32');
-      const g = new Float32Array(stage!.layout.size);
-      const r = stage!.tailStep(x, targets, g);
-      pending.set(m.key!, g);
+      const g = weightGrads(m) ? new Float32Array(stage!.layout.size) : undefined;
+      const r = stage!.tailStep(x, targets, g, m.grads ?? 'all');
+      if (g) pending.set(m.key!, g);
       const out = r.dx ? Float32Array.from(await r.dx.data()) : undefined;
       const shape = r.dx?.shape;
       tf.dispose([x, targets, ...(r.dx ? [r.dx] : [])]);

@@ -21,7 +21,15 @@ export interface ComputeRequest {
   dy?: Float32Array;
   dyShape?: number[];
   targets?: Int32Array;
+  /** backward and tail: which gradients to form (default 'all': the weights' too, kept pending) */
+  grads?: Grads;
 }
+
+/**
+ * 'all': the weights' gradients too (a miner's work, held pending under its key); 'input': the
+ * input gradient only (a validator's replay); 'none': the losses only (an evaluation).
+ */
+export type Grads = 'all' | 'input' | 'none';
 
 export interface ComputeReply {
   id: number;
@@ -97,16 +105,18 @@ export class Compute {
     input: StageInput,
     dy: Float32Array,
     dyShape: number[],
+    grads: Exclude<Grads, 'none'> = 'all',
   ): Promise<{ dx?: Float32Array; shape?: number[] }> {
-    const r = await this.call({ op: 'backward', key, ...input, dy, dyShape });
+    const r = await this.call({ op: 'backward', key, ...input, dy, dyShape, grads });
     return { dx: r.dx, shape: r.shape };
   }
   async tail(
     key: string,
     input: StageInput,
     targets: Int32Array,
+    grads: Grads = 'all',
   ): Promise<{ losses: Float32Array; dx?: Float32Array; shape?: number[] }> {
-    const r = await this.call({ op: 'tail', key, ...input, targets });
+    const r = await this.call({ op: 'tail', key, ...input, targets, grads });
     return { losses: r.losses!, dx: r.dx, shape: r.shape };
   }
   /** Adds an acknowledged item's gradient to the sum. */

@@ -1,7 +1,7 @@
 /**
  * Loading a stage's weights from its manifest through the orchestrator's scoped URLs: the
- * manifest and every partition are checked against their sha256 before use. Miners and
- * validators both do this.
+ * manifest and every partition are checked against their sha256 before use (a partition the
+ * caller already holds with that sha256 is not downloaded). Miners and validators both do this.
  */
 import { IotaError } from '../errors.js';
 import type { SignedClient } from '../protocol/client.js';
@@ -20,6 +20,8 @@ export async function loadStageWeights(
   ref: WeightsRef,
   transfer?: TransferOptions,
   onBytes: (n: number) => void = () => {},
+  /** a partition already held (by its sha256), e.g. one this miner computed in the merge */
+  held: (sha256: string) => Uint8Array | undefined = () => undefined,
 ): Promise<{ manifest: StageManifest; weights: Float32Array }> {
   const url =
     ref.url ??
@@ -30,6 +32,11 @@ export async function loadStageWeights(
   );
   const weights = new Float32Array(manifest.params);
   for (const p of manifest.partitions) {
+    const own = held(p.sha256);
+    if (own) {
+      weights.set(decodePartition(own, p.length), p.offset);
+      continue;
+    }
     const info = await client.get<{ url: string; sha256: string; size: number }>(
       `/v1/storage/download?key=${encodeURIComponent(p.key)}`,
     );

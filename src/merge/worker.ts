@@ -13,6 +13,7 @@ import { sha256Hex } from '../tensor-io/hash.js';
 import { isIotaError } from '../errors.js';
 import { decodeSlice } from './gradient.js';
 import { decodePartition, encodePartition } from './manifest.js';
+import type { OwnCopies } from './own-copies.js';
 import { reduceSlices, type Reduction, type Slice } from './reduce.js';
 import {
   decodeOptimState,
@@ -28,6 +29,8 @@ export interface MergeWorkerOptions {
   adamw: { beta1: number; beta2: number; eps: number; weightDecay: number };
   /** this miner's own copy of the stage's current weights, if it has one (saves downloading w_E) */
   replica?: (stage: number) => Float32Array | undefined;
+  /** what this merger uploaded itself: read from here, not the store, when the hashes match */
+  copies?: OwnCopies;
   transfer?: TransferOptions;
   /** a test's hook to tamper with a result before it is reported (never set by the miner) */
   tamper?: {
@@ -72,6 +75,11 @@ export class MergeWorker {
     if (cached) return cached;
     const slices: Slice[] = [];
     for (const i of job.inputs) {
+      const own = this.o.copies?.range(i.key, i.start, i.end, i.sha256);
+      if (own) {
+        slices.push({ miner: i.miner, data: decodeSlice(own, job.length) });
+        continue;
+      }
       try {
         const bytes = await download(
           i.url!,
@@ -126,7 +134,8 @@ export class MergeWorker {
     const wE = await this.weights(job);
     const prev = job.optim
       ? decodeOptimState(
-          await this.fetch(job.optim.url!, job.optim.sha256, job.optim.size),
+          this.o.copies?.whole(job.optim.sha256) ??
+            (await this.fetch(job.optim.url!, job.optim.sha256, job.optim.size)),
           job.length,
         )
       : undefined;
@@ -141,12 +150,12 @@ export class MergeWorker {
       job.clip_factor!,
     );
     if (this.o.tamper?.update) u = this.o.tamper.update(u);
-    const w = await this.put('merged', job.outputs!.w, encodePartition(u.w, job.offset));
-    const optim = await this.put(
-      'optimizer',
-      job.outputs!.optim,
-      encodeOptimState(u.m, u.v, job.offset),
-    );
+    const wBytes = encodePartition(u.w, job.offset);
+    const optimBytes = encodeOptimState(u.m, u.v, job.offset);
+    const w = await this.put('merged', job.outputs!.w, wBytes);
+    const optim = await this.put('optimizer', job.outputs!.optim, optimBytes);
+    this.o.copies?.output('weights', w.sha256, job.epoch + 1, wBytes);
+    this.o.copies?.output('optim', optim.sha256, job.epoch + 1, optimBytes);
     await this.o.client.post('/v1/merge/updated', {
       epoch: job.epoch,
       stage: job.stage,
@@ -167,7 +176,10 @@ export class MergeWorker {
       const slice = replica.slice(job.offset, job.offset + job.length);
       if (sha256Hex(encodePartition(slice, job.offset)) === job.w!.sha256) return slice;
     }
-    return decodePartition(await this.fetch(job.w!.url!, job.w!.sha256, job.w!.size), job.length);
+    const bytes =
+      this.o.copies?.whole(job.w!.sha256) ??
+      (await this.fetch(job.w!.url!, job.w!.sha256, job.w!.size));
+    return decodePartition(bytes, job.length);
   }
 
   private async fetch(url: string, sha256: string, size: number): Promise<Uint8Array> {

@@ -11,6 +11,7 @@ import { encodeGradient, partitionHashes } from '../merge/gradient.js';
 import { partitionElements } from '../merge/manifest.js';
 import { loadStageWeights } from '../merge/weights.js';
 import { MergeWorker } from '../merge/worker.js';
+import { OwnCopies } from '../merge/own-copies.js';
 import { stageLayout } from '../model/params.js';
 import { ApiError, SignedClient } from '../protocol/client.js';
 import type { WorkItemMessage, WorkReply, JoinReply } from '../protocol/swarm-messages.js';
@@ -41,6 +42,8 @@ export class Miner {
   private stopping = false;
   private heartbeat?: NodeJS.Timeout;
   private merger?: MergeWorker;
+  /** what this miner uploaded for the merge, so that it never downloads it back */
+  private readonly copies = new OwnCopies();
   private uploadedFor = -1;
   /** where its time went (timing.ts) */
   readonly clock = new Stopwatch();
@@ -156,6 +159,7 @@ export class Miner {
         layout: () => layout,
         adamw: { beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weight_decay },
         replica: () => this.weights,
+        copies: this.copies,
         transfer: this.o.transfer,
       });
       this.emit({
@@ -173,6 +177,7 @@ export class Miner {
     this.stage = stage;
     this.epoch = epoch;
     this.weights = weights;
+    this.copies.keepFrom(manifest.epoch);
     this.manifestKey = manifest.key;
     this.credited = 0;
     this.emit({
@@ -188,7 +193,13 @@ export class Miner {
   /** Downloads a stage manifest and every partition it lists, verifying each hash. */
   private async loadManifest(ref: ManifestRef): Promise<Float32Array> {
     return (
-      await loadStageWeights(this.client, ref, this.o.transfer, (n) => (this.stats.bytesIn += n))
+      await loadStageWeights(
+        this.client,
+        ref,
+        this.o.transfer,
+        (n) => (this.stats.bytesIn += n),
+        (sha256) => this.copies.whole(sha256),
+      )
     ).weights;
   }
 
@@ -406,6 +417,7 @@ export class Miner {
     const params = this.info.params[stage];
     try {
       const d = await this.put('gradient', key, bytes);
+      this.copies.gradient(key, epoch, bytes);
       await this.client.post('/v1/gradient', {
         epoch,
         stage,

@@ -77,11 +77,21 @@ export class Stage {
   /**
    * Backward of a non-tail stage for output gradient dy: adds the parameter gradients into
    * `gradSum` and returns the input gradient (null for the head, whose input is token ids).
+   * Without `gradSum` only the input gradient is computed (a validator's replay compares that
+   * alone): the weights' gradients, a third of the work, are never formed.
    */
-  backward(input: tf.Tensor, dy: tf.Tensor, gradSum: Float32Array): tf.Tensor | null {
+  backward(input: tf.Tensor, dy: tf.Tensor, gradSum?: Float32Array): tf.Tensor | null {
     const ctx = this.context(input.shape[1] as number);
     const names = this.layout.params.map((p) => p.name);
     const withInput = !this.spec.hasEmbedding;
+    if (!gradSum) {
+      if (!withInput) return null;
+      return tf.tidy(() => {
+        const f = (x: tf.Tensor) =>
+          tf.sum(tf.mul(stageForward(this.spec, this.params, x, ctx), dy));
+        return tf.grad(f)(input);
+      });
+    }
     const kept = tf.tidy(() => {
       const f = (...xs: tf.Tensor[]) => {
         const p = this.paramsFrom(names, withInput ? xs.slice(1) : xs);
@@ -95,26 +105,43 @@ export class Stage {
     return kept[0] ?? null;
   }
 
-  /** Tail: forward, loss against `targets` int32 [b, s], and backward at once (one forward). */
-  tailStep(input: tf.Tensor, targets: tf.Tensor2D, gradSum: Float32Array): TailResult {
+  /**
+   * Tail: forward, loss against `targets` int32 [b, s], and backward at once (one forward).
+   * `grads`: 'all' adds the parameter gradients into `gradSum` and returns the input gradient;
+   * 'input' returns the input gradient only (a validator's replay); 'none' only the losses (an
+   * evaluation).
+   */
+  tailStep(
+    input: tf.Tensor,
+    targets: tf.Tensor2D,
+    gradSum?: Float32Array,
+    grads: 'all' | 'input' | 'none' = 'all',
+  ): TailResult {
     if (!this.spec.hasHead)
       throw new IotaError('E_NOT_TAIL', `stage ${this.spec.index} has no LM head`);
+    if (grads === 'all' && !gradSum)
+      throw new IotaError('E_BAD_WEIGHTS', 'a tail step with parameter gradients needs gradSum');
     const ctx = this.context(input.shape[1] as number);
     const names = this.layout.params.map((p) => p.name);
     const withInput = !this.spec.hasEmbedding;
     let perSample: tf.Tensor | undefined;
     const [value, dx] = tf.tidy(() => {
-      const f = (...xs: tf.Tensor[]) => {
-        const p = this.paramsFrom(names, withInput ? xs.slice(1) : xs);
-        const logits = stageForward(this.spec, p, withInput ? xs[0] : input, ctx);
-        const per = crossEntropyPerSample(logits, targets);
+      const loss = (x: tf.Tensor, p: Params) => {
+        const per = crossEntropyPerSample(stageForward(this.spec, p, x, ctx), targets);
         perSample = tf.keep(per.clone()); // the per-sample losses, kept past the gradient's tidy
         return tf.sum(per) as tf.Scalar;
       };
+      if (grads === 'none' || (grads === 'input' && !withInput)) return [loss(input, this.params)];
+      if (grads === 'input') {
+        const { value, grad } = tf.valueAndGrad((x: tf.Tensor) => loss(x, this.params))(input);
+        return [value, grad];
+      }
+      const f = (...xs: tf.Tensor[]) =>
+        loss(withInput ? xs[0] : input, this.paramsFrom(names, withInput ? xs.slice(1) : xs));
       const args = names.map((n) => this.params[n]);
-      const { value, grads } = tf.valueAndGrads(f)(withInput ? [input, ...args] : args);
-      this.accumulate(withInput ? grads.slice(1) : grads, gradSum);
-      return withInput ? [value, grads[0]] : [value];
+      const { value, grads: g } = tf.valueAndGrads(f)(withInput ? [input, ...args] : args);
+      this.accumulate(withInput ? g.slice(1) : g, gradSum!);
+      return withInput ? [value, g[0]] : [value];
     });
     const lossSum = value.dataSync()[0];
     const losses = Float32Array.from(perSample!.dataSync());

@@ -82,6 +82,8 @@ function refuse(
     .send({ error: { code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) } });
 }
 
+const READ_CHUNK_BYTES = 1 << 20;
+
 const EMPTY: AsyncIterable<Uint8Array> = { async *[Symbol.asyncIterator]() {} };
 
 /** Receives an upload: checks the URL and the declared length, then streams the body to disk. */
@@ -142,7 +144,10 @@ async function getObject(
     if (range) reply.code(206).header('content-range', `bytes ${start}-${end - 1}/${obj.size}`);
     reply.header('content-length', end - start);
     if (req.method === 'HEAD' || end === start) return reply.send();
-    return reply.send(createReadStream(obj.path, { start, end: end - 1 }));
+    // Reads of 1 MiB rather than the default 64 KiB: a sixteenth of the calls for a large object.
+    return reply.send(
+      createReadStream(obj.path, { start, end: end - 1, highWaterMark: READ_CHUNK_BYTES }),
+    );
   } catch (e) {
     if (isIotaError(e)) return refuse(reply, req, e, size);
     throw e;

@@ -7,6 +7,8 @@ import { request } from 'undici';
 import { stageSpecs } from '../../../src/config/model.js';
 import { decodePartition, parseManifest, partitionSize } from '../../../src/merge/manifest.js';
 import { MergeWorker, type MergeWorkerOptions } from '../../../src/merge/worker.js';
+import { encodeGradient } from '../../../src/merge/gradient.js';
+import { OwnCopies } from '../../../src/merge/own-copies.js';
 import { adamwUpdate, clipFactor } from '../../../src/model/optimizer.js';
 import { stageLayout } from '../../../src/model/params.js';
 import { learningRate } from '../../../src/model/schedule.js';
@@ -179,6 +181,54 @@ describe('the merge over HTTP', () => {
       expect(down).toBeCloseTo(Math.max(...perMiner), 6);
     });
   }
+
+  it('k = 2, r = 2 with own copies: a merger downloads only the other participant’s slices, and the result is the same', async () => {
+    const { o, miners } = await toMerging(2, { clip: 1 });
+    const w0 = await weightsOf(o, 0);
+    const plan = o.merge!.state.merge(0, 0)!.plan;
+    const copies = miners.map((m) => {
+      const c = new OwnCopies();
+      const key = plan.participants.find((q) => q.miner === m.id)!.key;
+      c.gradient(key, 0, encodeGradient(m.gradients.get('0/0')!));
+      return c;
+    });
+    // One copy is damaged: that merger must notice (hash) and download its own slices instead.
+    const damaged = new OwnCopies();
+    const bytes = encodeGradient(miners[1].gradients.get('0/0')!);
+    bytes[bytes.length - 1] ^= 1;
+    damaged.gradient(plan.participants.find((q) => q.miner === miners[1].id)!.key, 0, bytes);
+    // w_0 comes from each merger's replica, as in the miner: only gradient slices are read.
+    const workers = [
+      worker(o, miners[0], { copies: copies[0], replica: () => w0 }),
+      worker(o, miners[1], { copies: damaged, replica: () => w0 }),
+    ];
+    await mergeUntilDone(o, workers);
+    expect(o.coord.state.stage(0).epoch).toBe(1);
+    expect(relErr(await weightsOf(o, 1), await oracle(o, w0, miners))).toBeLessThanOrEqual(1e-6);
+    expect(o.merge!.state.faults(0, 0)).toEqual([]);
+    // Each merger reduced every partition: the first downloaded only the other's slices...
+    const gradientBytes = 4 * plan.params;
+    expect(workers[0].bytesDown).toBe(gradientBytes);
+    expect(copies[0].bytesSaved).toBe(gradientBytes);
+    // ...the second also its own slice of the last partition, where its copy's damaged byte is.
+    const last = plan.partitions[plan.partitions.length - 1];
+    expect(workers[1].bytesDown).toBe(gradientBytes + 4 * last.length);
+    // Both now hold the step-2 outputs of every partition (weights and moments of epoch 1).
+    for (const c of [copies[0], damaged]) {
+      const manifest = parseManifest(await o.store.get(o.coord.state.stage(0).manifest.key));
+      for (const p of manifest.partitions) {
+        expect(c.whole(p.sha256)).toEqual(await o.store.get(p.key));
+        expect(c.whole(p.optim!.sha256)).toEqual(await o.store.get(p.optim!.key));
+      }
+      c.keepFrom(1); // the weights of epoch 1 are loaded: only their moments are kept
+      for (const p of manifest.partitions) {
+        expect(c.whole(p.sha256)).toBeUndefined();
+        expect(c.whole(p.optim!.sha256)).toBeDefined();
+      }
+      c.keepFrom(2);
+      expect(c.heldBytes).toBe(0);
+    }
+  });
 
   it('re-assigns a merger that dies between the steps, and out-votes a merger that uploads altered weights', async () => {
     const { o, miners } = await toMerging(4, { clip: 1 });

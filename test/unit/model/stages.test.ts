@@ -69,6 +69,34 @@ describe('pipelined stages', () => {
     tail.dispose();
   });
 
+  it('give a replay the same input gradient and losses without forming the weights’ gradients', () => {
+    const body = Stage.initial(config, 1, 3);
+    const tail = Stage.initial(config, 2, 5);
+    const x = tf.randomNormal([2, config.seq, config.bottleneck], 0, 1, 'float32', 4);
+    const dy = tf.randomNormal([2, config.seq, config.bottleneck], 0, 1, 'float32', 5);
+    const targets = randomIds(2, config.seq, 256, 7);
+    const full = body.backward(x, dy, new Float32Array(body.layout.size))!;
+    const live = tf.memory().numTensors;
+    const only = body.backward(x, dy)!;
+    expect(tf.memory().numTensors).toBe(live + 1); // the input gradient, nothing else
+    expect(relErr(only.dataSync() as Float32Array, full.dataSync() as Float32Array)).toBe(0);
+    const t = tail.tailStep(x, targets, new Float32Array(tail.layout.size));
+    const inputOnly = tail.tailStep(x, targets, undefined, 'input');
+    expect(relErr(inputOnly.dx!.dataSync() as Float32Array, t.dx!.dataSync() as Float32Array)).toBe(
+      0,
+    );
+    expect(inputOnly.losses).toEqual(t.losses);
+    const lossesOnly = tail.tailStep(x, targets, undefined, 'none');
+    expect(lossesOnly.dx).toBeNull();
+    expect(lossesOnly.losses).toEqual(t.losses);
+    expect(() => tail.tailStep(x, targets, undefined, 'all')).toThrow(/needs gradSum/);
+    // The head's input is token ids: its replay has no input gradient to form.
+    const head = Stage.initial(config, 0, 2);
+    expect(head.backward(randomIds(2, config.seq, 256, 1), dy)).toBeNull();
+    tf.dispose([x, dy, targets, full, only, t.dx!, inputOnly.dx!]);
+    for (const s of [body, tail, head]) s.dispose();
+  });
+
   it('accumulate gradient sums across calls', () => {
     const stage = Stage.initial(config, 1, 3);
     const x = tf.randomNormal([1, config.seq, config.bottleneck], 0, 1, 'float32', 4);
