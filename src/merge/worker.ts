@@ -2,7 +2,8 @@
  * A merger's side of MERGING (used by the miner, and by tests and benches as simulated miners):
  * fetch the jobs, read each participant's slice of a partition by Range (checked against its
  * declared hash), reduce it, report; then apply clip and AdamW to the partition and upload the
- * new weights and moments. Every byte in and out is counted.
+ * new weights and moments (or, as a witness, report only their hashes). Every byte in and out
+ * is counted.
  */
 import { ApiError, type SignedClient } from '../protocol/client.js';
 import { uploadObject } from '../protocol/upload.js';
@@ -43,6 +44,8 @@ export class MergeWorker {
   bytesDown = 0;
   bytesUp = 0;
   jobsDone = 0;
+  /** ms spent reading inputs, computing (reduce, update, encode, hash) and writing results */
+  readonly ms = { merge_read_ms: 0, merge_compute_ms: 0, merge_write_ms: 0 };
   private reductions = new Map<string, Reduction>();
 
   constructor(private readonly o: MergeWorkerOptions) {}
@@ -81,10 +84,13 @@ export class MergeWorker {
         continue;
       }
       try {
-        const bytes = await download(
-          i.url!,
-          { range: { start: i.start, end: i.end }, rangeSha256: i.sha256 },
-          this.o.transfer,
+        const bytes = await this.timed(
+          'merge_read_ms',
+          download(
+            i.url!,
+            { range: { start: i.start, end: i.end }, rangeSha256: i.sha256 },
+            this.o.transfer,
+          ),
         );
         this.bytesDown += bytes.length;
         slices.push({ miner: i.miner, data: decodeSlice(bytes, job.length) });
@@ -102,7 +108,9 @@ export class MergeWorker {
         return undefined;
       }
     }
+    const t0 = performance.now();
     const r = reduceSlices(slices, job.N);
+    this.ms.merge_compute_ms += performance.now() - t0;
     this.reductions.set(this.cacheKey(job), r);
     return r;
   }
@@ -139,6 +147,7 @@ export class MergeWorker {
           job.length,
         )
       : undefined;
+    const t0 = performance.now();
     let u = updatePartition(
       wE,
       red.gbar,
@@ -152,8 +161,15 @@ export class MergeWorker {
     if (this.o.tamper?.update) u = this.o.tamper.update(u);
     const wBytes = encodePartition(u.w, job.offset);
     const optimBytes = encodeOptimState(u.m, u.v, job.offset);
-    const w = await this.put('merged', job.outputs!.w, wBytes);
-    const optim = await this.put('optimizer', job.outputs!.optim, optimBytes);
+    this.ms.merge_compute_ms += performance.now() - t0;
+    // Without output keys this merger witnesses the partition: another uploads it, and the
+    // orchestrator compares the hashes.
+    const w = job.outputs
+      ? await this.put('merged', job.outputs.w, wBytes)
+      : { size: wBytes.length, sha256: sha256Hex(wBytes) };
+    const optim = job.outputs
+      ? await this.put('optimizer', job.outputs.optim, optimBytes)
+      : { size: optimBytes.length, sha256: sha256Hex(optimBytes) };
     this.o.copies?.output('weights', w.sha256, job.epoch + 1, wBytes);
     this.o.copies?.output('optim', optim.sha256, job.epoch + 1, optimBytes);
     await this.o.client.post('/v1/merge/updated', {
@@ -182,8 +198,20 @@ export class MergeWorker {
     return decodePartition(bytes, job.length);
   }
 
+  private async timed<T>(what: keyof MergeWorker['ms'], p: Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    try {
+      return await p;
+    } finally {
+      this.ms[what] += performance.now() - t0;
+    }
+  }
+
   private async fetch(url: string, sha256: string, size: number): Promise<Uint8Array> {
-    const bytes = await download(url, { sha256, size }, this.o.transfer);
+    const bytes = await this.timed(
+      'merge_read_ms',
+      download(url, { sha256, size }, this.o.transfer),
+    );
     this.bytesDown += bytes.length;
     return bytes;
   }
@@ -193,13 +221,9 @@ export class MergeWorker {
     key: string,
     bytes: Uint8Array,
   ): Promise<{ size: number; sha256: string }> {
-    const d = await uploadObject(
-      this.o.client,
-      kind,
-      key,
-      bytes,
-      describeUpload(bytes),
-      this.o.transfer,
+    const d = await this.timed(
+      'merge_write_ms',
+      uploadObject(this.o.client, kind, key, bytes, describeUpload(bytes), this.o.transfer),
     );
     this.bytesUp += bytes.length;
     return d;

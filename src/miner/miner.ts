@@ -109,9 +109,15 @@ export class Miner {
         event: 'stopped',
         samples: this.stats.samples,
         epochs: this.stats.epochsDone,
-        timing: this.clock.snapshot(),
+        timing: { ...this.clock.snapshot(), ...this.mergeTiming() },
       });
     }
+  }
+
+  /** The merge's share of `merge_ms`: reading inputs, computing, writing results (whole ms). */
+  private mergeTiming(): Record<string, number> {
+    const ms: Record<string, number> = this.merger?.ms ?? {};
+    return Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, Math.round(v)]));
   }
 
   private async start(): Promise<void> {

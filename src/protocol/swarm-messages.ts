@@ -258,7 +258,16 @@ export const MergeJobSchema = Type.Object({
   t: Type.Optional(Type.Integer()),
   w: Type.Optional(RefSchema),
   optim: Type.Optional(RefSchema),
-  outputs: Type.Optional(Type.Object({ w: Type.String(), optim: Type.String() })),
+  outputs: Type.Optional(
+    Type.Object(
+      { w: Type.String(), optim: Type.String() },
+      {
+        description:
+          'step 2: where to upload the new weights and moments; absent, you witness the ' +
+          'partition: compute it and report the hashes only',
+      },
+    ),
+  ),
 });
 export type MergeJobMessage = Static<typeof MergeJobSchema>;
 export const MergeJobsReply = Type.Object({ jobs: Type.Array(MergeJobSchema) });

@@ -40,6 +40,8 @@ export interface JobRow {
   result: Record<string, unknown> | null;
   assigned_at: number;
   done_at: number | null;
+  /** 1: this merger uploads its step-2 result; 0: it witnesses (reports the hashes only) */
+  writes: number;
 }
 
 export class MergeState {
@@ -57,8 +59,8 @@ export class MergeState {
       ),
       jobPut: p(
         'INSERT OR REPLACE INTO merge_jobs (epoch, stage, round, step, partition, ' +
-          'merger, state, result, assigned_at, done_at) VALUES (?, ?, ?, ?, ?, ?, ' +
-          "'assigned', NULL, ?, NULL)",
+          'merger, state, result, assigned_at, done_at, writes) VALUES (?, ?, ?, ?, ?, ?, ' +
+          "'assigned', NULL, ?, NULL, ?)",
       ),
       jobGet: p(
         'SELECT * FROM merge_jobs WHERE epoch = ? AND stage = ? AND round = ? AND step = ' +
@@ -125,8 +127,9 @@ export class MergeState {
     partition: number,
     merger: string,
     now: number,
+    writes = true,
   ): void {
-    this.s.jobPut.run(m.epoch, m.stage, m.round, step, partition, merger, now);
+    this.s.jobPut.run(m.epoch, m.stage, m.round, step, partition, merger, now, writes ? 1 : 0);
   }
   job(
     m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>,

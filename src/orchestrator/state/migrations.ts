@@ -326,4 +326,7 @@ export const MIGRATIONS: string[] = [
    ALTER TABLE tasks ADD COLUMN declared TEXT;
    ALTER TABLE members ADD COLUMN lapses INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE members ADD COLUMN lapsed_epoch INTEGER;`,
+  // Of the r mergers of a partition's step 2 one writes the new weights and moments to the
+  // store; the others witness: they compute the same partition and report only its hashes.
+  `ALTER TABLE merge_jobs ADD COLUMN writes INTEGER NOT NULL DEFAULT 1;`,
 ];

@@ -1,7 +1,7 @@
 /** What a spot check of a merged partition needs, read from the merge's own records. */
 import { sliceRange } from '../../merge/gradient.js';
 import type { MergeState } from '../state/merge.js';
-import type { MergeAuditInputs, Updated } from './merge-types.js';
+import type { MergeAuditInputs, Updated, Witnessed } from './merge-types.js';
 
 /** A merger's accepted step-2 result with its inputs (undefined once gone). */
 export function mergeAuditInputs(
@@ -18,8 +18,9 @@ export function mergeAuditInputs(
       .jobs(m, 2)
       .find((x) => x.partition === partition && x.merger === merger && x.state === 'done');
   if (!m || !j || m.clip_factor === null || m.lr === null || m.t === null) return undefined;
+  const r = j.result as unknown as Updated | Witnessed;
+  if ('witness' in r) return undefined; // nothing of its own in the store to check
   const p = m.plan.partitions[partition];
-  const r = j.result as unknown as Updated;
   return {
     offset: p.offset,
     length: p.length,

@@ -9,7 +9,7 @@ import { HttpError } from '../errors.js';
 import type { JobRow, MergeRow } from '../state/merge.js';
 import type { SwarmState } from '../state/swarm.js';
 import type { MergeCoordinator } from './merge.js';
-import type { MergeAudit, MergeJob, Reduced, Updated } from './merge-types.js';
+import type { MergeAudit, MergeJob, Reduced, Updated, Witnessed } from './merge-types.js';
 import { phaseClosed } from './phases.js';
 
 export class MergeDesk {
@@ -109,24 +109,31 @@ export class MergeDesk {
   ): { accepted: true } {
     const { m, j } = this.job(miner, b.epoch, b.stage, b.round, b.partition, 2, now);
     const keys = this.merge.outputKeys(b.epoch, b.stage, b.partition, miner);
-    for (const k of ['w', 'optim'] as const) {
-      const s = stored[k];
-      if (!s)
-        throw new HttpError(
-          'E_OUTPUT_MISSING',
-          `no object at ${keys[k]}`,
-          'upload it before reporting',
-        );
-      if (s.size !== b[k].size || s.sha256 !== b[k].sha256)
-        throw new HttpError(
-          'E_OUTPUT_MISMATCH',
-          `the object at ${keys[k]} is not the one reported`,
-        );
+    const writes = j.writes === 1;
+    if (writes) {
+      for (const k of ['w', 'optim'] as const) {
+        const s = stored[k];
+        if (!s)
+          throw new HttpError(
+            'E_OUTPUT_MISSING',
+            `no object at ${keys[k]}`,
+            'upload it before reporting',
+          );
+        if (s.size !== b[k].size || s.sha256 !== b[k].sha256)
+          throw new HttpError(
+            'E_OUTPUT_MISMATCH',
+            `the object at ${keys[k]} is not the one reported`,
+          );
+      }
     }
+    const w = { size: b.w.size, sha256: b.w.sha256 };
+    const optim = { size: b.optim.size, sha256: b.optim.sha256 };
     this.merge.state.setJob(
       j,
       'done',
-      { w: { key: keys.w, ...b.w }, optim: { key: keys.optim, ...b.optim } } satisfies Updated,
+      writes
+        ? ({ w: { key: keys.w, ...w }, optim: { key: keys.optim, ...optim } } satisfies Updated)
+        : ({ witness: true, w, optim } satisfies Witnessed),
       now,
     );
     const reducedIt = this.merge.state.job(m, 1, b.partition, miner)?.state === 'done';
@@ -141,9 +148,10 @@ export class MergeDesk {
       m.plan.params,
       miner,
       slices + optimBytes,
-      b.w.size + b.optim.size,
+      writes ? b.w.size + b.optim.size : 0,
     );
-    this.audit?.updated(m.epoch, m.stage, b.partition, miner, now);
+    // A witness uploaded nothing to check: its result is checked against the writer's.
+    if (writes) this.audit?.updated(m.epoch, m.stage, b.partition, miner, now);
     this.merge.settle(m, 2, b.partition, now);
     return { accepted: true };
   }
@@ -190,6 +198,12 @@ export class MergeDesk {
         `you are not assigned to write partition ${partition} of stage ${stage} for epoch ${epoch}`,
       );
     }
+    if (j.writes !== 1)
+      throw new HttpError(
+        'E_NOT_YOUR_PREFIX',
+        `you witness partition ${partition} of stage ${stage}: another merger writes it`,
+        'report the hashes of what you computed (POST /v1/merge/updated) and upload nothing',
+      );
     // Exactly the partition's new weights (or moments): no room for anything else.
     const p = m.plan.partitions[partition];
     const want =

@@ -23,6 +23,13 @@ export interface Updated {
   optim: ObjectRef;
 }
 
+/** A witness's step-2 result: the hashes of the same objects, computed but not uploaded. */
+export interface Witnessed {
+  witness: true;
+  w: { size: number; sha256: string };
+  optim: { size: number; sha256: string };
+}
+
 export interface MergeInput {
   miner: string;
   key: string;

@@ -117,7 +117,12 @@ export class MergeCoordinator implements MergeHooks {
   private assignAll(m: MergeRow, step: 1 | 2, now: number): void {
     for (const p of m.plan.partitions) {
       const mergers = step === 1 ? p.mergers : this.stepTwoMergers(m, p.index);
-      for (const miner of mergers) this.state.assign(m, step, p.index, miner, now);
+      // In step 2 one merger writes the partition (in turn, so each uploads its share) and the
+      // others witness it: the objects are uploaded once, their hashes compared r times.
+      const writer = p.index % mergers.length;
+      mergers.forEach((miner, i) =>
+        this.state.assign(m, step, p.index, miner, now, step === 1 || i === writer),
+      );
     }
   }
 
@@ -181,7 +186,8 @@ export class MergeCoordinator implements MergeHooks {
         .filter((id) => !busy.has(id) && !isSilent(this.swarm, id, this.leaseMs, now))
         .sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || (a < b ? -1 : 1));
       const to = candidates[0] ?? ORCHESTRATOR;
-      if (!busy.has(to)) this.state.assign(m, step, j.partition, to, now);
+      // The replacement takes the silent merger's part: writer or witness.
+      if (!busy.has(to)) this.state.assign(m, step, j.partition, to, now, j.writes === 1);
       this.log(
         `merge e${epoch} stage ${stage}: ${j.merger.slice(0, 8)} went silent; partition ` +
           `${j.partition} step ${step} goes to ${to.slice(0, 8)}`,
@@ -226,6 +232,7 @@ export class MergeCoordinator implements MergeHooks {
     if (step === 2) {
       const manifest = await this.manifest(st.manifest);
       const entry = manifest.partitions[partition];
+      const writes = this.state.job(m, 2, partition, miner)?.writes !== 0;
       Object.assign(job, {
         gbar_sha256: this.state.result<Reduced>(m, 1, partition)!.sha256,
         clip_factor: m.clip_factor!,
@@ -233,7 +240,7 @@ export class MergeCoordinator implements MergeHooks {
         t: m.t!,
         w: { key: entry.key, size: entry.size, sha256: entry.sha256 },
         ...(entry.optim ? { optim: entry.optim } : {}),
-        outputs: this.outputKeys(m.epoch, m.stage, partition, miner),
+        ...(writes ? { outputs: this.outputKeys(m.epoch, m.stage, partition, miner) } : {}),
       });
     }
     return job;
@@ -272,12 +279,16 @@ export class MergeCoordinator implements MergeHooks {
       // A lone merger's step-1 numbers (they decide clipping and exclusions) have nobody to
       // agree with: the orchestrator reduces the partition too, and its result decides.
       const lone = step === 1 && done.length === 1;
-      if (hashes.size === 1 && !lone) agreed = done[0];
+      // Step 2's agreed result is one whose objects are in the store: a writer's.
+      const stored = step === 1 ? done[0] : done.find((j) => j.writes === 1);
+      if (hashes.size === 1 && !lone && stored) agreed = stored;
       else {
         this.state.assign(m, step, partition, ORCHESTRATOR, now);
         const why = lone
           ? 'checks the lone result'
-          : 'results differ; the orchestrator recomputes it';
+          : hashes.size > 1
+            ? 'results differ; the orchestrator recomputes it'
+            : 'no merger wrote it; the orchestrator does';
         this.log(`merge e${m.epoch} stage ${m.stage}: partition ${partition} step ${step}: ${why}`);
       }
     }

@@ -182,7 +182,7 @@ describe('the merge over HTTP', () => {
     });
   }
 
-  it('k = 2, r = 2 with own copies: a merger downloads only the other participant’s slices, and the result is the same', async () => {
+  it('k = 2, r = 2 with own copies: a merger downloads only the other participant’s slices and each partition is uploaded once; the result is the same', async () => {
     const { o, miners } = await toMerging(2, { clip: 1 });
     const w0 = await weightsOf(o, 0);
     const plan = o.merge!.state.merge(0, 0)!.plan;
@@ -213,6 +213,16 @@ describe('the merge over HTTP', () => {
     // ...the second also its own slice of the last partition, where its copy's damaged byte is.
     const last = plan.partitions[plan.partitions.length - 1];
     expect(workers[1].bytesDown).toBe(gradientBytes + 4 * last.length);
+    // Step 2: each partition was uploaded once, by its writer; its witness reported the hashes.
+    const manifest1 = parseManifest(await o.store.get(o.coord.state.stage(0).manifest.key));
+    const once = manifest1.partitions.reduce((a, p) => a + p.size + p.optim!.size, 0);
+    expect(workers[0].bytesUp + workers[1].bytesUp).toBe(once);
+    expect(Math.min(workers[0].bytesUp, workers[1].bytesUp)).toBeGreaterThan(0);
+    for (const p of manifest1.partitions) {
+      const writer = p.key.split('/').at(-1)!.replace('.safetensors', '');
+      const witness = miners.find((x) => x.id !== writer)!.id;
+      expect(await o.store.head(o.merge!.outputKeys(0, 0, p.index, witness).w)).toBeUndefined();
+    }
     // Both now hold the step-2 outputs of every partition (weights and moments of epoch 1).
     for (const c of [copies[0], damaged]) {
       const manifest = parseManifest(await o.store.get(o.coord.state.stage(0).manifest.key));
@@ -395,19 +405,31 @@ describe('the merge over HTTP', () => {
     expect(relErr(await weightsOf(o, 1), await oracle(o, w0, others))).toBeLessThanOrEqual(1e-6);
   });
 
-  it('defect 3: a merger may upload only its partitions, at exactly their size', async () => {
+  it('defect 3: a merger may upload only the partitions it writes, at exactly their size', async () => {
     const { o, miners } = await toMerging(2, { clip: 1 });
     const workers = miners.map((m) => worker(o, m));
     for (let r = 0; r < 5 && o.merge!.state.merge(0, 0)!.step === 1; r++)
       for (const w of workers) await w.runOnce();
     const m = o.merge!.state.merge(0, 0)!;
     expect(m.step).toBe(2);
-    const job = o.merge!.state.jobs(m, 2).find((j) => j.merger === miners[0].id)!;
+    const mine = o.merge!.state.jobs(m, 2).filter((j) => j.merger === miners[0].id);
+    const job = mine.find((j) => j.writes === 1)!;
+    const witnessed = mine.find((j) => j.writes === 0)!;
     const p = m.plan.partitions[job.partition];
     const out = o.merge!.outputKeys(0, 0, job.partition, miners[0].id);
     const ask = (kind: 'merged' | 'optimizer', key: string, size: number) =>
       miners[0].client.post('/v1/storage/upload', { kind, key, size, sha256: 'a'.repeat(64) });
     const before = o.repo.dump();
+    // A partition it witnesses (the other miner writes it): no upload at all.
+    const q = m.plan.partitions[witnessed.partition];
+    const notMine = await refusal(
+      ask(
+        'merged',
+        o.merge!.outputKeys(0, 0, q.index, miners[0].id).w,
+        partitionSize(q.length, q.offset),
+      ),
+    );
+    expect(notMine.code).toBe('E_NOT_YOUR_PREFIX');
     const wrong = await refusal(ask('merged', out.w, partitionSize(p.length, p.offset) + 1));
     expect(wrong.code).toBe('E_BAD_SIZE');
     expect((await refusal(ask('optimizer', out.optim, 64 * 2 ** 20))).code).toBe('E_BAD_SIZE');
