@@ -19,7 +19,7 @@
  * Targets (the swarm-efficiency issue): ratio >= 0.7, sync_share <= 0.15,
  * orchestrator_cpu_share <= 0.05, final losses within 1%.
  */
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -245,8 +245,23 @@ async function single(s: Setting, runFile: string, dir: string) {
   return { tokens_per_s: measured.length / seconds, final_loss: steps[s.epochs - 1].loss! };
 }
 
+/**
+ * One setting in a folder of its own, removed afterwards (a run leaves gigabytes of store
+ * objects behind); kept, and named, when the run fails.
+ */
 async function measure(s: Setting): Promise<Measured> {
   const dir = mkdtempSync(join(tmpdir(), 'iota-bench-swarm-'));
+  try {
+    const r = await measureIn(s, dir);
+    rmSync(dir, { recursive: true, force: true });
+    return r;
+  } catch (e) {
+    log(`  the run's folder is kept for a look: ${dir}`);
+    throw e;
+  }
+}
+
+async function measureIn(s: Setting, dir: string): Promise<Measured> {
   const runFile = writeRunConfig(dir, s);
   const seq = loadModelConfig(s.model).seq;
   log('  single process...');

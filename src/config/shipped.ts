@@ -2,12 +2,23 @@
  * The configs shipped in the package (`configs/`): the package's folder, the model configs by
  * name, and each model's run config, as `iota local` and `iota setup` start from them.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 
-export const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/**
+ * The package's folder: the nearest one above this module with a package.json (this module runs
+ * from dist/, from the sources under jest, and from the benches' own build, .bench-build/src/).
+ */
+export const PACKAGE_ROOT = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
+
+function findPackageRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) return fileURLToPath(new URL('../../', import.meta.url));
+  }
+}
 export const SHIPPED_MODELS = ['tiny', 'small'] as const;
 
 export function shippedModelFile(name: string): string {

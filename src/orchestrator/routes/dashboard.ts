@@ -6,7 +6,6 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Type } from '@sinclair/typebox';
 import { replies } from '../../protocol/messages.js';
@@ -18,8 +17,9 @@ import type { RunConfig } from '../../config/run.js';
 import type { ServerContext } from '../context.js';
 import { passesToRelease } from '../swarm/validation.js';
 import { HttpError } from '../errors.js';
+import { PACKAGE_ROOT } from '../../config/shipped.js';
 
-const ASSETS = fileURLToPath(new URL('../../../dashboard/', import.meta.url));
+const ASSETS = join(PACKAGE_ROOT, 'dashboard');
 const UPLOT = dirname(createRequire(import.meta.url).resolve('uplot/package.json'));
 
 /** Every file the page loads, read once: path -> [content type, bytes]. */

@@ -120,11 +120,10 @@ export class MergeReferee {
           job.t!,
           job.clip_factor!,
         );
-        const w = await this.m.store.put(job.outputs!.w, encodePartition(u.w, p.offset));
-        const opt = await this.m.store.put(
-          job.outputs!.optim,
-          encodeOptimState(u.m, u.v, p.offset),
-        );
+        // The orchestrator always writes what it computes (it is never a witness).
+        const out = this.m.outputKeys(m.epoch, m.stage, partition, ORCHESTRATOR);
+        const w = await this.m.store.put(out.w, encodePartition(u.w, p.offset));
+        const opt = await this.m.store.put(out.optim, encodeOptimState(u.m, u.v, p.offset));
         result = {
           w: { key: w.key, size: w.size, sha256: w.sha256! },
           optim: { key: opt.key, size: opt.size, sha256: opt.sha256! },

@@ -115,14 +115,17 @@ export class MergeCoordinator implements MergeHooks {
   }
 
   private assignAll(m: MergeRow, step: 1 | 2, now: number): void {
+    // In step 2 one merger writes each partition and the others witness it: the objects are
+    // uploaded once, their hashes compared r times. The writer is the merger with the fewest
+    // writes so far, so each uploads its share.
+    const writes = new Map<string, number>();
     for (const p of m.plan.partitions) {
       const mergers = step === 1 ? p.mergers : this.stepTwoMergers(m, p.index);
-      // In step 2 one merger writes the partition (in turn, so each uploads its share) and the
-      // others witness it: the objects are uploaded once, their hashes compared r times.
-      const writer = p.index % mergers.length;
-      mergers.forEach((miner, i) =>
-        this.state.assign(m, step, p.index, miner, now, step === 1 || i === writer),
-      );
+      let writer = mergers[p.index % mergers.length];
+      for (const x of mergers) if ((writes.get(x) ?? 0) < (writes.get(writer) ?? 0)) writer = x;
+      writes.set(writer, (writes.get(writer) ?? 0) + 1);
+      for (const miner of mergers)
+        this.state.assign(m, step, p.index, miner, now, step === 1 || miner === writer);
     }
   }
 
@@ -186,8 +189,10 @@ export class MergeCoordinator implements MergeHooks {
         .filter((id) => !busy.has(id) && !isSilent(this.swarm, id, this.leaseMs, now))
         .sort((a, b) => (load.get(a) ?? 0) - (load.get(b) ?? 0) || (a < b ? -1 : 1));
       const to = candidates[0] ?? ORCHESTRATOR;
-      // The replacement takes the silent merger's part: writer or witness.
-      if (!busy.has(to)) this.state.assign(m, step, j.partition, to, now, j.writes === 1);
+      // The replacement takes the silent merger's part, writer or witness; the orchestrator
+      // always writes what it computes.
+      if (!busy.has(to))
+        this.state.assign(m, step, j.partition, to, now, to === ORCHESTRATOR || j.writes === 1);
       this.log(
         `merge e${epoch} stage ${stage}: ${j.merger.slice(0, 8)} went silent; partition ` +
           `${j.partition} step ${step} goes to ${to.slice(0, 8)}`,

@@ -264,12 +264,44 @@ describe('the merge over HTTP', () => {
       .filter((j) => j.merger === dying.id);
     expect(reassigned.length).toBeGreaterThan(0);
     expect(reassigned.every((j) => j.state === 'reassigned')).toBe(true);
+    // Each replacement takes the dead merger's part: it writes where the dead one was to write.
+    const jobs2 = o.merge!.state.jobs(o.merge!.state.merge(0, 0)!, 2);
+    for (const dead of reassigned) {
+      const live = jobs2.filter((j) => j.partition === dead.partition && j.state !== 'reassigned');
+      expect(live.filter((j) => j.writes === 1)).toHaveLength(1);
+    }
     await mergeUntilDone(o, [workers[0], workers[1], workers[3]]);
     expect(o.coord.state.stage(0).epoch).toBe(1);
     expect(relErr(await weightsOf(o, 1), await oracle(o, w0, miners))).toBeLessThanOrEqual(1e-6);
     const faults = o.merge!.state.faults(0, 0);
     expect(faults.length).toBeGreaterThan(0);
     expect(faults.every((f) => f.miner === liar.id && f.kind === 'merge_mismatch')).toBe(true);
+  });
+
+  it('k = 2: when one merger dies between the steps the orchestrator takes its part, writer or witness, and writes it', async () => {
+    const { o, miners } = await toMerging(2, { clip: 1 });
+    const w0 = await weightsOf(o, 0);
+    const [live, dying] = miners;
+    const workers = [worker(o, live), worker(o, dying)];
+    for (let r = 0; r < 5 && o.merge!.state.merge(0, 0)!.step === 1; r++)
+      for (const w of workers) await w.runOnce();
+    expect(o.merge!.state.merge(0, 0)!.step).toBe(2);
+    const parts = o
+      .merge!.state.jobs(o.merge!.state.merge(0, 0)!, 2)
+      .filter((j) => j.merger === dying.id);
+    expect(new Set(parts.map((j) => j.writes))).toEqual(new Set([0, 1])); // it wrote some, witnessed others
+    o.clock.now += 6000;
+    await live.client.post('/v1/heartbeat', {});
+    await o.advance(1);
+    const orch = o
+      .merge!.state.jobs(o.merge!.state.merge(0, 0)!, 2)
+      .filter((j) => j.merger !== live.id && j.merger !== dying.id);
+    expect(orch).toHaveLength(parts.length);
+    expect(orch.every((j) => j.writes === 1)).toBe(true);
+    await mergeUntilDone(o, [workers[0]]);
+    expect(o.coord.state.stage(0).epoch).toBe(1);
+    expect(relErr(await weightsOf(o, 1), await oracle(o, w0, miners))).toBeLessThanOrEqual(1e-6);
+    expect(o.merge!.state.faults(0, 0)).toEqual([]);
   });
 
   it('excludes a participant whose gradient norm is absurd, and merges the others', async () => {
