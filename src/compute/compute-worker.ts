@@ -1,9 +1,9 @@
 /**
  * A compute thread (the miner's, and the validator's for replays): one stage of the model on
  * the chosen backend. It runs forwards, backwards (by recompute) and tail steps; each
- * backward's parameter gradient (unless only the input gradient is asked for) waits in a pending buffer until the main thread says the
- * orchestrator acknowledged it (`commit`) or not (`discard`), so the gradient sum holds
- * exactly the credited samples.
+ * backward's parameter gradient (unless only the input gradient is asked for) waits in a
+ * pending buffer until the main thread says the orchestrator acknowledged it (`commit`) or not
+ * (`discard`), so the gradient sum holds exactly the credited samples.
  */
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';

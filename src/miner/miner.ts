@@ -18,7 +18,7 @@ import type { WorkItemMessage, WorkReply, JoinReply } from '../protocol/swarm-me
 import { describeUpload } from '../store/index.js';
 import { sha256Hex } from '../tensor-io/hash.js';
 import { Compute } from '../compute/compute.js';
-import { Stopwatch } from './timing.js';
+import { Stopwatch, wholeMs } from './timing.js';
 import { uploadObject } from '../protocol/upload.js';
 import { afterFailure, ITEM_LOST, UPLOAD_OVER } from './refusals.js';
 import type { ManifestRef, MinerEvent, MinerOptions, RunInfo } from './options.js';
@@ -109,15 +109,9 @@ export class Miner {
         event: 'stopped',
         samples: this.stats.samples,
         epochs: this.stats.epochsDone,
-        timing: { ...this.clock.snapshot(), ...this.mergeTiming() },
+        timing: { ...this.clock.snapshot(), ...wholeMs(this.merger?.ms) },
       });
     }
-  }
-
-  /** The merge's share of `merge_ms`: reading inputs, computing, writing results (whole ms). */
-  private mergeTiming(): Record<string, number> {
-    const ms: Record<string, number> = this.merger?.ms ?? {};
-    return Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, Math.round(v)]));
   }
 
   private async start(): Promise<void> {
@@ -153,7 +147,14 @@ export class Miner {
   }
 
   private async enterStage(stage: number, manifest: ManifestRef, epoch: number): Promise<void> {
-    const weights = await this.clock.time('weights_ms', this.loadManifest(manifest));
+    // Every partition the manifest lists, each hash verified; those this miner computed itself
+    // in the merge come from its own copies.
+    const held = (sha256: string) => this.copies.whole(sha256);
+    const bytesIn = (n: number) => (this.stats.bytesIn += n);
+    const { weights } = await this.clock.time(
+      'weights_ms',
+      loadStageWeights(this.client, manifest, this.o.transfer, bytesIn, held),
+    );
     if (stage !== this.stage) {
       await this.compute.close().catch(() => 0);
       this.compute = new Compute(this.o.computeWorker);
@@ -194,19 +195,6 @@ export class Miner {
       step: manifest.step,
       sha256: sha256Hex(new Uint8Array(weights.buffer, weights.byteOffset, weights.byteLength)),
     });
-  }
-
-  /** Downloads a stage manifest and every partition it lists, verifying each hash. */
-  private async loadManifest(ref: ManifestRef): Promise<Float32Array> {
-    return (
-      await loadStageWeights(
-        this.client,
-        ref,
-        this.o.transfer,
-        (n) => (this.stats.bytesIn += n),
-        (sha256) => this.copies.whole(sha256),
-      )
-    ).weights;
   }
 
   /**

@@ -63,3 +63,8 @@ export class Stopwatch {
     ) as unknown as Timing;
   }
 }
+
+/** Sums kept elsewhere (the merge's read, compute and write), rounded to whole ms. */
+export function wholeMs(ms: Record<string, number> = {}): Record<string, number> {
+  return Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, Math.round(v)]));
+}

@@ -232,6 +232,10 @@ const RefSchema = Type.Object({
   sha256: Type.String(),
   url: Type.Optional(Type.String()),
 });
+const MergeOutputs = Type.Object(
+  { w: Type.String(), optim: Type.String() },
+  { description: 'step 2: where you upload the result; absent, you witness: report its hashes' },
+);
 export const MergeJobSchema = Type.Object({
   epoch: Type.Integer(),
   stage: Type.Integer(),
@@ -258,16 +262,7 @@ export const MergeJobSchema = Type.Object({
   t: Type.Optional(Type.Integer()),
   w: Type.Optional(RefSchema),
   optim: Type.Optional(RefSchema),
-  outputs: Type.Optional(
-    Type.Object(
-      { w: Type.String(), optim: Type.String() },
-      {
-        description:
-          'step 2: where to upload the new weights and moments; absent, you witness the ' +
-          'partition: compute it and report the hashes only',
-      },
-    ),
-  ),
+  outputs: Type.Optional(MergeOutputs),
 });
 export type MergeJobMessage = Static<typeof MergeJobSchema>;
 export const MergeJobsReply = Type.Object({ jobs: Type.Array(MergeJobSchema) });

@@ -81,7 +81,9 @@ export async function mergeRoutes(
     {
       config: { auth: 'registered', roles: ['miner'] },
       schema: {
-        description: 'step 2 done: the uploaded new weights and optimizer state of a partition',
+        description:
+          'step 2 done: the new weights and optimizer state of a partition, uploaded (a ' +
+          'writer: its job names outputs) or only hashed (a witness)',
         body: UpdatedRequest,
         response: replies(AcceptedReply),
       },
