@@ -11,7 +11,9 @@ export class Refuser extends SimMiner {
   refusals = 0;
 
   async play(): Promise<number> {
-    const w = await this.work(1);
+    // A long poll, as honest miners make: polling every 50 ms it lost every item to them (woken
+    // by the commit that made the item ready) in a short run, and was never seen refusing.
+    const w = await this.work(1, 2000);
     for (const it of w.items) {
       await this.client
         .post('/v1/refuse', { lease: it.lease, code: 'E_BAD_TENSOR', message: 'it has NaN' })

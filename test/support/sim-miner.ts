@@ -65,8 +65,10 @@ export class SimMiner extends SimParticipant {
     return this.client.post<JoinReply>('/v1/join', { layer });
   }
 
-  async work(max = 2): Promise<WorkReply> {
-    this.last = await this.client.post<WorkReply>('/v1/work', { max });
+  /** Asks for up to `max` items; with `waitMs`, a long poll as the real miner makes. */
+  async work(max = 2, waitMs?: number): Promise<WorkReply> {
+    const body = waitMs === undefined ? { max } : { max, wait_ms: waitMs };
+    this.last = await this.client.post<WorkReply>('/v1/work', body);
     this.held.push(...this.last.items);
     return this.last;
   }
