@@ -32,6 +32,8 @@ export interface MergeWorkerOptions {
   replica?: (stage: number) => Float32Array | undefined;
   /** what this merger uploaded itself: read from here, not the store, when the hashes match */
   copies?: OwnCopies;
+  /** where the time goes: reading inputs, computing (reduce, update, encode), writing results */
+  clock?: MergeClock;
   transfer?: TransferOptions;
   /** a test's hook to tamper with a result before it is reported (never set by the miner) */
   tamper?: {
@@ -40,12 +42,17 @@ export interface MergeWorkerOptions {
   };
 }
 
+/** The miner's stopwatch, as far as the merge uses it. */
+export interface MergeClock {
+  time<T>(what: MergePart, p: Promise<T>): Promise<T>;
+  timeSync<T>(what: MergePart, fn: () => T): T;
+}
+type MergePart = 'merge_read_ms' | 'merge_compute_ms' | 'merge_write_ms';
+
 export class MergeWorker {
   bytesDown = 0;
   bytesUp = 0;
   jobsDone = 0;
-  /** ms spent reading inputs, computing (reduce, update, encode, hash) and writing results */
-  readonly ms = { merge_read_ms: 0, merge_compute_ms: 0, merge_write_ms: 0 };
   private reductions = new Map<string, Reduction>();
 
   constructor(private readonly o: MergeWorkerOptions) {}
@@ -108,9 +115,7 @@ export class MergeWorker {
         return undefined;
       }
     }
-    const t0 = performance.now();
-    const r = reduceSlices(slices, job.N);
-    this.ms.merge_compute_ms += performance.now() - t0;
+    const r = this.computing(() => reduceSlices(slices, job.N));
     this.reductions.set(this.cacheKey(job), r);
     return r;
   }
@@ -147,21 +152,23 @@ export class MergeWorker {
           job.length,
         )
       : undefined;
-    const t0 = performance.now();
-    let u = updatePartition(
-      wE,
-      red.gbar,
-      prev,
-      job.offset,
-      this.o.layout(job.stage),
-      { lr: job.lr!, ...this.o.adamw },
-      job.t!,
-      job.clip_factor!,
-    );
-    if (this.o.tamper?.update) u = this.o.tamper.update(u);
-    const wBytes = encodePartition(u.w, job.offset);
-    const optimBytes = encodeOptimState(u.m, u.v, job.offset);
-    this.ms.merge_compute_ms += performance.now() - t0;
+    const { wBytes, optimBytes } = this.computing(() => {
+      let u = updatePartition(
+        wE,
+        red.gbar,
+        prev,
+        job.offset,
+        this.o.layout(job.stage),
+        { lr: job.lr!, ...this.o.adamw },
+        job.t!,
+        job.clip_factor!,
+      );
+      if (this.o.tamper?.update) u = this.o.tamper.update(u);
+      return {
+        wBytes: encodePartition(u.w, job.offset),
+        optimBytes: encodeOptimState(u.m, u.v, job.offset),
+      };
+    });
     // Without output keys this merger witnesses the partition: another uploads it, and the
     // orchestrator compares the hashes.
     const w = job.outputs
@@ -198,13 +205,12 @@ export class MergeWorker {
     return decodePartition(bytes, job.length);
   }
 
-  private async timed<T>(what: keyof MergeWorker['ms'], p: Promise<T>): Promise<T> {
-    const t0 = performance.now();
-    try {
-      return await p;
-    } finally {
-      this.ms[what] += performance.now() - t0;
-    }
+  private timed<T>(what: 'merge_read_ms' | 'merge_write_ms', p: Promise<T>): Promise<T> {
+    return this.o.clock ? this.o.clock.time(what, p) : p;
+  }
+
+  private computing<T>(fn: () => T): T {
+    return this.o.clock ? this.o.clock.timeSync('merge_compute_ms', fn) : fn();
   }
 
   private async fetch(url: string, sha256: string, size: number): Promise<Uint8Array> {

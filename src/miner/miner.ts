@@ -18,7 +18,7 @@ import type { WorkItemMessage, WorkReply, JoinReply } from '../protocol/swarm-me
 import { describeUpload } from '../store/index.js';
 import { sha256Hex } from '../tensor-io/hash.js';
 import { Compute } from '../compute/compute.js';
-import { Stopwatch, wholeMs } from './timing.js';
+import { Stopwatch } from './timing.js';
 import { uploadObject } from '../protocol/upload.js';
 import { afterFailure, ITEM_LOST, UPLOAD_OVER } from './refusals.js';
 import type { ManifestRef, MinerEvent, MinerOptions, RunInfo } from './options.js';
@@ -109,7 +109,7 @@ export class Miner {
         event: 'stopped',
         samples: this.stats.samples,
         epochs: this.stats.epochsDone,
-        timing: { ...this.clock.snapshot(), ...wholeMs(this.merger?.ms) },
+        timing: this.clock.snapshot(),
       });
     }
   }
@@ -167,6 +167,7 @@ export class Miner {
         adamw: { beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weight_decay },
         replica: () => this.weights,
         copies: this.copies,
+        clock: this.clock,
         transfer: this.o.transfer,
       });
       this.emit({

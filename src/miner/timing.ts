@@ -2,8 +2,8 @@
  * Where a miner's time goes, summed per kind of work (items run concurrently, so the sums may
  * pass the wall time): computing (forward, the tail's forward and backward, a backward with
  * its recompute of the forward, the epoch's gradient sum), reading inputs, encoding outputs,
- * hashing uploads, sending them, calls to the orchestrator, merging, loading weights, and
- * waiting for work.
+ * hashing uploads, sending them, calls to the orchestrator, merging (and of it: reading inputs,
+ * computing, writing results), loading weights, and waiting for work.
  */
 export interface Timing {
   forward_ms: number;
@@ -16,6 +16,9 @@ export interface Timing {
   upload_ms: number;
   calls_ms: number;
   merge_ms: number;
+  merge_read_ms: number;
+  merge_compute_ms: number;
+  merge_write_ms: number;
   weights_ms: number;
   idle_ms: number;
 }
@@ -32,6 +35,9 @@ export class Stopwatch {
     upload_ms: 0,
     calls_ms: 0,
     merge_ms: 0,
+    merge_read_ms: 0,
+    merge_compute_ms: 0,
+    merge_write_ms: 0,
     weights_ms: 0,
     idle_ms: 0,
   };
@@ -62,9 +68,4 @@ export class Stopwatch {
       Object.entries(this.ms).map(([k, v]) => [k, Math.round(v)]),
     ) as unknown as Timing;
   }
-}
-
-/** Sums kept elsewhere (the merge's read, compute and write), rounded to whole ms. */
-export function wholeMs(ms: Record<string, number> = {}): Record<string, number> {
-  return Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, Math.round(v)]));
 }

@@ -126,14 +126,12 @@ export class MergeDesk {
           );
       }
     }
-    const w = { size: b.w.size, sha256: b.w.sha256 };
-    const optim = { size: b.optim.size, sha256: b.optim.sha256 };
     this.merge.state.setJob(
       j,
       'done',
       writes
-        ? ({ w: { key: keys.w, ...w }, optim: { key: keys.optim, ...optim } } satisfies Updated)
-        : ({ witness: true, w, optim } satisfies Witnessed),
+        ? ({ w: { key: keys.w, ...b.w }, optim: { key: keys.optim, ...b.optim } } satisfies Updated)
+        : ({ witness: true, w: b.w, optim: b.optim } satisfies Witnessed),
       now,
     );
     const reducedIt = this.merge.state.job(m, 1, b.partition, miner)?.state === 'done';
