@@ -9,10 +9,12 @@
  *   5xx, 408 and 429; it returns the parts' ETags for the orchestrator to complete a multipart
  *   upload with.
  * - `download` verifies before returning anything: a whole object against its sha256; a Range
- *   read is widened to whole chunks (`chunkSpan`), verified with `verifyRange`, then cut.
+ *   read is widened to whole chunks (`chunkSpan`), verified with `verifyRange`, then cut. Bytes
+ *   that fail are read again, and refused when two reads give the same wrong bytes (damage on
+ *   the way differs from read to read); an upload the store says arrived damaged is resent.
  *
- * Errors: E_URL_EXPIRED (ask for a new URL), E_HASH_MISMATCH (the bytes are not the declared
- * ones: report it, do not retry), E_NOT_FOUND, E_TRANSFER_FAILED (retries exhausted, or the
+ * Errors: E_URL_EXPIRED (ask for a new URL), E_HASH_MISMATCH (the object is not the declared
+ * one: report it), E_NOT_FOUND, E_TRANSFER_FAILED (retries exhausted, or the
  * server refused for another reason, named in the message).
  */
 import { request, type Dispatcher } from 'undici';
@@ -239,7 +241,10 @@ async function putPart(
     return etag;
   }
   const failure = refusal(res.statusCode, await res.body.text(), what, res.headers['retry-after']);
-  throw new Failure(failure.error, failure.retryable, failure.waitMs);
+  // When the bytes sent are the ones the URL is for, a store that received others got them
+  // damaged on the way, and sending them again is the cure.
+  const damaged = failure.error.code === 'E_HASH_MISMATCH' && sha256Hex(bytes) === part.sha256;
+  throw new Failure(failure.error, failure.retryable || damaged, failure.waitMs);
 }
 
 /** Uploads `bytes` as the plan says; returns each part's ETag in part order. */
@@ -329,6 +334,34 @@ async function fetchBytes(
   return { status: res.statusCode, bytes: Buffer.concat(chunks, length) };
 }
 
+/**
+ * Fetches and verifies. Bytes that fail verification are fetched again: a byte damaged on the way
+ * (a flaky link, a bad proxy) fails as the object's own bad bytes would, and only the object's
+ * own give the same wrong bytes twice. So the object is refused when two reads in a row give the
+ * same wrong bytes, or after `attempts` reads.
+ */
+async function fetchVerified(
+  what: string,
+  o: TransferOptions,
+  fetch: () => Promise<{ status: number; bytes: Buffer }>,
+  verify: (got: { status: number; bytes: Buffer }) => Uint8Array,
+): Promise<Uint8Array> {
+  const attempts = o.attempts ?? 5;
+  let lastWrong: string | undefined;
+  for (let n = 1; ; n++) {
+    const got = await withRetries(what, undefined, o, fetch);
+    try {
+      return verify(got);
+    } catch (e) {
+      if (!isIotaError(e) || e.code !== 'E_HASH_MISMATCH') throw e;
+      const wrong = sha256Hex(got.bytes);
+      if (wrong === lastWrong || n >= attempts) throw e;
+      lastWrong = wrong;
+      o.onRetry?.({ attempt: n, error: e });
+    }
+  }
+}
+
 /** Downloads and verifies an object or a byte range of it. */
 export async function download(
   url: string,
@@ -343,23 +376,27 @@ export async function download(
       'E_BAD_HASH',
       'a download needs the sha256 the orchestrator gave for the object',
     );
-  const { bytes } = await withRetries(what, undefined, o, () =>
-    fetchBytes(url, undefined, () => expect.size, what, o),
+  return fetchVerified(
+    what,
+    o,
+    () => fetchBytes(url, undefined, () => expect.size, what, o),
+    ({ bytes }) => {
+      if (expect.size !== undefined && bytes.length !== expect.size) {
+        throw new IotaError(
+          'E_HASH_MISMATCH',
+          `${what}: got ${bytes.length} bytes, the object has ${expect.size}`,
+        );
+      }
+      const got = sha256Hex(bytes);
+      if (got !== expect.sha256)
+        throw new IotaError(
+          'E_HASH_MISMATCH',
+          `${what}: the object's sha256 is ${got}, expected ${expect.sha256}`,
+          'report it to the orchestrator; do not use these bytes',
+        );
+      return bytes;
+    },
   );
-  if (expect.size !== undefined && bytes.length !== expect.size) {
-    throw new IotaError(
-      'E_HASH_MISMATCH',
-      `${what}: got ${bytes.length} bytes, the object has ${expect.size}`,
-    );
-  }
-  const got = sha256Hex(bytes);
-  if (got !== expect.sha256)
-    throw new IotaError(
-      'E_HASH_MISMATCH',
-      `${what}: the object's sha256 is ${got}, expected ${expect.sha256}`,
-      'report it to the orchestrator; do not use these bytes',
-    );
-  return bytes;
 }
 
 async function downloadRange(
@@ -372,39 +409,48 @@ async function downloadRange(
   const what = `download of bytes [${range.start}, ${range.end})`;
   if (expect.rangeSha256 !== undefined) {
     const n = range.end - range.start;
-    const { status, bytes: got } = await withRetries(what, undefined, o, () =>
-      fetchBytes(url, range, (st) => (st === 206 ? n : expect.size), what, o),
+    return fetchVerified(
+      what,
+      o,
+      () => fetchBytes(url, range, (st) => (st === 206 ? n : expect.size), what, o),
+      ({ status, bytes: got }) => {
+        const bytes = status === 200 ? got.subarray(range.start, range.end) : got;
+        if (bytes.length !== n || sha256Hex(bytes) !== expect.rangeSha256) {
+          throw new IotaError(
+            'E_HASH_MISMATCH',
+            `${what}: the bytes do not match the sha256 the orchestrator gave`,
+            'report it to the orchestrator; do not use these bytes',
+          );
+        }
+        return bytes;
+      },
     );
-    const bytes = status === 200 ? got.subarray(range.start, range.end) : got;
-    if (bytes.length !== n || sha256Hex(bytes) !== expect.rangeSha256) {
-      throw new IotaError(
-        'E_HASH_MISMATCH',
-        `${what}: the bytes do not match the sha256 the orchestrator gave`,
-        'report it to the orchestrator; do not use these bytes',
-      );
-    }
-    return bytes;
   }
   if (!expect.chunkHashes)
     throw new IotaError(
       'E_BAD_RANGE',
       "a Range read needs the object's chunk hashes (or the range's sha256) to verify it",
     );
+  const hashes = expect.chunkHashes;
   const wide = chunkSpan(range.start, range.end, chunkBytes, expect.size);
   if (wide.start === wide.end) return new Uint8Array(0);
   // A 206 carries the span; a 200 (a server that ignores Range) the whole object.
-  const whole = expect.size ?? expect.chunkHashes.length * chunkBytes;
+  const whole = expect.size ?? hashes.length * chunkBytes;
   const limitFor = (status: number) => (status === 206 ? wide.end - wide.start : whole);
-  const { status, bytes: got } = await withRetries(what, undefined, o, () =>
-    fetchBytes(url, wide, limitFor, what, o),
+  return fetchVerified(
+    what,
+    o,
+    () => fetchBytes(url, wide, limitFor, what, o),
+    ({ status, bytes: got }) => {
+      const bytes = status === 200 ? got.subarray(wide.start, wide.end) : got;
+      verifyRange(bytes, wide.start, hashes, chunkBytes);
+      if (wide.start + bytes.length < range.end) {
+        throw new IotaError(
+          'E_HASH_MISMATCH',
+          `${what}: the store sent only up to byte ${wide.start + bytes.length}`,
+        );
+      }
+      return bytes.subarray(range.start - wide.start, range.end - wide.start);
+    },
   );
-  const bytes = status === 200 ? got.subarray(wide.start, wide.end) : got;
-  verifyRange(bytes, wide.start, expect.chunkHashes, chunkBytes);
-  if (wide.start + bytes.length < range.end) {
-    throw new IotaError(
-      'E_HASH_MISMATCH',
-      `${what}: the store sent only up to byte ${wide.start + bytes.length}`,
-    );
-  }
-  return bytes.subarray(range.start - wide.start, range.end - wide.start);
 }
