@@ -4,9 +4,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { loadRunConfig, stageSpecs } from '../../src/config/index.js';
+import { loadDataset, LocalWindows } from '../../src/data/index.js';
+import { selectBackend } from '../../src/kernels/backends.js';
 import { decodePartition, parseManifest } from '../../src/merge/manifest.js';
+import { Model } from '../../src/model/model.js';
 import { stageLayout } from '../../src/model/params.js';
+import { learningRate } from '../../src/model/schedule.js';
+import { batchTensors, optimizerStep } from '../../src/model/trainer.js';
 import { keys } from '../../src/store/keys.js';
 import { decodeSafetensors } from '../../src/tensor-io/safetensors.js';
 import { runIota } from './cli.js';
@@ -60,4 +66,52 @@ export async function singleProcessWeights(
     for (const p of layout.params) w.set(tensors[p.name].data as Float32Array, p.offset);
     return w;
   });
+}
+
+/**
+ * The oracle when stages merged different samples (a miner's credited samples lost with it at
+ * one stage only): each stage's flat weights after single-process training from the run's
+ * initial weights where, at every epoch, stage s's step is the mean gradient over
+ * `merged[epoch][s]` alone (sample ids), the forward and backward running through the whole
+ * model as in `iota train`. With every stage merging every sample this is `iota train`.
+ */
+export async function subsetWeights(
+  dir: string,
+  runFile: string,
+  merged: number[][][],
+): Promise<Float32Array[]> {
+  const { model: config, run } = loadRunConfig(runFile);
+  await selectBackend('auto'); // as `iota train` picks: native where it is built
+  const ds = await loadDataset(join(dir, 'data', 'byte'));
+  const windows = new LocalWindows(ds, config.seq, run.seed, run.data.held_out_fraction);
+  const model = Model.initial(config, run.seed);
+  const sizes = model.stages.map((s) => s.layout.size);
+  const m = sizes.map((n) => new Float32Array(n));
+  const v = sizes.map((n) => new Float32Array(n));
+  const o = run.optimizer;
+  try {
+    merged.forEach((sets, epoch) => {
+      const sums = sizes.map((n) => new Float32Array(n));
+      const scratch = sizes.map((n) => new Float32Array(n));
+      const members = sets.map((ids) => new Set(ids));
+      for (const id of [...new Set(sets.flat())].sort((a, b) => a - b)) {
+        const [ids, targets] = batchTensors([windows.trainSample(id)], config.seq);
+        model.lossAndGrads(
+          ids,
+          targets,
+          members.map((set, s) => (set.has(id) ? sums[s] : scratch[s])),
+        );
+        tf.dispose([ids, targets]);
+      }
+      const lr = learningRate(epoch, o.lr, run.schedule);
+      const adamw = { lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay };
+      model.stages.forEach((stage, s) =>
+        optimizerStep(stage, sums[s], sets[s].length, m[s], v[s], adamw, epoch + 1, o.clip),
+      );
+    });
+    return model.stages.map((s) => s.getWeights());
+  } finally {
+    windows.close();
+    model.dispose();
+  }
 }

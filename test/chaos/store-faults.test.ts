@@ -1,0 +1,52 @@
+/**
+ * Chaos, store faults: a real swarm whose every store transfer goes through the fault proxy,
+ * which answers 5xx, resets connections, stalls, cuts bodies and flips bytes at set rates.
+ * Training goes on, nothing damaged is accepted anywhere (the final weights are single-process
+ * training's on the merged samples, the replicas agree), and no honest miner refuses a good input
+ * for damage done on the way.
+ */
+import { killAll } from '../support/cli.js';
+import { oracleGap, removeRun, runChaos, type ChaosResult } from './support/swarm.js';
+
+afterAll(killAll);
+
+const EPOCHS = 3;
+let r: ChaosResult;
+
+beforeAll(async () => {
+  r = await runChaos({
+    name: 'store-faults',
+    epochs: EPOCHS,
+    samplesPerEpoch: 12,
+    store: {
+      stallMs: 300,
+      rates: { error: 0.04, reset: 0.04, stall: 0.04, truncate: 0.04, flip: 0.04 },
+    },
+  });
+  process.stderr.write(
+    `store faults: ${r.faultsInjected} injected in ${r.seconds.toFixed(0)} s, ${r.samplesDropped} samples not merged, refusals ${JSON.stringify(r.refusals)}\n`,
+  );
+}, 300_000);
+afterAll(() => r && removeRun(r));
+
+describe('store faults', () => {
+  it('injected faults of every kind, and training went on to the last epoch with nothing lost', () => {
+    for (const n of Object.values(r.storeFaults)) expect(n).toBeGreaterThanOrEqual(1);
+    expect(r.faultsInjected).toBeGreaterThanOrEqual(20);
+    expect(r.dataLost).toBe(0);
+    expect(r.exitCodes).toEqual(r.exitCodes.map(() => 0));
+  });
+
+  it('no miner refused a good input: damage on the way was read again', () => {
+    expect(r.refusals).toEqual({});
+    expect(r.ledger.filter((l) => l.state.startsWith('dropped:'))).toEqual([]);
+  });
+
+  it('accepted nothing damaged: replicas agree and the weights are single-process training’s', async () => {
+    for (const hashes of r.replicaHashes.values()) expect(hashes.size).toBe(1);
+    for (const { gap, moved } of await oracleGap(r, EPOCHS)) {
+      expect(gap).toBeLessThanOrEqual(1e-4);
+      expect(moved).toBeGreaterThan(1e-3);
+    }
+  }, 120_000);
+});

@@ -1,0 +1,260 @@
+/**
+ * A real swarm for the chaos scenarios: an orchestrator (local store, tiny model, byte
+ * tokenizer) and S stages x M miners as `iota` processes on loopback, with the faults a scenario
+ * asks for: miners SIGKILLed and replaced on a schedule (churn), the fault proxy in front of the
+ * store (its URLs point at the proxy; the orchestrator's API is reached directly). It runs until
+ * every stage has merged `epochs` epochs, then reads what the run kept: the ledger, the
+ * manifests, the replicas' hashes. Progress is read from the processes' events, never waited
+ * for by time; only the faults are on a clock.
+ */
+import Database from 'better-sqlite3';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { keys } from '../../../src/store/keys.js';
+import { newIdentity, writeKeyFile } from '../../../src/protocol/keys.js';
+import { IotaProcess, serveArgs } from '../../support/cli.js';
+import { relErr } from '../../support/model.js';
+import { storedWeights, subsetWeights } from '../../support/oracle.js';
+import { rng } from '../../support/rng.js';
+import { writeRun } from '../../support/run-files.js';
+import { FaultProxy, type Fault, type FaultProxyOptions } from './fault-proxy.js';
+
+export interface ChaosOptions {
+  name: string;
+  epochs: number;
+  samplesPerEpoch: number;
+  minersPerStage?: number;
+  /** SIGKILL a random miner this often and start another for its stage */
+  churnEveryMs?: number;
+  /** faults on the store's URLs */
+  store?: Pick<FaultProxyOptions, 'rates' | 'stallMs' | 'latencyMs' | 'bytesPerSecond'>;
+  seed?: number;
+  /** run settings over the harness's defaults */
+  runOver?: Record<string, unknown>;
+}
+
+export interface LedgerRow {
+  epoch: number;
+  stage: number;
+  item: number;
+  first_sample: number;
+  n: number;
+  state: string;
+}
+
+export interface ChaosResult {
+  name: string;
+  dir: string;
+  runFile: string;
+  seconds: number;
+  /** samples merged per second, per stage (the mean over stages) */
+  samplesPerS: number;
+  faultsInjected: number;
+  /** the store faults injected, by kind */
+  storeFaults: Record<Fault, number>;
+  kills: number;
+  /** samples the ledger says were not merged (lost with a miner, dropped for any reason) */
+  samplesDropped: number;
+  /** allocated samples the ledger does not account for, merges with no manifest, replicas that disagree */
+  dataLost: number;
+  ledger: LedgerRow[];
+  /** per stage and epoch, the distinct hashes of the weights the miners loaded */
+  replicaHashes: Map<string, Set<string>>;
+  /** every miner's exit code (null: killed) and the orchestrator's */
+  exitCodes: Array<number | null>;
+  /** refusals the miners reported (code by count) */
+  refusals: Record<string, number>;
+}
+
+const STAGES = 3;
+
+export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
+  const dir = mkdtempSync(join(tmpdir(), `iota-chaos-${o.name}-`));
+  const runFile = writeRun(dir, {
+    samples_per_epoch: o.samplesPerEpoch,
+    batch: 1,
+    in_flight: 2,
+    activation_codec: 'f32',
+    optimizer: { lr: 0.01, clip: 1 },
+    schedule: { total_epochs: 100 },
+    phases: { drain_s: 60, upload_s: 20, merge_s: 30, lease_s: 3 },
+    ...o.runOver,
+  });
+  const random = rng(o.seed ?? 11);
+  let proxy: FaultProxy | undefined;
+  let orchestratorUrl = '';
+  const extra = ['--set', 'rate_limits.exempt_loopback=true'];
+  if (o.store) {
+    proxy = new FaultProxy({
+      ...o.store,
+      target: () => orchestratorUrl,
+      seed: o.seed,
+      affects: (_method, path) => path.startsWith('/store/'),
+    });
+    extra.push('--set', `orchestrator_url=${await proxy.listen()}`);
+  }
+  const orch = new IotaProcess(serveArgs(runFile, dir, ...extra));
+  orchestratorUrl = ((await orch.waitFor((e) => e.event === 'listening')) as { url: string }).url;
+  const started = Date.now();
+
+  const miners: Array<{ stage: number; proc: IotaProcess }> = [];
+  const arms: Array<(p: IotaProcess) => void> = [];
+  let keyN = 0;
+  const startMiner = (stage: number) => {
+    const key = join(dir, `m${keyN++}.key`);
+    writeKeyFile(key, newIdentity());
+    const proc = new IotaProcess(
+      [
+        'miner',
+        '--layer',
+        String(stage),
+        '--orchestrator',
+        orchestratorUrl,
+        '--key',
+        key,
+        '--json',
+      ],
+      { env: { IOTA_PROCESSES: String(STAGES * (o.minersPerStage ?? 2) + 1) } },
+    );
+    miners.push({ stage, proc });
+    for (const arm of arms) arm(proc);
+    // A miner that stops by itself (not killed by the churn) is a failure of the run.
+    void proc.exited.then((code) => {
+      if (!proc.child.killed && !ending) minerFailed(stage, code, proc.stderr.join(''));
+    });
+  };
+  let ending = false;
+  let minerFailed: (stage: number, code: number | null, stderr: string) => void = () => {};
+  const minerDied = new Promise<never>((_, reject) => {
+    minerFailed = (stage, code, stderr) =>
+      reject(new Error(`a miner of stage ${stage} exited (${code}): ${stderr.slice(-3000)}`));
+  });
+  /** Resolves when any miner of `stage`, one started later included, loads epoch `epoch`'s weights. */
+  const reached = (stage: number, epoch: number) =>
+    new Promise<void>((resolve) => {
+      const arm = (p: IotaProcess) =>
+        void p
+          .waitFor(
+            (e) => e.event === 'weights' && e.stage === stage && (e.epoch as number) >= epoch,
+          )
+          .then(
+            () => resolve(),
+            () => {},
+          );
+      miners.filter((m) => m.stage === stage).forEach((m) => arm(m.proc));
+      arms.push((p) => {
+        if (miners.find((m) => m.proc === p)?.stage === stage) arm(p);
+      });
+    });
+  for (let s = 0; s < STAGES; s++) for (let i = 0; i < (o.minersPerStage ?? 2); i++) startMiner(s);
+
+  let kills = 0;
+  const churn = o.churnEveryMs
+    ? setInterval(() => {
+        const alive = miners.filter((m) => m.proc.child.exitCode === null && !m.proc.child.killed);
+        const victim = alive[Math.floor(random() * alive.length)];
+        if (!victim) return;
+        kills++;
+        void victim.proc.kill('SIGKILL');
+        startMiner(victim.stage);
+      }, o.churnEveryMs)
+    : undefined;
+  // The orchestrator exiting ends the run as a failure; so would every miner of a stage exiting.
+  const orchestratorDied = orch.exited.then((code) => {
+    throw new Error(`the orchestrator exited (${code}): ${orch.stderr.join('').slice(-2000)}`);
+  });
+  try {
+    await Promise.race([
+      Promise.all(Array.from({ length: STAGES }, (_, s) => reached(s, o.epochs))),
+      orchestratorDied,
+      minerDied,
+    ]);
+  } finally {
+    ending = true;
+    if (churn) clearInterval(churn);
+  }
+  const seconds = (Date.now() - started) / 1000;
+  const exitCodes = await Promise.all(miners.map((m) => m.proc.kill('SIGTERM')));
+  exitCodes.push(await orch.kill('SIGTERM'));
+  await proxy?.close();
+
+  const db = new Database(join(dir, 'state', 'state.db'), { readonly: true });
+  const ledger = db
+    .prepare(
+      `SELECT l.epoch, l.stage, l.item, i.first_sample, l.n, l.state
+         FROM ledger l JOIN items i ON i.item = l.item
+        WHERE l.epoch < ? ORDER BY l.epoch, l.stage, l.item`,
+    )
+    .all(o.epochs) as LedgerRow[];
+  db.close();
+
+  let dataLost = 0;
+  let merged = 0;
+  for (let epoch = 0; epoch < o.epochs; epoch++)
+    for (let stage = 0; stage < STAGES; stage++) {
+      const rows = ledger.filter((r) => r.epoch === epoch && r.stage === stage);
+      dataLost += Math.abs(o.samplesPerEpoch - rows.reduce((a, r) => a + r.n, 0));
+      merged += rows.filter((r) => r.state === 'merged').reduce((a, r) => a + r.n, 0);
+      const manifest = keys.manifest({ run: 'swarm-test', epoch: epoch + 1, stage });
+      if (!existsSync(join(dir, 'state', 'store', 'objects', manifest))) dataLost++;
+    }
+  const replicaHashes = new Map<string, Set<string>>();
+  const refusals: Record<string, number> = {};
+  for (const { proc } of miners)
+    for (const e of proc.events) {
+      if (e.event === 'weights') {
+        const k = `${e.stage}/${e.epoch}`;
+        replicaHashes.set(k, (replicaHashes.get(k) ?? new Set()).add(e.sha256 as string));
+      }
+      if (e.event === 'refused') refusals[e.code as string] = (refusals[e.code as string] ?? 0) + 1;
+    }
+  dataLost += [...replicaHashes.values()].filter((h) => h.size > 1).length;
+  const total = o.epochs * STAGES * o.samplesPerEpoch;
+  return {
+    name: o.name,
+    dir,
+    runFile,
+    seconds,
+    samplesPerS: merged / STAGES / seconds,
+    faultsInjected: kills + (proxy?.injected ?? 0),
+    storeFaults: { ...(proxy?.counts ?? { error: 0, reset: 0, stall: 0, truncate: 0, flip: 0 }) },
+    kills,
+    samplesDropped: total - merged,
+    dataLost,
+    ledger,
+    replicaHashes,
+    exitCodes,
+    refusals,
+  };
+}
+
+/** The sample ids each stage merged, per epoch: what the oracle trains on. */
+export function mergedSamples(r: ChaosResult, epochs: number): number[][][] {
+  return Array.from({ length: epochs }, (_, epoch) =>
+    Array.from({ length: STAGES }, (_, stage) =>
+      r.ledger
+        .filter((l) => l.epoch === epoch && l.stage === stage && l.state === 'merged')
+        .flatMap((l) => Array.from({ length: l.n }, (_, k) => l.first_sample + k)),
+    ),
+  );
+}
+
+/**
+ * Per stage, how far the swarm's final weights are from single-process training on the samples
+ * each stage merged (relative error), and from the initial weights (to show training moved them).
+ */
+export async function oracleGap(
+  r: ChaosResult,
+  epochs: number,
+): Promise<Array<{ gap: number; moved: number }>> {
+  const single = await subsetWeights(r.dir, r.runFile, mergedSamples(r, epochs));
+  return single.map((w, stage) => {
+    const swarm = storedWeights(r.dir, epochs, stage).w;
+    return { gap: relErr(swarm, w), moved: relErr(swarm, storedWeights(r.dir, 0, stage).w) };
+  });
+}
+
+export function removeRun(r: ChaosResult): void {
+  rmSync(r.dir, { recursive: true, force: true });
+}
