@@ -45,6 +45,13 @@ export async function buildOrchestrator(
     bodyLimit: o.bodyLimit ?? 256 * 1024,
     trustProxy: false,
     return503OnClosing: true,
+    // A path the router cannot decode (`%ff`) is refused in the API's own shape.
+    frameworkErrors: (err, _req, reply) =>
+      void sendError(
+        reply,
+        metrics,
+        new HttpError('E_BAD_URL', `${err.message}`, 'percent-encode paths as UTF-8'),
+      ),
     // Strict: no type coercion, unknown fields refused rather than silently dropped.
     ajv: {
       customOptions: {

@@ -93,7 +93,8 @@ export function dataFromBytes(dtype: Dtype, bytes: Uint8Array): TensorData {
   if (dtype === 'U8') return bytes;
   let src = bytes;
   if (!LITTLE_ENDIAN) src = swapCopy(bytes, size);
-  else if (bytes.byteOffset % size !== 0) src = bytes.slice();
+  // A fresh copy: Buffer's slice() would be another unaligned view (downloads are Buffers).
+  else if (bytes.byteOffset % size !== 0) src = new Uint8Array(bytes);
   const n = bytes.byteLength / size;
   if (dtype === 'F32') return new Float32Array(src.buffer, src.byteOffset, n);
   if (dtype === 'I32') return new Int32Array(src.buffer, src.byteOffset, n);

@@ -38,6 +38,9 @@ export async function startSwarmServer(
     merge?: MergeHooks | 'real';
     dir?: string;
     stages?: string;
+    /** keys the node config lets in as validators (validation on) and as admins */
+    validators?: string[];
+    admins?: string[];
   } = {},
 ): Promise<SwarmServer> {
   const dir = o.dir ?? mkdtempSync(join(tmpdir(), 'iota-swarm-'));
@@ -47,7 +50,11 @@ export async function startSwarmServer(
   const store = await LocalStore.open({ root: join(dir, 'store'), baseUrl: () => base });
   const clock = { now: Date.now() };
   const orch = await assembleOrchestrator({
-    node: validateConfig('node', { validators: [], admins: [] }, 'test'),
+    node: validateConfig(
+      'node',
+      { validators: o.validators ?? [], admins: o.admins ?? [] },
+      'test',
+    ),
     repo,
     store,
     version: 'test',
@@ -55,7 +62,7 @@ export async function startSwarmServer(
     clock: () => clock.now,
     rateLimits: { keyPerSecond: 10_000, keyBurst: 10_000, exemptLoopback: true },
     merge: o.merge === 'real' ? 'sharded' : (o.merge ?? 'none'),
-    validation: false,
+    validation: (o.validators ?? []).length > 0,
   });
   const swarm = orch.swarm!;
   const url = await orch.app.listen({ host: '127.0.0.1', port: 0 });

@@ -116,6 +116,15 @@ describe('safetensors round trip', () => {
     expect(Array.from(data)).toEqual(Array.from(sample()['w.f32'].data));
   });
 
+  it('decodes a misaligned Buffer view (a range cut out of a download) into aligned copies', () => {
+    const bytes = encodeSafetensors(sample());
+    const shifted = Buffer.concat([Buffer.from([0]), bytes]).subarray(1);
+    expect(shifted.byteOffset % 4).not.toBe(0);
+    const data = decodeSafetensors(shifted).tensors['w.f32'].data;
+    expect(data.byteOffset % 4).toBe(0);
+    expect(Array.from(data)).toEqual(Array.from(sample()['w.f32'].data));
+  });
+
   it('reads files from other writers: unpadded header, name-ordered data', () => {
     const data = new Uint8Array(Float32Array.from([1.5, -2]).buffer);
     const bytes = rawFile(
