@@ -28,7 +28,8 @@ export const ITEM_LOST = new Set([
 /**
  * What a step's failure means for the miner's loop (`failures`: in a row, this one included):
  * an answer about the swarm's state (a phase closed, a credit voided, a lease lost) is a legal
- * state, and the orchestrator restarting or a network hiccup passes: say it, wait, ask again.
+ * state, and the orchestrator restarting, the store failing or a network hiccup passes: say it,
+ * wait, ask again.
  * Undefined when the miner should stop (a fatal answer, a bug, or 60 failures to reach it).
  */
 export function afterFailure(
@@ -40,8 +41,12 @@ export function afterFailure(
       message: `${e.code}: ${e.message}; carrying on`,
       waitMs: Math.min(2000, 100 * 2 ** Math.min(failures, 5)),
     };
+  // The orchestrator unreachable, or the store (its own, when it is local) failing a transfer
+  // after the transfer's retries: the item in hand is given up (its lease lapses to another).
   const passing =
-    e instanceof ApiError ? e.status >= 500 : isIotaError(e) && e.code === 'E_UNREACHABLE';
+    e instanceof ApiError
+      ? e.status >= 500
+      : isIotaError(e) && (e.code === 'E_UNREACHABLE' || e.code === 'E_TRANSFER_FAILED');
   if (!passing || failures > 60) return undefined;
   return {
     message: `${(e as Error).message}; retrying (${failures})`,

@@ -242,11 +242,13 @@ export class Validator {
         claimed = d.tensors.g.data as Float32Array;
       } catch (e) {
         if (!isIotaError(e)) throw e;
+        // The store failing to deliver it says nothing about the miner: abstain.
+        const unreachable = e.code === 'E_TRANSFER_FAILED' || e.code === 'E_URL_EXPIRED';
         return await this.verdict(
           t,
-          false,
+          unreachable ? null : false,
           undefined,
-          `the uploaded gradient is unusable (${e.code}): ${e.message}`,
+          `the uploaded gradient is ${unreachable ? 'unreachable' : 'unusable'} (${e.code}): ${e.message}`,
         );
       }
       const e = relativeError(replay, claimed);

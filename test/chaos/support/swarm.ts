@@ -9,6 +9,7 @@
  */
 import Database from 'better-sqlite3';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keys } from '../../../src/store/keys.js';
@@ -27,6 +28,9 @@ export interface ChaosOptions {
   minersPerStage?: number;
   /** SIGKILL a random miner this often and start another for its stage */
   churnEveryMs?: number;
+  /** SIGKILL the orchestrator when a miner first reports `on` in `epoch` (an item: training; its
+   * gradient upload: uploading; a merge job: merging), keep it down `downMs`, start it again */
+  crashes?: Array<{ on: 'item' | 'upload' | 'merge'; epoch: number; downMs?: number }>;
   /** faults on the store's URLs */
   store?: Pick<FaultProxyOptions, 'rates' | 'stallMs' | 'latencyMs' | 'bytesPerSecond'>;
   seed?: number;
@@ -54,6 +58,10 @@ export interface ChaosResult {
   /** the store faults injected, by kind */
   storeFaults: Record<Fault, number>;
   kills: number;
+  /** times the orchestrator was SIGKILLed and started again */
+  restarts: number;
+  /** miner processes started (more than S x M only with churn) */
+  minersStarted: number;
   /** samples the ledger says were not merged (lost with a miner, dropped for any reason) */
   samplesDropped: number;
   /** allocated samples the ledger does not account for, merges with no manifest, replicas that disagree */
@@ -94,10 +102,22 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     });
     extra.push('--set', `orchestrator_url=${await proxy.listen()}`);
   }
-  const orch = new IotaProcess(serveArgs(runFile, dir, ...extra));
+  // A fixed port: a restarted orchestrator is found where the miners left it.
+  const port = await freePort();
+  let orch = new IotaProcess(serveArgs(runFile, dir, ...extra, '--port', String(port)));
+  let failed: (e: Error) => void = () => {};
+  const failure = new Promise<never>((_, reject) => (failed = reject));
+  let restarting = false;
+  const watch = (p: IotaProcess) =>
+    void p.exited.then((code) => {
+      if (!restarting && !ending)
+        failed(new Error(`the orchestrator exited (${code}): ${p.stderr.join('').slice(-2000)}`));
+    });
+  watch(orch);
   orchestratorUrl = ((await orch.waitFor((e) => e.event === 'listening')) as { url: string }).url;
   const started = Date.now();
 
+  let ending = false;
   const miners: Array<{ stage: number; proc: IotaProcess }> = [];
   const arms: Array<(p: IotaProcess) => void> = [];
   let keyN = 0;
@@ -121,32 +141,23 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     for (const arm of arms) arm(proc);
     // A miner that stops by itself (not killed by the churn) is a failure of the run.
     void proc.exited.then((code) => {
-      if (!proc.child.killed && !ending) minerFailed(stage, code, proc.stderr.join(''));
+      if (!proc.child.killed && !ending)
+        failed(
+          new Error(
+            `a miner of stage ${stage} exited (${code}): ${proc.stderr.join('').slice(-3000)}`,
+          ),
+        );
     });
   };
-  let ending = false;
-  let minerFailed: (stage: number, code: number | null, stderr: string) => void = () => {};
-  const minerDied = new Promise<never>((_, reject) => {
-    minerFailed = (stage, code, stderr) =>
-      reject(new Error(`a miner of stage ${stage} exited (${code}): ${stderr.slice(-3000)}`));
-  });
-  /** Resolves when any miner of `stage`, one started later included, loads epoch `epoch`'s weights. */
-  const reached = (stage: number, epoch: number) =>
-    new Promise<void>((resolve) => {
-      const arm = (p: IotaProcess) =>
-        void p
-          .waitFor(
-            (e) => e.event === 'weights' && e.stage === stage && (e.epoch as number) >= epoch,
-          )
-          .then(
-            () => resolve(),
-            () => {},
-          );
-      miners.filter((m) => m.stage === stage).forEach((m) => arm(m.proc));
-      arms.push((p) => {
-        if (miners.find((m) => m.proc === p)?.stage === stage) arm(p);
-      });
+  /** Resolves with the first event passing `test` from any miner, one started later included. */
+  const anyMiner = (test: (e: Record<string, unknown>) => boolean) =>
+    new Promise<Record<string, unknown>>((resolve) => {
+      const arm = (p: IotaProcess) => void p.waitFor(test).then(resolve, () => {});
+      miners.forEach((m) => arm(m.proc));
+      arms.push(arm);
     });
+  const reached = (stage: number, epoch: number) =>
+    anyMiner((e) => e.event === 'weights' && e.stage === stage && (e.epoch as number) >= epoch);
   for (let s = 0; s < STAGES; s++) for (let i = 0; i < (o.minersPerStage ?? 2); i++) startMiner(s);
 
   let kills = 0;
@@ -160,15 +171,27 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         startMiner(victim.stage);
       }, o.churnEveryMs)
     : undefined;
-  // The orchestrator exiting ends the run as a failure; so would every miner of a stage exiting.
-  const orchestratorDied = orch.exited.then((code) => {
-    throw new Error(`the orchestrator exited (${code}): ${orch.stderr.join('').slice(-2000)}`);
-  });
+  // The orchestrator SIGKILLed at the moments asked for, and started again on the same state.
+  let restarts = 0;
+  const crashes = (async () => {
+    for (const c of o.crashes ?? []) {
+      await anyMiner((e) => e.event === c.on && e.epoch === c.epoch);
+      restarting = true;
+      await orch.kill('SIGKILL');
+      if (c.downMs) await new Promise((r) => setTimeout(r, c.downMs));
+      orch = new IotaProcess(serveArgs(runFile, dir, ...extra, '--port', String(port)));
+      watch(orch);
+      await orch.waitFor((e) => e.event === 'listening');
+      restarting = false;
+      restarts++;
+    }
+  })();
   try {
     await Promise.race([
-      Promise.all(Array.from({ length: STAGES }, (_, s) => reached(s, o.epochs))),
-      orchestratorDied,
-      minerDied,
+      Promise.all(Array.from({ length: STAGES }, (_, s) => reached(s, o.epochs))).then(
+        () => crashes,
+      ),
+      failure,
     ]);
   } finally {
     ending = true;
@@ -217,7 +240,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     runFile,
     seconds,
     samplesPerS: merged / STAGES / seconds,
-    faultsInjected: kills + (proxy?.injected ?? 0),
+    faultsInjected: kills + restarts + (proxy?.injected ?? 0),
+    restarts,
+    minersStarted: miners.length,
     storeFaults: { ...(proxy?.counts ?? { error: 0, reset: 0, stall: 0, truncate: 0, flip: 0 }) },
     kills,
     samplesDropped: total - merged,
@@ -253,6 +278,15 @@ export async function oracleGap(
     const swarm = storedWeights(r.dir, epochs, stage).w;
     return { gap: relErr(swarm, w), moved: relErr(swarm, storedWeights(r.dir, 0, stage).w) };
   });
+}
+
+/** A port free now (the orchestrator is restarted on it). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
 }
 
 export function removeRun(r: ChaosResult): void {
