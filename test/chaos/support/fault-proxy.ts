@@ -11,7 +11,7 @@
  *             else of the answer's body on its way out (a download)
  *
  * and shapes the link: `latencyMs` before each request is passed on, `bytesPerSecond` for the
- * bodies both ways. Bodies are buffered whole (objects in the tests are a few MB at most).
+ * bodies both ways (each request alone: a link per request, not a shared pipe). Bodies are buffered whole (objects in the tests are a few MB at most).
  * `counts` says how many of each fault it injected.
  */
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
@@ -32,6 +32,12 @@ export interface FaultProxyOptions {
   latencyMs?: number;
   bytesPerSecond?: number;
   seed?: number;
+  /**
+   * Rewrites the target's origin to the proxy's in answers' bodies, so the signed store URLs an
+   * orchestrator hands out lead back through the proxy (a participant's slow link carries its
+   * store traffic too).
+   */
+  rewriteOrigin?: boolean;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -142,7 +148,9 @@ export class FaultProxy {
       r.on('error', reject);
       r.end(input);
     });
-    const out = await body(up);
+    let out = await body(up);
+    if (this.o.rewriteOrigin && /json/.test(String(up.headers['content-type'])))
+      out = Buffer.from(out.toString().split(target.origin).join(this.url));
     if (flipOut && out.length > 0) out[Math.floor(this.position() * out.length)] ^= 0x20;
     else if (flipOut) this.counts.flip--; // nothing to flip: not a fault after all
     if (affected) await this.carry(out.length);

@@ -31,12 +31,17 @@ export interface ChaosOptions {
   /** SIGKILL the orchestrator when a miner first reports `on` in `epoch` (an item: training; its
    * gradient upload: uploading; a merge job: merging), keep it down `downMs`, start it again */
   crashes?: Array<{ on: 'item' | 'upload' | 'merge'; epoch: number; downMs?: number }>;
+  /** every miner behind a shaped link (its API calls and its store transfers): the first of
+   * each stage on the slow one, the others on the fast one */
+  links?: { fast: LinkShape; slow: LinkShape };
   /** faults on the store's URLs */
   store?: Pick<FaultProxyOptions, 'rates' | 'stallMs' | 'latencyMs' | 'bytesPerSecond'>;
   seed?: number;
   /** run settings over the harness's defaults */
   runOver?: Record<string, unknown>;
 }
+
+export type LinkShape = { bytesPerSecond: number; latencyMs: number };
 
 export interface LedgerRow {
   epoch: number;
@@ -60,6 +65,9 @@ export interface ChaosResult {
   kills: number;
   /** times the orchestrator was SIGKILLed and started again */
   restarts: number;
+  /** items each miner completed and merge jobs it did, slow-link miners and the others */
+  items: { slow: number[]; fast: number[] };
+  mergeJobs: { slow: number[]; fast: number[] };
   /** miner processes started (more than S x M only with churn) */
   minersStarted: number;
   /** samples the ledger says were not merged (lost with a miner, dropped for any reason) */
@@ -118,26 +126,24 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const started = Date.now();
 
   let ending = false;
-  const miners: Array<{ stage: number; proc: IotaProcess }> = [];
+  const miners: Array<{ stage: number; proc: IotaProcess; slow: boolean }> = [];
   const arms: Array<(p: IotaProcess) => void> = [];
   let keyN = 0;
-  const startMiner = (stage: number) => {
+  const links: FaultProxy[] = [];
+  for (const shape of o.links ? [o.links.fast, o.links.slow] : []) {
+    const link = new FaultProxy({ ...shape, target: orchestratorUrl, rewriteOrigin: true });
+    await link.listen();
+    links.push(link);
+  }
+  const [fastLink, slowLink] = links;
+  const startMiner = (stage: number, through = orchestratorUrl) => {
     const key = join(dir, `m${keyN++}.key`);
     writeKeyFile(key, newIdentity());
     const proc = new IotaProcess(
-      [
-        'miner',
-        '--layer',
-        String(stage),
-        '--orchestrator',
-        orchestratorUrl,
-        '--key',
-        key,
-        '--json',
-      ],
+      ['miner', '--layer', String(stage), '--orchestrator', through, '--key', key, '--json'],
       { env: { IOTA_PROCESSES: String(STAGES * (o.minersPerStage ?? 2) + 1) } },
     );
-    miners.push({ stage, proc });
+    miners.push({ stage, proc, slow: through === slowLink?.url });
     for (const arm of arms) arm(proc);
     // A miner that stops by itself (not killed by the churn) is a failure of the run.
     void proc.exited.then((code) => {
@@ -158,7 +164,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     });
   const reached = (stage: number, epoch: number) =>
     anyMiner((e) => e.event === 'weights' && e.stage === stage && (e.epoch as number) >= epoch);
-  for (let s = 0; s < STAGES; s++) for (let i = 0; i < (o.minersPerStage ?? 2); i++) startMiner(s);
+  for (let s = 0; s < STAGES; s++)
+    for (let i = 0; i < (o.minersPerStage ?? 2); i++)
+      startMiner(s, (i === 0 ? slowLink : fastLink)?.url ?? orchestratorUrl);
 
   let kills = 0;
   const churn = o.churnEveryMs
@@ -201,6 +209,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const exitCodes = await Promise.all(miners.map((m) => m.proc.kill('SIGTERM')));
   exitCodes.push(await orch.kill('SIGTERM'));
   await proxy?.close();
+  for (const link of links) await link.close();
 
   const db = new Database(join(dir, 'state', 'state.db'), { readonly: true });
   const ledger = db
@@ -222,6 +231,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       const manifest = keys.manifest({ run: 'swarm-test', epoch: epoch + 1, stage });
       if (!existsSync(join(dir, 'state', 'store', 'objects', manifest))) dataLost++;
     }
+  const itemsBy = (slow: boolean) =>
+    miners
+      .filter((m) => m.slow === slow)
+      .map((m) => m.proc.events.filter((e) => e.event === 'item').length);
   const replicaHashes = new Map<string, Set<string>>();
   const refusals: Record<string, number> = {};
   for (const { proc } of miners)
@@ -243,6 +256,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     faultsInjected: kills + restarts + (proxy?.injected ?? 0),
     restarts,
     minersStarted: miners.length,
+    items: { slow: itemsBy(true), fast: itemsBy(false) },
+    mergeJobs: {
+      slow: miners.filter((m) => m.slow).map((m) => jobsOf(m.proc)),
+      fast: miners.filter((m) => !m.slow).map((m) => jobsOf(m.proc)),
+    },
     storeFaults: { ...(proxy?.counts ?? { error: 0, reset: 0, stall: 0, truncate: 0, flip: 0 }) },
     kills,
     samplesDropped: total - merged,
@@ -279,6 +297,9 @@ export async function oracleGap(
     return { gap: relErr(swarm, w), moved: relErr(swarm, storedWeights(r.dir, 0, stage).w) };
   });
 }
+
+const jobsOf = (p: IotaProcess) =>
+  p.events.filter((e) => e.event === 'merge').reduce((a, e) => a + (e.jobs as number), 0);
 
 /** A port free now (the orchestrator is restarted on it). */
 async function freePort(): Promise<number> {
