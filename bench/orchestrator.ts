@@ -8,19 +8,27 @@
  * (POST /v1/work, a committed change: allocation and a lease), about 45% each. The items are
  * tail items (one stage), so reports carry losses and no output object.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
-import { SignedClient, newRequestId } from '../src/protocol/client.js';
-import { HEADERS, signRequest } from '../src/protocol/signing.js';
+import { SignedClient } from '../src/protocol/client.js';
 import { Http1Pool } from './http1.js';
 import type { WorkItemMessage, WorkReply } from '../src/protocol/swarm-messages.js';
-import { newIdentity, type Identity } from '../src/protocol/keys.js';
+import {
+  LeanClient,
+  machineBusySeconds,
+  pool,
+  processCpuSeconds,
+  processWrites,
+  startServer,
+  threadCpuSeconds,
+  writeBenchRun,
+  type BenchClient,
+} from './orchestrator-support.js';
+import { newIdentity } from '../src/protocol/keys.js';
 
 export async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -45,8 +53,40 @@ export async function run(argv: string[]): Promise<void> {
         default: false,
         description: 'drive bench/floor-server.ts instead: the same server setup, no database work',
       },
+      'compare-floor': {
+        type: 'boolean',
+        default: false,
+        description:
+          'drive the floor server, then the orchestrator, and report their ratio (the figure that holds across hosts)',
+      },
     },
   });
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  let output: Record<string, unknown>;
+  if (values['compare-floor']) {
+    log('the floor server first:');
+    const floor = await measure(values, true);
+    log('then the orchestrator:');
+    const orch = await measure(values, false);
+    const ratio = (orch.requests_per_s as number) / (floor.requests_per_s as number);
+    log(`orchestrator / floor: ${ratio.toFixed(2)} (target >= 0.8)`);
+    output = { ...orch, floor_requests_per_s: floor.requests_per_s, ratio_to_floor: ratio };
+  } else output = await measure(values, values.floor!);
+  // after the server's own last words, so the object is the last line of the output
+  if (values.json) process.stdout.write(`${JSON.stringify(output)}\n`);
+}
+
+type Values = {
+  miners?: string;
+  seconds?: string;
+  concurrency?: string;
+  connections?: string;
+  client?: string;
+  profile?: string;
+};
+
+/** One server (the orchestrator or the floor) driven for the given time: its figures. */
+async function measure(values: Values, floor: boolean): Promise<Record<string, unknown>> {
   const nMiners = Number(values.miners);
   const seconds = Number(values.seconds);
   const concurrency = Number(values.concurrency);
@@ -60,25 +100,11 @@ export async function run(argv: string[]): Promise<void> {
   const runFile = writeBenchRun(dir);
   const profile = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : [];
   const floorServer = fileURLToPath(new URL('./floor-server.js', import.meta.url));
-  const serverArgs = values.floor
+  const serverArgs = floor
     ? [floorServer, dir]
     : ['bin/iota', 'orchestrator', 'serve', '--run', runFile, '--node', nodeFile, '--json'];
-  const server = spawn(process.execPath, [...profile, ...serverArgs], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const url = await new Promise<string>((resolve, reject) => {
-    const lines = createInterface({ input: server.stdout! });
-    lines.on('line', (l) => {
-      try {
-        const e = JSON.parse(l);
-        if (e.event === 'listening') resolve(e.url);
-      } catch {
-        // not an event
-      }
-    });
-    server.on('exit', (c) => reject(new Error(`orchestrator exited with ${c}`)));
-  });
-  let output: object | undefined;
+  const { server, url } = await startServer([...profile, ...serverArgs]);
+  let output: Record<string, unknown> | undefined;
   try {
     const identities = Array.from({ length: nMiners }, () => newIdentity());
     // Few connections, shared by all simulated miners, as a load generator on one host would.
@@ -180,7 +206,7 @@ export async function run(argv: string[]): Promise<void> {
     const q = (p: number) =>
       latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
     const result = {
-      bench: values.floor ? 'orchestrator-floor' : 'orchestrator',
+      bench: floor ? 'orchestrator-floor' : 'orchestrator',
       miners: nMiners,
       seconds,
       concurrency,
@@ -219,138 +245,5 @@ export async function run(argv: string[]): Promise<void> {
     if (server.exitCode === null) await new Promise((resolve) => server.once('exit', resolve));
     rmSync(dir, { recursive: true, force: true });
   }
-  // after the server's own last words, so the object is the last line of the output
-  if (values.json) process.stdout.write(`${JSON.stringify(output)}\n`);
-}
-
-interface BenchClient {
-  get<T>(path: string): Promise<T>;
-  post<T>(path: string, body: unknown): Promise<T>;
-}
-
-/** Signs each request as SignedClient does (same headers, fresh nonce, a request id per change); no retries. */
-class LeanClient implements BenchClient {
-  constructor(
-    private readonly pool: Http1Pool,
-    private readonly identity: Identity,
-    private readonly run: string,
-  ) {}
-
-  get<T>(path: string): Promise<T> {
-    return this.call<T>('GET', path, undefined, {});
-  }
-
-  post<T>(path: string, body: unknown): Promise<T> {
-    return this.call<T>('POST', path, JSON.stringify(body), {
-      'content-type': 'application/json',
-      [HEADERS.requestId]: newRequestId(),
-    });
-  }
-
-  private async call<T>(
-    method: string,
-    path: string,
-    body: string | undefined,
-    extra: Record<string, string>,
-  ): Promise<T> {
-    const headers = {
-      ...signRequest(this.identity, method, path, this.run, body, Date.now()),
-      ...extra,
-    };
-    const r = await this.pool.request(method, path, headers, body);
-    const parsed = r.body ? JSON.parse(r.body) : undefined;
-    if (r.status >= 400)
-      throw new Error(`${method} ${path}: HTTP ${r.status} ${r.body.slice(0, 200)}`);
-    return parsed as T;
-  }
-}
-
-/** A one-stage tiny model over ~300 KB of generated text; an epoch target the bench never reaches. */
-function writeBenchRun(dir: string): string {
-  const words = [
-    'the',
-    'swarm',
-    'trains',
-    'a',
-    'model',
-    'and',
-    'every',
-    'miner',
-    'reports',
-    'its',
-    'work',
-  ];
-  let x = 7;
-  const parts: string[] = [];
-  for (let n = 0; n < 300_000;) {
-    x = (x * 1103515245 + 12345) % 2147483648;
-    const w = words[x % words.length];
-    parts.push(w);
-    n += w.length + 1;
-  }
-  mkdirSync(join(dir, 'corpus'), { recursive: true });
-  writeFileSync(join(dir, 'corpus', 'bench.txt'), parts.join(' '));
-  const model = readFileSync('configs/tiny.yaml', 'utf8').replace(
-    /^stages:.*$/m,
-    'stages: [[-1, -1]]',
-  );
-  writeFileSync(join(dir, 'model.yaml'), model);
-  const run = {
-    name: 'bench',
-    model: 'model.yaml',
-    seed: 1,
-    samples_per_epoch: 1_000_000_000,
-    batch: 1,
-    in_flight: 2,
-    data: { corpus: join(dir, 'corpus'), dir: join(dir, 'data') },
-    optimizer: { lr: 0.001 },
-    schedule: { total_epochs: 10 },
-    phases: { lease_s: 300 },
-  };
-  const file = join(dir, 'run.yaml');
-  writeFileSync(file, JSON.stringify(run));
-  return file;
-}
-
-/** CPU seconds the whole host has been busy so far (Linux /proc/stat: user, nice, system, irq, softirq, steal). */
-function machineBusySeconds(): number {
-  const f = readFileSync('/proc/stat', 'utf8')
-    .split('\n')[0]
-    .trim()
-    .split(/\s+/)
-    .slice(1)
-    .map(Number);
-  return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / 100;
-}
-
-/** user + system CPU seconds of one thread of a process so far (Linux /proc). */
-function threadCpuSeconds(pid: number, tid: number): number {
-  const fields = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-/** Bytes and write calls of a process so far, to files and sockets alike (Linux /proc). */
-function processWrites(pid: number): { bytes: number; calls: number } {
-  const f = Object.fromEntries(
-    readFileSync(`/proc/${pid}/io`, 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => l.split(': ')),
-  );
-  return { bytes: Number(f.wchar), calls: Number(f.syscw) };
-}
-
-/** user + system CPU seconds of a process so far (Linux /proc). */
-function processCpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-async function pool(tasks: Array<() => Promise<unknown>>, n: number): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: n }, async () => {
-      while (next < tasks.length) await tasks[next++]();
-    }),
-  );
+  return output!;
 }

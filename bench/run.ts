@@ -8,10 +8,20 @@ const BENCHES: Record<
   string,
   { about: string; load: () => Promise<{ run(args: string[]): Promise<void> }> }
 > = {
+  chaos: {
+    about:
+      'the swarm under churn, store faults, orchestrator crashes, slow links and hostile input: throughput kept, data lost (npm run build first)',
+    load: () => import('./chaos.js'),
+  },
   disagreement: {
     about:
       'honest disagreement across backends (native, wasm, cpu): the validator threshold it suggests',
     load: () => import('./disagreement.js'),
+  },
+  load: {
+    about:
+      '10,000 simulated miners polling every 2 s when idle, open loop: achieved rate, p99 latency, orchestrator CPU, RSS, WAL',
+    load: () => import('./load.js'),
   },
   merge: {
     about:

@@ -20,8 +20,14 @@ import { sha256Hex } from '../tensor-io/hash.js';
 import { Compute } from '../compute/compute.js';
 import { Stopwatch } from './timing.js';
 import { uploadObject } from '../protocol/upload.js';
-import { afterFailure, ITEM_LOST, UPLOAD_OVER } from './refusals.js';
-import type { ManifestRef, MinerEvent, MinerOptions, RunInfo } from './options.js';
+import { afterFailure, ITEM_LOST, UNREACHABLE_INPUT, UPLOAD_OVER } from './refusals.js';
+import {
+  newStats,
+  type ManifestRef,
+  type MinerEvent,
+  type MinerOptions,
+  type RunInfo,
+} from './options.js';
 import { encodeActivation, type Codec } from '../compute/tensors.js';
 import { fetchInputs, type ItemInputs } from '../compute/inputs.js';
 
@@ -53,19 +59,7 @@ export class Miner {
   private itemFailure?: { error: unknown };
   /** samples whose gradient this miner holds for the current epoch (acknowledged) */
   credited = 0;
-  readonly stats = {
-    fwd: 0,
-    bwd: 0,
-    tail: 0,
-    samples: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    refused: 0,
-    lastLoss: NaN,
-    epochsDone: 0,
-    phase: '',
-    idle: '',
-  };
+  readonly stats = newStats();
 
   constructor(private readonly o: MinerOptions) {
     this.client = new SignedClient({ baseUrl: o.orchestrator, identity: o.identity, run: '' });
@@ -309,8 +303,11 @@ export class Miner {
       );
     } catch (e) {
       if (!isIotaError(e)) throw e;
-      await this.refuse(it, e);
-      return;
+      // The store out of reach says nothing about the input: the item is given up (its lease
+      // lapses to another) rather than refused, which would blame a producer or this miner.
+      if (UNREACHABLE_INPUT.has(e.code))
+        return this.emit({ event: 'lost', lease: it.lease, code: e.code, message: e.message });
+      return this.refuse(it, e);
     }
     const { input, targets, dy, shape: act } = inputs;
     const n = it.samples.length;

@@ -34,3 +34,20 @@ export interface RunInfo {
 }
 
 export type ManifestRef = Static<typeof ManifestRefSchema>;
+
+/** What a miner counts, for its view, its health port and its last words. */
+export function newStats() {
+  return {
+    fwd: 0,
+    bwd: 0,
+    tail: 0,
+    samples: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    refused: 0,
+    lastLoss: NaN,
+    epochsDone: 0,
+    phase: '',
+    idle: '',
+  };
+}

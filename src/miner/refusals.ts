@@ -25,6 +25,9 @@ export const ITEM_LOST = new Set([
   'E_URL_EXPIRED',
 ]);
 
+/** Failures to read an item's input that are the store's or the link's, not the input's. */
+export const UNREACHABLE_INPUT = new Set(['E_TRANSFER_FAILED', 'E_URL_EXPIRED']);
+
 /**
  * What a step's failure means for the miner's loop (`failures`: in a row, this one included):
  * an answer about the swarm's state (a phase closed, a credit voided, a lease lost) is a legal

@@ -23,7 +23,8 @@ beforeAll(async () => {
       { on: 'item', epoch: 0 },
       { on: 'upload', epoch: 1 },
       { on: 'merge', epoch: 2 },
-      { on: 'upload', epoch: 3, downMs: 5000 },
+      // down longer than a transfer's retries last (about 8 s): items in hand cannot be read
+      { on: 'upload', epoch: 3, downMs: 9000 },
     ],
   });
   process.stderr.write(
@@ -38,8 +39,9 @@ describe('orchestrator crash', () => {
     expect(r.replicaHashes.get(`0/${EPOCHS}`)?.size).toBe(1);
   });
 
-  it('the miners rode it out: none restarted, every one stopped cleanly at the end', () => {
+  it('the miners rode it out: none restarted, none refused an input it could not read, every one stopped cleanly at the end', () => {
     expect(r.minersStarted).toBe(6);
+    expect(r.refusals).toEqual({});
     expect(r.exitCodes).toEqual(r.exitCodes.map(() => 0));
   });
 

@@ -1,6 +1,7 @@
 /**
  * Chaos, store faults: a real swarm whose every store transfer goes through the fault proxy,
- * which answers 5xx, resets connections, stalls, cuts bodies and flips bytes at set rates.
+ * which answers 5xx, resets connections, stalls, cuts bodies and flips bytes at set rates, and
+ * once resets everything for 10 s (an outage).
  * Training goes on, nothing damaged is accepted anywhere (the final weights are single-process
  * training's on the merged samples, the replicas agree), and no honest miner refuses a good input
  * for damage done on the way.
@@ -22,6 +23,8 @@ beforeAll(async () => {
       stallMs: 300,
       rates: { error: 0.04, reset: 0.04, stall: 0.04, truncate: 0.04, flip: 0.04 },
     },
+    // and once out of reach for longer than a transfer's retries last (about 8 s)
+    storeOutage: { epoch: 1, ms: 10_000 },
   });
   process.stderr.write(
     `store faults: ${r.faultsInjected} injected in ${r.seconds.toFixed(0)} s, ${r.samplesDropped} samples not merged, refusals ${JSON.stringify(r.refusals)}\n`,
@@ -37,7 +40,7 @@ describe('store faults', () => {
     expect(r.exitCodes).toEqual(r.exitCodes.map(() => 0));
   });
 
-  it('no miner refused a good input: damage on the way was read again', () => {
+  it('no miner refused a good input: damage on the way was read again, an outage waited out', () => {
     expect(r.refusals).toEqual({});
     expect(r.ledger.filter((l) => l.state.startsWith('dropped:'))).toEqual([]);
   });

@@ -12,7 +12,8 @@
  *
  * and shapes the link: `latencyMs` before each request is passed on, `bytesPerSecond` for the
  * bodies both ways (each request alone: a link per request, not a shared pipe). Bodies are buffered whole (objects in the tests are a few MB at most).
- * `counts` says how many of each fault it injected.
+ * `outage(ms)` resets every affected request for a while. `counts` says how many of each fault it
+ * injected.
  */
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -74,6 +75,13 @@ export class FaultProxy {
     return this.url;
   }
 
+  private downUntil = 0;
+
+  /** Every affected request is refused (its connection reset) for the next `ms`: an outage. */
+  outage(ms: number): void {
+    this.downUntil = Date.now() + ms;
+  }
+
   /** Changes the rates, the stall or the link's shape from the next request on. */
   configure(o: Omit<Partial<FaultProxyOptions>, 'target' | 'seed'>): void {
     this.o = { ...this.o, ...o };
@@ -110,7 +118,7 @@ export class FaultProxy {
     const method = req.method ?? 'GET';
     const affected = this.o.affects?.(method, req.url ?? '/') ?? true;
     const input = await body(req);
-    const fault = affected ? this.draw() : undefined;
+    const fault = !affected ? undefined : Date.now() < this.downUntil ? 'reset' : this.draw();
     if (affected) {
       this.affected++;
       if (this.o.latencyMs) await sleep(this.o.latencyMs);

@@ -34,9 +34,13 @@ export interface ChaosOptions {
   /** every miner behind a shaped link (its API calls and its store transfers): the first of
    * each stage on the slow one, the others on the fast one */
   links?: { fast: LinkShape; slow: LinkShape };
+  /** the store out of reach (every transfer reset) for `ms` once a miner reports an item of `epoch` */
+  storeOutage?: { epoch: number; ms: number };
   /** faults on the store's URLs */
   store?: Pick<FaultProxyOptions, 'rates' | 'stallMs' | 'latencyMs' | 'bytesPerSecond'>;
   seed?: number;
+  /** started once the miners are, beside the run (a fuzzer at the orchestrator); awaited at its end */
+  during?: (orchestratorUrl: string) => Promise<unknown>;
   /** run settings over the harness's defaults */
   runOver?: Record<string, unknown>;
 }
@@ -68,6 +72,8 @@ export interface ChaosResult {
   /** items each miner completed and merge jobs it did, slow-link miners and the others */
   items: { slow: number[]; fast: number[] };
   mergeJobs: { slow: number[]; fast: number[] };
+  /** what `during` returned */
+  during?: unknown;
   /** miner processes started (more than S x M only with churn) */
   minersStarted: number;
   /** samples the ledger says were not merged (lost with a miner, dropped for any reason) */
@@ -179,6 +185,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         startMiner(victim.stage);
       }, o.churnEveryMs)
     : undefined;
+  const beside = o.during?.(orchestratorUrl);
+  if (o.storeOutage && proxy) {
+    const { epoch, ms } = o.storeOutage;
+    void anyMiner((e) => e.event === 'item' && e.epoch === epoch).then(() => proxy.outage(ms));
+  }
   // The orchestrator SIGKILLed at the moments asked for, and started again on the same state.
   let restarts = 0;
   const crashes = (async () => {
@@ -206,6 +217,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     if (churn) clearInterval(churn);
   }
   const seconds = (Date.now() - started) / 1000;
+  const duringResult = await beside;
   const exitCodes = await Promise.all(miners.map((m) => m.proc.kill('SIGTERM')));
   exitCodes.push(await orch.kill('SIGTERM'));
   await proxy?.close();
@@ -253,9 +265,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     runFile,
     seconds,
     samplesPerS: merged / STAGES / seconds,
-    faultsInjected: kills + restarts + (proxy?.injected ?? 0),
+    // a slow link's every request is one: delayed and throttled
+    faultsInjected: kills + restarts + (proxy?.injected ?? 0) + (slowLink?.affected ?? 0),
     restarts,
     minersStarted: miners.length,
+    during: duringResult,
     items: { slow: itemsBy(true), fast: itemsBy(false) },
     mergeJobs: {
       slow: miners.filter((m) => m.slow).map((m) => jobsOf(m.proc)),

@@ -1,0 +1,158 @@
+/**
+ * `npm run bench -- chaos [--epochs E] [--samples S] [--only a,b] [--json]`: the chaos scenarios
+ * of test/chaos/ at bench length, each a real swarm (3 stages x 2 miners on the tiny model, real
+ * processes on loopback) against the same run without faults: throughput kept (merged samples
+ * per second against the calm run's), faults injected, samples not merged, data lost (allocated
+ * samples the ledger does not account for, merges without a manifest, replicas that disagree),
+ * and how far the final weights are from single-process training on the merged samples.
+ * Scenarios: churn (a random miner SIGKILLed every 8 s and replaced), store faults (5xx, resets,
+ * stalls, cut bodies, flipped bytes at 4% each on every store transfer), orchestrator crash (in
+ * each phase and across the upload deadline), slow links (one miner per stage at a tenth of the
+ * bandwidth and +200 ms), hostile input (10,000 fuzzed requests at the orchestrator during the
+ * run). Needs `npm run build` first (the swarm runs dist/).
+ */
+import { parseArgs } from 'node:util';
+import { SimParticipant } from '../test/support/sim-miner.js';
+import { fuzz, type FuzzTally, type FuzzTarget } from '../test/chaos/support/fuzzer.js';
+import {
+  oracleGap,
+  removeRun,
+  runChaos,
+  type ChaosOptions,
+  type ChaosResult,
+} from '../test/chaos/support/swarm.js';
+import { newRequestId } from '../src/protocol/client.js';
+import { HEADERS, signRequest } from '../src/protocol/signing.js';
+
+const RUN = 'swarm-test';
+
+/** The fuzzer at a live orchestrator: two registered keys (not in the swarm) sign its calls. */
+async function hostile(url: string): Promise<FuzzTally> {
+  const [a, b] = [new SimParticipant(url, RUN), new SimParticipant(url, RUN)];
+  await a.register('fuzz-a');
+  await b.register('fuzz-b');
+  const body = '{}';
+  const headers = {
+    ...signRequest(a.identity, 'POST', '/v1/heartbeat', RUN, body, Date.now()),
+    [HEADERS.requestId]: newRequestId(),
+    'content-type': 'application/json',
+  };
+  await a.client.post('/v1/heartbeat', {});
+  const target: FuzzTarget = {
+    url,
+    run: RUN,
+    keys: { miner: a.identity, validator: b.identity },
+    sent: [{ method: 'POST', path: '/v1/heartbeat', headers, body }],
+    storeUrl: `${url}/store/runs/${RUN}/probe/${a.id}.bin?m=P&e=${Date.now() + 60_000}&l=64&s=x`,
+  };
+  try {
+    return await fuzz(target, 10_000);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      epochs: { type: 'string', default: '8' },
+      samples: { type: 'string', default: '24' },
+      only: { type: 'string', description: 'comma-separated scenario names' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const epochs = Number(values.epochs);
+  const samplesPerEpoch = Number(values.samples);
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+  const base = { epochs, samplesPerEpoch };
+  const scenarios: Array<Omit<ChaosOptions, 'epochs' | 'samplesPerEpoch'>> = [
+    { name: 'churn', churnEveryMs: 8000 },
+    {
+      name: 'store-faults',
+      store: {
+        stallMs: 500,
+        rates: { error: 0.04, reset: 0.04, stall: 0.04, truncate: 0.04, flip: 0.04 },
+      },
+    },
+    {
+      name: 'orchestrator-crash',
+      runOver: { phases: { drain_s: 60, upload_s: 4, merge_s: 30, lease_s: 3 } },
+      crashes: [
+        { on: 'item', epoch: 1 },
+        { on: 'upload', epoch: 2 },
+        { on: 'merge', epoch: 3 },
+        { on: 'upload', epoch: 4, downMs: 5000 },
+      ],
+    },
+    {
+      name: 'slow-links',
+      links: {
+        fast: { bytesPerSecond: 20e6, latencyMs: 0 },
+        slow: { bytesPerSecond: 2e6, latencyMs: 200 },
+      },
+    },
+    { name: 'hostile-input', during: hostile },
+  ];
+  const only = values.only?.split(',');
+  const chosen = scenarios.filter((s) => !only || only.includes(s.name));
+
+  const measure = async (o: Omit<ChaosOptions, 'epochs' | 'samplesPerEpoch'>) => {
+    log(`  ${o.name}...`);
+    const r = await runChaos({ ...base, ...o });
+    const gaps = await oracleGap(r, epochs);
+    return { r, gap: Math.max(...gaps.map((g) => g.gap)) };
+  };
+  const calm = await measure({ name: 'calm' });
+  log(
+    `calm: ${calm.r.samplesPerS.toFixed(2)} merged samples/s over ${calm.r.seconds.toFixed(0)} s`,
+  );
+  removeRun(calm.r);
+  const rows: Array<Record<string, unknown>> = [];
+  for (const sc of chosen) {
+    const { r, gap } = await measure(sc);
+    const row = summary(r, gap, calm.r.samplesPerS);
+    rows.push(row);
+    log(
+      `${r.name}: kept ${row.throughput_kept_pct}% (${r.samplesPerS.toFixed(2)} samples/s), ` +
+        `${r.faultsInjected} faults, ${r.samplesDropped} samples not merged, ` +
+        `data lost ${r.dataLost}, oracle gap ${gap.toExponential(1)}`,
+    );
+    removeRun(r);
+  }
+  const out = {
+    bench: 'chaos',
+    epochs,
+    samples_per_epoch: samplesPerEpoch,
+    calm_samples_per_s: Number(calm.r.samplesPerS.toFixed(3)),
+    scenarios: rows,
+  };
+  if (values.json) process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+function summary(r: ChaosResult, gap: number, calm: number): Record<string, unknown> {
+  const fuzzed = r.during as FuzzTally | undefined;
+  return {
+    name: r.name,
+    throughput_kept_pct: Number(((100 * r.samplesPerS) / calm).toFixed(1)),
+    faults_injected: r.faultsInjected + (fuzzed?.requests ?? 0),
+    samples_dropped: r.samplesDropped,
+    data_lost: r.dataLost,
+    oracle_gap: Number(gap.toExponential(2)),
+    seconds: Number(r.seconds.toFixed(1)),
+    ...(r.kills ? { miners_killed: r.kills } : {}),
+    ...(r.restarts ? { orchestrator_restarts: r.restarts } : {}),
+    ...(r.storeFaults.error + r.storeFaults.flip > 0 ? { store_faults: r.storeFaults } : {}),
+    ...(r.items.slow.length ? { items: r.items } : {}),
+    ...(fuzzed
+      ? {
+          fuzz_requests: fuzzed.requests,
+          fuzz_5xx_or_uncoded: fuzzed.failures.length,
+          ...(fuzzed.failures.length ? { fuzz_failures: fuzzed.failures.slice(0, 5) } : {}),
+          fuzz_routes: `${fuzzed.routes.length}/${fuzzed.listed.length}`,
+        }
+      : {}),
+    miner_refusals: r.refusals,
+  };
+}
