@@ -9,7 +9,9 @@
  * stalls, cut bodies, flipped bytes at 4% each on every store transfer), orchestrator crash (in
  * each phase and across the upload deadline), slow links (one miner per stage at a tenth of the
  * bandwidth and +200 ms), hostile input (10,000 fuzzed requests at the orchestrator during the
- * run). Needs `npm run build` first (the swarm runs dist/).
+ * run), and with `--long-minutes N` the long run: churn for N minutes, every process's memory
+ * and descriptors and the database's and store's size read every 30 s. Needs `npm run build`
+ * first (the swarm runs dist/).
  */
 import { parseArgs } from 'node:util';
 import { SimParticipant } from '../test/support/sim-miner.js';
@@ -60,6 +62,11 @@ export async function run(argv: string[]): Promise<void> {
       epochs: { type: 'string', default: '8' },
       samples: { type: 'string', default: '24' },
       only: { type: 'string', description: 'comma-separated scenario names' },
+      'long-minutes': {
+        type: 'string',
+        default: '0',
+        description: 'also the long run: churn (a miner every 30 s) for this many minutes',
+      },
       json: { type: 'boolean', default: false },
     },
   });
@@ -95,13 +102,22 @@ export async function run(argv: string[]): Promise<void> {
     },
     { name: 'hostile-input', during: hostile },
   ];
+  const longMinutes = Number(values['long-minutes']);
+  if (longMinutes > 0)
+    scenarios.push({
+      name: 'long-run',
+      churnEveryMs: 30_000,
+      runOver: { schedule: { total_epochs: 1_000_000 } },
+      durationMs: longMinutes * 60_000,
+      sampleEveryMs: 30_000,
+    });
   const only = values.only?.split(',');
   const chosen = scenarios.filter((s) => !only || only.includes(s.name));
 
   const measure = async (o: Omit<ChaosOptions, 'epochs' | 'samplesPerEpoch'>) => {
     log(`  ${o.name}...`);
-    const r = await runChaos({ ...base, ...o });
-    const gaps = await oracleGap(r, epochs);
+    const r = await runChaos({ ...base, ...o, epochs: o.durationMs ? 1e9 : epochs });
+    const gaps = await oracleGap(r, r.epochs);
     return { r, gap: Math.max(...gaps.map((g) => g.gap)) };
   };
   const calm = await measure({ name: 'calm' });
@@ -154,5 +170,23 @@ function summary(r: ChaosResult, gap: number, calm: number): Record<string, unkn
         }
       : {}),
     miner_refusals: r.refusals,
+    ...(r.samples.length ? { epochs: r.epochs, trend: trend(r) } : {}),
+  };
+}
+
+/** The long run's readings: the first (after start-up), the last, and the largest. */
+function trend(r: ChaosResult): Record<string, unknown> {
+  const [first, last] = [r.samples[0], r.samples[r.samples.length - 1]];
+  const max = (k: keyof (typeof r.samples)[0]) => Math.max(...r.samples.map((x) => x[k]));
+  return {
+    first,
+    last,
+    max: {
+      orchestratorRssMb: max('orchestratorRssMb'),
+      minerRssMb: max('minerRssMb'),
+      orchestratorFds: max('orchestratorFds'),
+      storeMb: max('storeMb'),
+      dbMb: max('dbMb'),
+    },
   };
 }

@@ -34,6 +34,7 @@ import { SwarmState } from './state/swarm.js';
 import { ValidationState } from './state/validation.js';
 import type { MergeHooks, SwarmSettings } from './swarm/contracts.js';
 import { Coordinator } from './swarm/coordinator.js';
+import { Retention } from './swarm/retention.js';
 import { MergeCoordinator } from './swarm/merge.js';
 import { MergeDesk } from './swarm/merge-desk.js';
 import { MergeReferee } from './swarm/merge-referee.js';
@@ -129,10 +130,13 @@ export interface Orchestrator {
   swarm?: Swarm & { configHash: string; referee?: MergeReferee };
   /** Time passes: one tick through the group commit, then the orchestrator's merge work. */
   tick(now?: number): Promise<void>;
-  /** Ticks on a timer (a few times per lease) and prunes old state every minute. */
+  /** Ticks on a timer (a few times per lease), deletes old epochs' activations (retention.ts) and prunes old state every minute. */
   startTimers(onError: (what: string, e: Error) => void): void;
   close(): Promise<void>;
 }
+
+/** How often old epochs' activations and gradients are looked for (swarm/retention.ts). */
+const RETENTION_EVERY_MS = 5000;
 
 export async function assembleOrchestrator(o: OrchestratorAssembly): Promise<Orchestrator> {
   const clock = o.clock ?? Date.now;
@@ -235,6 +239,29 @@ export async function assembleOrchestrator(o: OrchestratorAssembly): Promise<Orc
           Math.max(50, Math.min(1000, leaseMs / 4)),
         );
         timers.push(ticker);
+      }
+      if (swarm && o.run) {
+        const retention = new Retention(
+          repo.db,
+          store,
+          o.run.run.name,
+          o.run.run.keep_epochs,
+          (fn) => committer.run(fn),
+        );
+        const retainer = setInterval(() => {
+          retention
+            .prune()
+            .then((p) => {
+              if (p.epochs.length)
+                log(
+                  `retention: deleted the activations and gradients of epochs ${p.epochs.join(', ')} ` +
+                    `(${p.objects} objects)`,
+                );
+            })
+            .catch((e: Error) => onError('deleting old epochs', e));
+        }, RETENTION_EVERY_MS);
+        retainer.unref();
+        timers.push(retainer);
       }
       const pruner = setInterval(() => {
         pruneState(repo, clock());

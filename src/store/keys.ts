@@ -202,6 +202,9 @@ export const keys = {
   probe: (f: Fields<'probe'>) => formatKey({ kind: 'probe', ...f }),
   /** every object of a run starts with this */
   runPrefix: (run: string) => `runs/${run}/`,
+  /** an epoch's activations (`act`) or gradient sums (`grad`): what retention deletes */
+  epochWorkPrefix: (run: string, epoch: number, part: 'act' | 'grad') =>
+    `runs/${run}/e${epoch}/${part}/`,
 };
 
 /** The participant whose key this is, or undefined for ownerless kinds. */

@@ -329,4 +329,6 @@ export const MIGRATIONS: string[] = [
   // Of the r mergers of a partition's step 2 one writes the new weights and moments to the
   // store; the others witness: they compute the same partition and report only its hashes.
   `ALTER TABLE merge_jobs ADD COLUMN writes INTEGER NOT NULL DEFAULT 1;`,
+  // Retention: the epochs below this one have had their activations and gradients deleted.
+  `ALTER TABLE run ADD COLUMN pruned_below INTEGER NOT NULL DEFAULT 0;`,
 ];

@@ -11,6 +11,7 @@ import type { SwarmState } from '../state/swarm.js';
 import type { MergeCoordinator } from './merge.js';
 import type { MergeAudit, MergeJob, Reduced, Updated, Witnessed } from './merge-types.js';
 import { phaseClosed } from './phases.js';
+import { requireStage } from './require.js';
 
 export class MergeDesk {
   constructor(
@@ -45,9 +46,9 @@ export class MergeDesk {
     step: 1 | 2,
     now: number,
   ): { m: MergeRow; j: JobRow } {
+    const st = requireStage(this.swarm, this.swarm.stages().length, stage);
     this.swarm.seen(miner, now);
     const m = this.merge.state.merge(epoch, stage);
-    const st = this.swarm.stage(stage);
     if (!m || st.phase !== 'merging' || st.epoch !== epoch)
       throw phaseClosed(st, `stage ${stage} is not merging epoch ${epoch}`, now);
     const j = m.round === round ? this.merge.state.job(m, step, partition, miner) : undefined;

@@ -8,7 +8,7 @@
  * for by time; only the faults are on a clock.
  */
 import Database from 'better-sqlite3';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,6 +41,11 @@ export interface ChaosOptions {
   seed?: number;
   /** started once the miners are, beside the run (a fuzzer at the orchestrator); awaited at its end */
   during?: (orchestratorUrl: string) => Promise<unknown>;
+  /** stop after this long even if `epochs` is not reached (then the checks cover the epochs every
+   * stage completed) */
+  durationMs?: number;
+  /** sample every process's memory and descriptors, the database's and the store's size */
+  sampleEveryMs?: number;
   /** run settings over the harness's defaults */
   runOver?: Record<string, unknown>;
 }
@@ -72,6 +77,10 @@ export interface ChaosResult {
   /** items each miner completed and merge jobs it did, slow-link miners and the others */
   items: { slow: number[]; fast: number[] };
   mergeJobs: { slow: number[]; fast: number[] };
+  /** epochs every stage completed: the checks cover epochs 0 to this one (excluded) */
+  epochs: number;
+  /** what `sampleEveryMs` sampled */
+  samples: Sample[];
   /** what `during` returned */
   during?: unknown;
   /** miner processes started (more than S x M only with churn) */
@@ -205,17 +214,48 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       restarts++;
     }
   })();
+  const samples: Sample[] = [];
+  const sampler = o.sampleEveryMs
+    ? setInterval(
+        () =>
+          samples.push(
+            sample(
+              dir,
+              started,
+              orch,
+              miners.map((m) => m.proc),
+            ),
+          ),
+        o.sampleEveryMs,
+      )
+    : undefined;
   try {
     await Promise.race([
       Promise.all(Array.from({ length: STAGES }, (_, s) => reached(s, o.epochs))).then(
         () => crashes,
       ),
       failure,
+      ...(o.durationMs ? [new Promise((r) => setTimeout(r, o.durationMs))] : []),
     ]);
   } finally {
     ending = true;
     if (churn) clearInterval(churn);
+    if (sampler) clearInterval(sampler);
   }
+  // The epochs every stage completed (all of them unless the run was stopped by time).
+  const epochs = Math.min(
+    o.epochs,
+    ...Array.from({ length: STAGES }, (_, stage) =>
+      Math.max(
+        0,
+        ...miners.flatMap((m) =>
+          m.proc.events
+            .filter((e) => e.event === 'weights' && e.stage === stage)
+            .map((e) => e.epoch as number),
+        ),
+      ),
+    ),
+  );
   const seconds = (Date.now() - started) / 1000;
   const duringResult = await beside;
   const exitCodes = await Promise.all(miners.map((m) => m.proc.kill('SIGTERM')));
@@ -230,12 +270,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
          FROM ledger l JOIN items i ON i.item = l.item
         WHERE l.epoch < ? ORDER BY l.epoch, l.stage, l.item`,
     )
-    .all(o.epochs) as LedgerRow[];
+    .all(epochs) as LedgerRow[];
   db.close();
 
   let dataLost = 0;
   let merged = 0;
-  for (let epoch = 0; epoch < o.epochs; epoch++)
+  for (let epoch = 0; epoch < epochs; epoch++)
     for (let stage = 0; stage < STAGES; stage++) {
       const rows = ledger.filter((r) => r.epoch === epoch && r.stage === stage);
       dataLost += Math.abs(o.samplesPerEpoch - rows.reduce((a, r) => a + r.n, 0));
@@ -258,7 +298,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       if (e.event === 'refused') refusals[e.code as string] = (refusals[e.code as string] ?? 0) + 1;
     }
   dataLost += [...replicaHashes.values()].filter((h) => h.size > 1).length;
-  const total = o.epochs * STAGES * o.samplesPerEpoch;
+  const total = epochs * STAGES * o.samplesPerEpoch;
   return {
     name: o.name,
     dir,
@@ -269,6 +309,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     faultsInjected: kills + restarts + (proxy?.injected ?? 0) + (slowLink?.affected ?? 0),
     restarts,
     minersStarted: miners.length,
+    epochs,
+    samples,
     during: duringResult,
     items: { slow: itemsBy(true), fast: itemsBy(false) },
     mergeJobs: {
@@ -310,6 +352,57 @@ export async function oracleGap(
     const swarm = storedWeights(r.dir, epochs, stage).w;
     return { gap: relErr(swarm, w), moved: relErr(swarm, storedWeights(r.dir, 0, stage).w) };
   });
+}
+
+export interface Sample {
+  /** seconds since the orchestrator started */
+  t: number;
+  orchestratorRssMb: number;
+  orchestratorFds: number;
+  /** the largest of the live miners' */
+  minerRssMb: number;
+  minerFds: number;
+  dbMb: number;
+  storeMb: number;
+}
+
+/** One reading of the run's processes (Linux /proc) and folders. */
+function sample(dir: string, started: number, orch: IotaProcess, miners: IotaProcess[]): Sample {
+  const rss = (p: IotaProcess) => {
+    try {
+      const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${p.child.pid}/status`, 'utf8'));
+      return m ? Number(m[1]) / 1024 : 0;
+    } catch {
+      return 0; // gone
+    }
+  };
+  const fds = (p: IotaProcess) => {
+    try {
+      return readdirSync(`/proc/${p.child.pid}/fd`).length;
+    } catch {
+      return 0;
+    }
+  };
+  const live = miners.filter((p) => p.child.exitCode === null && !p.child.killed);
+  const state = join(dir, 'state');
+  const size = (f: string) => (existsSync(f) ? statSync(f).size : 0);
+  const tree = (d: string): number =>
+    existsSync(d)
+      ? (readdirSync(d, { recursive: true }) as string[]).reduce(
+          (a, f) => a + (statSync(join(d, f)).isFile() ? statSync(join(d, f)).size : 0),
+          0,
+        )
+      : 0;
+  const MB = 2 ** 20;
+  return {
+    t: Math.round((Date.now() - started) / 1000),
+    orchestratorRssMb: Math.round(rss(orch)),
+    orchestratorFds: fds(orch),
+    minerRssMb: Math.round(Math.max(0, ...live.map(rss))),
+    minerFds: Math.max(0, ...live.map(fds)),
+    dbMb: +((size(join(state, 'state.db')) + size(join(state, 'state.db-wal'))) / MB).toFixed(1),
+    storeMb: +(tree(join(state, 'store', 'objects')) / MB).toFixed(1),
+  };
 }
 
 const jobsOf = (p: IotaProcess) =>
