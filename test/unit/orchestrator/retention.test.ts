@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Repository } from '../../../src/orchestrator/state/repository.js';
 import { Retention } from '../../../src/orchestrator/swarm/retention.js';
-import { keys, LocalStore } from '../../../src/store/index.js';
+import { keys, LocalStore, parseKey } from '../../../src/store/index.js';
 
 const RUN = 'r1';
 
@@ -51,8 +51,13 @@ async function setup(keep: number) {
     }
   const retention = () =>
     new Retention(repo.db, store, RUN, keep, async (fn) => repo.transaction(fn));
+  /** the kinds of object an epoch still has in the store */
   const left = async (epoch: number) =>
-    (await store.list(`runs/${RUN}/e${epoch}/`)).map((o) => o.key.split('/')[3]).sort();
+    (await store.list(keys.runPrefix(RUN)))
+      .map((o) => parseKey(o.key)!)
+      .filter((k) => 'epoch' in k && k.epoch === epoch)
+      .map((k) => k.kind)
+      .sort();
   return { repo, store, at, audit, retention, left };
 }
 
@@ -62,9 +67,9 @@ describe('retention of old epochs', () => {
     t.at([5, 4]); // the slowest stage trains epoch 4: epochs 0 and 1 may go
     const p = await t.retention().prune();
     expect(p).toEqual({ epochs: [0, 1], objects: 4 });
-    expect(await t.left(0)).toEqual(['stage']);
-    expect(await t.left(1)).toEqual(['stage']);
-    expect(await t.left(2)).toEqual(['act', 'grad', 'stage']);
+    expect(await t.left(0)).toEqual(['manifest']);
+    expect(await t.left(1)).toEqual(['manifest']);
+    expect(await t.left(2)).toEqual(['activation', 'gradient', 'manifest']);
     expect(await t.retention().prune()).toEqual({ epochs: [], objects: 0 });
   });
 
@@ -74,7 +79,7 @@ describe('retention of old epochs', () => {
     t.audit(1, 'passed');
     t.at([6, 6]);
     expect((await t.retention().prune()).epochs).toEqual([0, 1]);
-    expect(await t.left(2)).toEqual(['act', 'grad', 'stage']);
+    expect(await t.left(2)).toEqual(['activation', 'gradient', 'manifest']);
     t.repo.db.prepare("UPDATE validations SET state = 'failed' WHERE epoch = 2").run();
     // a new Retention (the orchestrator restarted) starts where the database says
     expect((await t.retention().prune()).epochs).toEqual([2, 3, 4]);
