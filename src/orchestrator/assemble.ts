@@ -130,7 +130,10 @@ export interface Orchestrator {
   swarm?: Swarm & { configHash: string; referee?: MergeReferee };
   /** Time passes: one tick through the group commit, then the orchestrator's merge work. */
   tick(now?: number): Promise<void>;
-  /** Ticks on a timer (a few times per lease), deletes old epochs' activations (retention.ts) and prunes old state every minute. */
+  /**
+   * Ticks on a timer (a few times per lease), deletes old epochs' activations (retention.ts),
+   * and prunes old state every minute.
+   */
   startTimers(onError: (what: string, e: Error) => void): void;
   close(): Promise<void>;
 }

@@ -334,12 +334,7 @@ async function fetchBytes(
   return { status: res.statusCode, bytes: Buffer.concat(chunks, length) };
 }
 
-/**
- * Fetches and verifies. Bytes that fail verification are fetched again: a byte damaged on the way
- * (a flaky link, a bad proxy) fails as the object's own bad bytes would, and only the object's
- * own give the same wrong bytes twice. So the object is refused when two reads in a row give the
- * same wrong bytes, or after `attempts` reads.
- */
+/** Fetches and verifies; refuses when two reads in a row give the same wrong bytes (see above). */
 async function fetchVerified(
   what: string,
   o: TransferOptions,
@@ -431,11 +426,10 @@ async function downloadRange(
       'E_BAD_RANGE',
       "a Range read needs the object's chunk hashes (or the range's sha256) to verify it",
     );
-  const hashes = expect.chunkHashes;
   const wide = chunkSpan(range.start, range.end, chunkBytes, expect.size);
   if (wide.start === wide.end) return new Uint8Array(0);
   // A 206 carries the span; a 200 (a server that ignores Range) the whole object.
-  const whole = expect.size ?? hashes.length * chunkBytes;
+  const whole = expect.size ?? expect.chunkHashes.length * chunkBytes;
   const limitFor = (status: number) => (status === 206 ? wide.end - wide.start : whole);
   return fetchVerified(
     what,
@@ -443,7 +437,7 @@ async function downloadRange(
     () => fetchBytes(url, wide, limitFor, what, o),
     ({ status, bytes: got }) => {
       const bytes = status === 200 ? got.subarray(wide.start, wide.end) : got;
-      verifyRange(bytes, wide.start, hashes, chunkBytes);
+      verifyRange(bytes, wide.start, expect.chunkHashes!, chunkBytes);
       if (wide.start + bytes.length < range.end) {
         throw new IotaError(
           'E_HASH_MISMATCH',
