@@ -189,6 +189,14 @@ export async function fuzz(target: FuzzTarget, n: number, seed = 5): Promise<Fuz
     };
   };
   const json = (v: unknown) => Buffer.from(JSON.stringify(v));
+  /** A POST of `body` to the route, signed by `id` over exactly those bytes. */
+  const post = (kind: ShotKind, id: Identity, route: Route, body: Buffer): Shot => ({
+    kind,
+    method: 'POST',
+    path: route.path,
+    headers: signed(id, 'POST', route.path, body),
+    body,
+  });
   const role = () => pick(['miner', 'validator'] as const);
 
   const make = (kind: ShotKind): Shot => {
@@ -202,13 +210,7 @@ export async function fuzz(target: FuzzTarget, n: number, seed = 5): Promise<Fuz
           Buffer.from('\u0000\u0001{}'),
           Buffer.from('{"__proto__": {"polluted": 1}}'),
         ]);
-        return {
-          kind,
-          method: 'POST',
-          path: r.path,
-          headers: signed(target.keys[role()], 'POST', r.path, body),
-          body,
-        };
+        return post(kind, target.keys[role()], r, body);
       }
       case 'content-type': {
         const body = json(sample(r.body!, random));
@@ -225,13 +227,7 @@ export async function fuzz(target: FuzzTarget, n: number, seed = 5): Promise<Fuz
         const body = Buffer.from(
           JSON.stringify({ pad: 'x'.repeat(300_000 + Math.floor(random() * 700_000)) }),
         );
-        return {
-          kind,
-          method: 'POST',
-          path: r.path,
-          headers: signed(target.keys.miner, 'POST', r.path, body),
-          body,
-        };
+        return post(kind, target.keys.miner, r, body);
       }
       case 'unsigned': {
         const route = pick(routes);
@@ -283,13 +279,7 @@ export async function fuzz(target: FuzzTarget, n: number, seed = 5): Promise<Fuz
       }
       case 'bad-body': {
         const body = json(breakBody(r.body!, random));
-        return {
-          kind,
-          method: 'POST',
-          path: r.path,
-          headers: signed(target.keys[role()], 'POST', r.path, body),
-          body,
-        };
+        return post(kind, target.keys[role()], r, body);
       }
       case 'wrong-role': {
         // A miner calling a validator's route and the reverse: refused before the body is read.
@@ -302,13 +292,7 @@ export async function fuzz(target: FuzzTarget, n: number, seed = 5): Promise<Fuz
             ? [target.keys.miner, pick(validatorOnly)]
             : [target.keys.validator, pick(minerOnly)];
         const body = json(sample(route.body!, random));
-        return {
-          kind,
-          method: 'POST',
-          path: route.path,
-          headers: signed(id, 'POST', route.path, body),
-          body,
-        };
+        return post(kind, id, route, body);
       }
       case 'out-of-state': {
         const candidates = posts.filter((x) => OUT_OF_STATE.includes(x.path));
@@ -317,13 +301,7 @@ export async function fuzz(target: FuzzTarget, n: number, seed = 5): Promise<Fuz
           ? target.keys.validator
           : target.keys.miner;
         const body = json(sample(route.body!, random));
-        return {
-          kind,
-          method: 'POST',
-          path: route.path,
-          headers: signed(id, 'POST', route.path, body),
-          body,
-        };
+        return post(kind, id, route, body);
       }
       case 'store-url': {
         const u = new URL(target.storeUrl);
