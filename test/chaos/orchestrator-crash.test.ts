@@ -10,7 +10,7 @@ import { oracleGap, removeRun, runChaos, type ChaosResult } from './support/swar
 
 afterAll(killAll);
 
-const EPOCHS = 5;
+const EPOCHS = 4;
 let r: ChaosResult;
 
 beforeAll(async () => {

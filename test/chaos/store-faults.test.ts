@@ -11,7 +11,7 @@ import { oracleGap, removeRun, runChaos, type ChaosResult } from './support/swar
 
 afterAll(killAll);
 
-const EPOCHS = 3;
+const EPOCHS = 2;
 let r: ChaosResult;
 
 beforeAll(async () => {
