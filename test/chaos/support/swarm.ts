@@ -386,13 +386,24 @@ function sample(dir: string, started: number, orch: IotaProcess, miners: IotaPro
   const live = miners.filter((p) => p.child.exitCode === null && !p.child.killed);
   const state = join(dir, 'state');
   const size = (f: string) => (existsSync(f) ? statSync(f).size : 0);
-  const tree = (d: string): number =>
-    existsSync(d)
-      ? (readdirSync(d, { recursive: true }) as string[]).reduce(
-          (a, f) => a + (statSync(join(d, f)).isFile() ? statSync(join(d, f)).size : 0),
-          0,
-        )
-      : 0;
+  // The bytes under a folder; what retention deletes while it is read is skipped.
+  const tree = (d: string): number => {
+    let entries;
+    try {
+      entries = readdirSync(d, { withFileTypes: true });
+    } catch {
+      return 0;
+    }
+    return entries.reduce((a, e) => {
+      const f = join(d, e.name);
+      if (e.isDirectory()) return a + tree(f);
+      try {
+        return a + statSync(f).size;
+      } catch {
+        return a;
+      }
+    }, 0);
+  };
   const MB = 2 ** 20;
   return {
     t: Math.round((Date.now() - started) / 1000),
