@@ -17,15 +17,20 @@ import { keys } from '../../src/store/keys.js';
 import { decodeSafetensors } from '../../src/tensor-io/safetensors.js';
 import { runIota } from './cli.js';
 
-/** A stage's flat weights at an epoch as a swarm published them (state folder `<dir>/state`). */
+/**
+ * A stage's flat weights at an epoch as a swarm published them (state folder `<dir>/state`): the
+ * epoch's manifest, or `key` (the manifest the orchestrator recorded for the epoch, an earlier
+ * one where the epoch was abandoned).
+ */
 export function storedWeights(
   dir: string,
   epoch: number,
   stage: number,
   run = 'swarm-test',
+  key = keys.manifest({ run, epoch, stage }),
 ): { w: Float32Array; clip?: number } {
   const objects = join(dir, 'state', 'store', 'objects');
-  const manifest = parseManifest(readFileSync(join(objects, keys.manifest({ run, epoch, stage }))));
+  const manifest = parseManifest(readFileSync(join(objects, key)));
   const w = new Float32Array(manifest.params);
   for (const p of manifest.partitions)
     w.set(decodePartition(readFileSync(join(objects, p.key)), p.length), p.offset);
@@ -73,12 +78,14 @@ export async function singleProcessWeights(
  * one stage only): each stage's flat weights after single-process training from the run's
  * initial weights where, at every epoch, stage s's step is the mean gradient over
  * `merged[epoch][s]` alone (sample ids), the forward and backward running through the whole
- * model as in `iota train`. With every stage merging every sample this is `iota train`.
+ * model as in `iota train`; a stage that merged nothing at an epoch takes no step there. With every stage merging every sample this is `iota train`.
  */
 export async function subsetWeights(
   dir: string,
   runFile: string,
   merged: number[][][],
+  /** called after each epoch's step with each stage's weights then (w_{epoch+1}) */
+  onEpoch?: (epoch: number, weights: Float32Array[]) => void,
 ): Promise<Float32Array[]> {
   const { model: config, run } = loadRunConfig(runFile);
   await selectBackend('auto'); // as `iota train` picks: native where it is built
@@ -89,6 +96,7 @@ export async function subsetWeights(
   const m = sizes.map((n) => new Float32Array(n));
   const v = sizes.map((n) => new Float32Array(n));
   const o = run.optimizer;
+  const steps = sizes.map(() => 0);
   try {
     merged.forEach((sets, epoch) => {
       const sums = sizes.map((n) => new Float32Array(n));
@@ -105,8 +113,14 @@ export async function subsetWeights(
       }
       const lr = learningRate(epoch, o.lr, run.schedule);
       const adamw = { lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weight_decay };
-      model.stages.forEach((stage, s) =>
-        optimizerStep(stage, sums[s], sets[s].length, m[s], v[s], adamw, epoch + 1, o.clip),
+      // A stage that merged nothing (its epoch abandoned) keeps its weights and step count.
+      model.stages.forEach((stage, s) => {
+        if (sets[s].length === 0) return;
+        optimizerStep(stage, sums[s], sets[s].length, m[s], v[s], adamw, ++steps[s], o.clip);
+      });
+      onEpoch?.(
+        epoch,
+        model.stages.map((s) => s.getWeights()),
       );
     });
     return model.stages.map((s) => s.getWeights());

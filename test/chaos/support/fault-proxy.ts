@@ -12,8 +12,10 @@
  *
  * and shapes the link: `latencyMs` before each request is passed on, `bytesPerSecond` for the
  * bodies both ways (each request alone: a link per request, not a shared pipe). Bodies are buffered whole (objects in the tests are a few MB at most).
- * `outage(ms)` resets every affected request for a while. `counts` says how many of each fault it
- * injected.
+ * `outage(ms)` resets every affected request for a while. `loseAnswers` drops the answer of
+ * every n-th request to a path after the server has handled it, and then starts an outage: the
+ * server applied a change and went away before answering (a crash). `counts` says how many of
+ * each fault it injected.
  */
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -39,6 +41,9 @@ export interface FaultProxyOptions {
    * store traffic too).
    */
   rewriteOrigin?: boolean;
+  /** every `every`-th request whose path starts with `path` is handled, its answer dropped, and
+   * an outage of `outageMs` follows */
+  loseAnswers?: { path: string; every: number; outageMs: number };
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -54,6 +59,9 @@ export class FaultProxy {
   /** requests seen, and those the proxy was told to affect */
   requests = 0;
   affected = 0;
+  /** answers dropped after the server handled the request (`loseAnswers`) */
+  answersLost = 0;
+  private answerable = 0;
   private readonly server: Server;
   private readonly random: () => number;
   /** where a flip lands: a generator of its own, so positions do not shift the faults drawn */
@@ -157,6 +165,13 @@ export class FaultProxy {
       r.end(input);
     });
     let out = await body(up);
+    const lose = this.o.loseAnswers;
+    if (lose && req.url?.startsWith(lose.path) && ++this.answerable % lose.every === 0) {
+      this.answersLost++;
+      this.outage(lose.outageMs);
+      req.socket.destroy();
+      return;
+    }
     if (this.o.rewriteOrigin && /json/.test(String(up.headers['content-type'])))
       out = Buffer.from(out.toString().split(target.origin).join(this.url));
     if (flipOut && out.length > 0) out[Math.floor(this.position() * out.length)] ^= 0x20;

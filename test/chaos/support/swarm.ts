@@ -12,7 +12,6 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { keys } from '../../../src/store/keys.js';
 import { newIdentity, writeKeyFile } from '../../../src/protocol/keys.js';
 import { IotaProcess, serveArgs } from '../../support/cli.js';
 import { relErr } from '../../support/model.js';
@@ -36,6 +35,8 @@ export interface ChaosOptions {
   links?: { fast: LinkShape; slow: LinkShape };
   /** the store out of reach (every transfer reset) for `ms` once a miner reports an item of `epoch` */
   storeOutage?: { epoch: number; ms: number };
+  /** every miner reaches the orchestrator's API through a proxy that loses answers */
+  api?: Pick<FaultProxyOptions, 'loseAnswers'>;
   /** faults on the store's URLs */
   store?: Pick<FaultProxyOptions, 'rates' | 'stallMs' | 'latencyMs' | 'bytesPerSecond'>;
   seed?: number;
@@ -90,10 +91,16 @@ export interface ChaosResult {
   /** allocated samples the ledger does not account for, merges with no manifest, replicas that disagree */
   dataLost: number;
   ledger: LedgerRow[];
+  /** the manifest each stage started each epoch with, by `stage/epoch` */
+  manifests: Map<string, string>;
   /** per stage and epoch, the distinct hashes of the weights the miners loaded */
   replicaHashes: Map<string, Set<string>>;
   /** every miner's exit code (null: killed) and the orchestrator's */
   exitCodes: Array<number | null>;
+  /** answers the API proxy dropped after the orchestrator handled the request */
+  answersLost: number;
+  /** gradient uploads whose miner counted other samples than the ledger credits it */
+  creditMismatches: number;
   /** refusals the miners reported (code by count) */
   refusals: Record<string, number>;
 }
@@ -151,7 +158,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     links.push(link);
   }
   const [fastLink, slowLink] = links;
-  const startMiner = (stage: number, through = orchestratorUrl) => {
+  const api = o.api && new FaultProxy({ ...o.api, target: orchestratorUrl });
+  const apiUrl = api ? await api.listen() : orchestratorUrl;
+  const startMiner = (stage: number, through = apiUrl) => {
     const key = join(dir, `m${keyN++}.key`);
     writeKeyFile(key, newIdentity());
     const proc = new IotaProcess(
@@ -169,6 +178,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
           ),
         );
     });
+    return proc;
   };
   /** Resolves with the first event passing `test` from any miner, one started later included. */
   const anyMiner = (test: (e: Record<string, unknown>) => boolean) =>
@@ -181,17 +191,21 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     anyMiner((e) => e.event === 'weights' && e.stage === stage && (e.epoch as number) >= epoch);
   for (let s = 0; s < STAGES; s++)
     for (let i = 0; i < (o.minersPerStage ?? 2); i++)
-      startMiner(s, (i === 0 ? slowLink : fastLink)?.url ?? orchestratorUrl);
+      startMiner(s, (i === 0 ? slowLink : fastLink)?.url ?? apiUrl);
 
   let kills = 0;
+  let replacement: IotaProcess | undefined;
   const churn = o.churnEveryMs
     ? setInterval(() => {
+        // The next kill waits until the last replacement has joined and loaded its weights: on
+        // a slow host kills would otherwise outpace starts and empty a stage.
+        if (replacement && !replacement.events.some((e) => e.event === 'weights')) return;
         const alive = miners.filter((m) => m.proc.child.exitCode === null && !m.proc.child.killed);
         const victim = alive[Math.floor(random() * alive.length)];
         if (!victim) return;
         kills++;
         void victim.proc.kill('SIGKILL');
-        startMiner(victim.stage);
+        replacement = startMiner(victim.stage);
       }, o.churnEveryMs)
     : undefined;
   const beside = o.during?.(orchestratorUrl);
@@ -261,6 +275,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   const exitCodes = await Promise.all(miners.map((m) => m.proc.kill('SIGTERM')));
   exitCodes.push(await orch.kill('SIGTERM'));
   await proxy?.close();
+  await api?.close();
   for (const link of links) await link.close();
 
   const db = new Database(join(dir, 'state', 'state.db'), { readonly: true });
@@ -271,6 +286,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         WHERE l.epoch < ? ORDER BY l.epoch, l.stage, l.item`,
     )
     .all(epochs) as LedgerRow[];
+  // The weights each stage started each epoch with (an abandoned epoch keeps the earlier ones).
+  const manifests = new Map<string, string>();
+  for (const m of db
+    .prepare('SELECT stage, epoch, manifest FROM manifests WHERE epoch <= ?')
+    .all(epochs) as Array<{ stage: number; epoch: number; manifest: string }>)
+    manifests.set(`${m.stage}/${m.epoch}`, (JSON.parse(m.manifest) as { key: string }).key);
   db.close();
 
   let dataLost = 0;
@@ -280,8 +301,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       const rows = ledger.filter((r) => r.epoch === epoch && r.stage === stage);
       dataLost += Math.abs(o.samplesPerEpoch - rows.reduce((a, r) => a + r.n, 0));
       merged += rows.filter((r) => r.state === 'merged').reduce((a, r) => a + r.n, 0);
-      const manifest = keys.manifest({ run: 'swarm-test', epoch: epoch + 1, stage });
-      if (!existsSync(join(dir, 'state', 'store', 'objects', manifest))) dataLost++;
+      const manifest = manifests.get(`${stage}/${epoch + 1}`);
+      if (!manifest || !existsSync(join(dir, 'state', 'store', 'objects', manifest))) dataLost++;
     }
   const itemsBy = (slow: boolean) =>
     miners
@@ -289,6 +310,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       .map((m) => m.proc.events.filter((e) => e.event === 'item').length);
   const replicaHashes = new Map<string, Set<string>>();
   const refusals: Record<string, number> = {};
+  let mismatches = 0;
   for (const { proc } of miners)
     for (const e of proc.events) {
       if (e.event === 'weights') {
@@ -296,6 +318,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         replicaHashes.set(k, (replicaHashes.get(k) ?? new Set()).add(e.sha256 as string));
       }
       if (e.event === 'refused') refusals[e.code as string] = (refusals[e.code as string] ?? 0) + 1;
+      if (e.event === 'warning' && String(e.message).startsWith('the ledger credits')) mismatches++;
     }
   dataLost += [...replicaHashes.values()].filter((h) => h.size > 1).length;
   const total = epochs * STAGES * o.samplesPerEpoch;
@@ -306,7 +329,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     seconds,
     samplesPerS: merged / STAGES / seconds,
     // a slow link's every request is one: delayed and throttled
-    faultsInjected: kills + restarts + (proxy?.injected ?? 0) + (slowLink?.affected ?? 0),
+    faultsInjected:
+      kills +
+      restarts +
+      (proxy?.injected ?? 0) +
+      (slowLink?.affected ?? 0) +
+      (api?.answersLost ?? 0),
+    answersLost: api?.answersLost ?? 0,
     restarts,
     minersStarted: miners.length,
     epochs,
@@ -322,9 +351,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     samplesDropped: total - merged,
     dataLost,
     ledger,
+    manifests,
     replicaHashes,
     exitCodes,
     refusals,
+    creditMismatches: mismatches,
   };
 }
 
@@ -341,18 +372,49 @@ export function mergedSamples(r: ChaosResult, epochs: number): number[][][] {
 
 /**
  * Per stage, how far the swarm's final weights are from single-process training on the samples
- * each stage merged (relative error), and from the initial weights (to show training moved them).
+ * each stage merged (relative error), and from the initial weights (to show training moved them);
+ * `epochs` has the gap after every epoch (where a divergence starts).
  */
 export async function oracleGap(
   r: ChaosResult,
   epochs: number,
-): Promise<Array<{ gap: number; moved: number }>> {
-  const single = await subsetWeights(r.dir, r.runFile, mergedSamples(r, epochs));
-  return single.map((w, stage) => {
-    const swarm = storedWeights(r.dir, epochs, stage).w;
-    return { gap: relErr(swarm, w), moved: relErr(swarm, storedWeights(r.dir, 0, stage).w) };
+): Promise<Array<{ gap: number; moved: number; epochs: number[] }>> {
+  const perEpoch: number[][] = Array.from({ length: STAGES }, () => []);
+  const single = await subsetWeights(r.dir, r.runFile, mergedSamples(r, epochs), (e, ws) =>
+    ws.forEach((w, stage) => perEpoch[stage].push(storedGap(r, e + 1, stage, w))),
+  );
+  const gaps = single.map((w, stage) => {
+    const swarm = published(r, epochs, stage);
+    return {
+      gap: relErr(swarm, w),
+      moved: relErr(swarm, storedWeights(r.dir, 0, stage).w),
+      epochs: perEpoch[stage],
+    };
   });
+  if (gaps.some((g) => !(g.gap <= 1e-4)))
+    process.stderr.write(
+      `${r.name}: gap to the oracle after each epoch, per stage: ` +
+        `${JSON.stringify(gaps.map((g) => g.epochs.map((x) => +x.toExponential(1))))} ` +
+        `(the run's folder is ${r.dir}${KEEP ? ', kept' : ''})\n`,
+    );
+  return gaps;
 }
+
+/** The weights a stage started an epoch with, as the swarm published them. */
+export const published = (r: ChaosResult, epoch: number, stage: number) =>
+  storedWeights(r.dir, epoch, stage, 'swarm-test', r.manifests.get(`${stage}/${epoch}`)).w;
+
+/** The gap at one epoch; NaN where the swarm published no weights for it. */
+function storedGap(r: ChaosResult, epoch: number, stage: number, w: Float32Array): number {
+  try {
+    return relErr(published(r, epoch, stage), w);
+  } catch {
+    return NaN;
+  }
+}
+
+/** IOTA_CHAOS_KEEP=1 keeps every run's folder (to read a failed run's state and store). */
+const KEEP = process.env.IOTA_CHAOS_KEEP === '1';
 
 export interface Sample {
   /** seconds since the orchestrator started */
@@ -429,5 +491,5 @@ async function freePort(): Promise<number> {
 }
 
 export function removeRun(r: ChaosResult): void {
-  rmSync(r.dir, { recursive: true, force: true });
+  if (!KEEP) rmSync(r.dir, { recursive: true, force: true });
 }
