@@ -20,7 +20,13 @@ import { sha256Hex } from '../tensor-io/hash.js';
 import { Compute } from '../compute/compute.js';
 import { Stopwatch } from './timing.js';
 import { uploadObject } from '../protocol/upload.js';
-import { afterFailure, ITEM_LOST, UNREACHABLE_INPUT, UPLOAD_OVER } from './refusals.js';
+import {
+  afterFailure,
+  ITEM_LOST,
+  UNREACHABLE_INPUT,
+  untilAnswered,
+  UPLOAD_OVER,
+} from './refusals.js';
 import {
   newStats,
   type ManifestRef,
@@ -338,11 +344,12 @@ export class Miner {
         );
       const r = await this.clock.time(
         'calls_ms',
-        this.client.post<{ credited: number }>('/v1/report', {
-          lease: it.lease,
-          ...(output ? { output } : {}),
-          ...(losses ? { losses } : {}),
-        }),
+        untilAnswered<{ credited: number }>(
+          this.client,
+          '/v1/report',
+          { lease: it.lease, ...(output ? { output } : {}), ...(losses ? { losses } : {}) },
+          (message) => this.emit({ event: 'warning', message }),
+        ),
       );
       if (r.credited > 0) {
         await this.compute.commit(it.lease);
@@ -350,24 +357,12 @@ export class Miner {
       }
       this.stats[it.kind] += n;
       if (it.kind !== 'fwd') this.stats.samples += n;
+      const { epoch, stage, item } = it;
       if (losses) {
-        this.stats.lastLoss = losses.reduce((a, b) => a + b, 0) / losses.length;
-        this.emit({
-          event: 'loss',
-          epoch: it.epoch,
-          item: it.item,
-          samples: it.samples,
-          loss: this.stats.lastLoss,
-        });
+        const loss = (this.stats.lastLoss = losses.reduce((a, b) => a + b, 0) / losses.length);
+        this.emit({ event: 'loss', epoch, item, samples: it.samples, loss });
       }
-      this.emit({
-        event: 'item',
-        kind: it.kind,
-        epoch: it.epoch,
-        stage: it.stage,
-        item: it.item,
-        samples: n,
-      });
+      this.emit({ event: 'item', kind: it.kind, epoch, stage, item, samples: n });
     } catch (e) {
       if (it.kind !== 'fwd') await this.compute.discard(it.lease);
       if (isIotaError(e) && ITEM_LOST.has(e.code)) {

@@ -1,6 +1,6 @@
 /** How a miner takes the orchestrator's refusals: the few it stops on, the rest it carries on through. */
 import { isIotaError } from '../errors.js';
-import { ApiError } from '../protocol/client.js';
+import { ApiError, newRequestId, type SignedClient } from '../protocol/client.js';
 
 /** Refusals no retry can fix: the miner stops and says why. */
 export const FATAL = new Set([
@@ -55,4 +55,35 @@ export function afterFailure(
     message: `${(e as Error).message}; retrying (${failures})`,
     waitMs: Math.min(5000, 250 * 2 ** Math.min(failures, 5)),
   };
+}
+
+/** A failure after which a state change may or may not have been applied: no answer, or a 5xx. */
+export function outcomeUnknown(e: unknown): boolean {
+  return e instanceof ApiError ? e.status >= 500 : isIotaError(e) && e.code === 'E_UNREACHABLE';
+}
+
+/**
+ * A state change whose outcome must be known: the orchestrator may have applied it and gone
+ * away before answering (a crash, a lost connection), so it is sent again, with the same request
+ * id (a repeat gets the stored answer), until an answer comes or the orchestrator stays away
+ * (afterFailure's bound). A report given up while its credit stood would leave the ledger
+ * counting a gradient the miner threw away.
+ */
+export async function untilAnswered<T>(
+  client: SignedClient,
+  path: string,
+  body: unknown,
+  warn: (message: string) => void,
+): Promise<T> {
+  const id = newRequestId();
+  for (let failures = 1; ; failures++) {
+    try {
+      return await client.post<T>(path, body, id);
+    } catch (e) {
+      const next = outcomeUnknown(e) ? afterFailure(e, failures) : undefined;
+      if (!next) throw e;
+      warn(`${path}: ${next.message}`);
+      await new Promise((r) => setTimeout(r, next.waitMs));
+    }
+  }
 }
