@@ -39,10 +39,10 @@ import {
 import { leaseDue } from './lease-policy.js';
 import type { InputCheck } from './input-check.js';
 import { allocate, whyIdle } from './work-queue.js';
-import { applyMove, stageLoads } from './membership.js';
+import { applyMove, JoinLoads, stageLoads } from './membership.js';
 import { phaseClosed } from './phases.js';
 import { isSilent, requireMember, requireStage } from './require.js';
-import { UNITS, chooseStage, ewma, type StageLoad } from './scheduler.js';
+import { UNITS, ewma, type StageLoad } from './scheduler.js';
 import { StageCycle } from './stage-cycle.js';
 import { buildStatus, stageView } from './status.js';
 import { GradientUploads } from './uploads.js';
@@ -62,6 +62,7 @@ export class Coordinator {
   /** long polls of `work` (work-waits.ts), woken after group commits */
   readonly waits: WorkWaits;
   private readonly cycle: StageCycle;
+  private readonly joins = new JoinLoads((now) => this.loads(now));
 
   constructor(
     readonly state: SwarmState,
@@ -110,7 +111,7 @@ export class Coordinator {
     const req = String(requested);
     const m = this.state.member(miner);
     if (!m) {
-      const stage = requested === 'auto' ? chooseStage(this.loads(now)) : requested;
+      const stage = requested === 'auto' ? this.joins.choose(miner, now) : requested;
       this.state.addMember(miner, stage, req, this.state.stage(0).epoch, now);
       this.hooks.validation?.joined?.(miner, now);
       return this.view(stage);

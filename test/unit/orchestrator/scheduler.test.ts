@@ -4,6 +4,7 @@ import {
   rebalance,
   type StageLoad,
 } from '../../../src/orchestrator/swarm/scheduler.js';
+import { JoinLoads } from '../../../src/orchestrator/swarm/membership.js';
 
 const stage = (
   s: number,
@@ -131,5 +132,22 @@ describe('rebalancing at the epoch boundary', () => {
         stage(1, 1, [['m', 10]]),
       ]),
     ).toEqual([]);
+  });
+});
+
+describe('a crowd of auto joins', () => {
+  it('reads the members once a second, each join counting in the next one’s choice', () => {
+    let reads = 0;
+    const joins = new JoinLoads(() => {
+      reads++;
+      return [stage(0, 1, [['a', 10]]), stage(1, 1, []), stage(2, 2, [])];
+    });
+    const chosen = Array.from({ length: 7 }, (_, i) => joins.choose(`n${i}`, 1000 + i));
+    // capacities: stage 0 has a measured miner; the newcomers count as the median (10), stage 2
+    // costs twice as much per sample, so it takes two for every one elsewhere
+    expect(chosen).toEqual([1, 2, 2, 0, 1, 2, 2]);
+    expect(reads).toBe(1);
+    joins.choose('late', 2000);
+    expect(reads).toBe(2);
   });
 });
