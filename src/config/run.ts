@@ -165,6 +165,13 @@ export const RunConfigSchema = Type.Object(
     ),
     eval_every: Type.Integer({ minimum: 0, default: 1 }),
     keep_epochs: Type.Integer({ minimum: 1, default: 2 }),
+    keep_weights_every: Type.Integer({
+      minimum: 0,
+      default: 10,
+      description:
+        'every n-th epoch keeps its weights and moments for good (0: none); the initial ' +
+        'weights and the last keep_epochs epochs are always kept',
+    }),
     data: DataSchema,
     optimizer: OptimizerSchema,
     schedule: ScheduleSchema,

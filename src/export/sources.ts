@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { validateConfig } from '../config/index.js';
-import { IotaError } from '../errors.js';
+import { IotaError, isIotaError } from '../errors.js';
 import { SignedClient } from '../protocol/client.js';
 import type { Identity } from '../protocol/keys.js';
 import type { SwarmStatus } from '../protocol/swarm-messages.js';
@@ -34,7 +34,17 @@ export async function localRunSource(stateDir: string, storeDir?: string): Promi
       },
       async manifest(stage, epoch) {
         const ref = db.manifest(stage, epoch);
-        return { bytes: await store.get(ref.key), sha256: ref.sha256 };
+        try {
+          return { bytes: await store.get(ref.key), sha256: ref.sha256 };
+        } catch (e) {
+          if (!(isIotaError(e) && e.code === 'E_NOT_FOUND')) throw e;
+          throw new IotaError(
+            'E_EPOCH_PRUNED',
+            `the weights of epoch ${epoch} (stage ${stage}) were deleted by retention`,
+            `the run keeps the initial weights, every ${db.run.keep_weights_every}-th epoch's ` +
+              `(keep_weights_every) and the last ${db.run.keep_epochs}: export one of those`,
+          );
+        }
       },
       object: (key) => store.get(key),
       async close() {

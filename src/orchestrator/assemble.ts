@@ -248,7 +248,7 @@ export async function assembleOrchestrator(o: OrchestratorAssembly): Promise<Orc
           repo.db,
           store,
           o.run.run.name,
-          o.run.run.keep_epochs,
+          { ...o.run.run, window_epochs: o.run.run.validation.window_epochs },
           (fn) => committer.run(fn),
         );
         const retainer = setInterval(() => {
@@ -257,7 +257,7 @@ export async function assembleOrchestrator(o: OrchestratorAssembly): Promise<Orc
             .then((p) => {
               if (p.epochs.length)
                 log(
-                  `retention: deleted the activations and gradients of epochs ${p.epochs.join(', ')} ` +
+                  `retention: deleted what epochs ${p.epochs.join(', ')} left in the store ` +
                     `(${p.objects} objects)`,
                 );
             })

@@ -256,7 +256,13 @@ function precheck(
   return typeof requestId === 'string' && repo.storedReply(auth.key, requestId) ? 'retry' : 'new';
 }
 
-/** Forget what can no longer matter: nonces outside the clock window, replies older than a day. */
+/**
+ * How long a state change's reply is kept for a retry of it: three times as long as a miner
+ * keeps asking again after a lost answer (60 failures, at most 5 s apart: miner/refusals.ts).
+ */
+export const REPLY_KEEP_MS = 15 * 60 * 1000;
+
+/** Forget what can no longer matter: nonces outside the clock window, replies a retry no longer needs. */
 export function pruneState(repo: Repository, now: number): void {
-  repo.prune(now - 2 * MAX_SKEW_MS, now - 24 * 3600 * 1000);
+  repo.prune(now - 2 * MAX_SKEW_MS, now - REPLY_KEEP_MS);
 }

@@ -202,9 +202,15 @@ export const keys = {
   probe: (f: Fields<'probe'>) => formatKey({ kind: 'probe', ...f }),
   /** every object of a run starts with this */
   runPrefix: (run: string) => `runs/${run}/`,
-  /** an epoch's activations (`act`) or gradient sums (`grad`): what retention deletes */
-  epochWorkPrefix: (run: string, epoch: number, part: 'act' | 'grad') =>
-    `runs/${run}/e${epoch}/${part}/`,
+  /**
+   * an epoch's activations (`act`), gradient sums (`grad`), merged weights (`merged`), moments
+   * (`optim`) or manifests (`stage`): what retention deletes
+   */
+  epochWorkPrefix: (
+    run: string,
+    epoch: number,
+    part: 'act' | 'grad' | 'merged' | 'optim' | 'stage',
+  ) => `runs/${run}/e${epoch}/${part}/`,
 };
 
 /** The participant whose key this is, or undefined for ownerless kinds. */

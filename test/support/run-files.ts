@@ -60,6 +60,8 @@ export function writeRun(dir: string, over: Record<string, unknown> = {}, stages
     schedule: { total_epochs: 20 },
     phases: { drain_s: 30, upload_s: 20, merge_s: 5, lease_s: 5 },
     merge: { partition_bytes: 65536 },
+    // every epoch's weights stay: the oracles read them after the run
+    keep_weights_every: 1,
     ...over,
   };
   const file = join(dir, 'run.yaml');
