@@ -86,6 +86,8 @@ export async function subsetWeights(
   merged: number[][][],
   /** called after each epoch's step with each stage's weights then (w_{epoch+1}) */
   onEpoch?: (epoch: number, weights: Float32Array[]) => void,
+  /** sum each epoch's gradients in descending sample order: the same math, rounded otherwise */
+  descending = false,
 ): Promise<Float32Array[]> {
   const { model: config, run } = loadRunConfig(runFile);
   await selectBackend('auto'); // as `iota train` picks: native where it is built
@@ -102,7 +104,9 @@ export async function subsetWeights(
       const sums = sizes.map((n) => new Float32Array(n));
       const scratch = sizes.map((n) => new Float32Array(n));
       const members = sets.map((ids) => new Set(ids));
-      for (const id of [...new Set(sets.flat())].sort((a, b) => a - b)) {
+      const order = [...new Set(sets.flat())].sort((a, b) => a - b);
+      if (descending) order.reverse();
+      for (const id of order) {
         const [ids, targets] = batchTensors([windows.trainSample(id)], config.seq);
         model.lossAndGrads(
           ids,

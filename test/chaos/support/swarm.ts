@@ -292,7 +292,15 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     .prepare('SELECT stage, epoch, manifest FROM manifests WHERE epoch <= ?')
     .all(epochs) as Array<{ stage: number; epoch: number; manifest: string }>)
     manifests.set(`${m.stage}/${m.epoch}`, (JSON.parse(m.manifest) as { key: string }).key);
+  const run = db.prepare('SELECT pruned_below, config FROM run').get() as {
+    pruned_below: number;
+    config: string;
+  };
   db.close();
+  const prunedBelow = run.pruned_below;
+  const keepEvery =
+    (JSON.parse(run.config) as { run: { keep_weights_every?: number } }).run.keep_weights_every ??
+    10;
 
   let dataLost = 0;
   let merged = 0;
@@ -301,8 +309,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       const rows = ledger.filter((r) => r.epoch === epoch && r.stage === stage);
       dataLost += Math.abs(o.samplesPerEpoch - rows.reduce((a, r) => a + r.n, 0));
       merged += rows.filter((r) => r.state === 'merged').reduce((a, r) => a + r.n, 0);
+      // retention deletes the weights of epochs below pruned_below but every n-th
       const manifest = manifests.get(`${stage}/${epoch + 1}`);
-      if (!manifest || !existsSync(join(dir, 'state', 'store', 'objects', manifest))) dataLost++;
+      const kept = epoch + 1 >= prunedBelow || (keepEvery > 0 && (epoch + 1) % keepEvery === 0);
+      if (!manifest || (kept && !existsSync(join(dir, 'state', 'store', 'objects', manifest))))
+        dataLost++;
     }
   const itemsBy = (slow: boolean) =>
     miners
@@ -373,22 +384,31 @@ export function mergedSamples(r: ChaosResult, epochs: number): number[][][] {
 /**
  * Per stage, how far the swarm's final weights are from single-process training on the samples
  * each stage merged (relative error), and from the initial weights (to show training moved them);
- * `epochs` has the gap after every epoch (where a divergence starts).
+ * `epochs` has the gap after every epoch (where a divergence starts). With `orderGap`, also how
+ * far that oracle is from itself with each epoch's gradients summed in the other order: what
+ * rounding alone grows into over a long run (training amplifies a difference in the last bit
+ * once it has run for a few dozen epochs), the yardstick for a long run's gap.
  */
 export async function oracleGap(
   r: ChaosResult,
   epochs: number,
-): Promise<Array<{ gap: number; moved: number; epochs: number[] }>> {
+  orderGap = false,
+): Promise<Array<{ gap: number; moved: number; epochs: number[]; orderGap?: number }>> {
   const perEpoch: number[][] = Array.from({ length: STAGES }, () => []);
-  const single = await subsetWeights(r.dir, r.runFile, mergedSamples(r, epochs), (e, ws) =>
+  const merged = mergedSamples(r, epochs);
+  const single = await subsetWeights(r.dir, r.runFile, merged, (e, ws) =>
     ws.forEach((w, stage) => perEpoch[stage].push(storedGap(r, e + 1, stage, w))),
   );
+  const reordered = orderGap
+    ? await subsetWeights(r.dir, r.runFile, merged, undefined, true)
+    : undefined;
   const gaps = single.map((w, stage) => {
     const swarm = published(r, epochs, stage);
     return {
       gap: relErr(swarm, w),
       moved: relErr(swarm, storedWeights(r.dir, 0, stage).w),
       epochs: perEpoch[stage],
+      ...(reordered ? { orderGap: relErr(reordered[stage], w) } : {}),
     };
   });
   if (gaps.some((g) => !(g.gap <= 1e-4)))
