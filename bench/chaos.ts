@@ -109,8 +109,8 @@ export async function run(argv: string[]): Promise<void> {
     scenarios.push({
       name: 'long-run',
       churnEveryMs: 30_000,
-      // the product's retention (the tests' runs keep every epoch's weights for their oracles)
-      runOver: { schedule: { total_epochs: 1_000_000 }, keep_weights_every: 10 },
+      // no epoch kept for good (the tests' runs keep every one for their oracles; the default 10)
+      runOver: { schedule: { total_epochs: 1_000_000 }, keep_weights_every: 0 },
       durationMs: longMinutes * 60_000,
       sampleEveryMs: 30_000,
     });
