@@ -136,7 +136,7 @@ export async function run(argv: string[]): Promise<void> {
   log(
     `calm: ${calm.r.samplesPerS.toFixed(2)} merged samples/s over ${calm.r.seconds.toFixed(0)} s`,
   );
-  removeRun(calm.r);
+  await removeRun(calm.r);
   const rows: Array<Record<string, unknown>> = [];
   for (const sc of chosen) {
     const { r, gap, firstOver, orderGap } = await measure(sc);
@@ -151,7 +151,7 @@ export async function run(argv: string[]): Promise<void> {
         `${r.faultsInjected} faults, ${r.samplesDropped} samples not merged, ` +
         `data lost ${r.dataLost}, oracle gap ${gap.toExponential(1)}`,
     );
-    removeRun(r);
+    await removeRun(r);
   }
   const out = {
     bench: 'chaos',
@@ -194,8 +194,11 @@ function summary(r: ChaosResult, gap: number, calm: number): Record<string, unkn
 function trend(r: ChaosResult): Record<string, unknown> {
   const [first, last] = [r.samples[0], r.samples[r.samples.length - 1]];
   const max = (k: keyof (typeof r.samples)[0]) => Math.max(...r.samples.map((x) => x[k]));
+  // a reading at each quarter of the run: flat or still growing
+  const quarters = [1, 2, 3].map((q) => r.samples[Math.floor((q * (r.samples.length - 1)) / 4)]);
   return {
     first,
+    quarters,
     last,
     max: {
       orchestratorRssMb: max('orchestratorRssMb'),
