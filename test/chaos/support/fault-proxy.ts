@@ -59,6 +59,8 @@ export class FaultProxy {
   /** requests seen, and those the proxy was told to affect */
   requests = 0;
   affected = 0;
+  /** requests the server behind could not be asked (connection refused, reset): what and why */
+  readonly upstreamErrors: string[] = [];
   /** answers dropped after the server handled the request (`loseAnswers`) */
   answersLost = 0;
   private answerable = 0;
@@ -72,7 +74,10 @@ export class FaultProxy {
     this.random = rng(o.seed ?? 1);
     this.position = rng((o.seed ?? 1) + 0x9e3779b9);
     this.server = createServer((req, res) => {
-      this.handle(req, res).catch(() => res.destroy());
+      this.handle(req, res).catch((e: Error) => {
+        this.upstreamErrors.push(`${req.method} ${req.url?.slice(0, 80)}: ${e.message}`);
+        res.destroy();
+      });
     });
     this.server.keepAliveTimeout = 5000;
   }

@@ -174,7 +174,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       if (!proc.child.killed && !ending)
         failed(
           new Error(
-            `a miner of stage ${stage} exited (${code}): ${proc.stderr.join('').slice(-3000)}`,
+            `a miner of stage ${stage} exited (${code}): ${proc.stderr.join('').slice(-3000)}` +
+              (proxy?.upstreamErrors.length
+                ? `\nthe store proxy's upstream errors: ${proxy.upstreamErrors.slice(-5).join('; ')}`
+                : ''),
           ),
         );
     });
