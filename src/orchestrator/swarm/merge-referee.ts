@@ -235,7 +235,7 @@ export class MergeReferee {
     };
     const key = keys.manifest({ run: this.m.cfg.name, epoch: m.epoch + 1, stage: m.stage });
     const info = await this.m.store.put(key, encodeManifest(manifest));
-    this.m.manifests.set(key, manifest);
+    this.m.remember(key, manifest);
     await this.commit(() => {
       const cur = this.m.state.merge(m.epoch, m.stage);
       if (!cur || cur.step !== 3) return;

@@ -36,7 +36,7 @@ export { ORCHESTRATOR } from './merge-types.js';
 export type { MergeJob, MergeSettings, Reduced, Updated } from './merge-types.js';
 
 export class MergeCoordinator implements MergeHooks {
-  /** parsed manifests by key (the referee adds the ones it publishes) */
+  /** parsed manifests by key, the newest few per stage (the referee adds the ones it publishes) */
   readonly manifests = new Map<string, StageManifest>();
   readonly traffic = new MergeTraffic();
   private readonly leaseMs: number;
@@ -387,8 +387,15 @@ export class MergeCoordinator implements MergeHooks {
       if (sha256Hex(bytes) !== ref.sha256)
         throw new IotaError('E_HASH_MISMATCH', `manifest ${ref.key} does not match its hash`);
       m = parseManifest(bytes);
-      this.manifests.set(ref.key, m);
+      this.remember(ref.key, m);
     }
     return m;
+  }
+
+  /** Keeps a parsed manifest; the oldest go past a few per stage (a run has one per epoch). */
+  remember(key: string, m: StageManifest): void {
+    this.manifests.set(key, m);
+    if (this.manifests.size > 8 * this.cfg.params.length)
+      this.manifests.delete(this.manifests.keys().next().value!);
   }
 }
