@@ -26,6 +26,15 @@ import {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+export interface LoadOptions {
+  miners: number;
+  pollMs: number;
+  workMs: number;
+  seconds: number;
+  connections: number;
+  log: (s: string) => void;
+}
+
 export async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -38,11 +47,20 @@ export async function run(argv: string[]): Promise<void> {
       json: { type: 'boolean', default: false },
     },
   });
-  const n = Number(values.miners);
-  const pollMs = Number(values['poll-ms']);
-  const workMs = Number(values['work-ms']);
-  const seconds = Number(values.seconds);
-  const log = (s: string) => process.stderr.write(`${s}\n`);
+  const output = await runLoad({
+    miners: Number(values.miners),
+    pollMs: Number(values['poll-ms']),
+    workMs: Number(values['work-ms']),
+    seconds: Number(values.seconds),
+    connections: Number(values.connections),
+    log: (s: string) => process.stderr.write(`${s}\n`),
+  });
+  if (values.json) process.stdout.write(`${JSON.stringify(output)}\n`);
+}
+
+/** The load scenario (the bench above, and its short variant in test/chaos/load.test.ts). */
+export async function runLoad(o: LoadOptions): Promise<Record<string, number | string>> {
+  const { miners: n, pollMs, workMs, seconds, log } = o;
   const dir = mkdtempSync(join(tmpdir(), 'iota-bench-load-'));
   const nodeFile = join(dir, 'node.yaml');
   writeFileSync(
@@ -60,9 +78,8 @@ export async function run(argv: string[]): Promise<void> {
     nodeFile,
     '--json',
   ]);
-  let output: Record<string, unknown> | undefined;
   try {
-    const shared = new Http1Pool(url, Number(values.connections));
+    const shared = new Http1Pool(url, o.connections);
     const clients = Array.from({ length: n }, () => new LeanClient(shared, newIdentity(), 'bench'));
     log(`registering ${n} simulated miners and joining the run`);
     const t0 = performance.now();
@@ -75,10 +92,12 @@ export async function run(argv: string[]): Promise<void> {
       ),
       64,
     );
-    log(`  in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const joinSeconds = (performance.now() - t0) / 1000;
+    log(`  in ${joinSeconds.toFixed(1)} s`);
 
     const latencies: number[] = [];
     let errors = 0;
+    let reports = 0;
     let measuring = false;
     const call = async <T>(f: () => Promise<T>): Promise<T | undefined> => {
       const t = performance.now();
@@ -103,9 +122,12 @@ export async function run(argv: string[]): Promise<void> {
         }
         await sleep(workMs * (0.9 + 0.2 * Math.random()));
         for (const it of items)
-          await call(() =>
-            c.post('/v1/report', { lease: it.lease, losses: it.samples.map(() => 2.5) }),
-          );
+          if (
+            await call(() =>
+              c.post('/v1/report', { lease: it.lease, losses: it.samples.map(() => 2.5) }),
+            )
+          )
+            reports++;
       }
     };
     const running = clients.map((c) => miner(c));
@@ -134,17 +156,19 @@ export async function run(argv: string[]): Promise<void> {
     const q = (p: number) =>
       latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? 0;
     const offered = n / (pollMs / 1000);
-    output = {
+    const output = {
       bench: 'load',
       miners: n,
       poll_ms: pollMs,
       work_ms: workMs,
       seconds,
+      join_seconds: Number(joinSeconds.toFixed(1)),
       idle_poll_rate_per_s: offered,
       achieved_requests_per_s: Number((latencies.length / wall).toFixed(1)),
       p50_ms: Number(q(0.5).toFixed(2)),
       p99_ms: Number(q(0.99).toFixed(2)),
       errors,
+      reports,
       server_cpu_cores: Number(cores.toFixed(2)),
       server_peak_rss_mb: Math.round(peakRssMb(server.pid!)),
       wal_max_mb: Number((walBytes / 2 ** 20).toFixed(1)),
@@ -155,10 +179,10 @@ export async function run(argv: string[]): Promise<void> {
         `orchestrator ${output.server_cpu_cores} cores, peak RSS ${output.server_peak_rss_mb} MB ` +
         `(target <= 2048), WAL up to ${output.wal_max_mb} MB`,
     );
+    return output;
   } finally {
     server.kill('SIGTERM');
     if (server.exitCode === null) await new Promise((resolve) => server.once('exit', resolve));
     rmSync(dir, { recursive: true, force: true });
   }
-  if (values.json) process.stdout.write(`${JSON.stringify(output)}\n`);
 }
