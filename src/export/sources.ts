@@ -41,9 +41,11 @@ export async function localRunSource(stateDir: string, storeDir?: string): Promi
           throw new IotaError(
             'E_EPOCH_PRUNED',
             `the weights of epoch ${epoch} (stage ${stage}) were deleted by retention`,
-            `the run keeps the initial weights, those of the epochs divisible by ` +
-              `${db.run.keep_weights_every} (keep_weights_every) and the last ` +
-              `${db.run.keep_epochs}: export one of those`,
+            `the run keeps the initial weights, ` +
+              (db.run.keep_weights_every > 0
+                ? `those of the epochs divisible by ${db.run.keep_weights_every} (keep_weights_every), `
+                : '') +
+              `and the last ${db.run.keep_epochs}: export one of those`,
           );
         }
       },
