@@ -28,12 +28,13 @@ export function storedWeights(
   stage: number,
   run = 'swarm-test',
   key = keys.manifest({ run, epoch, stage }),
+  /** where an object's bytes lie: the local store's file by default */
+  file = (k: string) => join(dir, 'state', 'store', 'objects', k),
 ): { w: Float32Array; clip?: number } {
-  const objects = join(dir, 'state', 'store', 'objects');
-  const manifest = parseManifest(readFileSync(join(objects, key)));
+  const manifest = parseManifest(readFileSync(file(key)));
   const w = new Float32Array(manifest.params);
   for (const p of manifest.partitions)
-    w.set(decodePartition(readFileSync(join(objects, p.key)), p.length), p.offset);
+    w.set(decodePartition(readFileSync(file(p.key)), p.length), p.offset);
   return { w, clip: manifest.clip_factor };
 }
 

@@ -13,6 +13,8 @@ import { createInterface } from 'node:readline';
 
 export interface S3rverHandle {
   endpoint: string;
+  /** its folder: an object's bytes are at `<dir>/<bucket>/<key>._S3rver_object` */
+  dir: string;
   bucket: string;
   /** s3rver's built-in account */
   credentials: { accessKeyId: string; secretAccessKey: string };
@@ -55,6 +57,7 @@ export async function startS3rver(bucket = 'iota-test'): Promise<S3rverHandle> {
   });
   return {
     endpoint: `http://127.0.0.1:${port}`,
+    dir,
     bucket,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
     async stop() {

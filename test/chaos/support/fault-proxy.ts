@@ -41,6 +41,9 @@ export interface FaultProxyOptions {
    * store traffic too).
    */
   rewriteOrigin?: boolean;
+  /** flips only answers (downloads), never uploads: for a server that, unlike S3, does not check
+   * an upload's `x-amz-checksum-sha256` (s3rver) and would keep the damaged bytes */
+  flipDownloadsOnly?: boolean;
   /** every `every`-th request whose path starts with `path` is handled, its answer dropped, and
    * an outage of `outageMs` follows */
   loseAnswers?: { path: string; every: number; outageMs: number };
@@ -150,7 +153,8 @@ export class FaultProxy {
     if (fault === 'stall') await sleep(this.o.stallMs ?? 2000);
     let flipOut = false;
     if (fault === 'flip') {
-      if (input.length > 0) input[Math.floor(this.position() * input.length)] ^= 0x20;
+      if (input.length > 0 && !this.o.flipDownloadsOnly)
+        input[Math.floor(this.position() * input.length)] ^= 0x20;
       else flipOut = true;
     }
     const target = new URL(typeof this.o.target === 'string' ? this.o.target : this.o.target());
@@ -184,7 +188,8 @@ export class FaultProxy {
     if (affected) await this.carry(out.length);
     const headers = { ...up.headers };
     delete headers['transfer-encoding'];
-    headers['content-length'] = String(out.length);
+    // a HEAD's answer has no body but says the object's length: passed on as the server gave it
+    if (method !== 'HEAD') headers['content-length'] = String(out.length);
     res.writeHead(up.statusCode ?? 502, headers);
     if (fault === 'truncate' && out.length > 1) {
       res.write(out.subarray(0, out.length >> 1), () => res.destroy());

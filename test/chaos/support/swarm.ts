@@ -11,12 +11,13 @@ import Database from 'better-sqlite3';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { newIdentity, writeKeyFile } from '../../../src/protocol/keys.js';
 import { IotaProcess, serveArgs } from '../../support/cli.js';
 import { relErr } from '../../support/model.js';
 import { storedWeights, subsetWeights } from '../../support/oracle.js';
 import { rng } from '../../support/rng.js';
+import { startS3rver } from '../../support/s3rver.js';
 import { writeRun } from '../../support/run-files.js';
 import { FaultProxy, type Fault, type FaultProxyOptions } from './fault-proxy.js';
 
@@ -39,6 +40,10 @@ export interface ChaosOptions {
   api?: Pick<FaultProxyOptions, 'loseAnswers'>;
   /** faults on the store's URLs */
   store?: Pick<FaultProxyOptions, 'rates' | 'stallMs' | 'latencyMs' | 'bytesPerSecond'>;
+  /** the orchestrator stores in S3 (s3rver) instead of its local store; `store` faults then hit
+   * the participants' transfers with s3rver (presigned URLs), not the orchestrator's own calls,
+   * and flip bytes of downloads only (s3rver, unlike S3, keeps an upload that fails its checksum) */
+  s3?: boolean;
   seed?: number;
   /** started once the miners are, beside the run (a fuzzer at the orchestrator); awaited at its end */
   during?: (orchestratorUrl: string) => Promise<unknown>;
@@ -93,6 +98,12 @@ export interface ChaosResult {
   ledger: LedgerRow[];
   /** the manifest each stage started each epoch with, by `stage/epoch` */
   manifests: Map<string, string>;
+  /** where an object's bytes lie (the local store's folder, or s3rver's) */
+  objectFile: (key: string) => string;
+  /** stops s3rver (removeRun calls it) */
+  stopStore: () => Promise<void>;
+  /** every miner's events */
+  events: Array<Array<Record<string, unknown>>>;
   /** per stage and epoch, the distinct hashes of the weights the miners loaded */
   replicaHashes: Map<string, Set<string>>;
   /** every miner's exit code (null: killed) and the orchestrator's */
@@ -123,18 +134,38 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   let proxy: FaultProxy | undefined;
   let orchestratorUrl = '';
   const extra = ['--set', 'rate_limits.exempt_loopback=true'];
+  const s3 = o.s3 ? await startS3rver() : undefined;
+  const env = s3 && {
+    AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
+  };
   if (o.store) {
     proxy = new FaultProxy({
       ...o.store,
-      target: () => orchestratorUrl,
+      target: () => s3?.endpoint ?? orchestratorUrl,
       seed: o.seed,
-      affects: (_method, path) => path.startsWith('/store/'),
+      // a presigned URL is a participant's transfer; the orchestrator's own S3 calls pass clean
+      affects: (_method, path) =>
+        s3 ? path.includes('X-Amz-Signature=') : path.startsWith('/store/'),
+      // S3 refuses an upload whose bytes fail its x-amz-checksum-sha256; s3rver keeps them
+      flipDownloadsOnly: !!s3,
     });
-    extra.push('--set', `orchestrator_url=${await proxy.listen()}`);
+    await proxy.listen();
+    if (!s3) extra.push('--set', `orchestrator_url=${proxy.url}`);
   }
+  if (s3)
+    extra.push(
+      ...['kind=s3', `bucket=${s3.bucket}`, 'force_path_style=true']
+        .concat(`endpoint=${proxy?.url ?? s3.endpoint}`)
+        .flatMap((f) => ['--set', `storage.${f}`]),
+    );
+  const objectFile = (key: string) =>
+    s3
+      ? join(s3.dir, s3.bucket, dirname(key), `${basename(key)}._S3rver_object`)
+      : join(dir, 'state', 'store', 'objects', key);
   // A fixed port: a restarted orchestrator is found where the miners left it.
   const port = await freePort();
-  let orch = new IotaProcess(serveArgs(runFile, dir, ...extra, '--port', String(port)));
+  let orch = new IotaProcess(serveArgs(runFile, dir, ...extra, '--port', String(port)), { env });
   let failed: (e: Error) => void = () => {};
   const failure = new Promise<never>((_, reject) => (failed = reject));
   let restarting = false;
@@ -224,7 +255,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       restarting = true;
       await orch.kill('SIGKILL');
       if (c.downMs) await new Promise((r) => setTimeout(r, c.downMs));
-      orch = new IotaProcess(serveArgs(runFile, dir, ...extra, '--port', String(port)));
+      orch = new IotaProcess(serveArgs(runFile, dir, ...extra, '--port', String(port)), { env });
       watch(orch);
       await orch.waitFor((e) => e.event === 'listening');
       restarting = false;
@@ -315,8 +346,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       // retention deletes the weights of epochs below pruned_below but every n-th
       const manifest = manifests.get(`${stage}/${epoch + 1}`);
       const kept = epoch + 1 >= prunedBelow || (keepEvery > 0 && (epoch + 1) % keepEvery === 0);
-      if (!manifest || (kept && !existsSync(join(dir, 'state', 'store', 'objects', manifest))))
-        dataLost++;
+      if (!manifest || (kept && !existsSync(objectFile(manifest)))) dataLost++;
     }
   const itemsBy = (slow: boolean) =>
     miners
@@ -366,6 +396,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     dataLost,
     ledger,
     manifests,
+    objectFile,
+    stopStore: async () => s3?.stop(),
+    events: miners.map((m) => m.proc.events),
     replicaHashes,
     exitCodes,
     refusals,
@@ -409,7 +442,7 @@ export async function oracleGap(
     const swarm = published(r, epochs, stage);
     return {
       gap: relErr(swarm, w),
-      moved: relErr(swarm, storedWeights(r.dir, 0, stage).w),
+      moved: relErr(swarm, published(r, 0, stage)),
       epochs: perEpoch[stage],
       ...(reordered ? { orderGap: relErr(reordered[stage], w) } : {}),
     };
@@ -425,7 +458,14 @@ export async function oracleGap(
 
 /** The weights a stage started an epoch with, as the swarm published them. */
 export const published = (r: ChaosResult, epoch: number, stage: number) =>
-  storedWeights(r.dir, epoch, stage, 'swarm-test', r.manifests.get(`${stage}/${epoch}`)).w;
+  storedWeights(
+    r.dir,
+    epoch,
+    stage,
+    'swarm-test',
+    r.manifests.get(`${stage}/${epoch}`),
+    r.objectFile,
+  ).w;
 
 /** The gap at one epoch; NaN where the swarm published no weights for it. */
 function storedGap(r: ChaosResult, epoch: number, stage: number, w: Float32Array): number {
@@ -513,6 +553,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-export function removeRun(r: ChaosResult): void {
+export async function removeRun(r: ChaosResult): Promise<void> {
+  if (!KEEP) await r.stopStore();
   if (!KEEP) rmSync(r.dir, { recursive: true, force: true });
 }
