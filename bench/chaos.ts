@@ -136,7 +136,7 @@ export async function run(argv: string[]): Promise<void> {
   log(
     `calm: ${calm.r.samplesPerS.toFixed(2)} merged samples/s over ${calm.r.seconds.toFixed(0)} s`,
   );
-  removeRun(calm.r);
+  await removeRun(calm.r);
   const rows: Array<Record<string, unknown>> = [];
   for (const sc of chosen) {
     const { r, gap, firstOver, orderGap } = await measure(sc);
@@ -151,7 +151,7 @@ export async function run(argv: string[]): Promise<void> {
         `${r.faultsInjected} faults, ${r.samplesDropped} samples not merged, ` +
         `data lost ${r.dataLost}, oracle gap ${gap.toExponential(1)}`,
     );
-    removeRun(r);
+    await removeRun(r);
   }
   const out = {
     bench: 'chaos',
