@@ -25,7 +25,7 @@ describe.each([
     r = await runChaos({
       name: s3 ? 'store-faults-s3' : 'store-faults',
       epochs: EPOCHS,
-      samplesPerEpoch: 12,
+      samplesPerEpoch: 8,
       s3,
       store: {
         stallMs: 300,
