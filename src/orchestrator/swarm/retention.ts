@@ -7,9 +7,10 @@
  * the epoch is a kept one: the initial weights, every `keep_weights_every`-th epoch (what
  * `iota export --epoch` reads later), and any epoch whose weights a stage still starts from (an
  * abandoned epoch keeps the weights before it). So do its rows that nothing reads once its
- * merges are over: the merges' plans, jobs and results, the gradient uploads, and the work items'
- * tasks once they are also out of the scores' window (`window_epochs`) except the tail's (the
- * loss history reads them); the ledger, the items and the verdicts stay. How far it got is kept
+ * merges are over: the merges' plans, jobs and results, the gradient uploads, the audits nobody
+ * took, and the work items' tasks once they are also out of the scores' window (`window_epochs`)
+ * except the tail's, which keep their loss (the loss history reads it) and lose the rest; the
+ * ledger, the items and the verdicts stay (about 10 KB per epoch of 24 samples). How far it got is kept
  * in the database (`run.pruned_below`), so a restart carries on where it stopped.
  */
 import type { DB } from '../state/db.js';
@@ -102,6 +103,8 @@ export class Retention {
         await this.commit(() => {
           for (const table of ['merges', 'merge_jobs', 'merge_results', 'gradients'])
             this.db.prepare(`DELETE FROM ${table} WHERE epoch = ?`).run(epoch);
+          // an audit nobody took before its inputs went can never be done
+          this.db.prepare("DELETE FROM validations WHERE epoch = ? AND state = 'open'").run(epoch);
           this.db.prepare('UPDATE run SET pruned_below = ?').run(epoch + 1);
         });
         out.epochs.push(epoch);
@@ -111,6 +114,12 @@ export class Retention {
         this.tasksBelow = below;
         await this.commit(() => {
           this.db.prepare("DELETE FROM tasks WHERE epoch < ? AND kind != 'tail'").run(below);
+          // the tail's keep their loss for the history, not where their inputs and outputs were
+          this.db
+            .prepare(
+              "UPDATE tasks SET input = '', output = NULL WHERE epoch < ? AND kind = 'tail' AND input != ''",
+            )
+            .run(below);
         });
       }
       return out;

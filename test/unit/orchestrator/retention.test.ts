@@ -105,6 +105,8 @@ describe('retention of old epochs', () => {
     expect((await t.retention().prune()).epochs).toEqual([]);
     t.at([5, 5]);
     expect((await t.retention().prune()).epochs).toEqual([0, 1, 2, 3]);
+    // the audit nobody took is gone with its epoch's inputs
+    expect(t.repo.db.prepare('SELECT COUNT(*) AS n FROM validations').get()).toEqual({ n: 0 });
   });
 
   it('deletes old weights but the initial ones, every n-th epoch and those a stage starts from', async () => {
@@ -130,7 +132,7 @@ describe('retention of old epochs', () => {
     const t = await setup(2, 1, 4);
     const db = t.repo.db;
     const task = db.prepare(
-      "INSERT INTO tasks (item, stage, kind, epoch, first_sample, n, state, ready_at, input) VALUES (?, 0, ?, ?, 0, 1, 'done', 0, '')",
+      "INSERT INTO tasks (item, stage, kind, epoch, first_sample, n, state, ready_at, input) VALUES (?, 0, ?, ?, 0, 1, 'done', 0, 'k')",
     );
     for (let epoch = 0; epoch < 8; epoch++) {
       for (const kind of ['fwd', 'bwd', 'tail']) task.run(epoch, kind, epoch);
@@ -157,5 +159,9 @@ describe('retention of old epochs', () => {
       2, 3, 4, 5, 6, 7,
     ]);
     expect(epochsOf("SELECT epoch FROM tasks WHERE kind = 'tail' ORDER BY epoch")).toHaveLength(8);
+    // the pruned tails keep their loss, not their inputs
+    expect(
+      epochsOf("SELECT epoch FROM tasks WHERE kind = 'tail' AND input != '' ORDER BY epoch"),
+    ).toEqual([2, 3, 4, 5, 6, 7]);
   });
 });
