@@ -17,6 +17,10 @@ import { keys } from '../../src/store/keys.js';
 import { decodeSafetensors } from '../../src/tensor-io/safetensors.js';
 import { runIota } from './cli.js';
 
+/** Where the local store of a swarm whose state folder is `<dir>/state` keeps an object's bytes. */
+export const localObjectFile = (dir: string) => (key: string) =>
+  join(dir, 'state', 'store', 'objects', key);
+
 /**
  * A stage's flat weights at an epoch as a swarm published them (state folder `<dir>/state`): the
  * epoch's manifest, or `key` (the manifest the orchestrator recorded for the epoch, an earlier
@@ -29,7 +33,7 @@ export function storedWeights(
   run = 'swarm-test',
   key = keys.manifest({ run, epoch, stage }),
   /** where an object's bytes lie: the local store's file by default */
-  file = (k: string) => join(dir, 'state', 'store', 'objects', k),
+  file = localObjectFile(dir),
 ): { w: Float32Array; clip?: number } {
   const manifest = parseManifest(readFileSync(file(key)));
   const w = new Float32Array(manifest.params);

@@ -8,13 +8,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 export interface S3rverHandle {
   endpoint: string;
-  /** its folder: an object's bytes are at `<dir>/<bucket>/<key>._S3rver_object` */
-  dir: string;
+  /** where s3rver keeps an object's bytes on disk */
+  objectFile(key: string): string;
   bucket: string;
   /** s3rver's built-in account */
   credentials: { accessKeyId: string; secretAccessKey: string };
@@ -57,7 +57,7 @@ export async function startS3rver(bucket = 'iota-test'): Promise<S3rverHandle> {
   });
   return {
     endpoint: `http://127.0.0.1:${port}`,
-    dir,
+    objectFile: (key) => join(dir, bucket, dirname(key), `${basename(key)}._S3rver_object`),
     bucket,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
     async stop() {

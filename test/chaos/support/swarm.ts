@@ -11,11 +11,11 @@ import Database from 'better-sqlite3';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { newIdentity, writeKeyFile } from '../../../src/protocol/keys.js';
 import { IotaProcess, serveArgs } from '../../support/cli.js';
 import { relErr } from '../../support/model.js';
-import { storedWeights, subsetWeights } from '../../support/oracle.js';
+import { localObjectFile, storedWeights, subsetWeights } from '../../support/oracle.js';
 import { rng } from '../../support/rng.js';
 import { startS3rver } from '../../support/s3rver.js';
 import { writeRun } from '../../support/run-files.js';
@@ -159,10 +159,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         .concat(`endpoint=${proxy?.url ?? s3.endpoint}`)
         .flatMap((f) => ['--set', `storage.${f}`]),
     );
-  const objectFile = (key: string) =>
-    s3
-      ? join(s3.dir, s3.bucket, dirname(key), `${basename(key)}._S3rver_object`)
-      : join(dir, 'state', 'store', 'objects', key);
+  const objectFile = s3 ? s3.objectFile : localObjectFile(dir);
   // A fixed port: a restarted orchestrator is found where the miners left it.
   const port = await freePort();
   let orch = new IotaProcess(serveArgs(runFile, dir, ...extra, '--port', String(port)), { env });
