@@ -3,6 +3,7 @@
  * applied as matMul(x, W, false, true). Shapes: b batch, s sequence, d model width.
  */
 import * as tf from '@tensorflow/tfjs';
+import { CROSS_ENTROPY, CROSS_ENTROPY_GRAD } from '../kernels/native/loss.js';
 
 /** x [..., in] -> [..., out] */
 export function linear(x: tf.Tensor, w: tf.Tensor): tf.Tensor {
@@ -116,13 +117,54 @@ export function embed(ids: tf.Tensor2D, table: tf.Tensor2D): tf.Tensor3D {
   return f(table) as tf.Tensor3D;
 }
 
-/** Each sample's mean cross-entropy over its positions. logits [b, s, V], targets int32 [b, s] -> [b]. */
+/**
+ * Each sample's mean cross-entropy over its positions. logits [b, s, V], targets int32 [b, s] -> [b].
+ * Fused (one pass per row, no one-hot; kernels/native/loss.ts) where the active backend has the
+ * kernels, the unfused graph otherwise.
+ */
 export function crossEntropyPerSample(logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Tensor1D {
+  if (!tf.getKernel(CROSS_ENTROPY, tf.getBackend()) || logits.dtype !== 'float32')
+    return crossEntropyPerSampleUnfused(logits, targets);
+  const [b, s, vocab] = logits.shape;
+  const rows = crossEntropyRows(logits.reshape([b * s, vocab]), targets.reshape([b * s]));
+  return tf.mean(rows.reshape([b, s]), -1) as tf.Tensor1D;
+}
+
+/** The reference graph of crossEntropyPerSample: logSumExp minus the target's logit through a one-hot. */
+export function crossEntropyPerSampleUnfused(
+  logits: tf.Tensor3D,
+  targets: tf.Tensor2D,
+): tf.Tensor1D {
   const vocab = logits.shape[2];
   const logZ = tf.logSumExp(logits, -1); // [b, s]
   // oneHot is made as int32 and cast: the wasm kernel ignores a float32 dtype and writes int bits.
   const picked = tf.sum(tf.mul(logits, tf.cast(tf.oneHot(targets, vocab), 'float32')), -1); // [b, s]
   return tf.mean(tf.sub(logZ, picked), -1) as tf.Tensor1D;
+}
+
+/** Each row's cross-entropy through the fused kernels: logits [rows, V], targets int32 [rows] -> [rows]. */
+function crossEntropyRows(logits: tf.Tensor2D, targets: tf.Tensor1D): tf.Tensor1D {
+  const f = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const x = args[0] as tf.Tensor2D;
+    const save = args[1] as tf.GradSaveFunc;
+    const [loss, lse] = tf.engine().runKernel(CROSS_ENTROPY, { logits: x, targets }, {}) as [
+      tf.Tensor1D,
+      tf.Tensor1D,
+    ];
+    save([x, lse]);
+    return {
+      value: loss,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+        tf
+          .engine()
+          .runKernel(
+            CROSS_ENTROPY_GRAD,
+            { logits: saved[0], targets, lse: saved[1], scale: dy },
+            {},
+          ) as tf.Tensor2D,
+    };
+  });
+  return f(logits) as tf.Tensor1D;
 }
 
 /**

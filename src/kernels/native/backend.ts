@@ -13,6 +13,7 @@ import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import os from 'node:os';
 import { Ctx, type KernelArgs, type KernelResult } from './context.js';
 import { layoutKernels } from './layout.js';
+import { lossKernels } from './loss.js';
 import type { NativeAddon } from './loader.js';
 import { mathKernels } from './math.js';
 import { BufferPool } from './pool.js';
@@ -125,6 +126,15 @@ export function registerNativeBackend(addon: NativeAddon): void {
     }
     tf.registerKernel({ ...k, backendName: NATIVE, kernelFunc });
   }
+  for (const [name, own] of Object.entries(lossKernels))
+    tf.registerKernel({
+      kernelName: name,
+      backendName: NATIVE,
+      kernelFunc: (args) => {
+        stats.calls++;
+        return own(args, ctx);
+      },
+    });
   // Priority below cpu: iota chooses backends itself (backends.ts); this only matters to code
   // that relies on tfjs's own default.
   tf.registerBackend(NATIVE, () => new NativeBackend(buffers), 0);

@@ -40,6 +40,24 @@ export interface NativeAddon {
   ): void;
   unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
+  /** Returns the first row whose target is out of range (nothing written), or -1. */
+  crossEntropy(
+    x: Float32Array,
+    targets: Int32Array,
+    rows: number,
+    cols: number,
+    loss: Float32Array,
+    lse: Float32Array,
+  ): number;
+  crossEntropyGrad(
+    x: Float32Array,
+    targets: Int32Array,
+    lse: Float32Array,
+    scale: Float32Array,
+    rows: number,
+    cols: number,
+    grad: Float32Array,
+  ): void;
   addN(xs: Float32Array[], out: Float32Array, n: number): void;
   reduce(
     op: number,

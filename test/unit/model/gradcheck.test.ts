@@ -93,14 +93,15 @@ function failures(probes: Probe[], grads: Float32Array[]): string[] {
     .map((p) => p.tensor);
 }
 
-describe('gradient check (cpu, dim 16, seq 8)', () => {
+// On the stock kernels and on the native ones (with their fused cross-entropy).
+describe.each(['cpu', 'native'] as const)('gradient check (%s, dim 16, seq 8)', (backend) => {
   const config = testModel();
   let model: Model;
   let probes: Probe[];
   let grads: Float32Array[];
 
   beforeAll(async () => {
-    await selectBackend('cpu');
+    await selectBackend(backend);
     model = Model.initial(config, 'gradcheck');
     // A difference quotient is meaningless where a decoder's ReLU pre-activation lies within
     // the perturbation of zero, so the check runs at a point away from the kinks: every token's

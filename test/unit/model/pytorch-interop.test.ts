@@ -26,11 +26,12 @@ function meanLoss(model: Model): number {
   return loss;
 }
 
-beforeAll(async () => {
-  await selectBackend('cpu');
-});
+// On the stock kernels and on the native ones (with their fused cross-entropy).
+describe.each(['cpu', 'native'] as const)('PyTorch reference fixture on %s', (backend) => {
+  beforeAll(async () => {
+    await selectBackend(backend);
+  });
 
-describe('PyTorch reference fixture', () => {
   it('reproduces the loss and every stage output', () => {
     const stages = stageSpecs(config).map((s) =>
       Stage.fromSafetensors(

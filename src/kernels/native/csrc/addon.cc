@@ -136,6 +136,37 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// crossEntropy(x, targets Int32Array, rows, cols, loss, lse) -> first row with a bad target or -1
+Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
+  const int64_t rows = integer(info, 2, "rows"), cols = integer(info, 3, "cols");
+  const View x = floats(info, 0, "x", rows * cols);
+  const View t = view(info, 1, "targets");
+  check(info, t.type == napi_int32_array && static_cast<int64_t>(t.length) >= rows,
+        "targets must be an Int32Array of one entry per row");
+  const View loss = floats(info, 4, "loss", rows);
+  const View lse = floats(info, 5, "lse", rows);
+  const int64_t bad = iota::cross_entropy(static_cast<float*>(x.data), static_cast<int32_t*>(t.data), rows, cols,
+                                          static_cast<float*>(loss.data), static_cast<float*>(lse.data));
+  return Napi::Number::New(info.Env(), static_cast<double>(bad));
+}
+
+// crossEntropyGrad(x, targets Int32Array, lse, scale, rows, cols, grad); targets checked by crossEntropy
+Napi::Value CrossEntropyGrad(const Napi::CallbackInfo& info) {
+  const int64_t rows = integer(info, 4, "rows"), cols = integer(info, 5, "cols");
+  const View x = floats(info, 0, "x", rows * cols);
+  const View t = view(info, 1, "targets");
+  check(info, t.type == napi_int32_array && static_cast<int64_t>(t.length) >= rows,
+        "targets must be an Int32Array of one entry per row");
+  const int32_t* targets = static_cast<int32_t*>(t.data);
+  for (int64_t r = 0; r < rows; r++) check(info, targets[r] >= 0 && targets[r] < cols, "target out of range");
+  const View lse = floats(info, 2, "lse", rows);
+  const View scale = floats(info, 3, "scale", rows);
+  const View grad = floats(info, 6, "grad", rows * cols);
+  iota::cross_entropy_grad(static_cast<float*>(x.data), targets, static_cast<float*>(lse.data),
+                           static_cast<float*>(scale.data), rows, cols, static_cast<float*>(grad.data));
+  return info.Env().Undefined();
+}
+
 // addN(inputs[], out, n)
 Napi::Value AddN(const Napi::CallbackInfo& info) {
   check(info, info.Length() > 2 && info[0].IsArray(), "inputs must be an array");
@@ -291,6 +322,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("binary", Napi::Function::New(env, Binary));
   exports.Set("unary", Napi::Function::New(env, Unary));
   exports.Set("softmax", Napi::Function::New(env, Softmax));
+  exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy));
+  exports.Set("crossEntropyGrad", Napi::Function::New(env, CrossEntropyGrad));
   exports.Set("addN", Napi::Function::New(env, AddN));
   exports.Set("reduce", Napi::Function::New(env, Reduce));
   exports.Set("transpose", Napi::Function::New(env, Transpose));

@@ -1,4 +1,4 @@
-// Elementwise kernels: binary ops with broadcasting, unary ops, softmax, addN. Built with
+// Elementwise kernels: binary ops with broadcasting, unary ops, softmax, cross-entropy, addN. Built with
 // -ffp-contract=off and without fast-math, so each result is the IEEE float operation: the
 // same bits as tfjs's cpu kernels for + - * / (JavaScript computes in double and rounds once,
 // which gives the identical float for these), within an ulp or two for exp/log/sigmoid.
@@ -308,6 +308,43 @@ void softmax(const float* x, float* out, int64_t rows, int64_t cols) {
       exp_shifted(xr, m, o, cols);
       const float s = static_cast<float>(row_sum(o, cols));
       for (int64_t j = 0; j < cols; j++) o[j] = o[j] / s;
+    }
+  });
+}
+
+int64_t cross_entropy(const float* x, const int32_t* targets, int64_t rows, int64_t cols, float* loss,
+                      float* lse) {
+  for (int64_t r = 0; r < rows; r++)
+    if (targets[r] < 0 || targets[r] >= cols) return r;
+  if (cols == 0) return -1;
+  parallel(rows, std::max<int64_t>(1, kGrain / cols), [&](int64_t begin, int64_t end) {
+    // The exponentials of a row pass through a small buffer: only their sum is kept.
+    float buf[1024];
+    for (int64_t r = begin; r < end; r++) {
+      const float* xr = x + r * cols;
+      const float m = row_max(xr, cols);
+      double total = 0;
+      for (int64_t j = 0; j < cols; j += 1024) {
+        const int64_t k = std::min<int64_t>(1024, cols - j);
+        exp_shifted(xr + j, m, buf, k);
+        total += row_sum(buf, k);
+      }
+      lse[r] = static_cast<float>(static_cast<double>(m) + std::log(total));
+      loss[r] = lse[r] - xr[targets[r]];
+    }
+  });
+  return -1;
+}
+
+void cross_entropy_grad(const float* x, const int32_t* targets, const float* lse, const float* scale,
+                        int64_t rows, int64_t cols, float* grad) {
+  parallel(rows, std::max<int64_t>(1, kGrain / std::max<int64_t>(1, cols)), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      float* g = grad + r * cols;
+      const float s = scale[r];
+      exp_shifted(x + r * cols, lse[r], g, cols);
+      for (int64_t j = 0; j < cols; j++) g[j] = g[j] * s;
+      g[targets[r]] = g[targets[r]] - s;
     }
   });
 }

@@ -71,6 +71,14 @@ void unary(int op, const float* x, float* out, int64_t n, float alpha);
 
 // rows x cols, along the last axis
 void softmax(const float* x, float* out, int64_t rows, int64_t cols);
+// Cross-entropy of each row of logits x [rows, cols] against its target column: lse[r] =
+// log(sum(exp(x[r]))), loss[r] = lse[r] - x[r, targets[r]], without the softmax or a one-hot.
+// Returns the first row whose target is out of range (nothing written), or -1.
+int64_t cross_entropy(const float* x, const int32_t* targets, int64_t rows, int64_t cols, float* loss,
+                      float* lse);
+// Its gradient for the rows' loss gradients `scale`: grad[r] = scale[r] * (softmax(x[r]) - onehot).
+void cross_entropy_grad(const float* x, const int32_t* targets, const float* lse, const float* scale,
+                        int64_t rows, int64_t cols, float* grad);
 // out = sum of the inputs (all of n elements)
 void add_n(const std::vector<const float*>& xs, float* out, int64_t n);
 
