@@ -16,6 +16,7 @@ import {
 } from '../tensor-io/header.js';
 import { decodeSlice } from './gradient.js';
 import { reduceSlices } from './reduce.js';
+import { verdictOnUnreadable } from '../store/unreadable.js';
 import { updatePartition } from './update.js';
 
 /** Verified byte ranges of stored objects (the caller checks them against the object's chunk hashes). */
@@ -148,8 +149,9 @@ export async function auditMerge(
       tensors.read(spec.result.optim, 'm', a, b),
       tensors.read(spec.result.optim, 'v', a, b),
     ]).catch((e) => {
-      // The merger's own objects are its claim: unreadable or malformed, they fail it.
-      throw e instanceof IotaError
+      // The merger's own objects are its claim: malformed, they fail it; gone since (pruned) or
+      // out of reach, they say nothing about it (store/unreadable.ts).
+      throw e instanceof IotaError && verdictOnUnreadable(e.code) === false
         ? new IotaError(
             'E_MERGE_RESULT_UNUSABLE',
             `the merger's result is unusable (${e.code}): ${e.message}`,

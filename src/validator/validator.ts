@@ -24,6 +24,7 @@ import type {
   ValidationTasksReply,
 } from '../protocol/swarm-messages.js';
 import { download, type TransferOptions } from '../store/index.js';
+import { unreadableDetail, verdictOnUnreadable } from '../store/unreadable.js';
 import { decodeSafetensors } from '../tensor-io/safetensors.js';
 
 export interface ValidatorOptions {
@@ -242,13 +243,11 @@ export class Validator {
         claimed = d.tensors.g.data as Float32Array;
       } catch (e) {
         if (!isIotaError(e)) throw e;
-        // The store failing to deliver it says nothing about the miner: abstain.
-        const unreachable = e.code === 'E_TRANSFER_FAILED' || e.code === 'E_URL_EXPIRED';
         return await this.verdict(
           t,
-          unreachable ? null : false,
+          verdictOnUnreadable(e.code),
           undefined,
-          `the uploaded gradient is ${unreachable ? 'unreachable' : 'unusable'} (${e.code}): ${e.message}`,
+          unreadableDetail('the uploaded gradient', e.code, e.message),
         );
       }
       const e = relativeError(replay, claimed);
@@ -389,9 +388,9 @@ export class Validator {
         if (!isIotaError(e)) throw e;
         return this.verdict(
           t,
-          false,
+          verdictOnUnreadable(e.code),
           undefined,
-          `the miner's output is unusable (${e.code}): ${e.message}`,
+          unreadableDetail("the miner's output", e.code, e.message),
         );
       }
     }

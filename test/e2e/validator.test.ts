@@ -49,6 +49,7 @@ describe('iota validator', () => {
     });
     for (const a of r.adversaries) expect([a.kind, a.first?.passed]).toEqual([a.kind, false]);
     expect(r.honest_checks).toBeGreaterThanOrEqual(50);
+    expect(r.false_positive_details).toEqual([]); // the details, should one fail
     expect(r.false_positives).toBe(0);
   });
 

@@ -62,6 +62,8 @@ export interface HarnessResult {
   adversaries: AdversaryOutcome[];
   honest_checks: number;
   false_positives: number;
+  /** each failed verdict on honest work: kind, epoch and the validator's detail */
+  false_positive_details: string[];
   evals: Array<{ epoch: number; loss: number }>;
   work: MinerWork[];
   /** `iota status` as printed */
@@ -260,6 +262,9 @@ export async function runValidatorHarness(o: HarnessOptions): Promise<HarnessRes
       adversaries: outcomes,
       honest_checks: honestVerdicts().length,
       false_positives: honestVerdicts().filter((e) => e.passed === false).length,
+      false_positive_details: honestVerdicts()
+        .filter((e) => e.passed === false)
+        .map((e) => `${String(e.kind)} of epoch ${String(e.epoch)}: ${String(e.detail)}`),
       evals: evalEvents().map((e) => ({ epoch: e.epoch as number, loss: e.loss as number })),
       work,
       status,

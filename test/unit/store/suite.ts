@@ -13,6 +13,7 @@ import {
   upload,
   type UploadPlan,
 } from '../../../src/store/index.js';
+import { verdictOnUnreadable } from '../../../src/store/unreadable.js';
 import type { StoreFixture } from './fixtures.js';
 
 const MiB = 1024 * 1024;
@@ -246,6 +247,30 @@ export function storeSuite(make: () => Promise<StoreFixture>): void {
       await agent.close();
     }
     expect(await f.store.head(key)).toMatchObject({ size: bytes.length, sha256: d.sha256 });
+    await f.store.delete(key);
+  });
+
+  it("gives a validator the errors it tells apart: a miner's object gone or out of reach is not the miner's fault, wrong bytes are", async () => {
+    const key = 'runs/r1/e5/act/133/0/fwd/minerA.safetensors';
+    const bytes = randomBytes(1000);
+    const want = { sha256: sha256Hex(bytes), size: bytes.length };
+    await f.store.put(key, bytes);
+    const url = await f.store.presignGet({ key, expiresAt: soon() });
+    expect(bytesEqual(await download(url, want, fast), bytes)).toBe(true);
+    // rewritten under its key: the miner's claim no longer holds
+    await f.store.put(key, randomBytes(1000));
+    const tampered = await codeOf(download(url, want, fast));
+    expect([tampered, verdictOnUnreadable(tampered)]).toEqual(['E_HASH_MISMATCH', false]);
+    // pruned by retention while the audit waited for a slow validator
+    await f.store.delete(key);
+    const gone = await codeOf(download(url, want, fast));
+    expect([gone, verdictOnUnreadable(gone)]).toEqual(['E_NOT_FOUND', null]);
+    await f.store.put(key, bytes);
+    f.shiftClock(-3600_000); // a URL that expired while the audit queued
+    const stale = await f.store.presignGet({ key, expiresAt: Date.now() - 3600_000 + 60_000 });
+    f.shiftClock(0);
+    const expired = await codeOf(download(stale, want, fast));
+    expect([expired, verdictOnUnreadable(expired)]).toEqual(['E_URL_EXPIRED', null]);
     await f.store.delete(key);
   });
 
