@@ -5,9 +5,12 @@
  * Semantics (DESIGN.md section 3): the step's gradient is the mean over samples,
  * g = fround(sum_i G_i / N); it is clipped by its global norm over the stage; AdamW with
  * decoupled weight decay on matrices only, bias correction with step t = epoch + 1.
- * Arithmetic is float64 in JavaScript with one rounding per stored output, so every machine
- * produces the same bytes.
+ * Arithmetic is float64 with one rounding per stored output, so every machine produces the same
+ * bytes: in JavaScript, or in the native addon where this process loaded it (the same operations
+ * in the same order without fused multiply-adds; test/unit/model/optimizer.test.ts compares them
+ * bit for bit).
  */
+import { loadedNative } from '../kernels/native/loader.js';
 import type { ParamSpec } from './params.js';
 
 export interface AdamWSettings {
@@ -55,7 +58,7 @@ export interface UpdateTarget {
 
 /**
  * One AdamW step on a contiguous slice of a stage. `params` is the stage layout, used to tell
- * matrices (decayed) from norms (not decayed) by offset.
+ * matrices (decayed) from norms (not decayed) by offset. `native` 'off' keeps it in JavaScript.
  */
 export function adamwUpdate(
   t: UpdateTarget,
@@ -63,6 +66,7 @@ export function adamwUpdate(
   s: AdamWSettings,
   step: number,
   clip: number,
+  native: 'auto' | 'off' = 'auto',
 ): void {
   const n = t.w.length;
   if (t.g.length !== n || t.m.length !== n || t.v.length !== n)
@@ -71,11 +75,19 @@ export function adamwUpdate(
   const bc2Sqrt = Math.sqrt(1 - s.beta2 ** step);
   const stepSize = s.lr / bc1;
   const end = t.offset + n;
+  const addon = native === 'auto' ? loadedNative() : undefined;
   for (const p of params) {
     const a = Math.max(p.offset, t.offset);
     const b = Math.min(p.offset + p.size, end);
     if (a >= b) continue;
     const decay = p.kind === 'matrix' ? 1 - s.lr * s.weightDecay : 1;
+    if (addon) {
+      const [lo, hi] = [a - t.offset, b - t.offset];
+      const settings = [clip, s.beta1, 1 - s.beta1, s.beta2, 1 - s.beta2, s.eps, stepSize, bc2Sqrt];
+      const part = (x: Float32Array) => x.subarray(lo, hi);
+      addon.adamw(part(t.w), part(t.g), part(t.m), part(t.v), [...settings, decay]);
+      continue;
+    }
     for (let j = a - t.offset; j < b - t.offset; j++) {
       const g = t.g[j] * clip;
       const m = s.beta1 * t.m[j] + (1 - s.beta1) * g;

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { isFloat32Array } from 'node:util/types';
 import { stageSpecs, type ModelConfig, type StageSpec } from '../config/model.js';
 import { IotaError } from '../errors.js';
+import { loadedNative } from '../kernels/native/loader.js';
 import { decodeSafetensors, encodeSafetensors, type TensorEntry } from '../tensor-io/index.js';
 import type { Params } from './block.js';
 import { StageConstants, stageForward } from './forward.js';
@@ -214,9 +215,11 @@ export class Stage {
         'E_BAD_WEIGHTS',
         `gradient accumulator has ${gradSum.length} elements, stage needs ${this.layout.size}`,
       );
+    const addon = loadedNative();
     this.layout.params.forEach((p, i) => {
       const g = grads[i].dataSync() as Float32Array;
-      for (let j = 0; j < p.size; j++) gradSum[p.offset + j] += g[j];
+      if (addon) addon.addInto(gradSum.subarray(p.offset, p.offset + p.size), g);
+      else for (let j = 0; j < p.size; j++) gradSum[p.offset + j] += g[j];
     });
   }
 }

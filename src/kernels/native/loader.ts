@@ -58,6 +58,16 @@ export interface NativeAddon {
     cols: number,
     grad: Float32Array,
   ): void;
+  /** AdamW in place, bit for bit as model/optimizer.ts; settings: [clip, beta1, 1 - beta1, beta2, 1 - beta2, eps, stepSize, bc2Sqrt, decay] */
+  adamw(
+    w: Float32Array,
+    g: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    settings: number[],
+  ): void;
+  /** dst += src over src's length */
+  addInto(dst: Float32Array, src: Float32Array): void;
   addN(xs: Float32Array[], out: Float32Array, n: number): void;
   reduce(
     op: number,
@@ -132,6 +142,11 @@ export function addonPaths(): { addon: string; status: string } {
     process.env.IOTA_NATIVE_ADDON ||
     join(packageRoot(), 'src', 'kernels', 'native', 'build', 'Release', 'iota_native.node');
   return { addon, status: join(dirname(dirname(addon)), 'status.json') };
+}
+
+/** The addon if this process loaded it already (a backend chose native), without loading it. */
+export function loadedNative(): NativeAddon | undefined {
+  return loaded?.ok ? loaded.addon : undefined;
 }
 
 /** Loads the addon once and sizes its pool. */

@@ -167,6 +167,35 @@ Napi::Value CrossEntropyGrad(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// adamw(w, g, m, v, [clip, beta1, 1 - beta1, beta2, 1 - beta2, eps, stepSize, bc2Sqrt, decay])
+Napi::Value AdamW(const Napi::CallbackInfo& info) {
+  const View w = floats(info, 0, "w", 0);
+  const View g = floats(info, 1, "g", w.length);
+  const View m = floats(info, 2, "m", w.length);
+  const View v = floats(info, 3, "v", w.length);
+  check(info, info.Length() > 4 && info[4].IsArray() && info[4].As<Napi::Array>().Length() == 9,
+        "settings must be an array of 9 numbers");
+  const Napi::Array a = info[4].As<Napi::Array>();
+  double x[9];
+  for (uint32_t k = 0; k < 9; k++) {
+    const Napi::Value e = a.Get(k);
+    check(info, e.IsNumber(), "settings must be an array of 9 numbers");
+    x[k] = e.As<Napi::Number>().DoubleValue();
+  }
+  const iota::AdamW s{x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8]};
+  iota::adamw(static_cast<float*>(w.data), static_cast<float*>(g.data), static_cast<float*>(m.data),
+              static_cast<float*>(v.data), static_cast<int64_t>(w.length), s);
+  return info.Env().Undefined();
+}
+
+// addInto(dst, src): dst += src over src's length
+Napi::Value AddInto(const Napi::CallbackInfo& info) {
+  const View src = floats(info, 1, "src", 0);
+  const View dst = floats(info, 0, "dst", src.length);
+  iota::add_into(static_cast<float*>(dst.data), static_cast<float*>(src.data), static_cast<int64_t>(src.length));
+  return info.Env().Undefined();
+}
+
 // addN(inputs[], out, n)
 Napi::Value AddN(const Napi::CallbackInfo& info) {
   check(info, info.Length() > 2 && info[0].IsArray(), "inputs must be an array");
@@ -325,6 +354,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropy));
   exports.Set("crossEntropyGrad", Napi::Function::New(env, CrossEntropyGrad));
   exports.Set("addN", Napi::Function::New(env, AddN));
+  exports.Set("adamw", Napi::Function::New(env, AdamW));
+  exports.Set("addInto", Napi::Function::New(env, AddInto));
   exports.Set("reduce", Napi::Function::New(env, Reduce));
   exports.Set("transpose", Napi::Function::New(env, Transpose));
   exports.Set("copy", Napi::Function::New(env, Copy));

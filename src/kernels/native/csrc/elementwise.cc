@@ -349,6 +349,28 @@ void cross_entropy_grad(const float* x, const int32_t* targets, const float* lse
   });
 }
 
+void adamw(float* w, const float* g, float* m, float* v, int64_t n, const AdamW& a) {
+  // Float64 with one rounding per stored value, in the order of model/optimizer.ts's JavaScript
+  // (and -ffp-contract=off: no fused multiply-add), so both give the same bytes everywhere.
+  parallel(n, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; j++) {
+      const double gj = static_cast<double>(g[j]) * a.clip;
+      const double mj = a.beta1 * static_cast<double>(m[j]) + a.one_minus_beta1 * gj;
+      const double vj = a.beta2 * static_cast<double>(v[j]) + a.one_minus_beta2 * gj * gj;
+      const double wj = static_cast<double>(w[j]) * a.decay - (a.step_size * mj) / (std::sqrt(vj) / a.bc2_sqrt + a.eps);
+      m[j] = static_cast<float>(mj);
+      v[j] = static_cast<float>(vj);
+      w[j] = static_cast<float>(wj);
+    }
+  });
+}
+
+void add_into(float* dst, const float* src, int64_t n) {
+  parallel(n, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++) dst[i] = dst[i] + src[i];
+  });
+}
+
 void add_n(const std::vector<const float*>& xs, float* out, int64_t n) {
   parallel(n, kGrain, [&](int64_t begin, int64_t end) {
     if (xs.empty()) {

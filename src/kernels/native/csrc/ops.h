@@ -79,6 +79,14 @@ int64_t cross_entropy(const float* x, const int32_t* targets, int64_t rows, int6
 // Its gradient for the rows' loss gradients `scale`: grad[r] = scale[r] * (softmax(x[r]) - onehot).
 void cross_entropy_grad(const float* x, const int32_t* targets, const float* lse, const float* scale,
                         int64_t rows, int64_t cols, float* grad);
+// One AdamW step in place on n elements, bit for bit as model/optimizer.ts: each value in
+// float64, rounded once to float32 when stored. The caller passes the JavaScript side's doubles.
+struct AdamW {
+  double clip, beta1, one_minus_beta1, beta2, one_minus_beta2, eps, step_size, bc2_sqrt, decay;
+};
+void adamw(float* w, const float* g, float* m, float* v, int64_t n, const AdamW& a);
+// dst += src (float32 adds: the same bits as JavaScript's on Float32Arrays)
+void add_into(float* dst, const float* src, int64_t n);
 // out = sum of the inputs (all of n elements)
 void add_n(const std::vector<const float*>& xs, float* out, int64_t n);
 
