@@ -1,18 +1,23 @@
 /**
- * `npm run bench -- kernels [--shapes a,b,c] [--batch N] [--min-seconds S] [--no-torch] [--json]`:
- * the native CPU kernels against PyTorch on the same machine. For each shape, one body stage
- * trains forward + backward + AdamW here (backend `native`) and in PyTorch (Debian's
- * python3-torch, bench/torch_stage.py) with the same weights, input and output gradient;
+ * `npm run bench -- kernels [--shapes a,b,c,d,e] [--batch N] [--min-seconds S] [--no-torch] [--json]`:
+ * the native CPU kernels against PyTorch on the same machine. For each shape, a stage (or the
+ * whole model) trains forward + backward + AdamW here (backend `native`) and in PyTorch
+ * (Debian's python3-torch, bench/torch_stage.py) with the same weights and inputs;
  * PyTorch gets its best of torch threads {1, T} x OpenBLAS threads {1, T} (T = iota's threads).
  * Prints tokens/s of each, the ratio, achieved GFLOP/s and the machine's sgemm GFLOP/s (the
  * ceiling). With --json the last line of stdout is one JSON object.
  *
  * Shapes (a) and (b) are one-block body stages (bottleneck decoder in, bottleneck block out);
- * (c) is configs/small.yaml's body stage (two blocks). A step here is Stage.backward (which runs
- * the forward inside tf.grads) plus the project's AdamW; a miner's separate forward pass for
- * the activations it sends on is not counted on either side. Each side reports a median step
- * time; PyTorch's is the best of its thread settings, ours the better of one run before and
- * one after PyTorch's (the project's VMs share their hosts: bursts of 2x come and go).
+ * (c) is configs/small.yaml's body stage (two blocks); (d) is the whole small model in one
+ * graph (embedding, every block, the LM head over 50,257 tokens and the loss; a step is
+ * Model.lossAndGrads and AdamW per stage, PyTorch's the same graph with F.cross_entropy);
+ * (e) is shape a's stage at seq 64 and batch 1, where a step is short and fixed costs show.
+ * A stage's step here is Stage.backward (which runs the forward inside tf.grads) plus the
+ * project's AdamW, against PyTorch's forward and backward of <stage(x), dy>; a miner's
+ * separate forward pass for the activations it sends on is not counted on either side. Each
+ * side reports a median step time; PyTorch's is the best of its thread settings, ours the
+ * better of one run before and one after PyTorch's (the project's VMs share their hosts:
+ * bursts of 2x come and go).
  */
 import * as tf from '@tensorflow/tfjs';
 import { spawnSync } from 'node:child_process';
@@ -30,6 +35,8 @@ import {
 import { selectBackend } from '../src/kernels/backends.js';
 import { loadNative, packageRoot, type NativeAddon } from '../src/kernels/native/loader.js';
 import { optimizerStep } from '../src/model/trainer.js';
+import { crossEntropySum } from '../src/model/layers.js';
+import { Model } from '../src/model/model.js';
 import { Stage } from '../src/model/stage.js';
 import { encodeSafetensors } from '../src/tensor-io/index.js';
 
@@ -38,7 +45,10 @@ const PYTHON = process.env.IOTA_PYTHON ?? '/usr/bin/python3';
 interface Shape {
   about: string;
   config: ModelConfig;
-  stage: number;
+  /** the stage trained, or 'model': every stage in one graph with the loss (no output gradient) */
+  stage: number | 'model';
+  /** overrides --batch */
+  batch?: number;
 }
 
 function oneBlockStage(
@@ -96,6 +106,17 @@ function shapes(): Record<string, Shape> {
       config: loadModelConfig(join(packageRoot(), 'configs/small.yaml')),
       stage: 1,
     },
+    d: {
+      about: 'configs/small.yaml, the whole model (3 stages, vocabulary 50,257), seq 128',
+      config: loadModelConfig(join(packageRoot(), 'configs/small.yaml')),
+      stage: 'model',
+    },
+    e: {
+      about: "shape a's stage at seq 64, batch 1 (latency-bound)",
+      config: oneBlockStage('e', 512, 8, 2, 1408, 64),
+      stage: 1,
+      batch: 1,
+    },
   };
 }
 
@@ -143,28 +164,22 @@ interface Timing {
   steps: number;
 }
 
-function timeIota(
-  stage: Stage,
-  x: tf.Tensor,
-  dy: tf.Tensor,
-  batch: number,
-  minSeconds: number,
-): Timing {
-  const m = new Float32Array(stage.layout.size);
-  const v = new Float32Array(stage.layout.size);
+const ADAMW = { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
+
+/** What one timed step trains: a stage on (x, dy), or the whole model on (ids, targets). */
+type Work =
+  | { stage: Stage; x: tf.Tensor; dy: tf.Tensor }
+  | { model: Model; ids: tf.Tensor2D; targets: tf.Tensor2D };
+
+function timeIota(work: Work, batch: number, seq: number, minSeconds: number): Timing {
+  const stages = 'stage' in work ? [work.stage] : work.model.stages;
+  const m = stages.map((s) => new Float32Array(s.layout.size));
+  const v = stages.map((s) => new Float32Array(s.layout.size));
   const step = (t: number) => {
-    const grads = new Float32Array(stage.layout.size);
-    stage.backward(x, dy, grads)?.dispose();
-    optimizerStep(
-      stage,
-      grads,
-      batch,
-      m,
-      v,
-      { lr: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 },
-      t,
-      1,
-    );
+    const grads = stages.map((s) => new Float32Array(s.layout.size));
+    if ('stage' in work) work.stage.backward(work.x, work.dy, grads[0])?.dispose();
+    else work.model.lossAndGrads(work.ids, work.targets, grads);
+    stages.forEach((s, i) => optimizerStep(s, grads[i], batch, m[i], v[i], ADAMW, t, 1));
   };
   step(1); // warm-up: first allocations, the buffer pool fills
   step(2);
@@ -177,7 +192,7 @@ function timeIota(
   }
   const ms = median(times);
   return {
-    tokens_per_s: (batch * stage.config.seq * 1000) / ms,
+    tokens_per_s: (batch * seq * 1000) / ms,
     ms_per_step: ms,
     steps: times.length,
   };
@@ -245,6 +260,67 @@ function timeTorch(
   };
 }
 
+/** The shape's weights (seeded) and inputs: a stage's x and output gradient, or the model's tokens. */
+function prepare(shape: Shape, batch: number): Work {
+  const c = shape.config;
+  if (shape.stage === 'model') {
+    const ids = (seed: number) =>
+      Int32Array.from(
+        { length: batch * c.seq },
+        (_, i) => (i * 7919 + seed * 104729) % c.vocab_size,
+      );
+    return {
+      model: Model.initial(c, 'bench'),
+      ids: tf.tensor2d(ids(1), [batch, c.seq], 'int32'),
+      targets: tf.tensor2d(ids(2), [batch, c.seq], 'int32'),
+    };
+  }
+  return {
+    stage: Stage.initial(c, shape.stage, 'bench'),
+    x: tf.randomNormal([batch, c.seq, c.bottleneck], 0, 1, 'float32', 1),
+    dy: tf.randomNormal([batch, c.seq, c.bottleneck], 0, 1, 'float32', 2),
+  };
+}
+
+/** What torch_stage.py reads: the weights, the inputs, and iota's output (or loss) to check against. */
+function writeTorchInputs(dir: string, c: ModelConfig, work: Work): void {
+  const entry = (t: tf.Tensor) => ({
+    dtype: 'F32' as const,
+    shape: t.shape,
+    data: t.dataSync() as Float32Array,
+  });
+  if ('stage' in work) {
+    const y = work.stage.forward(work.x);
+    writeFileSync(join(dir, 'weights.safetensors'), work.stage.toSafetensors());
+    writeFileSync(
+      join(dir, 'io.safetensors'),
+      encodeSafetensors({ x: entry(work.x), dy: entry(work.dy), y: entry(y) }, {}),
+    );
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({ config: c, stage: work.stage.spec.index }),
+    );
+    y.dispose();
+    return;
+  }
+  for (const s of work.model.stages)
+    writeFileSync(join(dir, `stage${s.spec.index}.safetensors`), s.toSafetensors());
+  const logits = work.model.logits(work.ids);
+  const loss = tf.tidy(() => crossEntropySum(logits, work.targets).dataSync()[0]);
+  logits.dispose();
+  const rows = (t: tf.Tensor2D) => t.arraySync();
+  writeFileSync(
+    join(dir, 'config.json'),
+    JSON.stringify({
+      config: c,
+      stage: null,
+      tokens: rows(work.ids),
+      targets: rows(work.targets),
+      loss,
+    }),
+  );
+}
+
 function round(x: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
@@ -254,7 +330,7 @@ export async function run(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      shapes: { type: 'string', default: 'a,b,c' },
+      shapes: { type: 'string', default: 'a,b,c,d,e' },
       batch: { type: 'string', default: '4' },
       'min-seconds': { type: 'string', default: '3' },
       'no-torch': { type: 'boolean', default: false },
@@ -262,7 +338,7 @@ export async function run(argv: string[]): Promise<void> {
     },
   });
   const log = (s: string) => process.stderr.write(`${s}\n`);
-  const batch = Number(values.batch);
+  const defaultBatch = Number(values.batch);
   const minSeconds = Number(values['min-seconds']);
   await selectBackend('native');
   const loaded = loadNative();
@@ -287,36 +363,25 @@ export async function run(argv: string[]): Promise<void> {
     const shape = all[key];
     if (!shape) throw new Error(`unknown shape ${key}: choose from ${Object.keys(all).join(', ')}`);
     const c = shape.config;
-    const stage = Stage.initial(c, shape.stage, 'bench');
-    const spec = stage.spec;
-    const x = tf.randomNormal([batch, c.seq, c.bottleneck], 0, 1, 'float32', 1);
-    const dy = tf.randomNormal([batch, c.seq, c.bottleneck], 0, 1, 'float32', 2);
-    const flops = stageFlops(c, spec, batch);
-    let ours = timeIota(stage, x, dy, batch, minSeconds);
+    const batch = shape.batch ?? defaultBatch;
+    const work = prepare(shape, batch);
+    const flops =
+      'stage' in work
+        ? stageFlops(c, work.stage.spec, batch)
+        : work.model.stages.reduce((sum, s) => sum + stageFlops(c, s.spec, batch), 0);
+    let ours = timeIota(work, batch, c.seq, minSeconds);
     let best: TorchRun | null = null;
     const tried: TorchRun[] = [];
     if (!torchMissing) {
       const dir = mkdtempSync(join(os.tmpdir(), 'iota-bench-kernels-'));
       try {
-        const y = stage.forward(x);
-        writeFileSync(join(dir, 'weights.safetensors'), stage.toSafetensors());
-        const entry = (t: tf.Tensor) => ({
-          dtype: 'F32' as const,
-          shape: t.shape,
-          data: t.dataSync() as Float32Array,
-        });
-        writeFileSync(
-          join(dir, 'io.safetensors'),
-          encodeSafetensors({ x: entry(x), dy: entry(dy), y: entry(y) }, {}),
-        );
-        writeFileSync(join(dir, 'config.json'), JSON.stringify({ config: c, stage: shape.stage }));
-        y.dispose();
+        writeTorchInputs(dir, c, work);
         for (const t of settings)
           for (const ob of settings) tried.push(timeTorch(dir, t, ob, minSeconds));
         best = tried.reduce((p, q) => (q.tokens_per_s > p.tokens_per_s ? q : p));
         // PyTorch's figure is the best of several runs; ours is the better of one before and
         // one after them, so a neighbour's burst on the host hurts neither side alone.
-        const again = timeIota(stage, x, dy, batch, minSeconds);
+        const again = timeIota(work, batch, c.seq, minSeconds);
         if (again.ms_per_step < ours.ms_per_step) ours = again;
       } finally {
         rmSync(dir, { recursive: true, force: true });
@@ -345,8 +410,13 @@ export async function run(argv: string[]): Promise<void> {
       log(
         `    warning: PyTorch's stage output differs from iota's by ${best.output_rel_err.toExponential(2)} (relative)`,
       );
-    tf.dispose([x, dy]);
-    stage.dispose();
+    if ('stage' in work) {
+      tf.dispose([work.x, work.dy]);
+      work.stage.dispose();
+    } else {
+      tf.dispose([work.ids, work.targets]);
+      work.model.dispose();
+    }
   }
   // Measured again at the end, keeping the better: a neighbour on the host can take a core
   // for a second, and the ceiling is what the machine can do.
