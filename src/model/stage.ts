@@ -28,6 +28,8 @@ export interface TailResult {
 export class Stage {
   readonly layout: StageLayout;
   private params: Params = {};
+  /** the weights the tensors were made from (setWeights' own copy) */
+  private flat: Float32Array | undefined;
   private constants = new Map<number, StageConstants>();
 
   constructor(
@@ -52,13 +54,38 @@ export class Stage {
         `stage ${this.spec.index} needs ${this.layout.size} float32 weights, got ${flat.length}`,
       );
     }
+    // One copy, whose slices the weight tensors are: backends that keep a tensor's array as
+    // given (cpu, native) then share it, and weightsInPlace can hand it out.
+    const own = Float32Array.from(flat);
     const next: Params = {};
     for (const p of this.layout.params)
       next[p.name] = tf.keep(
-        tf.tensor(flat.slice(p.offset, p.offset + p.size), p.shape, 'float32'),
+        tf.tensor(own.subarray(p.offset, p.offset + p.size), p.shape, 'float32'),
       );
     this.disposeParams();
     this.params = next;
+    this.flat = own;
+  }
+
+  /**
+   * The array the weight tensors read, to update in place (an optimizer step without copying
+   * the weights out and tensors back in); undefined where the backend holds copies (wasm, or
+   * tensors moved to another backend since), and the caller then uses getWeights/setWeights.
+   */
+  weightsInPlace(): Float32Array | undefined {
+    const flat = this.flat;
+    if (!flat) return undefined;
+    const backend = tf.backend() as unknown as { data?: { get(id: object): { values?: unknown } } };
+    for (const p of this.layout.params) {
+      const values = backend.data?.get(this.params[p.name].dataId)?.values;
+      if (
+        !isFloat32Array(values) ||
+        values.buffer !== flat.buffer ||
+        values.byteOffset !== flat.byteOffset + p.offset * 4
+      )
+        return undefined;
+    }
+    return flat;
   }
 
   getWeights(): Float32Array {
@@ -185,6 +212,7 @@ export class Stage {
   private disposeParams(): void {
     for (const t of Object.values(this.params)) t.dispose();
     this.params = {};
+    this.flat = undefined;
   }
 
   /** Constants (RoPE tables, mask) for one sequence length, cached. */

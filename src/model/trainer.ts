@@ -148,9 +148,10 @@ export function optimizerStep(
   const g = meanGradient(gradSum, n);
   const norm = Math.sqrt(sumOfSquares(g));
   const factor = clipFactor(norm, clip);
-  const w = stage.getWeights();
+  const inPlace = stage.weightsInPlace();
+  const w = inPlace ?? stage.getWeights();
   adamwUpdate({ w, g, m, v, offset: 0 }, stage.layout.params, adamw, step, factor);
-  stage.setWeights(w);
+  if (!inPlace) stage.setWeights(w);
   return { norm, factor };
 }
 

@@ -1,9 +1,21 @@
 /**
  * The native AdamW and gradient accumulation against the JavaScript they replace, bit for bit:
- * the merge's cross-check compares mergers' bytes across machines, some without the addon.
+ * the merge's cross-check compares mergers' bytes across machines, some without the addon. And
+ * the optimizer step that updates a stage's weights in place where the backend shares them.
  */
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../../../src/kernels/backends.js';
 import { loadedNative } from '../../../src/kernels/native/loader.js';
-import { adamwUpdate, type AdamWSettings } from '../../../src/model/optimizer.js';
+import {
+  adamwUpdate,
+  clipFactor,
+  meanGradient,
+  sumOfSquares,
+  type AdamWSettings,
+} from '../../../src/model/optimizer.js';
+import { Stage } from '../../../src/model/stage.js';
+import { optimizerStep } from '../../../src/model/trainer.js';
+import { testModel } from '../../support/model.js';
 import type { ParamSpec } from '../../../src/model/params.js';
 import { randomFloats, requireNative } from './native.js';
 
@@ -84,4 +96,42 @@ describe('native AdamW', () => {
     addon.addInto(sum, g);
     expect(bytes(sum).equals(bytes(js))).toBe(true);
   });
+});
+
+describe('optimizer step in place', () => {
+  it.each(['native', 'cpu', 'wasm'] as const)(
+    'on %s: the weights the tensors read, updated where the backend shares them, as a copy would be',
+    async (backend) => {
+      await selectBackend(backend);
+      const config = testModel();
+      const stage = Stage.initial(config, 1, 'in-place');
+      const n = stage.layout.size;
+      const grads = randomFloats(n, 21, -1, 1);
+      const s: AdamWSettings = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
+      // the expected step, on a copy, in JavaScript
+      const g = meanGradient(grads, 3);
+      const factor = clipFactor(Math.sqrt(sumOfSquares(g)), 1);
+      const want = { w: stage.getWeights(), g, m: new Float32Array(n), v: new Float32Array(n) };
+      adamwUpdate({ ...want, offset: 0 }, stage.layout.params, s, 1, factor, 'off');
+
+      const shared = stage.weightsInPlace();
+      expect(shared !== undefined).toBe(backend !== 'wasm');
+      optimizerStep(stage, grads, 3, new Float32Array(n), new Float32Array(n), s, 1, 1);
+      expect(bytes(stage.getWeights()).equals(bytes(want.w))).toBe(true);
+      // what the model computes with is the new weights, not the tensors' old copy
+      const fresh = new Stage(config, stage.spec, want.w);
+      const x = tf.tensor3d(randomFloats(2 * config.seq * config.bottleneck, 5), [
+        2,
+        config.seq,
+        config.bottleneck,
+      ]);
+      const [a, b] = [stage.forward(x), fresh.forward(x)];
+      expect(bytes(a.dataSync() as Float32Array).equals(bytes(b.dataSync() as Float32Array))).toBe(
+        true,
+      );
+      tf.dispose([x, a, b]);
+      stage.dispose();
+      fresh.dispose();
+    },
+  );
 });
