@@ -27,12 +27,16 @@ const CLIP_EPS = 1e-6;
 /** g = fround(sum / n), the step's mean gradient from a gradient sum over n samples. */
 export function meanGradient(sum: Float32Array, n: number): Float32Array {
   const out = new Float32Array(sum.length);
-  for (let i = 0; i < sum.length; i++) out[i] = sum[i] / n;
+  const addon = loadedNative();
+  if (addon) addon.meanOfSum(sum, n, out);
+  else for (let i = 0; i < sum.length; i++) out[i] = sum[i] / n;
   return out;
 }
 
 /** Sum of squares accumulated in float64 (one term of a global norm). */
 export function sumOfSquares(x: Float32Array): number {
+  const addon = loadedNative();
+  if (addon) return addon.sumOfSquares(x);
   let s = 0;
   for (let i = 0; i < x.length; i++) s += x[i] * x[i];
   return s;

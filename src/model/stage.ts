@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { isFloat32Array } from 'node:util/types';
 import { stageSpecs, type ModelConfig, type StageSpec } from '../config/model.js';
 import { IotaError } from '../errors.js';
+import { readNow } from '../kernels/native/backend.js';
 import { loadedNative } from '../kernels/native/loader.js';
 import { decodeSafetensors, encodeSafetensors, type TensorEntry } from '../tensor-io/index.js';
 import type { Params } from './block.js';
@@ -245,7 +246,7 @@ export class Stage {
       );
     const addon = loadedNative();
     this.layout.params.forEach((p, i) => {
-      const g = grads[i].dataSync() as Float32Array;
+      const g = addon ? readNow(grads[i]) : (grads[i].dataSync() as Float32Array);
       if (addon) addon.addInto(gradSum.subarray(p.offset, p.offset + p.size), g);
       else for (let j = 0; j < p.size; j++) gradSum[p.offset + j] += g[j];
     });

@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import os from 'node:os';
+import { isFloat32Array } from 'node:util/types';
 import { Ctx, type KernelArgs, type KernelResult } from './context.js';
 import { layoutKernels } from './layout.js';
 import { lossKernels } from './loss.js';
@@ -89,6 +90,21 @@ class NativeBackend extends MathBackendCPU {
     if (values && !this.data.has(dataId)) this.pool.give(values);
     return disposed;
   }
+}
+
+/**
+ * The float32 values of a tensor, for a read that ends before the tensor is disposed (adding a
+ * gradient into a sum): on the native backend its own storage, which then stays recyclable
+ * (dataSync marks it as having left the backend, and the pool never takes it back); elsewhere
+ * dataSync's.
+ */
+export function readNow(t: tf.Tensor): Float32Array {
+  const b = tf.backend();
+  if (b instanceof NativeBackend) {
+    const v = b.data.get(t.dataId)?.values;
+    if (isFloat32Array(v)) return v;
+  }
+  return t.dataSync() as Float32Array;
 }
 
 /** Registers backend `native` and its kernels (once per tfjs instance). */

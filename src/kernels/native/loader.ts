@@ -68,6 +68,10 @@ export interface NativeAddon {
   ): void;
   /** dst += src over src's length */
   addInto(dst: Float32Array, src: Float32Array): void;
+  /** out = fround(sum / n), as JavaScript computes it */
+  meanOfSum(sum: Float32Array, n: number, out: Float32Array): void;
+  /** the float64 sum of squares, in order: the bits of JavaScript's loop */
+  sumOfSquares(x: Float32Array): number;
   addN(xs: Float32Array[], out: Float32Array, n: number): void;
   reduce(
     op: number,

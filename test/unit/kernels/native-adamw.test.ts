@@ -86,6 +86,19 @@ describe('native AdamW', () => {
     }
   });
 
+  it("takes a gradient sum's mean and its sum of squares as JavaScript does", () => {
+    const n = 100_003;
+    const sum = randomFloats(n, 13, -50, 50);
+    for (let i = 0; i < n; i += 101) sum[i] = [0, 3e-39, -1e30][(i / 101) % 3];
+    const js = new Float32Array(n);
+    for (let i = 0; i < n; i++) js[i] = sum[i] / 7;
+    let squares = 0;
+    for (let i = 0; i < n; i++) squares += js[i] * js[i];
+    const mean = meanGradient(sum, 7);
+    expect(bytes(mean).equals(bytes(js))).toBe(true);
+    expect(Object.is(sumOfSquares(mean), squares)).toBe(true);
+  });
+
   it('adds gradients into a sum as JavaScript does', () => {
     const addon = loadedNative()!;
     const n = 100_003;

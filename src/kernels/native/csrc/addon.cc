@@ -188,6 +188,22 @@ Napi::Value AdamW(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// meanOfSum(sum, n, out): out = fround(sum / n)
+Napi::Value MeanOfSum(const Napi::CallbackInfo& info) {
+  const View sum = floats(info, 0, "sum", 0);
+  check(info, info.Length() > 1 && info[1].IsNumber(), "n must be a number");
+  const double n = info[1].As<Napi::Number>().DoubleValue();
+  const View out = floats(info, 2, "out", sum.length);
+  iota::mean_of_sum(static_cast<float*>(sum.data), n, static_cast<float*>(out.data), static_cast<int64_t>(sum.length));
+  return info.Env().Undefined();
+}
+
+// sumOfSquares(x) -> float64
+Napi::Value SumOfSquares(const Napi::CallbackInfo& info) {
+  const View x = floats(info, 0, "x", 0);
+  return Napi::Number::New(info.Env(), iota::sum_of_squares(static_cast<float*>(x.data), static_cast<int64_t>(x.length)));
+}
+
 // addInto(dst, src): dst += src over src's length
 Napi::Value AddInto(const Napi::CallbackInfo& info) {
   const View src = floats(info, 1, "src", 0);
@@ -356,6 +372,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("addN", Napi::Function::New(env, AddN));
   exports.Set("adamw", Napi::Function::New(env, AdamW));
   exports.Set("addInto", Napi::Function::New(env, AddInto));
+  exports.Set("meanOfSum", Napi::Function::New(env, MeanOfSum));
+  exports.Set("sumOfSquares", Napi::Function::New(env, SumOfSquares));
   exports.Set("reduce", Napi::Function::New(env, Reduce));
   exports.Set("transpose", Napi::Function::New(env, Transpose));
   exports.Set("copy", Napi::Function::New(env, Copy));

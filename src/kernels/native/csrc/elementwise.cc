@@ -365,6 +365,19 @@ void adamw(float* w, const float* g, float* m, float* v, int64_t n, const AdamW&
   });
 }
 
+void mean_of_sum(const float* sum, double n, float* out, int64_t len) {
+  parallel(len, kGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; i++) out[i] = static_cast<float>(static_cast<double>(sum[i]) / n);
+  });
+}
+
+double sum_of_squares(const float* x, int64_t n) {
+  // One thread, in order: the same float64 additions as JavaScript's loop, so the same norm.
+  double s = 0;
+  for (int64_t i = 0; i < n; i++) s += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  return s;
+}
+
 void add_into(float* dst, const float* src, int64_t n) {
   parallel(n, kGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) dst[i] = dst[i] + src[i];

@@ -85,6 +85,10 @@ struct AdamW {
   double clip, beta1, one_minus_beta1, beta2, one_minus_beta2, eps, step_size, bc2_sqrt, decay;
 };
 void adamw(float* w, const float* g, float* m, float* v, int64_t n, const AdamW& a);
+// out[i] = fround(sum[i] / n), as JavaScript computes it
+void mean_of_sum(const float* sum, double n, float* out, int64_t len);
+// sum of x[i]^2 in float64, in order (the bits of JavaScript's loop)
+double sum_of_squares(const float* x, int64_t n);
 // dst += src (float32 adds: the same bits as JavaScript's on Float32Arrays)
 void add_into(float* dst, const float* src, int64_t n);
 // out = sum of the inputs (all of n elements)
