@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- kernels [--shapes a,b,c,d,e] [--batch N] [--min-seconds S] [--no-torch] [--json]`:
+ * `npm run bench -- kernels [--shapes a,b,c,d,e] [--batch N] [--min-seconds S] [--no-torch]
+ * [--profile] [--json]`:
  * the native CPU kernels against PyTorch on the same machine. For each shape, a stage (or the
  * whole model) trains forward + backward + AdamW here (backend `native`) and in PyTorch
  * (Debian's python3-torch, bench/torch_stage.py) with the same weights and inputs;
@@ -33,6 +34,7 @@ import {
   type StageSpec,
 } from '../src/config/index.js';
 import { selectBackend } from '../src/kernels/backends.js';
+import { startNativeProfile, stopNativeProfile } from '../src/kernels/native/index.js';
 import { loadNative, packageRoot, type NativeAddon } from '../src/kernels/native/loader.js';
 import { optimizerStep } from '../src/model/trainer.js';
 import { crossEntropySum } from '../src/model/layers.js';
@@ -171,16 +173,44 @@ type Work =
   | { stage: Stage; x: tf.Tensor; dy: tf.Tensor }
   | { model: Model; ids: tf.Tensor2D; targets: tf.Tensor2D };
 
-function timeIota(work: Work, batch: number, seq: number, minSeconds: number): Timing {
+/** One training step of the work at optimizer step t (forward, backward, AdamW). */
+function stepper(work: Work, batch: number): (t: number) => void {
   const stages = 'stage' in work ? [work.stage] : work.model.stages;
   const m = stages.map((s) => new Float32Array(s.layout.size));
   const v = stages.map((s) => new Float32Array(s.layout.size));
-  const step = (t: number) => {
+  return (t: number) => {
     const grads = stages.map((s) => new Float32Array(s.layout.size));
     if ('stage' in work) work.stage.backward(work.x, work.dy, grads[0])?.dispose();
     else work.model.lossAndGrads(work.ids, work.targets, grads);
     stages.forEach((s, i) => optimizerStep(s, grads[i], batch, m[i], v[i], ADAMW, t, 1));
   };
+}
+
+/**
+ * Where a step's time goes: milliseconds per step in each kernel (the native backend's own
+ * clock around every call), and the rest (JavaScript: autograd's bookkeeping, the optimizer
+ * outside its kernels, allocation) as "outside kernels"; over `steps` steps after a warm-up.
+ */
+function profileIota(work: Work, batch: number, steps: number): Record<string, number> {
+  const step = stepper(work, batch);
+  step(1);
+  startNativeProfile();
+  const t0 = performance.now();
+  for (let t = 2; t < steps + 2; t++) step(t);
+  const total = (performance.now() - t0) / steps;
+  const kernels = stopNativeProfile();
+  const out: Record<string, number> = { step: round(total, 2) };
+  let inKernels = 0;
+  for (const [name, k] of Object.entries(kernels).sort((a, b) => b[1].ms - a[1].ms)) {
+    inKernels += k.ms / steps;
+    out[name] = round(k.ms / steps, 2);
+  }
+  out['outside kernels'] = round(total - inKernels, 2);
+  return out;
+}
+
+function timeIota(work: Work, batch: number, seq: number, minSeconds: number): Timing {
+  const step = stepper(work, batch);
   step(1); // warm-up: first allocations, the buffer pool fills
   step(2);
   const times: number[] = [];
@@ -334,6 +364,11 @@ export async function run(argv: string[]): Promise<void> {
       batch: { type: 'string', default: '4' },
       'min-seconds': { type: 'string', default: '3' },
       'no-torch': { type: 'boolean', default: false },
+      profile: {
+        type: 'boolean',
+        default: false,
+        description: 'also print where a step of each shape spends its time, by kernel',
+      },
       json: { type: 'boolean', default: false },
     },
   });
@@ -359,6 +394,7 @@ export async function run(argv: string[]): Promise<void> {
   const ratio: Record<string, number | null> = {};
   const gflops: Record<string, number> = {};
   const torchGflops: Record<string, number | null> = {};
+  const profiles: Record<string, Record<string, number>> = {};
   for (const key of values.shapes!.split(',')) {
     const shape = all[key];
     if (!shape) throw new Error(`unknown shape ${key}: choose from ${Object.keys(all).join(', ')}`);
@@ -386,6 +422,18 @@ export async function run(argv: string[]): Promise<void> {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    }
+    if (values.profile) {
+      const p = profileIota(work, batch, Math.max(3, Math.ceil(2000 / ours.ms_per_step)));
+      profiles[key] = p;
+      const top = Object.entries(p).filter(([k]) => k !== 'step' && k !== 'outside kernels');
+      log(
+        `(${key}) profile, ms per step of ${p.step}: outside kernels ${p['outside kernels']}, ` +
+          top
+            .slice(0, 12)
+            .map(([k, ms]) => `${k} ${ms}`)
+            .join(', '),
+      );
     }
     gflops[key] = round(flops / (ours.ms_per_step / 1000) / 1e9, 1);
     ratio[key] = best ? round(ours.tokens_per_s / best.tokens_per_s, 3) : null;
@@ -426,7 +474,7 @@ export async function run(argv: string[]): Promise<void> {
   );
   if (values.json) {
     process.stdout.write(
-      `${JSON.stringify({ bench: 'kernels', machine, threads: info.threads, blas: info.blas, sgemm_gflops: round(sgemm, 1), ratio_vs_torch: ratio, gflops, torch_gflops: torchGflops, torch_missing: torchMissing, results })}\n`,
+      `${JSON.stringify({ bench: 'kernels', machine, threads: info.threads, blas: info.blas, sgemm_gflops: round(sgemm, 1), ratio_vs_torch: ratio, gflops, torch_gflops: torchGflops, torch_missing: torchMissing, ...(values.profile ? { profiles } : {}), results })}\n`,
     );
   }
 }

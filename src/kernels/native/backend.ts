@@ -41,6 +41,36 @@ export interface NativeStats {
 }
 
 const stats = { calls: 0, fallbackCalls: 0, fallbacks: {} as Record<string, number> };
+/** Time per kernel name while a profile runs (startNativeProfile), else null. */
+let profile: Map<string, { calls: number; ms: number }> | null = null;
+
+/** Starts timing every kernel call of the native backend (a bench's profile), from zero. */
+export function startNativeProfile(): void {
+  profile = new Map();
+}
+
+/** Stops timing and returns, per kernel name, its calls and milliseconds since the start. */
+export function stopNativeProfile(): Record<string, { calls: number; ms: number }> {
+  const p = profile;
+  profile = null;
+  return Object.fromEntries(p ?? []);
+}
+
+/** A kernel function that, while a profile runs, adds its time to its name's. */
+function timed(name: string, f: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    if (!profile) return f(args);
+    const t0 = performance.now();
+    try {
+      return f(args);
+    } finally {
+      const e = profile.get(name) ?? { calls: 0, ms: 0 };
+      e.calls++;
+      e.ms += performance.now() - t0;
+      profile.set(name, e);
+    }
+  };
+}
 let pool: BufferPool | null = null;
 
 export function nativeStats(): NativeStats {
@@ -140,16 +170,20 @@ export function registerNativeBackend(addon: NativeAddon): void {
     } else {
       kernelFunc = (args) => fallback(name, args, 'no native kernel');
     }
-    tf.registerKernel({ ...k, backendName: NATIVE, kernelFunc });
+    tf.registerKernel({
+      ...k,
+      backendName: NATIVE,
+      kernelFunc: PASSTHROUGH.has(name) ? kernelFunc : timed(name, kernelFunc),
+    });
   }
   for (const [name, own] of Object.entries(lossKernels))
     tf.registerKernel({
       kernelName: name,
       backendName: NATIVE,
-      kernelFunc: (args) => {
+      kernelFunc: timed(name, (args) => {
         stats.calls++;
         return own(args, ctx);
-      },
+      }),
     });
   // Priority below cpu: iota chooses backends itself (backends.ts); this only matters to code
   // that relies on tfjs's own default.

@@ -5,6 +5,8 @@ export {
   nativeStats,
   registerNativeBackend,
   resetNativeStats,
+  startNativeProfile,
+  stopNativeProfile,
   type NativeStats,
 } from './backend.js';
 export {
