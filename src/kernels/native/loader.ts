@@ -58,7 +58,10 @@ export interface NativeAddon {
     cols: number,
     grad: Float32Array,
   ): void;
-  /** AdamW in place, bit for bit as model/optimizer.ts; settings: [clip, beta1, 1 - beta1, beta2, 1 - beta2, eps, stepSize, bc2Sqrt, decay] */
+  /**
+   * AdamW in place, bit for bit as model/optimizer.ts; settings: [clip, beta1, 1 - beta1, beta2,
+   * 1 - beta2, eps, stepSize, bc2Sqrt, decay]
+   */
   adamw(
     w: Float32Array,
     g: Float32Array,
