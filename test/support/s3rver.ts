@@ -18,7 +18,8 @@ export interface S3rverHandle {
   bucket: string;
   /** s3rver's built-in account */
   credentials: { accessKeyId: string; secretAccessKey: string };
-  stop(): Promise<void>;
+  /** stops s3rver and removes its files (unless keepFiles: a failed run's objects to read) */
+  stop(o?: { keepFiles?: boolean }): Promise<void>;
 }
 
 const CHILD = `
@@ -60,12 +61,12 @@ export async function startS3rver(bucket = 'iota-test'): Promise<S3rverHandle> {
     objectFile: (key) => join(dir, bucket, dirname(key), `${basename(key)}._S3rver_object`),
     bucket,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-    async stop() {
+    async stop(o) {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         await exited;
       }
-      await rm(dir, { recursive: true, force: true });
+      if (!o?.keepFiles) await rm(dir, { recursive: true, force: true });
     },
   };
 }

@@ -101,7 +101,7 @@ export interface ChaosResult {
   /** where an object's bytes lie (the local store's folder, or s3rver's) */
   objectFile: (key: string) => string;
   /** stops s3rver (removeRun calls it) */
-  stopStore: () => Promise<void>;
+  stopStore: (o?: { keepFiles?: boolean }) => Promise<void>;
   /** every miner's events */
   events: Array<Array<Record<string, unknown>>>;
   /** per stage and epoch, the distinct hashes of the weights the miners loaded */
@@ -394,7 +394,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     ledger,
     manifests,
     objectFile,
-    stopStore: async () => s3?.stop(),
+    stopStore: async (o) => s3?.stop(o),
     events: miners.map((m) => m.proc.events),
     replicaHashes,
     exitCodes,
@@ -551,6 +551,7 @@ async function freePort(): Promise<number> {
 }
 
 export async function removeRun(r: ChaosResult): Promise<void> {
-  if (!KEEP) await r.stopStore();
+  // s3rver stops either way (a child left running keeps jest from exiting); KEEP keeps the files
+  await r.stopStore({ keepFiles: KEEP });
   if (!KEEP) rmSync(r.dir, { recursive: true, force: true });
 }
