@@ -18,6 +18,7 @@ import type { WorkItemMessage, WorkReply, JoinReply } from '../protocol/swarm-me
 import { describeUpload } from '../store/index.js';
 import { sha256Hex } from '../tensor-io/hash.js';
 import { Compute } from '../compute/compute.js';
+import { shareNative } from '../kernels/native/loader.js';
 import { Stopwatch } from './timing.js';
 import { uploadObject } from '../protocol/upload.js';
 import {
@@ -159,6 +160,8 @@ export class Miner {
       await this.compute.close().catch(() => 0);
       this.compute = new Compute(this.o.computeWorker);
       await this.compute.init(this.info.model, stage, weights, this.o.backend);
+      // The merge's AdamW runs here, on the addon the compute thread uses (the same bytes).
+      if (this.compute.backend === 'native') shareNative();
       const opt = this.info.run.optimizer;
       const layout = stageLayout(this.info.model, stageSpecs(this.info.model)[stage]).params;
       this.merger = new MergeWorker({

@@ -156,6 +156,16 @@ export function loadedNative(): NativeAddon | undefined {
   return loaded?.ok ? loaded.addon : undefined;
 }
 
+/**
+ * The addon for a second thread of a process whose compute thread loaded it (a miner's merge,
+ * on its main thread): loaded without resizing the one pool of the process, whose size the
+ * compute thread set; while that thread runs a kernel, this one's kernels run inline.
+ */
+export function shareNative(): NativeAddon | undefined {
+  loaded ??= tryLoad();
+  return loadedNative();
+}
+
 /** Loads the addon once and sizes its pool. */
 export function loadNative(): NativeLoad {
   if (loaded) return loaded;
