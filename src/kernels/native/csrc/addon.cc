@@ -136,13 +136,19 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// A cross-entropy's targets: an Int32Array of (at least) one entry per row.
+View targets_of(const Napi::CallbackInfo& info, size_t i, int64_t rows) {
+  const View t = view(info, i, "targets");
+  check(info, t.type == napi_int32_array && static_cast<int64_t>(t.length) >= rows,
+        "targets must be an Int32Array of one entry per row");
+  return t;
+}
+
 // crossEntropy(x, targets Int32Array, rows, cols, loss, lse) -> first row with a bad target or -1
 Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
   const int64_t rows = integer(info, 2, "rows"), cols = integer(info, 3, "cols");
   const View x = floats(info, 0, "x", rows * cols);
-  const View t = view(info, 1, "targets");
-  check(info, t.type == napi_int32_array && static_cast<int64_t>(t.length) >= rows,
-        "targets must be an Int32Array of one entry per row");
+  const View t = targets_of(info, 1, rows);
   const View loss = floats(info, 4, "loss", rows);
   const View lse = floats(info, 5, "lse", rows);
   const int64_t bad = iota::cross_entropy(static_cast<float*>(x.data), static_cast<int32_t*>(t.data), rows, cols,
@@ -154,9 +160,7 @@ Napi::Value CrossEntropy(const Napi::CallbackInfo& info) {
 Napi::Value CrossEntropyGrad(const Napi::CallbackInfo& info) {
   const int64_t rows = integer(info, 4, "rows"), cols = integer(info, 5, "cols");
   const View x = floats(info, 0, "x", rows * cols);
-  const View t = view(info, 1, "targets");
-  check(info, t.type == napi_int32_array && static_cast<int64_t>(t.length) >= rows,
-        "targets must be an Int32Array of one entry per row");
+  const View t = targets_of(info, 1, rows);
   const int32_t* targets = static_cast<int32_t*>(t.data);
   for (int64_t r = 0; r < rows; r++) check(info, targets[r] >= 0 && targets[r] < cols, "target out of range");
   const View lse = floats(info, 2, "lse", rows);
