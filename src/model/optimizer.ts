@@ -7,7 +7,7 @@
  * decoupled weight decay on matrices only, bias correction with step t = epoch + 1.
  * Arithmetic is float64 with one rounding per stored output, so every machine produces the same
  * bytes: in JavaScript, or in the native addon where this process loaded it (the same operations
- * in the same order without fused multiply-adds; test/unit/model/optimizer.test.ts compares them
+ * in the same order without fused multiply-adds; test/unit/kernels/native-adamw.test.ts compares them
  * bit for bit).
  */
 import { loadedNative } from '../kernels/native/loader.js';
