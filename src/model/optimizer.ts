@@ -80,6 +80,7 @@ export function adamwUpdate(
   const stepSize = s.lr / bc1;
   const end = t.offset + n;
   const addon = native === 'auto' ? loadedNative() : undefined;
+  const settings = [clip, s.beta1, 1 - s.beta1, s.beta2, 1 - s.beta2, s.eps, stepSize, bc2Sqrt];
   for (const p of params) {
     const a = Math.max(p.offset, t.offset);
     const b = Math.min(p.offset + p.size, end);
@@ -87,7 +88,6 @@ export function adamwUpdate(
     const decay = p.kind === 'matrix' ? 1 - s.lr * s.weightDecay : 1;
     if (addon) {
       const [lo, hi] = [a - t.offset, b - t.offset];
-      const settings = [clip, s.beta1, 1 - s.beta1, s.beta2, 1 - s.beta2, s.eps, stepSize, bc2Sqrt];
       const part = (x: Float32Array) => x.subarray(lo, hi);
       addon.adamw(part(t.w), part(t.g), part(t.m), part(t.v), [...settings, decay]);
       continue;

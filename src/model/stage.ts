@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs';
 import { isFloat32Array } from 'node:util/types';
 import { stageSpecs, type ModelConfig, type StageSpec } from '../config/model.js';
 import { IotaError } from '../errors.js';
-import { readNow } from '../kernels/native/backend.js';
+import { readNow, storedValues } from '../kernels/native/backend.js';
 import { loadedNative } from '../kernels/native/loader.js';
 import { decodeSafetensors, encodeSafetensors, type TensorEntry } from '../tensor-io/index.js';
 import type { Params } from './block.js';
@@ -76,9 +76,8 @@ export class Stage {
   weightsInPlace(): Float32Array | undefined {
     const flat = this.flat;
     if (!flat) return undefined;
-    const backend = tf.backend() as unknown as { data?: { get(id: object): { values?: unknown } } };
     for (const p of this.layout.params) {
-      const values = backend.data?.get(this.params[p.name].dataId)?.values;
+      const values = storedValues(this.params[p.name]);
       if (
         !isFloat32Array(values) ||
         values.buffer !== flat.buffer ||
@@ -246,7 +245,7 @@ export class Stage {
       );
     const addon = loadedNative();
     this.layout.params.forEach((p, i) => {
-      const g = addon ? readNow(grads[i]) : (grads[i].dataSync() as Float32Array);
+      const g = readNow(grads[i]);
       if (addon) addon.addInto(gradSum.subarray(p.offset, p.offset + p.size), g);
       else for (let j = 0; j < p.size; j++) gradSum[p.offset + j] += g[j];
     });

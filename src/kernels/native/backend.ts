@@ -129,12 +129,20 @@ class NativeBackend extends MathBackendCPU {
  * dataSync's.
  */
 export function readNow(t: tf.Tensor): Float32Array {
-  const b = tf.backend();
-  if (b instanceof NativeBackend) {
-    const v = b.data.get(t.dataId)?.values;
+  if (tf.backend() instanceof NativeBackend) {
+    const v = storedValues(t);
     if (isFloat32Array(v)) return v;
   }
   return t.dataSync() as Float32Array;
+}
+
+/**
+ * The array the active backend keeps for a tensor where it is one of the cpu family (cpu,
+ * native: they keep an array as given), else undefined (another backend, or data moved away).
+ */
+export function storedValues(t: tf.Tensor): unknown {
+  const b = tf.backend();
+  return b instanceof MathBackendCPU ? b.data.get(t.dataId)?.values : undefined;
 }
 
 /** Registers backend `native` and its kernels (once per tfjs instance). */
@@ -157,14 +165,17 @@ export function registerNativeBackend(addon: NativeAddon): void {
     return k.kernelFunc(args);
   };
   const ctx = new Ctx(addon, buffers, fallback);
+  const served =
+    (own: (args: KernelArgs, ctx: Ctx) => KernelResult): tf.KernelFunc =>
+    (args) => {
+      stats.calls++;
+      return own(args, ctx);
+    };
   for (const [name, k] of stock) {
     const own = NATIVE_KERNELS[name];
     let kernelFunc: tf.KernelFunc;
     if (own) {
-      kernelFunc = (args) => {
-        stats.calls++;
-        return own(args, ctx);
-      };
+      kernelFunc = served(own);
     } else if (PASSTHROUGH.has(name)) {
       kernelFunc = k.kernelFunc;
     } else {
@@ -176,14 +187,12 @@ export function registerNativeBackend(addon: NativeAddon): void {
       kernelFunc: PASSTHROUGH.has(name) ? kernelFunc : timed(name, kernelFunc),
     });
   }
+  // The fused kernels have no stock counterpart: registered on this backend only.
   for (const [name, own] of Object.entries(lossKernels))
     tf.registerKernel({
       kernelName: name,
       backendName: NATIVE,
-      kernelFunc: timed(name, (args) => {
-        stats.calls++;
-        return own(args, ctx);
-      }),
+      kernelFunc: timed(name, served(own)),
     });
   // Priority below cpu: iota chooses backends itself (backends.ts); this only matters to code
   // that relies on tfjs's own default.
