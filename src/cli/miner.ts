@@ -28,6 +28,7 @@ interface MinerFlags {
   maxSamples?: number;
   maxEpochs?: number;
   preflight?: boolean;
+  recompute?: boolean;
 }
 
 export function registerMiner(program: Command): void {
@@ -73,7 +74,13 @@ export function registerMiner(program: Command): void {
       'first check that this machine keeps up in the run (as iota doctor --orchestrator does); ' +
         'on by default on a terminal',
     )
-    .option('--no-preflight', 'skip that check');
+    .option('--no-preflight', 'skip that check')
+    .option(
+      '--recompute',
+      "recompute each backward's forward instead of keeping the forward's activations until " +
+        'its backward comes (less memory: about 95 MB per item held for small, batch 4; ' +
+        'more compute)',
+    );
   addBackendOption(cmd).action(async (o: MinerFlags & { stage?: string }) => {
     const node = loadNodeConfig(o.node, { env: process.env });
     const orchestrator = o.orchestrator ?? node.orchestrator_url;
@@ -162,6 +169,7 @@ export function registerMiner(program: Command): void {
       name: o.name,
       maxSamples: o.maxSamples,
       maxEpochs: o.maxEpochs,
+      recompute: o.recompute,
       onEvent,
     });
     built.miner = miner;

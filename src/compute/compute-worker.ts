@@ -1,6 +1,9 @@
 /**
  * A compute thread (the miner's, and the validator's for replays): one stage of the model on
- * the chosen backend. It runs forwards, backwards (by recompute) and tail steps; each
+ * the chosen backend. It runs forwards, backwards and tail steps. A miner's forward can be kept
+ * (its tape, up to `keepLimit` of them, oldest dropped first, none across new weights) so that
+ * its backward, which comes back to the same miner, skips the recompute; any other backward
+ * recomputes its forward. Each
  * backward's parameter gradient (unless only the input gradient is asked for) waits in a
  * pending buffer until the main thread says the orchestrator acknowledged it (`commit`) or not
  * (`discard`), so the gradient sum holds exactly the credited samples.
@@ -8,14 +11,26 @@
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { stageSpecs } from '../config/model.js';
+import { readNow } from '../kernels/native/backend.js';
 import { selectBackend, type BackendChoice } from '../kernels/backends.js';
-import { Stage } from '../model/stage.js';
+import { Stage, type KeptForward } from '../model/stage.js';
 import { isIotaError } from '../errors.js';
 import type { ComputeRequest, ComputeReply } from './compute.js';
 
 let stage: Stage | undefined;
 let sum: Float32Array | undefined;
 const pending = new Map<string, Float32Array>();
+/** kept forwards by name, oldest first */
+const kept = new Map<string, KeptForward>();
+let keepLimit = 0;
+
+function releaseKept(name?: string): void {
+  for (const [k, f] of kept)
+    if (name === undefined || k === name) {
+      stage?.releaseKept(f);
+      kept.delete(k);
+    }
+}
 
 function input(r: { tokens?: Int32Array; x?: Float32Array; shape: number[] }): tf.Tensor {
   if (r.tokens) return tf.tensor2d(r.tokens, [r.shape[0], r.shape[1]], 'int32');
@@ -31,26 +46,58 @@ async function handle(m: ComputeRequest): Promise<Omit<ComputeReply, 'id'>> {
   switch (m.op) {
     case 'init': {
       const s = await selectBackend(m.backend as BackendChoice);
+      releaseKept();
+      keepLimit = m.keepLimit ?? 0;
       stage = new Stage(m.config!, stageSpecs(m.config!)[m.stage!], m.weights!);
       sum = new Float32Array(stage.layout.size);
       pending.clear();
       return { backend: s.backend };
     }
     case 'weights':
+      releaseKept();
       stage!.setWeights(m.weights!);
       return {};
     case 'reset':
+      releaseKept();
       sum = new Float32Array(stage!.layout.size);
       pending.clear();
       return {};
     case 'forward': {
       const x = input(m);
+      if (m.kept !== undefined && keepLimit > 0) {
+        releaseKept(m.kept);
+        const r = stage!.forwardKept(x); // takes x
+        kept.set(m.kept, r.kept);
+        while (kept.size > keepLimit) releaseKept(kept.keys().next().value);
+        // read now: an await here would let a message release it first
+        return { y: Float32Array.from(readNow(r.y)), shape: r.y.shape };
+      }
       const y = stage!.forward(x);
       const out = Float32Array.from(await y.data());
       tf.dispose([x, y]);
       return { y: out, shape: y.shape };
     }
+    case 'release':
+      releaseKept(m.kept!);
+      return {};
     case 'backward': {
+      if (m.kept !== undefined) {
+        const f = kept.get(m.kept);
+        if (!f) return { missing: true };
+        kept.delete(m.kept);
+        const dy = tf.tensor3d(m.dy!, m.dyShape as [number, number, number], 'float32');
+        const g = new Float32Array(stage!.layout.size);
+        let dx: tf.Tensor | null;
+        try {
+          dx = stage!.backwardKept(f, dy, g);
+        } finally {
+          dy.dispose();
+        }
+        pending.set(m.key!, g);
+        const out = dx ? Float32Array.from(readNow(dx)) : undefined;
+        dx?.dispose();
+        return { dx: out, shape: dx?.shape };
+      }
       const x = input(m);
       const dy = tf.tensor3d(m.dy!, m.dyShape as [number, number, number], 'float32');
       const g = weightGrads(m) ? new Float32Array(stage!.layout.size) : undefined;

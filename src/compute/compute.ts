@@ -9,7 +9,17 @@ import { IotaError } from '../errors.js';
 
 export interface ComputeRequest {
   id: number;
-  op: 'init' | 'weights' | 'reset' | 'forward' | 'backward' | 'tail' | 'commit' | 'discard' | 'sum';
+  op:
+    | 'init'
+    | 'weights'
+    | 'reset'
+    | 'forward'
+    | 'backward'
+    | 'tail'
+    | 'commit'
+    | 'discard'
+    | 'sum'
+    | 'release';
   config?: ModelConfig;
   stage?: number;
   backend?: string;
@@ -23,6 +33,10 @@ export interface ComputeRequest {
   targets?: Int32Array;
   /** backward and tail: which gradients to form (default 'all': the weights' too, kept pending) */
   grads?: Grads;
+  /** init: how many forwards to keep for their backwards (0: every backward recomputes) */
+  keepLimit?: number;
+  /** forward: keep it under this name; backward: use the forward kept under it, if held */
+  kept?: string;
 }
 
 /**
@@ -41,6 +55,8 @@ export interface ComputeReply {
   losses?: Float32Array;
   sum?: Float32Array;
   committed?: boolean;
+  /** backward from a kept forward: the thread holds no forward under that name */
+  missing?: boolean;
 }
 
 export type StageInput =
@@ -87,8 +103,11 @@ export class Compute {
     stage: number,
     weights: Float32Array,
     backend: string,
+    keepLimit = 0,
   ): Promise<void> {
-    this.backend = (await this.call({ op: 'init', config, stage, weights, backend })).backend!;
+    this.backend = (
+      await this.call({ op: 'init', config, stage, weights, backend, keepLimit })
+    ).backend!;
   }
   async setWeights(weights: Float32Array): Promise<void> {
     await this.call({ op: 'weights', weights });
@@ -96,9 +115,30 @@ export class Compute {
   async reset(): Promise<void> {
     await this.call({ op: 'reset' });
   }
-  async forward(input: StageInput): Promise<{ y: Float32Array; shape: number[] }> {
-    const r = await this.call({ op: 'forward', ...input });
+  /**
+   * `kept`: keep the forward's tape under this name for `backwardKept` (the thread keeps up to
+   * its `keepLimit`, dropping the oldest, and none across new weights).
+   */
+  async forward(input: StageInput, kept?: string): Promise<{ y: Float32Array; shape: number[] }> {
+    const r = await this.call({ op: 'forward', ...input, kept });
     return { y: r.y!, shape: r.shape! };
+  }
+  /**
+   * The backward of the forward kept under `kept`, with no recompute; undefined when the thread
+   * does not hold it (dropped, new weights), and the caller then recomputes with `backward`.
+   */
+  async backwardKept(
+    key: string,
+    kept: string,
+    dy: Float32Array,
+    dyShape: number[],
+  ): Promise<{ dx?: Float32Array; shape?: number[] } | undefined> {
+    const r = await this.call({ op: 'backward', key, kept, dy, dyShape });
+    return r.missing ? undefined : { dx: r.dx, shape: r.shape };
+  }
+  /** Frees a kept forward whose backward will not come here. */
+  async release(kept: string): Promise<void> {
+    await this.call({ op: 'release', kept });
   }
   async backward(
     key: string,

@@ -108,3 +108,30 @@ export async function fetchInputs(
     it.kind === 'bwd' ? await fetchActivation(it.dy!, shape, transfer, onBytes) : undefined;
   return { input, targets: needTargets ? targets : undefined, dy, shape };
 }
+
+/** A backward item's output gradient alone (its forward kept where it ran): dy and its shape. */
+export async function fetchOutputGradient(
+  it: { samples: number[]; dy?: Ref },
+  model: ModelConfig,
+  transfer?: TransferOptions,
+  onBytes: (n: number) => void = () => {},
+): Promise<{ dy: Float32Array; shape: [number, number, number] }> {
+  const shape: [number, number, number] = [it.samples.length, model.seq, model.bottleneck];
+  return { dy: await fetchActivation(it.dy!, shape, transfer, onBytes), shape };
+}
+
+/**
+ * The name a forward is kept under for its backward: the item, its epoch, and the hashes of
+ * its input (the backward item carries the forward's input refs), so a backward uses a kept
+ * forward only when both read the same bytes.
+ */
+export function keptName(it: {
+  epoch: number;
+  stage: number;
+  item: number;
+  x?: Ref;
+  windows?: Window[];
+}): string {
+  const input = it.x ? it.x.sha256 : (it.windows ?? []).map((w) => w.sha256).join(',');
+  return `${it.epoch}/${it.stage}/${it.item}/${input}`;
+}

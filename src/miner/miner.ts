@@ -36,7 +36,7 @@ import {
   type RunInfo,
 } from './options.js';
 import { encodeActivation, type Codec } from '../compute/tensors.js';
-import { fetchInputs, type ItemInputs } from '../compute/inputs.js';
+import { computeItem } from './item-compute.js';
 
 export type { MinerOptions, MinerEvent } from './options.js';
 
@@ -110,6 +110,7 @@ export class Miner {
         event: 'stopped',
         samples: this.stats.samples,
         epochs: this.stats.epochsDone,
+        backwards: { kept: this.stats.bwdKept, recomputed: this.stats.bwdRecomputed },
         timing: this.clock.snapshot(),
       });
     }
@@ -159,7 +160,9 @@ export class Miner {
     if (stage !== this.stage) {
       await this.compute.close().catch(() => 0);
       this.compute = new Compute(this.o.computeWorker);
-      await this.compute.init(this.info.model, stage, weights, this.o.backend);
+      // Forwards kept for their backwards: at most what the run lets a miner hold.
+      const keep = this.o.recompute ? 0 : this.info.run.in_flight;
+      await this.compute.init(this.info.model, stage, weights, this.o.backend, keep);
       // The merge's AdamW runs here, on the addon the compute thread uses (the same bytes).
       if (this.compute.backend === 'native') shareNative();
       const opt = this.info.run.optimizer;
@@ -304,36 +307,19 @@ export class Miner {
   }
 
   private async item(it: WorkItemMessage): Promise<void> {
-    let inputs: ItemInputs;
-    try {
-      inputs = await this.clock.time(
-        'inputs_ms',
-        fetchInputs(it, this.info.model, this.o.transfer, (b) => (this.stats.bytesIn += b)),
-      );
-    } catch (e) {
-      if (!isIotaError(e)) throw e;
-      // The store out of reach says nothing about the input: the item is given up (its lease
-      // lapses to another) rather than refused, which would blame a producer or this miner.
-      if (UNREACHABLE_INPUT.has(e.code))
-        return this.emit({ event: 'lost', lease: it.lease, code: e.code, message: e.message });
-      return this.refuse(it, e);
-    }
-    const { input, targets, dy, shape: act } = inputs;
-    const n = it.samples.length;
-
-    let out: Float32Array | undefined;
-    let losses: number[] | undefined;
+    const done = await computeItem(it, {
+      compute: this.compute,
+      clock: this.clock,
+      model: this.info.model,
+      transfer: this.o.transfer,
+      recompute: this.o.recompute,
+      onBytes: (b) => (this.stats.bytesIn += b),
+      fetch: (get) => this.fetch(it, get),
+    });
+    if (!done) return;
+    const { out, losses, act, kept, recomputed } = done;
     const codec: Codec = it.kind === 'fwd' ? this.info.run.activation_codec : 'f32';
-    if (it.kind === 'fwd') {
-      out = (await this.clock.time('forward_ms', this.compute.forward(input))).y;
-    } else if (it.kind === 'tail') {
-      const r = await this.clock.time('tail_ms', this.compute.tail(it.lease, input, targets!));
-      out = r.dx;
-      losses = Array.from(r.losses);
-    } else {
-      out = (await this.clock.time('backward_ms', this.compute.backward(it.lease, input, dy!, act)))
-        .dx;
-    }
+    const n = it.samples.length;
 
     try {
       // The lease can be lost at the upload as at the report: expired, its item dropped
@@ -359,6 +345,7 @@ export class Miner {
         this.credited += r.credited;
       }
       this.stats[it.kind] += n;
+      if (it.kind === 'bwd') this.stats[recomputed ? 'bwdRecomputed' : 'bwdKept'] += n;
       if (it.kind !== 'fwd') this.stats.samples += n;
       const { epoch, stage, item } = it;
       if (losses) {
@@ -368,11 +355,28 @@ export class Miner {
       this.emit({ event: 'item', kind: it.kind, epoch, stage, item, samples: n });
     } catch (e) {
       if (it.kind !== 'fwd') await this.compute.discard(it.lease);
+      else if (kept) await this.compute.release(kept);
       if (isIotaError(e) && ITEM_LOST.has(e.code)) {
         this.emit({ event: 'lost', lease: it.lease, code: e.code, message: e.message });
         return;
       }
       throw e;
+    }
+  }
+
+  /**
+   * An item's inputs, or null when they are bad (refused: the item is dropped) or out of reach
+   * (given up: its lease lapses to another, as the store out of reach says nothing about them).
+   */
+  private async fetch<T>(it: WorkItemMessage, get: () => Promise<T>): Promise<T | null> {
+    try {
+      return await this.clock.time('inputs_ms', get());
+    } catch (e) {
+      if (!isIotaError(e)) throw e;
+      if (UNREACHABLE_INPUT.has(e.code))
+        this.emit({ event: 'lost', lease: it.lease, code: e.code, message: e.message });
+      else await this.refuse(it, e);
+      return null;
     }
   }
 

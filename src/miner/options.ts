@@ -18,6 +18,8 @@ export interface MinerOptions {
   /** called with every event (the CLI prints or renders them) */
   onEvent: (e: MinerEvent) => void;
   transfer?: TransferOptions;
+  /** recompute each backward's forward instead of keeping its tape (less memory, more compute) */
+  recompute?: boolean;
   /** where the built compute-worker.js is (default: beside this module; tests running from sources point at dist/) */
   computeWorker?: URL;
 }
@@ -40,6 +42,9 @@ export function newStats() {
   return {
     fwd: 0,
     bwd: 0,
+    /** backwards from a kept forward, and those that ran the forward again */
+    bwdKept: 0,
+    bwdRecomputed: 0,
     tail: 0,
     samples: 0,
     bytesIn: 0,

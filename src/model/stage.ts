@@ -1,7 +1,7 @@
 /**
  * A pipeline stage with its weights, as every role uses it: forward, backward by recompute
- * (tfjs keeps no graph across calls, so backward re-runs the forward inside tf.grads), and the
- * tail's forward + loss + backward in one call. Gradients are added into a flat Float32Array in
+ * (re-running the forward inside tf.grads), a forward that keeps its tape for a backward without
+ * the recompute (kept-tape.ts), and the tail's forward + loss + backward in one call. Gradients are added into a flat Float32Array in
  * the stage layout's order (params.ts).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -14,6 +14,7 @@ import { decodeSafetensors, encodeSafetensors, type TensorEntry } from '../tenso
 import type { Params } from './block.js';
 import { StageConstants, stageForward } from './forward.js';
 import { initialWeights } from './init.js';
+import { KeptTape } from './kept-tape.js';
 import { crossEntropyPerSample } from './layers.js';
 import { stageLayout, stageMetadata, type StageLayout } from './params.js';
 
@@ -26,12 +27,22 @@ export interface TailResult {
   dx: tf.Tensor | null;
 }
 
+/** A forward kept for its backward: its input, the weights it read, and its tape. */
+export interface KeptForward {
+  readonly input: tf.Tensor;
+  readonly tape: KeptTape;
+  /** the weights' version it ran on: a backward after new weights would be wrong */
+  readonly version: number;
+}
+
 export class Stage {
   readonly layout: StageLayout;
   private params: Params = {};
   /** the weights the tensors were made from (setWeights' own copy) */
   private flat: Float32Array | undefined;
   private constants = new Map<number, StageConstants>();
+  /** bumped by every setWeights: a kept forward is good only for the weights it ran on */
+  private version = 0;
 
   constructor(
     readonly config: ModelConfig,
@@ -66,6 +77,7 @@ export class Stage {
     this.disposeParams();
     this.params = next;
     this.flat = own;
+    this.version++;
   }
 
   /**
@@ -100,6 +112,46 @@ export class Stage {
     return tf.tidy(() =>
       stageForward(this.spec, this.params, input, this.context(input.shape[1] as number)),
     );
+  }
+
+  /**
+   * Forward that keeps its tape (a miner's forward, whose backward comes back to it): returns
+   * the output (owned by the kept state: read it, do not dispose it) and the state for
+   * `backwardKept`, which takes ownership of `input`. Release it with `releaseKept` when no
+   * backward comes.
+   */
+  forwardKept(input: tf.Tensor): { y: tf.Tensor; kept: KeptForward } {
+    const ctx = this.context(input.shape[1] as number);
+    const tape = KeptTape.record(() => stageForward(this.spec, this.params, input, ctx));
+    return { y: tape.y, kept: { input, tape, version: this.version } };
+  }
+
+  /**
+   * `backward` from a kept forward, without running the forward again: the same values bit for
+   * bit. Consumes `kept`; refuses one from before the latest setWeights.
+   */
+  backwardKept(kept: KeptForward, dy: tf.Tensor, gradSum?: Float32Array): tf.Tensor | null {
+    if (kept.version !== this.version) {
+      this.releaseKept(kept);
+      throw new IotaError('E_STALE_FORWARD', 'the kept forward ran on weights since replaced');
+    }
+    const withInput = !this.spec.hasEmbedding;
+    const params = this.paramTensors();
+    try {
+      const out = tf.tidy(() => {
+        const grads = kept.tape.backward(withInput ? [kept.input, ...params] : params, dy);
+        if (gradSum) this.accumulate(withInput ? grads.slice(1) : grads, gradSum);
+        return withInput ? [grads[0]] : [];
+      });
+      return out[0] ?? null;
+    } finally {
+      kept.input.dispose();
+    }
+  }
+
+  releaseKept(kept: KeptForward): void {
+    kept.tape.release();
+    kept.input.dispose();
   }
 
   /**

@@ -127,9 +127,11 @@ describe('iota miner', () => {
     expect(await s.orch.kill('SIGTERM')).toBe(0);
   }, 300_000);
 
-  for (const [name, clip] of [
-    ['inactive', 0],
-    ['active', 0.05],
+  // Backwards from kept forwards (the default) and by recompute (--recompute) both give the
+  // oracle's weights.
+  for (const [name, clip, recompute] of [
+    ['inactive', 0, false],
+    ['active, miners recomputing', 0.05, true],
   ] as const) {
     it(`after epoch 2 the swarm's weights equal iota train on the same samples (clip ${name})`, async () => {
       const s = await swarm({
@@ -141,13 +143,16 @@ describe('iota miner', () => {
         schedule: { total_epochs: 20 },
         phases: { drain_s: 60, upload_s: 30, merge_s: 60, lease_s: 10 },
       });
-      const miners = [
-        s.miner(0, ['--max-epochs', '2']),
-        s.miner(1, ['--max-epochs', '2']),
-        s.miner(1, ['--max-epochs', '2']),
-        s.miner(2, ['--max-epochs', '2']),
-      ];
+      const flags = ['--max-epochs', '2', ...(recompute ? ['--recompute'] : [])];
+      const miners = [s.miner(0, flags), s.miner(1, flags), s.miner(1, flags), s.miner(2, flags)];
       expect(await Promise.all(miners.map((m) => m.exited))).toEqual([0, 0, 0, 0]);
+      // every backward of stages 0 and 1 (8 samples per epoch each) kept or recomputed its forward
+      const backwards = miners.slice(0, 3).map((m) => {
+        const b = m.events.find((e) => e.event === 'stopped')!.backwards as Record<string, number>;
+        return recompute ? b.recomputed : b.kept;
+      });
+      expect(backwards[0]).toBe(16);
+      expect(backwards[1] + backwards[2]).toBe(16);
       const st = await status(s.url);
       for (const e of [0, 1])
         expect(
