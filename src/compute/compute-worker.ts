@@ -1,7 +1,8 @@
 /**
  * A compute thread (the miner's, and the validator's for replays): one stage of the model on
  * the chosen backend. It runs forwards, backwards and tail steps. A miner's forward can be kept
- * (its tape, up to `keepLimit` of them, oldest dropped first, none across new weights) so that
+ * (its tape: up to `keep.items` of them and `keep.bytes` in all, oldest dropped first, none
+ * across new weights) so that
  * its backward, which comes back to the same miner, skips the recompute; any other backward
  * recomputes its forward. Each
  * backward's parameter gradient (unless only the input gradient is asked for) waits in a
@@ -15,21 +16,31 @@ import { readNow } from '../kernels/native/backend.js';
 import { selectBackend, type BackendChoice } from '../kernels/backends.js';
 import { Stage, type KeptForward } from '../model/stage.js';
 import { isIotaError } from '../errors.js';
-import type { ComputeRequest, ComputeReply } from './compute.js';
+import type { ComputeRequest, ComputeReply, KeepLimits } from './compute.js';
 
 let stage: Stage | undefined;
 let sum: Float32Array | undefined;
 const pending = new Map<string, Float32Array>();
-/** kept forwards by name, oldest first */
-const kept = new Map<string, KeptForward>();
-let keepLimit = 0;
+/** kept forwards by name, oldest first, with the bytes each holds */
+const kept = new Map<string, { f: KeptForward; bytes: number }>();
+let keptBytes = 0;
+let keep: KeepLimits = { items: 0, bytes: 0 };
 
 function releaseKept(name?: string): void {
-  for (const [k, f] of kept)
+  for (const [k, { f, bytes }] of kept)
     if (name === undefined || k === name) {
       stage?.releaseKept(f);
       kept.delete(k);
+      keptBytes -= bytes;
     }
+}
+
+function takeKept(name: string): KeptForward | undefined {
+  const e = kept.get(name);
+  if (!e) return undefined;
+  kept.delete(name);
+  keptBytes -= e.bytes;
+  return e.f;
 }
 
 function input(r: { tokens?: Int32Array; x?: Float32Array; shape: number[] }): tf.Tensor {
@@ -47,7 +58,7 @@ async function handle(m: ComputeRequest): Promise<Omit<ComputeReply, 'id'>> {
     case 'init': {
       const s = await selectBackend(m.backend as BackendChoice);
       releaseKept();
-      keepLimit = m.keepLimit ?? 0;
+      keep = m.keep ?? { items: 0, bytes: 0 };
       stage = new Stage(m.config!, stageSpecs(m.config!)[m.stage!], m.weights!);
       sum = new Float32Array(stage.layout.size);
       pending.clear();
@@ -64,13 +75,18 @@ async function handle(m: ComputeRequest): Promise<Omit<ComputeReply, 'id'>> {
       return {};
     case 'forward': {
       const x = input(m);
-      if (m.kept !== undefined && keepLimit > 0) {
+      if (m.kept !== undefined && keep.items > 0) {
         releaseKept(m.kept);
+        const before = tf.memory().numBytes;
         const r = stage!.forwardKept(x); // takes x
-        kept.set(m.kept, r.kept);
-        while (kept.size > keepLimit) releaseKept(kept.keys().next().value);
-        // read now: an await here would let a message release it first
-        return { y: Float32Array.from(readNow(r.y)), shape: r.y.shape };
+        const bytes = tf.memory().numBytes - before; // the tape's saved tensors and the output
+        kept.set(m.kept, { f: r.kept, bytes });
+        keptBytes += bytes;
+        // read before the limits apply: one forward over the byte budget is not kept at all
+        const y = { y: Float32Array.from(readNow(r.y)), shape: r.y.shape };
+        while (kept.size > keep.items || keptBytes > keep.bytes)
+          releaseKept(kept.keys().next().value);
+        return y;
       }
       const y = stage!.forward(x);
       const out = Float32Array.from(await y.data());
@@ -82,9 +98,8 @@ async function handle(m: ComputeRequest): Promise<Omit<ComputeReply, 'id'>> {
       return {};
     case 'backward': {
       if (m.kept !== undefined) {
-        const f = kept.get(m.kept);
+        const f = takeKept(m.kept);
         if (!f) return { missing: true };
-        kept.delete(m.kept);
         const dy = tf.tensor3d(m.dy!, m.dyShape as [number, number, number], 'float32');
         const g = new Float32Array(stage!.layout.size);
         let dx: tf.Tensor | null;

@@ -33,8 +33,8 @@ export interface ComputeRequest {
   targets?: Int32Array;
   /** backward and tail: which gradients to form (default 'all': the weights' too, kept pending) */
   grads?: Grads;
-  /** init: how many forwards to keep for their backwards (0: every backward recomputes) */
-  keepLimit?: number;
+  /** init: how many forwards to keep for their backwards (none: every backward recomputes) */
+  keep?: KeepLimits;
   /** forward: keep it under this name; backward: use the forward kept under it, if held */
   kept?: string;
 }
@@ -57,6 +57,12 @@ export interface ComputeReply {
   committed?: boolean;
   /** backward from a kept forward: the thread holds no forward under that name */
   missing?: boolean;
+}
+
+/** At most `items` kept forwards holding at most `bytes` in all. */
+export interface KeepLimits {
+  items: number;
+  bytes: number;
 }
 
 export type StageInput =
@@ -103,10 +109,10 @@ export class Compute {
     stage: number,
     weights: Float32Array,
     backend: string,
-    keepLimit = 0,
+    keep: KeepLimits = { items: 0, bytes: 0 },
   ): Promise<void> {
     this.backend = (
-      await this.call({ op: 'init', config, stage, weights, backend, keepLimit })
+      await this.call({ op: 'init', config, stage, weights, backend, keep })
     ).backend!;
   }
   async setWeights(weights: Float32Array): Promise<void> {
@@ -116,8 +122,8 @@ export class Compute {
     await this.call({ op: 'reset' });
   }
   /**
-   * `kept`: keep the forward's tape under this name for `backwardKept` (the thread keeps up to
-   * its `keepLimit`, dropping the oldest, and none across new weights).
+   * `kept`: keep the forward's tape under this name for `backwardKept` (the thread keeps what
+   * its `KeepLimits` allow, dropping the oldest, and none across new weights).
    */
   async forward(input: StageInput, kept?: string): Promise<{ y: Float32Array; shape: number[] }> {
     const r = await this.call({ op: 'forward', ...input, kept });

@@ -5,7 +5,8 @@
  * ran on a miner since gone).
  */
 import type { ModelConfig } from '../config/model.js';
-import type { Compute } from '../compute/compute.js';
+import { totalmem } from 'node:os';
+import type { Compute, KeepLimits } from '../compute/compute.js';
 import { fetchInputs, fetchOutputGradient, keptName } from '../compute/inputs.js';
 import type { WorkItemMessage } from '../protocol/swarm-messages.js';
 import type { TransferOptions } from '../store/index.js';
@@ -33,6 +34,15 @@ export interface ItemContext {
   onBytes: (n: number) => void;
   /** reads inputs; null when they are bad or out of reach (the caller said so already) */
   fetch: <T>(get: () => Promise<T>) => Promise<T | null>;
+}
+
+/**
+ * Forwards kept for their backwards: at most the items the run lets a miner hold, and at most
+ * min(1 GiB, an eighth of the machine's memory) in all (a forward over that recomputes).
+ */
+export function keepLimits(inFlight: number, recompute = false): KeepLimits {
+  if (recompute) return { items: 0, bytes: 0 };
+  return { items: inFlight, bytes: Math.min(2 ** 30, totalmem() / 8) };
 }
 
 /** The item's output, or null when its inputs could not be used. */

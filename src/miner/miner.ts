@@ -36,7 +36,7 @@ import {
   type RunInfo,
 } from './options.js';
 import { encodeActivation, type Codec } from '../compute/tensors.js';
-import { computeItem } from './item-compute.js';
+import { computeItem, keepLimits } from './item-compute.js';
 
 export type { MinerOptions, MinerEvent } from './options.js';
 
@@ -160,8 +160,7 @@ export class Miner {
     if (stage !== this.stage) {
       await this.compute.close().catch(() => 0);
       this.compute = new Compute(this.o.computeWorker);
-      // Forwards kept for their backwards: at most what the run lets a miner hold.
-      const keep = this.o.recompute ? 0 : this.info.run.in_flight;
+      const keep = keepLimits(this.info.run.in_flight, this.o.recompute);
       await this.compute.init(this.info.model, stage, weights, this.o.backend, keep);
       // The merge's AdamW runs here, on the addon the compute thread uses (the same bytes).
       if (this.compute.backend === 'native') shareNative();

@@ -1,8 +1,8 @@
 /**
  * A pipeline stage with its weights, as every role uses it: forward, backward by recompute
  * (re-running the forward inside tf.grads), a forward that keeps its tape for a backward without
- * the recompute (kept-tape.ts), and the tail's forward + loss + backward in one call. Gradients are added into a flat Float32Array in
- * the stage layout's order (params.ts).
+ * the recompute (kept-tape.ts), and the tail's forward + loss + backward in one call. Gradients
+ * are added into a flat Float32Array in the stage layout's order (params.ts).
  */
 import * as tf from '@tensorflow/tfjs';
 import { isFloat32Array } from 'node:util/types';
