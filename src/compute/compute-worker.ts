@@ -15,6 +15,7 @@ import { stageSpecs } from '../config/model.js';
 import { readNow } from '../kernels/native/backend.js';
 import { selectBackend, type BackendChoice } from '../kernels/backends.js';
 import { Stage, type KeptForward } from '../model/stage.js';
+import { tapeSupported } from '../model/kept-tape.js';
 import { isIotaError } from '../errors.js';
 import type { ComputeRequest, ComputeReply, KeepLimits } from './compute.js';
 
@@ -58,7 +59,8 @@ async function handle(m: ComputeRequest): Promise<Omit<ComputeReply, 'id'>> {
     case 'init': {
       const s = await selectBackend(m.backend as BackendChoice);
       releaseKept();
-      keep = m.keep ?? { items: 0, bytes: 0 };
+      // an engine without the internals a kept tape needs: every backward recomputes
+      keep = (tapeSupported() && m.keep) || { items: 0, bytes: 0 };
       stage = new Stage(m.config!, stageSpecs(m.config!)[m.stage!], m.weights!);
       sum = new Float32Array(stage.layout.size);
       pending.clear();
