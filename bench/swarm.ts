@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- swarm [--model small|tiny|FILE] [--samples-per-epoch N] [--batch B]
- * [--epochs E] [--in-flight K] [--no-tiny] [--json]`: the same model, samples and schedule
+ * [--epochs E] [--in-flight K] [--recompute] [--no-tiny] [--json]`: the same model, samples and schedule
  * (the shipped run config of the model, configs/runs/, with these sizes) trained in one
  * process (`iota train`, a step per epoch target) and as a swarm on this machine (an
  * orchestrator, 3 stages x 2 miners and a validator as real processes, threads shared among
@@ -12,7 +12,8 @@
  * uploading and merging, each process's CPU seconds and peak RSS (/proc), the orchestrator's
  * CPU per merged sample, and each miner's time computing, reading inputs, encoding,
  * uploading, in calls to the orchestrator, merging, loading weights and idle (its own
- * stopwatch). Default: `small` with an epoch of 128 samples (30-60 s of single-process
+ * stopwatch) and its backwards from kept forwards and by recompute (`--recompute`: miners keep
+ * no forwards, for a before/after). Default: `small` with an epoch of 128 samples (30-60 s of single-process
  * compute here), then the tiny demo setting (configs/runs/tiny.yaml: 32 samples, batch 4) for
  * comparison. Needs `npm run build`.
  *
@@ -38,6 +39,8 @@ interface Setting {
   batch: number;
   epochs: number;
   inFlight: number;
+  /** miners run with --recompute (no kept forwards) */
+  recompute?: boolean;
 }
 
 interface ProcessUse {
@@ -96,6 +99,7 @@ export async function run(argv: string[]): Promise<void> {
       epochs: { type: 'string', default: '6' },
       'in-flight': { type: 'string' },
       'no-tiny': { type: 'boolean', default: false },
+      recompute: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
     },
   });
@@ -116,6 +120,7 @@ export async function run(argv: string[]): Promise<void> {
       batch: Number(values.batch),
       epochs: Number(values.epochs),
       inFlight: Number(values['in-flight'] ?? shippedInFlight(model)),
+      recompute: values.recompute,
     },
   ];
   if (!values['no-tiny'])
@@ -126,6 +131,7 @@ export async function run(argv: string[]): Promise<void> {
       batch: 4,
       epochs: 8,
       inFlight: shippedInFlight(resolve('configs/tiny.yaml')),
+      recompute: values.recompute,
     });
   const results: Measured[] = [];
   for (const s of settings) {
@@ -174,7 +180,9 @@ function report(r: Measured): void {
     const { stage, ...rest } = t;
     log(
       `  miner stage ${stage}: ${Object.entries(rest)
-        .map(([k, v]) => `${k.replace('_ms', '')} ${f(v / 1000, 1)}s`)
+        .map(([k, v]) =>
+          k.endsWith('_ms') ? `${k.replace('_ms', '')} ${f(v / 1000, 1)}s` : `${k} ${v}`,
+        )
         .join(', ')}`,
     );
   }
@@ -285,7 +293,11 @@ async function measureIn(s: Setting, dir: string): Promise<Measured> {
     return {
       stage,
       p: new IotaProcess(
-        ['miner', '--layer', String(stage), '--orchestrator', url, '--key', key, '--json'],
+        [
+          'miner',
+          ...['--layer', String(stage), '--orchestrator', url, '--key', key, '--json'],
+          ...(s.recompute ? ['--recompute'] : []),
+        ],
         { env },
       ),
     };
@@ -376,8 +388,14 @@ async function measureIn(s: Setting, dir: string): Promise<Measured> {
   const miner_timing = miners.map((m) => {
     const stopped = m.p.events.find((e) => e.event === 'stopped') as {
       timing?: Record<string, number>;
+      backwards?: { kept: number; recomputed: number };
     };
-    return { stage: m.stage, ...(stopped?.timing ?? {}) };
+    const b = stopped?.backwards;
+    return {
+      stage: m.stage,
+      ...(stopped?.timing ?? {}),
+      ...(b ? { bwd_kept_samples: b.kept, bwd_recomputed_samples: b.recomputed } : {}),
+    };
   });
 
   const cpu = end.map((u, i) => u.cpu_s - cpu1[i]);
