@@ -46,6 +46,12 @@ export interface JobRow {
 
 export class MergeState {
   private s: Record<string, Statement>;
+  /**
+   * Each merge's plan as last parsed, by (epoch, stage), with the text it came from: a plan
+   * (every partition's offsets and mergers) is read on every merge call and changes only with a
+   * new round, so it is parsed once per text. Frozen: callers share it.
+   */
+  private plans = new Map<string, { text: string; plan: MergePlan }>();
 
   constructor(readonly db: DB) {
     const p = (sql: string) => db.prepare(sql);
@@ -72,6 +78,14 @@ export class MergeState {
       ),
       jobsOf: p(
         'SELECT * FROM merge_jobs WHERE epoch = ? AND stage = ? AND round = ? AND step = ? ORDER BY partition, merger',
+      ),
+      jobsPending: p(
+        'SELECT * FROM merge_jobs WHERE epoch = ? AND stage = ? AND round = ? AND step = ? AND ' +
+          "(state = 'unavailable' OR (merger = ? AND state = 'assigned')) ORDER BY partition, merger",
+      ),
+      jobsAt: p(
+        'SELECT * FROM merge_jobs WHERE epoch = ? AND stage = ? AND round = ? AND step = ? AND ' +
+          'partition = ? ORDER BY merger',
       ),
       jobsFor: p(
         "SELECT * FROM merge_jobs WHERE merger = ? AND state = 'assigned' ORDER BY epoch, stage, step, partition",
@@ -100,11 +114,23 @@ export class MergeState {
       r &&
       ({
         ...r,
-        plan: JSON.parse(r.plan as string),
+        plan: this.plan(r.epoch as number, r.stage as number, r.plan as string),
         excluded: JSON.parse(r.excluded as string),
         outcome: r.outcome ? JSON.parse(r.outcome as string) : null,
       } as MergeRow)
     );
+  }
+
+  private plan(epoch: number, stage: number, text: string): MergePlan {
+    const key = `${epoch}/${stage}`;
+    const hit = this.plans.get(key);
+    if (hit && hit.text === text) return hit.plan;
+    const plan = deepFreeze(JSON.parse(text) as MergePlan);
+    this.plans.delete(key);
+    this.plans.set(key, { text, plan });
+    // the merges in progress (one per stage) and a few finished ones
+    if (this.plans.size > 64) this.plans.delete(this.plans.keys().next().value!);
+    return plan;
   }
 
   merge(epoch: number, stage: number): MergeRow | undefined {
@@ -154,15 +180,35 @@ export class MergeState {
       j.merger,
     );
   }
+  /** Every job of a step (every partition's). */
   jobs(m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>, step: number): JobRow[] {
-    return (
-      this.s.jobsOf.all(m.epoch, m.stage, m.round, step) as Array<Record<string, unknown>>
-    ).map((r) => ({ ...r, result: r.result ? JSON.parse(r.result as string) : null }) as JobRow);
+    return jobRows(this.s.jobsOf.all(m.epoch, m.stage, m.round, step));
+  }
+  /**
+   * The jobs of one partition's step: what a report or a settlement needs (reading every
+   * partition's instead made each of a merge's P reports read all P partitions' jobs).
+   */
+  jobsAt(
+    m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>,
+    step: number,
+    partition: number,
+  ): JobRow[] {
+    return jobRows(this.s.jobsAt.all(m.epoch, m.stage, m.round, step, partition));
+  }
+  /**
+   * The jobs of a step that wait on `referee` (the orchestrator): claims of an unreadable input
+   * to check, and partitions assigned to it. The rest stay in SQLite (a pump after each report
+   * read and parsed every job of the step).
+   */
+  jobsPending(
+    m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>,
+    step: number,
+    referee: string,
+  ): JobRow[] {
+    return jobRows(this.s.jobsPending.all(m.epoch, m.stage, m.round, step, referee));
   }
   jobsFor(merger: string): JobRow[] {
-    return (this.s.jobsFor.all(merger) as Array<Record<string, unknown>>).map(
-      (r) => ({ ...r, result: r.result ? JSON.parse(r.result as string) : null }) as JobRow,
-    );
+    return jobRows(this.s.jobsFor.all(merger));
   }
   result<T>(
     m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>,
@@ -212,4 +258,18 @@ export class MergeState {
       at: number;
     }>;
   }
+}
+
+function jobRows(rows: unknown[]): JobRow[] {
+  return (rows as Array<Record<string, unknown>>).map(
+    (r) => ({ ...r, result: r.result ? JSON.parse(r.result as string) : null }) as JobRow,
+  );
+}
+
+function deepFreeze<T>(x: T): T {
+  if (x !== null && typeof x === 'object' && !Object.isFrozen(x)) {
+    Object.freeze(x);
+    for (const v of Object.values(x)) deepFreeze(v);
+  }
+  return x;
 }

@@ -13,10 +13,7 @@ export function mergeAuditInputs(
 ): MergeAuditInputs | undefined {
   const m = state.merge(epoch, stage);
   const j =
-    m &&
-    state
-      .jobs(m, 2)
-      .find((x) => x.partition === partition && x.merger === merger && x.state === 'done');
+    m && state.jobsAt(m, 2, partition).find((x) => x.merger === merger && x.state === 'done');
   if (!m || !j || m.clip_factor === null || m.lr === null || m.t === null) return undefined;
   const r = j.result as unknown as Updated | Witnessed;
   if ('witness' in r) return undefined; // nothing of its own in the store to check

@@ -59,7 +59,7 @@ export class MergeReferee {
         continue;
       }
       const step = m.step as 1 | 2;
-      for (const j of this.m.state.jobs(m, step)) {
+      for (const j of this.m.state.jobsPending(m, step, ORCHESTRATOR)) {
         if (j.state === 'unavailable') await this.checkClaim(m, j);
         else if (j.merger === ORCHESTRATOR && j.state === 'assigned')
           await this.runOwnJob(m, step, j.partition);

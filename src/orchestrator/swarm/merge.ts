@@ -134,13 +134,10 @@ export class MergeCoordinator implements MergeHooks {
     const agreed = this.state.result<Record<string, unknown>>(m, 1, partition);
     const want = agreed && this.resultHash(1, agreed);
     const good = this.state
-      .jobs(m, 1)
+      .jobsAt(m, 1, partition)
       .filter(
         (j) =>
-          j.partition === partition &&
-          j.state === 'done' &&
-          j.merger !== ORCHESTRATOR &&
-          this.resultHash(1, j.result!) === want,
+          j.state === 'done' && j.merger !== ORCHESTRATOR && this.resultHash(1, j.result!) === want,
       )
       .map((j) => j.merger);
     return good.length > 0 ? good.slice(0, m.plan.replicas) : [ORCHESTRATOR];
@@ -154,12 +151,9 @@ export class MergeCoordinator implements MergeHooks {
     // Late in the phase the orchestrator takes every partition still open, so the deadline is met.
     const st = this.swarm.stage(stage);
     if (st.deadline !== null && now >= st.deadline - 0.2 * this.cfg.run.phases.merge_s * 1000) {
+      const taken = new Set(jobs.filter((j) => j.merger === ORCHESTRATOR).map((j) => j.partition));
       for (const p of m.plan.partitions) {
-        if (
-          this.state.result(m, step, p.index) ||
-          jobs.some((j) => j.partition === p.index && j.merger === ORCHESTRATOR)
-        )
-          continue;
+        if (this.state.result(m, step, p.index) || taken.has(p.index)) continue;
         this.state.assign(m, step, p.index, ORCHESTRATOR, now);
         this.log(
           `merge e${epoch} stage ${stage}: the deadline nears; the orchestrator merges ` +
@@ -269,9 +263,7 @@ export class MergeCoordinator implements MergeHooks {
   /** Decides a partition's result once enough jobs are done; a dispute brings in the orchestrator. */
   settle(m: MergeRow, step: 1 | 2, partition: number, now: number): void {
     if (this.state.result(m, step, partition)) return;
-    const jobs = this.state
-      .jobs(m, step)
-      .filter((j) => j.partition === partition && j.state !== 'reassigned');
+    const jobs = this.state.jobsAt(m, step, partition).filter((j) => j.state !== 'reassigned');
     const done = jobs.filter((j) => j.state === 'done');
     const orch = done.find((j) => j.merger === ORCHESTRATOR);
     const orchAssigned = jobs.some((j) => j.merger === ORCHESTRATOR);

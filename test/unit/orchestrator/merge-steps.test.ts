@@ -1,4 +1,7 @@
-/** A merge keeps the step it takes (learning rate and t), computed once, also across an upgrade. */
+/**
+ * A merge keeps the step it takes (learning rate and t), computed once, also across an upgrade;
+ * its records read per partition (jobs) and its plan parsed once.
+ */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,6 +50,67 @@ describe('the step of a merge', () => {
     expect(m.lr).toBe(learningRate(epoch, run.optimizer.lr, run.schedule));
     expect(m.t).toBe(4);
     expect(m.outcome).toBeNull();
+    repo.close();
+  });
+});
+
+describe("a merge's records", () => {
+  function state() {
+    const dir = mkdtempSync(join(tmpdir(), 'iota-merge-jobs-'));
+    const repo = Repository.open(join(dir, 'state.db'));
+    return { repo, s: new MergeState(repo.db) };
+  }
+  const m = { epoch: 2, stage: 1, round: 0 };
+
+  it("give one partition's jobs, and those that wait on the orchestrator", () => {
+    const { repo, s } = state();
+    for (let p = 0; p < 3; p++) {
+      s.assign(m, 2, p, 'minerA', 1);
+      s.assign(m, 2, p, 'minerB', 1, false);
+    }
+    s.assign(m, 2, 1, 'orchestrator', 1);
+    s.assign(m, 1, 1, 'minerC', 1); // another step
+    s.setJob(s.job(m, 2, 2, 'minerB')!, 'unavailable', { claim: 'x' }, 5);
+    s.setJob(s.job(m, 2, 0, 'minerA')!, 'done', { w: { sha256: 'a' } }, 5);
+
+    const at1 = s.jobsAt(m, 2, 1);
+    expect(at1.map((j) => j.merger)).toEqual(['minerA', 'minerB', 'orchestrator']);
+    expect(at1.every((j) => j.partition === 1 && j.step === 2)).toBe(true);
+    expect(s.jobsAt(m, 2, 0).find((j) => j.merger === 'minerA')!.result).toEqual({
+      w: { sha256: 'a' },
+    });
+    expect(s.jobsPending(m, 2, 'orchestrator').map((j) => [j.partition, j.merger])).toEqual([
+      [1, 'orchestrator'],
+      [2, 'minerB'],
+    ]);
+    // the same as filtering every job of the step
+    expect(s.jobsAt(m, 2, 1)).toEqual(s.jobs(m, 2).filter((j) => j.partition === 1));
+    repo.close();
+  });
+
+  it('parse a plan once per text and share it frozen', () => {
+    const { repo, s } = state();
+    const row = {
+      ...m,
+      step: 1 as const,
+      plan: { params: 10, partitions: [{ index: 0, offset: 0, length: 10, mergers: ['a'] }] },
+      excluded: {},
+      norm2: null,
+      clip_factor: null,
+      started_at: 0,
+      lr: null,
+      t: null,
+      outcome: null,
+    } as unknown as Parameters<MergeState['put']>[0];
+    s.put(row);
+    const first = s.merge(2, 1)!;
+    expect(first.plan).toEqual(row.plan);
+    expect(Object.isFrozen(first.plan.partitions[0])).toBe(true);
+    s.put({ ...first, step: 2 });
+    expect(s.merge(2, 1)!.plan).toBe(first.plan);
+    const replanned = { ...row, round: 1, plan: { ...row.plan, params: 7 } };
+    s.put(replanned as typeof row);
+    expect(s.merge(2, 1)!.plan).toEqual(replanned.plan);
     repo.close();
   });
 });
