@@ -44,6 +44,39 @@ describe('pipelined stages', () => {
     model.dispose();
   });
 
+  it("give the one graph's gradients from kept forwards too, bit for bit the recompute's", () => {
+    const model = Model.initial(config, 8);
+    const [head, body, tail] = model.stages;
+    const ids = randomIds(2, config.seq, 256, 3);
+    const targets = randomIds(2, config.seq, 256, 4);
+    const oracle = model.stages.map((s) => new Float32Array(s.layout.size));
+    const oracleLoss = model.lossAndGrads(ids, targets, oracle);
+
+    // by recompute
+    const piped = model.stages.map((s) => new Float32Array(s.layout.size));
+    const h0 = head.forward(ids);
+    const h1 = body.forward(h0);
+    const t = tail.tailStep(h1, targets, piped[2]);
+    const d1 = body.backward(h0, t.dx!, piped[1])!;
+    head.backward(ids, d1, piped[0]);
+
+    // from kept forwards (each stage owns its input, as on a miner's compute thread)
+    const kept = model.stages.map((s) => new Float32Array(s.layout.size));
+    const k0 = head.forwardKept(ids.clone());
+    const k1 = body.forwardKept(k0.y.clone());
+    const tk = tail.tailStep(k1.y, targets, kept[2]);
+    const dk1 = body.backwardKept(k1.kept, tk.dx!, kept[1])!;
+    expect(head.backwardKept(k0.kept, dk1, kept[0])).toBeNull();
+
+    expect(Math.abs(tk.lossSum - oracleLoss) / oracleLoss).toBeLessThanOrEqual(1e-4);
+    for (let i = 0; i < 3; i++) {
+      expect(relErr(kept[i], oracle[i])).toBeLessThanOrEqual(1e-4);
+      expect(Buffer.from(kept[i].buffer)).toEqual(Buffer.from(piped[i].buffer));
+    }
+    tf.dispose([h0, h1, t.dx!, d1, tk.dx!, dk1, ids, targets]);
+    model.dispose();
+  });
+
   it('report per-sample tail losses from one forward without leaking tensors', () => {
     const tail = Stage.initial(config, 2, 5);
     const x = tf.randomNormal([3, config.seq, config.bottleneck], 0, 1, 'float32', 6);
