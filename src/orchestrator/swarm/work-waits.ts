@@ -2,7 +2,10 @@
  * Long polls of `POST /v1/work`: a miner that would get nothing now may ask to wait (`wait_ms`)
  * until something that concerns it changes, instead of asking again every 100 ms. What concerns
  * a miner is its stage's phase and epoch, the ready tasks of that epoch at its stage, the items
- * it holds, its membership and the head's allocation: their signature is compared after every
+ * it holds, its membership and the head's allocation, and outside training its upload duty and
+ * the merge jobs assigned to it (a miner whose gradient is in waits for the merge, and one whose
+ * merge jobs are done waits for the next step or the new weights, instead of asking four times a
+ * second): their signature is compared after every
  * group commit, and a waiter wakes when it differs (or at the time its idle answer names, or
  * after `wait_ms`). An item reaches the next stage one commit after its report, rather than at
  * the next poll; idle miners cost the orchestrator one request per change, not ten a second.
@@ -27,6 +30,7 @@ interface Waiter {
 export class WorkWaits extends EventEmitter {
   private waiters = new Set<Waiter>();
   private readonly ready: Statement;
+  private readonly mergeJobs: Statement;
   private closed = false;
 
   constructor(
@@ -38,6 +42,12 @@ export class WorkWaits extends EventEmitter {
     this.ready = state.db.prepare(
       'SELECT count(*) AS n, total(item) AS items FROM tasks WHERE stage = ? AND epoch ' +
         "= ? AND state = 'ready' AND gate IS NULL",
+    );
+    // the jobs GET /v1/merge/jobs would give the miner: assigned, of its merge's current step
+    this.mergeJobs = state.db.prepare(
+      'SELECT count(*) AS n FROM merge_jobs j JOIN merges m ON m.epoch = j.epoch AND ' +
+        'm.stage = j.stage AND m.round = j.round AND m.step = j.step ' +
+        "WHERE j.merger = ? AND j.state = 'assigned'",
     );
   }
 
@@ -85,8 +95,8 @@ export class WorkWaits extends EventEmitter {
   }
 
   /**
-   * Undefined when `work` would answer this miner with something now (an item, a duty, a
-   * phase other than training, a move, a refusal); else until when nothing changes for it
+   * Undefined when `work` would answer this miner with something now (an item, an upload duty,
+   * merge jobs, a move, a refusal); else until when nothing changes for it
    * without a commit (Infinity when only a commit can change it). Reads only.
    */
   idleUntil(miner: string, now: number): number | undefined {
@@ -94,7 +104,15 @@ export class WorkWaits extends EventEmitter {
     const m = state.member(miner);
     if (!m || m.next_stage !== null) return undefined;
     const st = state.stage(m.stage);
-    if (st.phase !== 'training') return undefined;
+    if (st.phase === 'uploading') {
+      // its duty (a credit without a gradient) is an answer now; else the merge's start
+      const duty =
+        state.ledger.minerCredit(st.epoch, st.stage, miner) > 0 &&
+        !state.gradient(st.epoch, st.stage, miner);
+      return duty ? undefined : (st.deadline ?? Infinity);
+    }
+    if (st.phase === 'merging')
+      return this.assignedMergeJobs(miner) > 0 ? undefined : (st.deadline ?? Infinity);
     if (state.readyPreferred(m.stage, st.epoch, miner)) return undefined;
     const room = roomFor(state, m, cfg.run.in_flight, st.epoch, this.leaseMs, now);
     if (state.heldItems(miner) < room) {
@@ -125,6 +143,15 @@ export class WorkWaits extends EventEmitter {
       this.state.heldItems(miner),
       // the head also waits for room in the epoch's allocation
       ep?.allocated,
+      st.phase === 'uploading'
+        ? `${this.state.ledger.minerCredit(st.epoch, st.stage, miner)}/` +
+          `${this.state.gradient(st.epoch, st.stage, miner) ? 1 : 0}`
+        : '',
+      st.phase === 'merging' ? this.assignedMergeJobs(miner) : '',
     ].join(' ');
+  }
+
+  private assignedMergeJobs(miner: string): number {
+    return (this.mergeJobs.get(miner) as { n: number }).n;
   }
 }

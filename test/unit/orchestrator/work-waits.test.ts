@@ -1,12 +1,16 @@
 /**
  * Long polls of POST /v1/work (work-waits.ts): a miner with nothing to do waits for a change
- * that concerns it instead of polling, wakes when one is committed, and not on others' changes.
+ * that concerns it instead of polling, wakes when one is committed, and not on others' changes;
+ * outside training too (its gradient in, its merge jobs done).
  */
 import { once } from 'node:events';
 import { SimMiner } from '../../support/sim-miner.js';
 import { startSwarmServer, type SwarmServer } from '../../support/swarm-server.js';
 import type { WorkReply } from '../../../src/protocol/swarm-messages.js';
 import { leaseDue } from '../../../src/orchestrator/swarm/lease-policy.js';
+import { MergeWorker } from '../../../src/merge/worker.js';
+import { stageSpecs } from '../../../src/config/model.js';
+import { stageLayout } from '../../../src/model/params.js';
 
 async function miner(o: SwarmServer, name: string, stage: number): Promise<SimMiner> {
   const m = new SimMiner(o.url, o.coord.cfg.name, undefined, () => o.clock.now);
@@ -67,6 +71,70 @@ describe('a long poll for work', () => {
     expect(r.idle?.reason).toBe('waiting_for_upstream');
     await head.close();
     await body.close();
+  });
+});
+
+describe('a long poll outside training', () => {
+  let o: SwarmServer;
+  afterEach(async () => o.close());
+
+  it('waits for the merge once its gradient is in, and for the next step once its jobs are done', async () => {
+    // one stage, two miners, a real merge
+    o = await startSwarmServer({
+      merge: 'real',
+      stages: '[[-1, -1]]',
+      runOver: { samples_per_epoch: 4, batch: 2 },
+    });
+    const [a, b] = [await miner(o, 'a', 0), await miner(o, 'b', 0)];
+    const model = o.coord.cfg.model;
+    const layout = stageLayout(model, stageSpecs(model)[0]).params;
+    const opt = o.coord.cfg.run.optimizer;
+    const merger = (m: SimMiner) =>
+      new MergeWorker({
+        client: m.client,
+        layout: () => layout,
+        adamw: { beta1: opt.beta1, beta2: opt.beta2, eps: opt.eps, weightDecay: opt.weight_decay },
+      });
+    // each takes one item of two samples and reports it: the epoch is done, UPLOADING begins
+    for (const m of [a, b]) {
+      const w = await m.work(1);
+      expect(w.items).toHaveLength(1);
+      await m.complete(w.items[0]);
+    }
+    for (let i = 0; i < 20 && o.coord.state.stage(0).phase === 'training'; i++) await o.advance(50);
+    expect(o.coord.state.stage(0).phase).toBe('uploading');
+    const poll = () => pending(a.client.post<WorkReply>('/v1/work', { max: 1, wait_ms: 10_000 }));
+
+    // a's duty is an answer at once
+    const duty = (await a.client.post<WorkReply>('/v1/work', { max: 1, wait_ms: 10_000 })).duty!;
+    expect(duty).toBeDefined();
+    await a.uploadGradient(duty.epoch, duty.stage, duty.key, duty.samples);
+    // with its gradient in, a waits; b's upload starts the merge, and a's poll answers
+    let waiting = once(o.coord.waits, 'wait');
+    let p = poll();
+    await waiting;
+    expect(p.done()).toBe(false);
+    const bDuty = (await b.work(1)).duty!;
+    await b.uploadGradient(bDuty.epoch, bDuty.stage, bDuty.key, bDuty.samples);
+    expect((await p.p).phase).toBe('merging');
+
+    // with merge jobs assigned, a is answered at once; once they are done it waits for b's
+    const waited: string[] = [];
+    o.coord.waits.on('wait', (m: string) => waited.push(m));
+    expect((await a.client.post<WorkReply>('/v1/work', { wait_ms: 10_000 })).phase).toBe('merging');
+    expect(waited).toEqual([]);
+    expect(await merger(a).runOnce()).toBeGreaterThan(0);
+    waiting = once(o.coord.waits, 'wait');
+    p = poll();
+    await waiting;
+    expect(p.done()).toBe(false);
+    // b's step-1 results complete the step: step 2's jobs wake a
+    expect(await merger(b).runOnce()).toBeGreaterThan(0);
+    const r = await p.p;
+    expect(r.phase).toBe('merging');
+    expect(await merger(a).runOnce()).toBeGreaterThan(0);
+    await a.close();
+    await b.close();
   });
 });
 
