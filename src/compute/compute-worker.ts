@@ -27,13 +27,12 @@ const kept = new Map<string, { f: KeptForward; bytes: number }>();
 let keptBytes = 0;
 let keep: KeepLimits = { items: 0, bytes: 0 };
 
+/** Frees the forward kept under `name` (every kept forward without one). */
 function releaseKept(name?: string): void {
-  for (const [k, { f, bytes }] of kept)
-    if (name === undefined || k === name) {
-      stage?.releaseKept(f);
-      kept.delete(k);
-      keptBytes -= bytes;
-    }
+  for (const k of name === undefined ? [...kept.keys()] : [name]) {
+    const f = takeKept(k);
+    if (f) stage?.releaseKept(f);
+  }
 }
 
 function takeKept(name: string): KeptForward | undefined {

@@ -29,6 +29,9 @@ export interface MergeRow {
   outcome: MergeOutcome | null;
 }
 
+/** Which merge (a stage's epoch, and its round) a job or result belongs to. */
+export type MergeKey = Pick<MergeRow, 'epoch' | 'stage' | 'round'>;
+
 export interface JobRow {
   epoch: number;
   stage: number;
@@ -148,7 +151,7 @@ export class MergeState {
     });
   }
   assign(
-    m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>,
+    m: MergeKey,
     step: number,
     partition: number,
     merger: string,
@@ -157,12 +160,7 @@ export class MergeState {
   ): void {
     this.s.jobPut.run(m.epoch, m.stage, m.round, step, partition, merger, now, writes ? 1 : 0);
   }
-  job(
-    m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>,
-    step: number,
-    partition: number,
-    merger: string,
-  ): JobRow | undefined {
+  job(m: MergeKey, step: number, partition: number, merger: string): JobRow | undefined {
     const r = this.s.jobGet.get(m.epoch, m.stage, m.round, step, partition, merger) as
       Record<string, unknown> | undefined;
     return r && ({ ...r, result: r.result ? JSON.parse(r.result as string) : null } as JobRow);
@@ -181,18 +179,14 @@ export class MergeState {
     );
   }
   /** Every job of a step (every partition's). */
-  jobs(m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>, step: number): JobRow[] {
+  jobs(m: MergeKey, step: number): JobRow[] {
     return jobRows(this.s.jobsOf.all(m.epoch, m.stage, m.round, step));
   }
   /**
    * The jobs of one partition's step: what a report or a settlement needs (reading every
    * partition's instead made each of a merge's P reports read all P partitions' jobs).
    */
-  jobsAt(
-    m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>,
-    step: number,
-    partition: number,
-  ): JobRow[] {
+  jobsAt(m: MergeKey, step: number, partition: number): JobRow[] {
     return jobRows(this.s.jobsAt.all(m.epoch, m.stage, m.round, step, partition));
   }
   /**
@@ -200,34 +194,21 @@ export class MergeState {
    * to check, and partitions assigned to it. The rest stay in SQLite (a pump after each report
    * read and parsed every job of the step).
    */
-  jobsPending(
-    m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>,
-    step: number,
-    referee: string,
-  ): JobRow[] {
+  jobsPending(m: MergeKey, step: number, referee: string): JobRow[] {
     return jobRows(this.s.jobsPending.all(m.epoch, m.stage, m.round, step, referee));
   }
   jobsFor(merger: string): JobRow[] {
     return jobRows(this.s.jobsFor.all(merger));
   }
-  result<T>(
-    m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>,
-    step: number,
-    partition: number,
-  ): T | undefined {
+  result<T>(m: MergeKey, step: number, partition: number): T | undefined {
     const r = this.s.resultGet.get(m.epoch, m.stage, m.round, step, partition) as
       { result: string } | undefined;
     return r && (JSON.parse(r.result) as T);
   }
-  putResult(
-    m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>,
-    step: number,
-    partition: number,
-    result: unknown,
-  ): void {
+  putResult(m: MergeKey, step: number, partition: number, result: unknown): void {
     this.s.resultPut.run(m.epoch, m.stage, m.round, step, partition, JSON.stringify(result));
   }
-  results<T>(m: Pick<MergeRow, 'epoch' | 'stage' | 'round'>, step: number): Map<number, T> {
+  results<T>(m: MergeKey, step: number): Map<number, T> {
     return new Map(
       (
         this.s.results.all(m.epoch, m.stage, m.round, step) as Array<{
