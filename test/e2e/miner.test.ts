@@ -83,8 +83,12 @@ describe('iota miner', () => {
       s.miner(stage, ['--max-epochs', '8']),
     ]);
     const [victim] = [miners[3]];
-    // SIGKILL a body miner once it has done backward work in epoch 3 (so it holds credited samples).
-    await victim.waitFor((e) => e.event === 'item' && e.epoch === 3 && e.kind === 'bwd');
+    // SIGKILL a body miner once it has done backward work in epoch 3 (so it holds credited
+    // samples): its third backward, as one alone was sometimes settled before the kill landed.
+    let bwd3 = 0;
+    await victim.waitFor(
+      (e) => e.event === 'item' && e.epoch === 3 && e.kind === 'bwd' && ++bwd3 === 3,
+    );
     await victim.kill('SIGKILL');
     // A new miner is started for that stage when the stage enters epoch 4.
     await miners[2].waitFor((e) => e.event === 'weights' && e.epoch === 4);
